@@ -1,0 +1,1 @@
+"""The FastAPI front door: one router per resource, auth, error mapping and the invoke gateway."""

@@ -1,0 +1,123 @@
+"""`create_app()`: the FastAPI application, its lifespan and its routers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+from temporalio.client import Client
+
+from workload_api import __version__, temporal
+from workload_api.api.context import AppContext
+from workload_api.api.errors import install_error_handlers
+from workload_api.api.observability import ApiMetrics, RequestContextMiddleware
+from workload_api.api.routes import api_keys, artifacts, bundles, collections, health
+from workload_api.catalog import database
+from workload_api.models.common import ErrorBody
+from workload_api.services import api_keys as api_key_service
+from workload_api.services.bundles import BundleCatalog
+from workload_api.settings import Settings
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v2"
+DESCRIPTION = """
+Run containerized AI services with a governed lifecycle.
+
+* **Artifacts** say what to run. Drafts are mutable; registering one makes an immutable
+  version (v1, v2, ...) in an **artifact collection**.
+* **Workloads** run an artifact on a runtime; **deployments** give a registered workload a
+  stable, authenticated, audited URL.
+* **Resource bundles** are the compute presets a workload picks.
+
+Every route but `/healthz`, `/readyz` and `/metrics` needs `Authorization: Bearer <API key>`.
+Errors share one body: `code`, `message`, `detail[]` (JSON paths of bad fields) and `requestId`.
+"""
+ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    401: {"model": ErrorBody, "description": "No API key, or a bad or revoked one."},
+    403: {"model": ErrorBody, "description": "The key's role may not do this."},
+    404: {"model": ErrorBody, "description": "No such resource."},
+    409: {"model": ErrorBody, "description": "The resource's state forbids this."},
+    412: {"model": ErrorBody, "description": "The `If-Match` ETag is stale."},
+    422: {"model": ErrorBody, "description": "Bad input; `detail` lists every bad field."},
+}
+
+
+class TrailingSlashMiddleware:
+    """Serve `/x` like `/x/` under the management API, without a redirect a POST would lose.
+
+    The invoke gateway (`/api/v2/endpoints/`) is left alone: its paths belong to the workload.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if (
+            scope["type"] == "http"
+            and path.startswith(API_PREFIX + "/")
+            and not path.endswith("/")
+            and not path.startswith(API_PREFIX + "/endpoints/")
+        ):
+            scope["path"] = path + "/"
+            scope["raw_path"] = scope.get("raw_path", path.encode()) + b"/"
+        await self.app(scope, receive, send)
+
+
+def create_app(
+    settings: Settings | None = None, *, temporal_client: Client | None = None
+) -> FastAPI:
+    """Build the API. Tests pass their own settings and Temporal client."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = database.create_engine(settings.catalog_url)
+        try:
+            await database.migrate(engine)
+            sessions = database.create_sessionmaker(engine)
+            async with sessions() as session, session.begin():
+                where = await api_key_service.ensure_admin_key(
+                    session,
+                    preset=settings.bootstrap_admin_key.get_secret_value()
+                    if settings.bootstrap_admin_key
+                    else None,
+                    key_file=settings.admin_key_file,
+                )
+            if where:
+                log.info("created the first admin key", extra={"where": where})
+            client = temporal_client or await temporal.connect(settings, lazy=True)
+            app.state.context = AppContext(
+                settings=settings,
+                engine=engine,
+                sessions=sessions,
+                bundles=BundleCatalog.load(settings.resource_bundles_file),
+                temporal=client,
+            )
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Workload API",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        redirect_slashes=False,
+    )
+    app.state.metrics = ApiMetrics()
+    install_error_handlers(app)
+
+    api = APIRouter(prefix=API_PREFIX, responses=ERROR_RESPONSES)
+    for module in (artifacts, collections, bundles, api_keys):
+        api.include_router(module.router)
+    app.include_router(api)
+    app.include_router(health.router)
+
+    app.add_middleware(TrailingSlashMiddleware)
+    app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
+    return app

@@ -1,0 +1,127 @@
+"""Dependencies as `Annotated` aliases, so route signatures read like plain typed parameters."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import Client
+
+from workload_api.api.context import AppContext
+from workload_api.errors import AuthenticationError, PermissionDeniedError, PreconditionFailedError
+from workload_api.models.api_keys import Role
+from workload_api.services import api_keys
+from workload_api.services.api_keys import Principal
+from workload_api.services.bundles import BundleCatalog
+from workload_api.services.listing import PageRequest
+
+
+def get_context(request: Request) -> AppContext:
+    context: AppContext = request.app.state.context
+    return context
+
+
+ContextDep = Annotated[AppContext, Depends(get_context)]
+
+
+async def get_session(context: ContextDep) -> AsyncIterator[AsyncSession]:
+    """One transaction per request. It commits when the route returns and before the response
+    is sent (scope="function"), so nothing is acknowledged that is not durable."""
+    async with context.sessions() as session, session.begin():
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+def get_bundles(context: ContextDep) -> BundleCatalog:
+    return context.bundles
+
+
+BundlesDep = Annotated[BundleCatalog, Depends(get_bundles)]
+
+
+def get_temporal(context: ContextDep) -> Client:
+    return context.temporal
+
+
+TemporalDep = Annotated[Client, Depends(get_temporal)]
+
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="ApiKey",
+    description="An API key: `Authorization: Bearer wapi_...`. Admins create keys.",
+)
+
+
+async def get_principal(
+    context: ContextDep,
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    if credentials is None:
+        raise AuthenticationError("send an API key in the header 'Authorization: Bearer <key>'")
+    # A short session of its own: authentication must not hold the request's write transaction.
+    async with context.sessions() as session:
+        principal = await api_keys.authenticate(session, credentials.credentials)
+    request.state.principal = principal
+    return principal
+
+
+def require(role: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    async def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+        if not principal.has_role(role):
+            raise PermissionDeniedError(
+                f"this action needs the '{role}' role; your key has '{principal.role}'"
+            )
+        return principal
+
+    return check
+
+
+Viewer = Annotated[Principal, Depends(require("viewer"))]
+Editor = Annotated[Principal, Depends(require("editor"))]
+Admin = Annotated[Principal, Depends(require("admin"))]
+
+
+def page_request(
+    offset: Annotated[int, Query(ge=0, le=10_000_000, description="Items to skip.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size, at most 100.")] = 100,
+    order_by: Annotated[
+        str | None,
+        Query(
+            alias="orderBy",
+            max_length=40,
+            pattern=r"^-?[A-Za-z]+$",
+            description="Field to sort by; prefix '-' for descending, e.g. `-createdAt`.",
+        ),
+    ] = None,
+) -> PageRequest:
+    return PageRequest(offset=offset, limit=limit, order_by=order_by)
+
+
+PageDep = Annotated[PageRequest, Depends(page_request)]
+
+
+def expected_revision(
+    if_match: Annotated[
+        str | None,
+        Header(
+            description='The ETag you last read (e.g. `"3"`); a stale one gets 412.',
+            max_length=100,
+        ),
+    ] = None,
+) -> int | None:
+    """The revision an `If-Match` header names; `*` or no header means any revision."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    tag = if_match.strip().removeprefix("W/").strip('"')
+    if not tag.isdigit():
+        raise PreconditionFailedError(f"If-Match {if_match!r} matches no revision of this resource")
+    return int(tag)
+
+
+IfMatchDep = Annotated[int | None, Depends(expected_revision)]

@@ -1,0 +1,1 @@
+"""The SQL catalog: tables, migrations and sessions (SQLite embedded, PostgreSQL at scale)."""

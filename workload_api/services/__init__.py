@@ -1,0 +1,1 @@
+"""Domain logic. Services raise `workload_api.errors` types and never know about HTTP."""

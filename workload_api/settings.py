@@ -1,0 +1,43 @@
+"""The one settings class. Every value can be set with a `WAPI_`-prefixed environment variable."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Configuration of the API, the worker and the local stack."""
+
+    model_config = SettingsConfigDict(env_prefix="WAPI_", env_ignore_empty=True, extra="ignore")
+
+    state_dir: Path = Field(Path(".wapi"), description="Where the embedded stack keeps its data.")
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8080, ge=1, le=65535)
+    database_url: str | None = Field(
+        None, description="SQLAlchemy async URL; default is a SQLite file in the state directory."
+    )
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = "workload-api"
+    temporal_ui_port: int = Field(8233, ge=1, le=65535)
+    bootstrap_admin_key: SecretStr | None = Field(
+        None, description="If set, this key becomes the first admin key."
+    )
+    resource_bundles_file: Path | None = Field(
+        None, description="YAML file replacing the shipped resource bundle catalog."
+    )
+    log_level: str = "INFO"
+
+    @cached_property
+    def catalog_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.state_dir.resolve() / 'catalog.db'}"
+
+    @property
+    def admin_key_file(self) -> Path:
+        return self.state_dir / "admin.key"
