@@ -36,26 +36,28 @@ class ArtifactCreate(InputModel):
 class ArtifactReplace(InputModel):
     """Replace every editable field of a draft."""
 
-    name: Name
+    name: Name = Field(examples=["support-agent"])
     description: Description = ""
-    type: ArtifactType = "generic"
+    type: ArtifactType = Field("generic", description=_TYPE_DOC)
     collection_id: ResourceId | None = Field(None, description=_COLLECTION_DOC)
-    spec: ArtifactSpec
+    spec: ArtifactSpec = Field(examples=[SPEC_EXAMPLE])
 
 
 class ArtifactUpdate(InputModel):
     """Change some fields of a draft, or register it with `{"status": "registered"}`."""
 
-    name: Name | None = None
+    name: Name | None = Field(None, examples=["support-agent"])
     description: Description | None = None
-    type: ArtifactType | None = None
-    status: ArtifactStatus | None = None
+    type: ArtifactType | None = Field(None, description=_TYPE_DOC)
+    status: ArtifactStatus | None = Field(None, description="`registered` registers a draft.")
     collection_id: ResourceId | None = Field(None, description=_COLLECTION_DOC)
-    spec: ArtifactSpec | None = None
+    spec: ArtifactSpec | None = Field(None, examples=[SPEC_EXAMPLE])
 
 
 class ArtifactClone(InputModel):
-    name: Name | None = Field(None, description="Defaults to the source's name.")
+    name: Name | None = Field(
+        None, description="Defaults to the source's name.", examples=["support-agent-next"]
+    )
 
 
 class ArtifactPublic(CamelModel):

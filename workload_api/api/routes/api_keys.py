@@ -39,6 +39,7 @@ async def create_key(session: SessionDep, principal: Admin, data: ApiKeyCreate) 
 async def list_keys(
     request: Request, session: SessionDep, _: Admin, page: PageDep
 ) -> Page[ApiKeyPublic]:
+    """All keys, oldest first, revoked ones included; never their values."""
     rows, total = await api_keys.list_keys(session, page.offset, page.limit)
     return page_of(request, rows, total, page, present)
 
@@ -51,6 +52,7 @@ async def whoami(session: SessionDep, principal: Viewer) -> ApiKeyPublic:
 
 @router.get("/{keyId}/", summary="Get an API key")
 async def get_key(session: SessionDep, _: Admin, key_id: KeyId) -> ApiKeyPublic:
+    """One key's metadata; never its value."""
     return present(await api_keys.get_key(session, key_id))
 
 

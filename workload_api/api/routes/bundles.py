@@ -25,4 +25,5 @@ async def list_bundles(
 
 @router.get("/{bundleId}/", summary="Get a resource bundle")
 async def get_bundle(bundles: BundlesDep, _: Viewer, bundle_id: BundleId) -> ResourceBundle:
+    """CPU, memory and GPU of one bundle."""
     return bundles.get(bundle_id)

@@ -43,6 +43,7 @@ async def list_collections(
 async def get_collection(
     session: SessionDep, _: Viewer, collection_id: CollectionId
 ) -> CollectionPublic:
+    """One collection, with the number of its newest version."""
     return present(await collections.get_collection(session, collection_id))
 
 

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Install the Debian packages the product (run) or the test suite (test) needs, when missing.
+# Nothing under /etc is configured: podman is pointed at deploy/local/containers.conf instead.
+set -euo pipefail
+
+profile="${1:-run}"
+need=()
+have() { command -v "$1" >/dev/null 2>&1; }
+
+have podman || need+=(podman)
+have runc || need+=(runc)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+if [ "$profile" = test ]; then
+  have busybox || [ -x /bin/busybox ] || need+=(busybox-static)
+  # The suite runs the catalog against a throwaway PostgreSQL cluster of its own.
+  have initdb || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+fi
+if [ "$profile" = bench ]; then
+  have nginx || need+=(nginx-light)
+  have busybox || [ -x /bin/busybox ] || need+=(busybox-static)
+fi
+
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing system packages: ${need[*]}"
+  sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -qq
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi

@@ -1,0 +1,73 @@
+"""Shared fixtures: catalogs on SQLite and PostgreSQL, the API app and authenticated clients."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from temporalio.client import Client
+
+from tests.support import catalogs
+from tests.support.postgres import postgres_server
+from workload_api.api.app import create_app
+from workload_api.settings import Settings
+
+ADMIN_KEY = "wapi_test-admin-key-0123456789abcdefghijklmnopqrstuv"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    with postgres_server() as url:
+        catalogs.create_template(url)
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """Each test that uses the catalog runs once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'catalog.db'}"
+        return
+    server: str = request.getfixturevalue("postgres_url")
+    url = await catalogs.create_database(server)
+    yield url
+    await catalogs.drop_database(server, url)
+
+
+@pytest.fixture
+def settings(catalog_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        state_dir=tmp_path / "state",
+        database_url=catalog_url,
+        bootstrap_admin_key=ADMIN_KEY,
+    )
+
+
+@pytest.fixture
+async def unreachable_temporal() -> Client:
+    """For API tests that need no workflow: readiness reports Temporal as unreachable."""
+    return await Client.connect("127.0.0.1:1", lazy=True)
+
+
+@pytest.fixture
+async def app(settings: Settings, unreachable_temporal: Client) -> AsyncIterator[FastAPI]:
+    app = create_app(settings, temporal_client=unreachable_temporal)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+def client_for(app: FastAPI, key: str | None) -> httpx.AsyncClient:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver", headers=headers
+    )
+
+
+@pytest.fixture
+async def api(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A client with the admin key."""
+    async with client_for(app, ADMIN_KEY) as client:
+        yield client

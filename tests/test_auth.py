@@ -1,0 +1,134 @@
+"""Authentication and the role matrix over every management route."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from tests.conftest import client_for
+from tests.factories import artifact
+
+# Every route under /api/v2 and the least role that may call it. A new route must be added here.
+REQUIRED_ROLE: dict[tuple[str, str], str] = {
+    ("POST", "/api/v2/registry/artifacts/"): "editor",
+    ("GET", "/api/v2/registry/artifacts/"): "viewer",
+    ("GET", "/api/v2/registry/artifacts/{artifactId}/"): "viewer",
+    ("PATCH", "/api/v2/registry/artifacts/{artifactId}/"): "editor",
+    ("PUT", "/api/v2/registry/artifacts/{artifactId}/"): "editor",
+    ("DELETE", "/api/v2/registry/artifacts/{artifactId}/"): "editor",
+    ("POST", "/api/v2/registry/artifacts/{artifactId}/clone/"): "editor",
+    ("GET", "/api/v2/registry/artifactCollections/"): "viewer",
+    ("GET", "/api/v2/registry/artifactCollections/{collectionId}/"): "viewer",
+    ("GET", "/api/v2/registry/artifactCollections/{collectionId}/versions/"): "viewer",
+    ("GET", "/api/v2/resourceBundles/"): "viewer",
+    ("GET", "/api/v2/resourceBundles/{bundleId}/"): "viewer",
+    ("POST", "/api/v2/apiKeys/"): "admin",
+    ("GET", "/api/v2/apiKeys/"): "admin",
+    ("GET", "/api/v2/apiKeys/me/"): "viewer",
+    ("GET", "/api/v2/apiKeys/{keyId}/"): "admin",
+    ("DELETE", "/api/v2/apiKeys/{keyId}/"): "admin",
+}
+RANK = {"viewer": 0, "editor": 1, "admin": 2}
+UNAUTHENTICATED = ("GET /healthz", "GET /readyz", "GET /metrics")
+
+
+def api_routes(app: FastAPI) -> set[tuple[str, str]]:
+    return {
+        (method.upper(), path)
+        for path, operations in app.openapi()["paths"].items()
+        if path.startswith("/api/v2/")
+        for method in operations
+    }
+
+
+async def make_key(api: httpx.AsyncClient, role: str) -> str:
+    response = await api.post(
+        "/api/v2/apiKeys/", json={"name": role, "username": role, "role": role}
+    )
+    assert response.status_code == 201
+    key: str = response.json()["key"]
+    return key
+
+
+def concrete(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", "0000", path)
+
+
+async def test_every_route_is_in_the_matrix(app: FastAPI) -> None:
+    assert api_routes(app) == set(REQUIRED_ROLE)
+
+
+async def test_role_matrix(app: FastAPI, api: httpx.AsyncClient) -> None:
+    keys = {role: await make_key(api, role) for role in RANK}
+    revoked = await make_key(api, "editor")
+    revoked_id = (await api.get("/api/v2/apiKeys/", params={"limit": 100})).json()["data"][-1]["id"]
+    assert (await api.delete(f"/api/v2/apiKeys/{revoked_id}/")).status_code == 200
+
+    callers = {**keys, "none": None, "bad": "wapi_not-a-real-key", "revoked": revoked}
+    for (method, path), needed in REQUIRED_ROLE.items():
+        for caller, key in callers.items():
+            async with client_for(app, key) as client:
+                body: dict[str, object] | None = {} if method in ("POST", "PUT", "PATCH") else None
+                response = await client.request(method, concrete(path), json=body)
+            where = f"{method} {path} as {caller}: {response.status_code} {response.text[:200]}"
+            if caller in ("none", "bad", "revoked"):
+                assert response.status_code == 401, where
+                assert response.headers["www-authenticate"] == "Bearer"
+            elif RANK[caller] < RANK[needed]:
+                assert response.status_code == 403, where
+                assert response.json()["code"] == "permission_denied"
+            else:
+                assert response.status_code not in (401, 403), where
+
+
+@pytest.mark.parametrize("route", UNAUTHENTICATED)
+async def test_health_and_metrics_need_no_key(app: FastAPI, route: str) -> None:
+    method, path = route.split()
+    async with client_for(app, None) as client:
+        response = await client.request(method, path)
+    assert response.status_code in (200, 503)
+
+
+async def test_keys_are_shown_once_and_stored_hashed(api: httpx.AsyncClient, app: FastAPI) -> None:
+    created = (
+        await api.post("/api/v2/apiKeys/", json={"name": "ci", "username": "bob", "role": "editor"})
+    ).json()
+    key = created["key"]
+    assert key.startswith("wapi_") and created["prefix"] == key[:11]
+    listed = (await api.get(f"/api/v2/apiKeys/{created['id']}/")).json()
+    assert "key" not in listed and key not in str((await api.get("/api/v2/apiKeys/")).json())
+    async with app.state.context.engine.connect() as conn:
+        from sqlalchemy import text
+
+        stored = [tuple(row) for row in await conn.execute(text("SELECT * FROM api_keys"))]
+    assert key not in str(stored)
+
+    async with client_for(app, key) as bob:
+        me = (await bob.get("/api/v2/apiKeys/me/")).json()
+        assert me["username"] == "bob" and me["role"] == "editor"
+        made = await bob.post("/api/v2/registry/artifacts/", json=artifact())
+        assert made.json()["creator"] == {"username": "bob"}
+        assert (await api.delete(f"/api/v2/apiKeys/{created['id']}/")).status_code == 200
+        assert (await bob.get("/api/v2/apiKeys/me/")).status_code == 401
+    again = await api.delete(f"/api/v2/apiKeys/{created['id']}/")
+    assert again.status_code == 409
+
+
+async def test_an_admin_cannot_revoke_its_own_key(api: httpx.AsyncClient) -> None:
+    me = (await api.get("/api/v2/apiKeys/me/")).json()
+    response = await api.delete(f"/api/v2/apiKeys/{me['id']}/")
+    assert response.status_code == 409
+
+
+async def test_key_input_is_validated(api: httpx.AsyncClient) -> None:
+    response = await api.post(
+        "/api/v2/apiKeys/", json={"name": "x", "username": "a b", "role": "root"}
+    )
+    assert response.status_code == 422
+    assert {tuple(d["loc"]) for d in response.json()["detail"]} == {
+        ("body", "username"),
+        ("body", "role"),
+    }
