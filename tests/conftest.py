@@ -15,6 +15,9 @@ from tests.support.postgres import postgres_server
 from workload_api.api.app import create_app
 from workload_api.settings import Settings
 
+# Session fixtures for real containers (Podman) live in a plugin module of their own.
+pytest_plugins = ["tests.support.fixtures_podman"]
+
 ADMIN_KEY = "wapi_test-admin-key-0123456789abcdefghijklmnopqrstuv"
 
 
