@@ -9,6 +9,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
 
 from tests.support import catalogs
 from tests.support.postgres import postgres_server
@@ -16,7 +17,7 @@ from workload_api.api.app import create_app
 from workload_api.settings import Settings
 
 # Session fixtures for real containers (Podman) live in a plugin module of their own.
-pytest_plugins = ["tests.support.fixtures_podman"]
+pytest_plugins = ["tests.support.fixtures_podman", "tests.support.fixtures_temporal"]
 
 ADMIN_KEY = "wapi_test-admin-key-0123456789abcdefghijklmnopqrstuv"
 
@@ -52,7 +53,9 @@ def settings(catalog_url: str, tmp_path: Path) -> Settings:
 @pytest.fixture
 async def unreachable_temporal() -> Client:
     """For API tests that need no workflow: readiness reports Temporal as unreachable."""
-    return await Client.connect("127.0.0.1:1", lazy=True)
+    return await Client.connect(
+        "127.0.0.1:1", lazy=True, data_converter=pydantic_data_converter
+    )
 
 
 @pytest.fixture

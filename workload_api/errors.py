@@ -7,7 +7,8 @@ DomainError
 ├── NotFoundError          404
 ├── ConflictError          409  (the state of a resource forbids the action)
 ├── PreconditionFailedError 412 (a stale If-Match ETag)
-└── UnavailableError       503  (a dependency such as Temporal is down)
+├── UnavailableError       503  (a dependency such as Temporal is down; has Retry-After)
+└── UpstreamTimeoutError   504  (a workload did not answer the gateway in time)
 """
 
 from __future__ import annotations
@@ -72,6 +73,10 @@ class ConflictError(DomainError):
 
 class PreconditionFailedError(DomainError):
     code = "precondition_failed"
+
+
+class UpstreamTimeoutError(DomainError):
+    code = "upstream_timeout"
 
 
 class UnavailableError(DomainError):

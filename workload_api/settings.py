@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,6 +32,29 @@ class Settings(BaseSettings):
         None, description="YAML file replacing the shipped resource bundle catalog."
     )
     log_level: str = "INFO"
+
+    runtime: Literal["local", "kubernetes"] = Field(
+        "local", description="Where containers run: a Docker-API engine, or a Kubernetes cluster."
+    )
+    docker_url: str | None = Field(
+        None,
+        description="Docker Engine API URL (unix:///run/docker.sock, tcp://...). Unset: `wapi run` "
+        "starts a Podman API service of its own and sets it.",
+    )
+    kubernetes_namespace: str = "workload-api"
+    probe_tick_seconds: float = Field(1.0, gt=0, description="How often replicas are checked.")
+    ready_timeout_seconds: float = Field(
+        600, gt=0, description="A starting workload that is not ready by then is errored."
+    )
+    restart_backoff_seconds: float = Field(1.0, gt=0)
+    restart_backoff_max_seconds: float = Field(60.0, gt=0)
+    crash_loop_limit: int = Field(5, ge=1, description="Restarts in a row before errored.")
+    gateway_timeout_seconds: float = Field(
+        300, gt=0, description="How long the gateway waits for a workload's answer."
+    )
+    update_timeout_seconds: float = Field(
+        20, gt=0, description="How long the API waits for a worker to accept a lifecycle change."
+    )
 
     @cached_property
     def catalog_url(self) -> str:

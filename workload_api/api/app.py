@@ -4,19 +4,33 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
+import httpx
 from fastapi import APIRouter, FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.client import Client
 
 from workload_api import __version__, temporal
 from workload_api.api.context import AppContext
+from workload_api.api.directory import ReplicaDirectory
 from workload_api.api.errors import install_error_handlers
 from workload_api.api.observability import ApiMetrics, RequestContextMiddleware
-from workload_api.api.routes import api_keys, artifacts, bundles, collections, health
+from workload_api.api.proxy import ReplicaProxy
+from workload_api.api.routes import (
+    api_keys,
+    artifacts,
+    bundles,
+    collections,
+    health,
+    invoke,
+    logs,
+    workloads,
+)
 from workload_api.catalog import database
 from workload_api.models.common import ErrorBody
+from workload_api.runtimes.factory import build_runtime
 from workload_api.services import api_keys as api_key_service
 from workload_api.services.bundles import BundleCatalog
 from workload_api.settings import Settings
@@ -68,6 +82,22 @@ class TrailingSlashMiddleware:
         await self.app(scope, receive, send)
 
 
+async def bootstrap_catalog(
+    settings: Settings, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Migrate the schema and make sure an admin key exists."""
+    await database.migrate(engine)
+    preset = settings.bootstrap_admin_key
+    async with sessions() as session, session.begin():
+        where = await api_key_service.ensure_admin_key(
+            session,
+            preset=preset.get_secret_value() if preset else None,
+            key_file=settings.admin_key_file,
+        )
+    if where:
+        log.info("created the first admin key", extra={"where": where})
+
+
 def create_app(
     settings: Settings | None = None, *, temporal_client: Client | None = None
 ) -> FastAPI:
@@ -76,31 +106,36 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = database.create_engine(settings.catalog_url)
-        try:
-            await database.migrate(engine)
+        # Everything entered here is released in reverse order, also after a partial start.
+        async with AsyncExitStack() as stack:
+            engine = database.create_engine(settings.catalog_url)
+            stack.push_async_callback(engine.dispose)
             sessions = database.create_sessionmaker(engine)
-            async with sessions() as session, session.begin():
-                where = await api_key_service.ensure_admin_key(
-                    session,
-                    preset=settings.bootstrap_admin_key.get_secret_value()
-                    if settings.bootstrap_admin_key
-                    else None,
-                    key_file=settings.admin_key_file,
+            await bootstrap_catalog(settings, engine, sessions)
+            directory = ReplicaDirectory(sessions)
+            await directory.start()
+            stack.push_async_callback(directory.stop)
+            http = await stack.enter_async_context(
+                httpx.AsyncClient(
+                    timeout=httpx.Timeout(settings.gateway_timeout_seconds, connect=5.0),
+                    limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
+                    follow_redirects=False,
                 )
-            if where:
-                log.info("created the first admin key", extra={"where": where})
-            client = temporal_client or await temporal.connect(settings, lazy=True)
+            )
+            runtime = build_runtime(settings)
+            if runtime is not None:
+                stack.push_async_callback(runtime.close)
             app.state.context = AppContext(
                 settings=settings,
                 engine=engine,
                 sessions=sessions,
                 bundles=BundleCatalog.load(settings.resource_bundles_file),
-                temporal=client,
+                temporal=temporal_client or await temporal.connect(settings, lazy=True),
+                directory=directory,
+                proxy=ReplicaProxy(http),
+                runtime=runtime,
             )
             yield
-        finally:
-            await engine.dispose()
 
     app = FastAPI(
         title="Workload API",
@@ -113,7 +148,7 @@ def create_app(
     install_error_handlers(app)
 
     api = APIRouter(prefix=API_PREFIX, responses=ERROR_RESPONSES)
-    for module in (artifacts, collections, bundles, api_keys):
+    for module in (artifacts, collections, workloads, logs, invoke, bundles, api_keys):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)

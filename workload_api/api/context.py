@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
+from workload_api.api.directory import ReplicaDirectory
+from workload_api.api.proxy import ReplicaProxy
+from workload_api.runtimes.base import Runtime
 from workload_api.services.bundles import BundleCatalog
 from workload_api.settings import Settings
 
@@ -18,3 +21,6 @@ class AppContext:
     sessions: async_sessionmaker[AsyncSession]
     bundles: BundleCatalog
     temporal: Client
+    directory: ReplicaDirectory
+    proxy: ReplicaProxy
+    runtime: Runtime | None

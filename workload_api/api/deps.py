@@ -16,6 +16,7 @@ from workload_api.models.api_keys import Role
 from workload_api.services import api_keys
 from workload_api.services.api_keys import Principal
 from workload_api.services.bundles import BundleCatalog
+from workload_api.services.lifecycle import WorkloadLifecycle
 from workload_api.services.listing import PageRequest
 
 
@@ -28,10 +29,14 @@ ContextDep = Annotated[AppContext, Depends(get_context)]
 
 
 async def get_session(context: ContextDep) -> AsyncIterator[AsyncSession]:
-    """One transaction per request. It commits when the route returns and before the response
-    is sent (scope="function"), so nothing is acknowledged that is not durable."""
-    async with context.sessions() as session, session.begin():
+    """A session per request. What the route leaves uncommitted commits when it returns and
+    before the response is sent (scope="function"): nothing is acknowledged that is not durable.
+
+    Routes that wait on Temporal commit first: on SQLite an open transaction holds the write
+    lock, which the workflow's own catalog writes would then wait for."""
+    async with context.sessions() as session:
         yield session
+        await session.commit()
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
@@ -49,6 +54,17 @@ def get_temporal(context: ContextDep) -> Client:
 
 
 TemporalDep = Annotated[Client, Depends(get_temporal)]
+
+
+def get_lifecycle(context: ContextDep) -> WorkloadLifecycle:
+    return WorkloadLifecycle(
+        context.temporal,
+        task_queue=context.settings.temporal_task_queue,
+        timeout=context.settings.update_timeout_seconds,
+    )
+
+
+LifecycleDep = Annotated[WorkloadLifecycle, Depends(get_lifecycle)]
 
 bearer = HTTPBearer(
     auto_error=False,

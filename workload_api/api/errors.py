@@ -20,6 +20,7 @@ from workload_api.errors import (
     PermissionDeniedError,
     PreconditionFailedError,
     UnavailableError,
+    UpstreamTimeoutError,
 )
 from workload_api.models.common import ErrorBody, ErrorDetail
 
@@ -33,6 +34,7 @@ STATUS: dict[type[DomainError], int] = {
     ConflictError: 409,
     PreconditionFailedError: 412,
     UnavailableError: 503,
+    UpstreamTimeoutError: 504,
 }
 
 

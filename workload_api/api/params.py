@@ -14,6 +14,7 @@ BundleId = Annotated[
     str,
     Path(alias="bundleId", description="A bundle id.", pattern=r"^[A-Za-z0-9_.-]+$", max_length=64),
 ]
+WorkloadId = Annotated[str, Path(alias="workloadId", description="A workload id.", **_ID)]
 KeyId = Annotated[str, Path(alias="keyId", description="An API key id.", **_ID)]
 Search = Annotated[
     str | None,

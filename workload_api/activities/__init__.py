@@ -1,0 +1,1 @@
+"""Everything with side effects: catalog writes, containers, probes. Clients are injected."""

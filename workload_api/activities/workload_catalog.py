@@ -1,0 +1,87 @@
+"""Activities that write the workload read model and build run plans from the catalog."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from workload_api.catalog.tables import Artifact, Workload
+from workload_api.models.spec import ArtifactSpec
+from workload_api.models.workloads import WorkloadRuntime
+from workload_api.payloads.workloads import (
+    ContainersInput,
+    PreparePlanInput,
+    RecordScaleInput,
+    RecordStatusInput,
+    RecordStatusResult,
+)
+from workload_api.runtimes.base import RunPlan
+from workload_api.services import workloads
+from workload_api.services.bundles import BundleCatalog
+from workload_api.services.workload_runtime import build_plan
+
+
+class WorkloadCatalogActivities:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], bundles: BundleCatalog) -> None:
+        self.sessions = sessions
+        self.bundles = bundles
+
+    @activity.defn
+    async def record_status(self, input: RecordStatusInput) -> RecordStatusResult:
+        async with self.sessions() as session, session.begin():
+            exists = await workloads.record_status(
+                session,
+                input.workload_id,
+                status=input.status,
+                generation=input.generation,
+                reason=input.reason,
+                event=input.event,
+                message=input.message,
+                actor=input.actor,
+            )
+        return RecordStatusResult(exists=exists)
+
+    @activity.defn
+    async def record_scale(self, input: RecordScaleInput) -> None:
+        async with self.sessions() as session, session.begin():
+            workload = await session.get(Workload, input.workload_id)
+            if workload is None:
+                return
+            runtime = WorkloadRuntime.model_validate(workload.runtime)
+            for group in runtime.container_groups:
+                group.replica_count = input.replicas.get(group.name, group.replica_count)
+            workload.runtime = runtime.model_dump(mode="json", by_alias=True, exclude_none=True)
+            await workloads.add_event(
+                session,
+                input.workload_id,
+                "scaled",
+                f"scaled to {input.replicas} by {input.actor}",
+                input.actor,
+                {"replicas": str(input.replicas)},
+            )
+
+    @activity.defn
+    async def prepare_plan(self, input: PreparePlanInput) -> RunPlan:
+        """The artifact as it is now (a draft's latest edits), with the workload's runtime."""
+        async with self.sessions() as session:
+            workload = await session.get(Workload, input.workload_id)
+            artifact = await session.get(Artifact, workload.artifact_id) if workload else None
+        if workload is None or artifact is None:
+            raise ApplicationError(
+                f"workload '{input.workload_id}' or its artifact no longer exists",
+                type="WorkloadFailed",
+                non_retryable=True,
+            )
+        return build_plan(
+            input.workload_id,
+            input.generation,
+            ArtifactSpec.model_validate(artifact.spec),
+            WorkloadRuntime.model_validate(workload.runtime),
+            self.bundles,
+        )
+
+    @activity.defn
+    async def forget_workload(self, input: ContainersInput) -> None:
+        async with self.sessions() as session, session.begin():
+            await workloads.forget_workload(session, input.workload_id)

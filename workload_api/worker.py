@@ -1,0 +1,135 @@
+"""The Temporal worker process: runs the entity workflows and the activities they call."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from contextlib import AsyncExitStack
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from workload_api import logging as wapi_logging
+from workload_api import temporal
+from workload_api.activities.supervision import SupervisionActivities
+from workload_api.activities.workload_catalog import WorkloadCatalogActivities
+from workload_api.catalog import database
+from workload_api.catalog.tables import Workload
+from workload_api.models.workloads import WorkloadRuntime
+from workload_api.runtimes.base import Runtime
+from workload_api.runtimes.factory import build_runtime
+from workload_api.services.bundles import BundleCatalog
+from workload_api.services.lifecycle import WorkloadLifecycle
+from workload_api.services.workloads import replica_counts
+from workload_api.settings import Settings
+from workload_api.workflows.workload import WorkloadWorkflow
+
+log = logging.getLogger(__name__)
+
+
+def build_worker(
+    client: Client,
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    runtime: Runtime,
+    bundles: BundleCatalog,
+) -> Worker:
+    """The worker with every workflow and activity, its clients injected."""
+    catalog = WorkloadCatalogActivities(sessions, bundles)
+    supervision = SupervisionActivities(
+        sessions,
+        runtime,
+        tick_seconds=settings.probe_tick_seconds,
+        ready_timeout=timedelta(seconds=settings.ready_timeout_seconds),
+    )
+    return Worker(
+        client,
+        task_queue=settings.temporal_task_queue,
+        workflows=[WorkloadWorkflow],
+        activities=[
+            catalog.record_status,
+            catalog.record_scale,
+            catalog.prepare_plan,
+            catalog.forget_workload,
+            supervision.supervise,
+            supervision.halt_containers,
+            supervision.remove_containers,
+        ],
+        # Long supervision activities are cancelled on shutdown and resumed on another worker.
+        graceful_shutdown_timeout=timedelta(seconds=5),
+    )
+
+
+async def restore_workflows(
+    client: Client, settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> int:
+    """Start the workflow of every workload in the catalog that has none (e.g. after Temporal
+    lost its database, or the API died between writing a workload and starting it)."""
+    lifecycle = WorkloadLifecycle(
+        client, task_queue=settings.temporal_task_queue, timeout=settings.update_timeout_seconds
+    )
+    async with sessions() as session:
+        rows = (await session.execute(select(Workload.id, Workload.status, Workload.runtime))).all()
+    for workload_id, status, runtime in rows:
+        replicas = replica_counts(WorkloadRuntime.model_validate(runtime))
+        await lifecycle.launch(workload_id, status, replicas)
+    return len(rows)
+
+
+async def connect(settings: Settings, *, attempts: int = 60) -> Client:
+    """Connect to Temporal, waiting for it to come up (it may start after the worker)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await temporal.connect(settings)
+        except RuntimeError as error:
+            if attempt == attempts:
+                raise
+            log.info(
+                "waiting for Temporal",
+                extra={"address": settings.temporal_address, "error": str(error)},
+            )
+            await asyncio.sleep(1)
+    raise AssertionError("unreachable")
+
+
+async def run(settings: Settings) -> None:
+    async with AsyncExitStack() as stack:
+        engine = database.create_engine(settings.catalog_url)
+        stack.push_async_callback(engine.dispose)
+        sessions = database.create_sessionmaker(engine)
+        runtime = build_runtime(settings)
+        if runtime is None:
+            raise SystemExit(
+                "WAPI_DOCKER_URL is not set; `wapi run` sets it, or point it at Docker"
+            )
+        stack.push_async_callback(runtime.close)
+        client = await connect(settings)
+        worker = build_worker(
+            client, settings, sessions, runtime, BundleCatalog.load(settings.resource_bundles_file)
+        )
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stopping.set)
+        async with worker:
+            restored = await restore_workflows(client, settings, sessions)
+            log.info(
+                "worker running",
+                extra={"task_queue": settings.temporal_task_queue, "workloads": restored},
+            )
+            await stopping.wait()
+        log.info("worker stopped")
+
+
+def main() -> None:
+    settings = Settings()
+    wapi_logging.configure(settings.log_level)
+    asyncio.run(run(settings))
+
+
+if __name__ == "__main__":
+    main()
