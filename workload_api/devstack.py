@@ -28,7 +28,8 @@ import httpx
 from workload_api import temporal
 from workload_api.api.app import bootstrap_catalog
 from workload_api.catalog import database
-from workload_api.runtimes.local.podman_service import podman_command
+from workload_api.runtimes.errors import RuntimeUnavailableError
+from workload_api.runtimes.local.podman_service import PodmanService
 from workload_api.settings import Settings
 
 
@@ -82,6 +83,7 @@ class LocalStack:
         self.state = settings.state_dir.resolve()
         self.logs = self.state / "logs"
         self.children: list[Child] = []
+        self.podman: PodmanService | None = None
         self._stopping = False
 
     def run(self) -> int:
@@ -104,14 +106,17 @@ class LocalStack:
         host, port = self.settings.temporal_address.rsplit(":", 1)
         for name, check_port in (("API", self.settings.api_port), ("Temporal", int(port))):
             if _port_in_use(self.settings.api_host if name == "API" else host, check_port):
-                raise StackError(f"port {check_port} for the {name} is in use; is `wapi run` already running?")
+                raise StackError(
+                    f"port {check_port} for the {name} is in use; is `wapi run` already running?"
+                )
         env = {"WAPI_STATE_DIR": str(self.state)}
         if not self.settings.docker_url:
-            socket_path = self.state / "podman.sock"
-            command, podman_env = podman_command(socket_path)
-            self._spawn("podman", command, podman_env)
-            env["WAPI_DOCKER_URL"] = f"unix://{socket_path}"
-            self._wait("podman", lambda: _docker_answers(socket_path), 30)
+            self.podman = PodmanService(self.state / "podman.sock")
+            print(f"starting podman    (log: {self.podman.log_path})")
+            try:
+                env["WAPI_DOCKER_URL"] = self.podman.start()
+            except RuntimeUnavailableError as error:
+                raise StackError(str(error)) from None
         self._spawn("temporal", self._temporal_command(host, port))
         self._wait("temporal", self._temporal_answers, 60)
         asyncio.run(self._migrate())
@@ -181,6 +186,7 @@ class LocalStack:
 
     def _banner(self, env: dict[str, str]) -> None:
         api = f"http://{self.settings.api_host}:{self.settings.api_port}"
+        temporal_host = self.settings.temporal_address.rsplit(":", 1)[0]
         key = (
             "WAPI_BOOTSTRAP_ADMIN_KEY (as you set it)"
             if self.settings.bootstrap_admin_key
@@ -190,7 +196,7 @@ class LocalStack:
             f"""
 Workload API is running.
   API docs      {api}/docs
-  Temporal UI   http://{self.settings.temporal_address.rsplit(":", 1)[0]}:{self.settings.temporal_ui_port}
+  Temporal UI   http://{temporal_host}:{self.settings.temporal_ui_port}
   Admin key     {key}
   Containers    {env.get("WAPI_DOCKER_URL", self.settings.docker_url)}
   Data and logs {self.state}
@@ -212,6 +218,9 @@ Press Ctrl-C to stop.""",
             if child.alive():
                 print(f"stopping {child.name}")
             child.stop()
+        if self.podman is not None:
+            print("stopping podman (workload containers keep running)")
+            self.podman.stop()
 
     def _on_signal(self, _signum: int, _frame: FrameType | None) -> None:
         self._stopping = True
@@ -221,14 +230,3 @@ def _port_in_use(host: str, port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex((host, port)) == 0
-
-
-def _docker_answers(socket_path: Path) -> bool:
-    if not socket_path.exists():
-        return False
-    try:
-        transport = httpx.HTTPTransport(uds=str(socket_path))
-        with httpx.Client(transport=transport, timeout=1) as client:
-            return client.get("http://engine/_ping").status_code == 200
-    except httpx.HTTPError:
-        return False

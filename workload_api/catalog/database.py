@@ -68,6 +68,9 @@ async def migrate(engine: AsyncEngine) -> None:
 
 
 def _upgrade(connection: Any) -> None:
+    if connection.dialect.name == "postgresql":
+        # Several API replicas may start at once; one migrates, the others wait for it.
+        connection.execute(text("SELECT pg_advisory_xact_lock(7226361)"))
     config = alembic_config(str(connection.engine.url))
     config.attributes["connection"] = connection
     command.upgrade(config, "head")

@@ -113,7 +113,7 @@ def register(app: typer.Typer) -> None:
 
     @workloads.command("logs")
     def workload_logs(workload_id: str, tail: int = 100, follow: bool = False) -> None:
-        params = {"tail": tail, "follow": str(follow).lower()}
+        params: dict[str, str | int] = {"tail": tail, "follow": str(follow).lower()}
         with (
             _client() as client,
             client.stream(

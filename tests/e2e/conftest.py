@@ -1,0 +1,151 @@
+"""The whole product against real containers: a live API server, a worker, Temporal, Podman."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from tests.conftest import ADMIN_KEY
+from tests.support.live_server import serve
+from workload_api.api.app import create_app
+from workload_api.catalog import database
+from workload_api.runtimes.factory import build_runtime
+from workload_api.services.bundles import BundleCatalog
+from workload_api.settings import Settings
+from workload_api.worker import build_worker
+
+WORKLOADS = "/api/v2/console/workloads/"
+
+
+@dataclass
+class Stack:
+    url: str
+    api: httpx.AsyncClient
+    settings: Settings
+    image: str
+    temporal: Client
+
+    def container(self, command: list[str] | None = None, **fields: Any) -> dict[str, Any]:
+        container: dict[str, Any] = {"imageUri": self.image, "port": 8080, **fields}
+        if command is not None:
+            container["command"] = command
+        return container
+
+    async def create(self, name: str = "w", replicas: int = 1, **container: Any) -> dict[str, Any]:
+        body = {
+            "name": name,
+            "artifact": {
+                "spec": {"containerGroups": [{"containers": [self.container(**container)]}]}
+            },
+            "runtime": {"containerGroups": [{"replicaCount": replicas}]},
+        }
+        response = await self.api.post(WORKLOADS, json=body)
+        assert response.status_code == 201, response.text
+        created: dict[str, Any] = response.json()
+        return created
+
+    async def get(self, workload_id: str) -> dict[str, Any]:
+        response = await self.api.get(f"{WORKLOADS}{workload_id}/")
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def wait_status(
+        self, workload_id: str, *statuses: str, within: float = 60
+    ) -> dict[str, Any]:
+        found: dict[str, Any] = await eventually(
+            lambda: self.get(workload_id),
+            lambda w: w["status"] in statuses,
+            within,
+            f"workload {workload_id} to reach {statuses}",
+        )
+        return found
+
+    async def events(self, workload_id: str) -> list[dict[str, Any]]:
+        response = await self.api.get(f"{WORKLOADS}{workload_id}/events/", params={"limit": 100})
+        data: list[dict[str, Any]] = response.json()["data"]
+        return data
+
+    async def replicas(self, workload_id: str) -> list[dict[str, Any]]:
+        response = await self.api.get(f"{WORKLOADS}{workload_id}/replicas/")
+        data: list[dict[str, Any]] = response.json()
+        return data
+
+
+async def eventually(
+    fetch: Callable[[], Awaitable[Any]],
+    done: Callable[[Any], bool],
+    within: float,
+    what: str,
+) -> Any:
+    deadline = time.monotonic() + within
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await fetch()
+        if done(last):
+            return last
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"timed out after {within} s waiting for {what}; last: {last}")
+
+
+def stack_settings(
+    tmp_path: Path, env: WorkflowEnvironment, docker_url: str, task_queue: str
+) -> Settings:
+    return Settings(
+        state_dir=tmp_path / "state",
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'catalog.db'}",
+        bootstrap_admin_key=ADMIN_KEY,
+        temporal_address=env.client.service_client.config.target_host,
+        temporal_task_queue=task_queue,
+        docker_url=docker_url,
+        probe_tick_seconds=0.25,
+        ready_timeout_seconds=15,
+        restart_backoff_seconds=0.2,
+        restart_backoff_max_seconds=1,
+        crash_loop_limit=3,
+        update_timeout_seconds=20,
+    )
+
+
+@pytest.fixture
+async def stack(
+    tmp_path: Path,
+    temporal_env: WorkflowEnvironment,
+    docker_url: str,
+    test_image: str,
+    task_queue: str,
+) -> AsyncIterator[Stack]:
+    settings = stack_settings(tmp_path, temporal_env, docker_url, task_queue)
+    app = create_app(settings)
+    runtime = build_runtime(settings)
+    assert runtime is not None
+    engine = database.create_engine(settings.catalog_url)
+    with serve(app) as url:
+        sessions = database.create_sessionmaker(engine)
+        worker = build_worker(
+            temporal_env.client, settings, sessions, runtime, BundleCatalog.load()
+        )
+        async with (
+            worker,
+            httpx.AsyncClient(
+                base_url=url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30
+            ) as api,
+        ):
+            stack = Stack(url, api, settings, test_image, temporal_env.client)
+            try:
+                yield stack
+            finally:
+                workloads = (await api.get(WORKLOADS, params={"limit": 100})).json()["data"]
+                for workload in workloads:
+                    await runtime.remove(workload["id"])
+    await runtime.close()
+    await engine.dispose()

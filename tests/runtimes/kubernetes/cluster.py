@@ -1,0 +1,176 @@
+"""Plans, pods and object lookups shared by the Kubernetes runtime tests.
+
+The emulator runs no controllers and no kubelet: Deployments never create pods here. Tests
+write pod objects (with the status a kubelet would report) straight into the emulator.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kmock
+
+from workload_api.models.spec import ExecAction, Probe, TcpSocketAction
+from workload_api.runtimes.base import (
+    LABEL_GENERATION,
+    LABEL_GROUP,
+    LABEL_MANAGED,
+    LABEL_WORKLOAD,
+    ContainerPlan,
+    GroupPlan,
+    RunPlan,
+    SecretEnv,
+)
+
+NAMESPACE = "wapi-workloads"
+WID = "0123456789abcdef01234567"
+SECRET_ID = "5ec0000000000000000000aa"
+SECRET_VALUE = "s3cr3t-value-never-in-plain-env"
+RESOURCES = {
+    "apps/v1/deployments": "Deployment",
+    "v1/services": "Service",
+    "v1/secrets": "Secret",
+    "v1/pods": "Pod",
+}
+_PLURALS = {kind: resource for resource, kind in RESOURCES.items()}
+
+
+def main_container(**changes: Any) -> ContainerPlan:
+    fields: dict[str, Any] = {
+        "name": "main",
+        "image": "registry.example.com/team/agent:1.4",
+        "primary": True,
+        "port": 8080,
+        "entrypoint": ["/bin/agent"],
+        "command": ["serve", "--port", "8080"],
+        "env": {"LOG_LEVEL": "info"},
+        "secret_env": [SecretEnv(name="API_TOKEN", secret_id=SECRET_ID)],
+        "cpu": 0.5,
+        "memory_bytes": 512 * 2**20,
+        "gpu_count": 1,
+        "readiness_probe": Probe(
+            path="/ready", http_headers={"X-Probe": "yes"}, period_seconds=5, success_threshold=2
+        ),
+        "liveness_probe": Probe(tcp_socket=TcpSocketAction(), failure_threshold=4),
+        "startup_probe": Probe(exec_=ExecAction(command=["cat", "/tmp/started"])),
+    }
+    fields.update(changes)
+    return ContainerPlan(**fields)
+
+
+def single_plan(generation: int = 1, replicas: int = 2, **changes: Any) -> RunPlan:
+    group = GroupPlan(name="web", replicas=replicas, containers=[main_container(**changes)])
+    return RunPlan(workload_id=WID, generation=generation, groups=[group])
+
+
+def sidecar() -> ContainerPlan:
+    return ContainerPlan(
+        name="log-shipper",
+        image="registry.example.com/team/shipper:2",
+        primary=False,
+        command=["--target", "http://localhost:8080"],
+    )
+
+
+def graph_plan(generation: int = 1) -> RunPlan:
+    web = GroupPlan(name="web", replicas=1, containers=[main_container(gpu_count=0), sidecar()])
+    model = GroupPlan(
+        name="model",
+        replicas=2,
+        containers=[
+            ContainerPlan(
+                name="main",
+                image="registry.example.com/team/model:3",
+                primary=True,
+                port=9000,
+                gpu_count=2,
+                readiness_probe=Probe(path="/v1/health"),
+            )
+        ],
+    )
+    return RunPlan(workload_id=WID, generation=generation, groups=[web, model])
+
+
+def pod(
+    name: str,
+    *,
+    group: str = "web",
+    generation: int = 1,
+    created: str = "2026-01-01T00:00:00Z",
+    phase: str = "Running",
+    ready: bool = True,
+    restarts: int = 0,
+    waiting: tuple[str, str] | None = None,
+    last_exit: tuple[int, str, str] | None = None,
+    ip: str = "10.1.0.7",
+    image: str = "registry.example.com/team/agent:1.4",
+) -> dict[str, Any]:
+    """A pod as the API server would show it after the kubelet reported on it."""
+    state: dict[str, Any] = (
+        {"waiting": {"reason": waiting[0], "message": waiting[1]}}
+        if waiting
+        else {"running": {"startedAt": created}}
+    )
+    last: dict[str, Any] = {}
+    if last_exit is not None:
+        code, reason, message = last_exit
+        last = {"terminated": {"exitCode": code, "reason": reason, "message": message}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": NAMESPACE,
+            "creationTimestamp": created,
+            "labels": {
+                LABEL_MANAGED: "true",
+                LABEL_WORKLOAD: WID,
+                LABEL_GROUP: group,
+                LABEL_GENERATION: str(generation),
+            },
+        },
+        "spec": {"containers": [{"name": "main", "image": image}]},
+        "status": {
+            "phase": phase,
+            "podIP": ip,
+            "startTime": created,
+            "conditions": [
+                {"type": "PodScheduled", "status": "True"},
+                {"type": "Ready", "status": "True" if ready else "False"},
+            ],
+            "containerStatuses": [
+                {
+                    "name": "main",
+                    "image": image,
+                    "ready": ready,
+                    "started": waiting is None,
+                    "restartCount": restarts,
+                    "state": state,
+                    "lastState": last,
+                }
+            ],
+        },
+    }
+
+
+def put(emulator: kmock.KubernetesEmulator, obj: dict[str, Any]) -> None:
+    """Write an object the way a controller or kubelet would (no API call of ours)."""
+    meta = obj["metadata"]
+    emulator.objects[_PLURALS[obj["kind"]], meta.get("namespace", NAMESPACE), meta["name"]] = obj
+
+
+def live(emulator: kmock.KubernetesEmulator, kind: str) -> dict[str, dict[str, Any]]:
+    """Objects of `kind` that currently exist in the emulator, by name (soft-deleted skipped)."""
+    plural = kmock.resource(_PLURALS[kind])
+    found = {}
+    for resource, _namespace, name in list(emulator.objects):
+        obj = emulator.objects[resource, _namespace, name]
+        if resource == plural and not obj.deleted:
+            found[name] = obj.raw
+    return found
+
+
+def versions(emulator: kmock.KubernetesEmulator, kind: str, name: str) -> int:
+    """How many versions the object went through (create = 1, each patch adds one)."""
+    obj = emulator.objects[_PLURALS[kind], NAMESPACE, name]
+    return len([v for v in obj.history if v is not None])

@@ -1,0 +1,114 @@
+"""deploy/kubernetes: every manifest validates; the pieces agree with each other and the code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from workload_api.settings import Settings
+
+DEPLOY = Path(__file__).resolve().parents[3] / "deploy" / "kubernetes"
+K8S_VERSIONS = [kubernetes_validate.latest_version(), "1.30"]
+IMAGE = "workload-api:0.1.0"
+
+
+def documents() -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for path in sorted(DEPLOY.glob("*.yaml")):
+        if path.name == "kustomization.yaml":
+            continue
+        found += [(path.name, doc) for doc in yaml.safe_load_all(path.read_text()) if doc]
+    return found
+
+
+def find(kind: str, name: str) -> dict[str, Any]:
+    return next(d for _, d in documents() if d["kind"] == kind and d["metadata"]["name"] == name)
+
+
+def test_there_is_something_to_validate() -> None:
+    kinds = sorted({doc["kind"] for _, doc in documents()})
+    assert kinds == [
+        "ConfigMap", "Deployment", "Namespace", "PodDisruptionBudget", "Role", "RoleBinding",
+        "Secret", "Service", "ServiceAccount",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_every_deploy_manifest_validates(version: str) -> None:
+    for filename, doc in documents():
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            pytest.fail(f"{filename}: {doc['kind']}/{doc['metadata']['name']}: {exc.message}")
+
+
+def test_kustomization_lists_every_file() -> None:
+    kustomization = yaml.safe_load((DEPLOY / "kustomization.yaml").read_text())
+    files = {p.name for p in DEPLOY.glob("*.yaml")} - {"kustomization.yaml"}
+    assert set(kustomization["resources"]) == files
+
+
+def test_api_deployment() -> None:
+    api = find("Deployment", "wapi-api")
+    assert api["spec"]["replicas"] >= 2
+    pod = api["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "wapi-api"
+    [container] = pod["containers"]
+    assert container["image"] == IMAGE and container["command"] == ["wapi", "api"]
+    assert container["ports"][0]["containerPort"] == 8080
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    service = find("Service", "wapi-api")
+    assert service["spec"]["selector"] == api["spec"]["selector"]["matchLabels"]
+
+
+def test_worker_deployment() -> None:
+    pod = find("Deployment", "wapi-worker")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "wapi-worker"
+    [container] = pod["containers"]
+    assert container["image"] == IMAGE and container["command"] == ["wapi", "worker"]
+    sources = {next(iter(s.values()))["name"] for s in container["envFrom"]}
+    assert sources == {"wapi-config", "wapi-secrets"}
+
+
+def test_settings_keys_are_real_settings() -> None:
+    config = find("ConfigMap", "wapi-config")["data"]
+    secret = find("Secret", "wapi-secrets")["stringData"]
+    known = {f"WAPI_{name.upper()}" for name in Settings.model_fields}
+    assert set(config) | set(secret) <= known  # a typo would be ignored silently at runtime
+    assert config["WAPI_RUNTIME"] == "kubernetes"
+    Settings.model_validate({k.removeprefix("WAPI_").lower(): v for k, v in config.items()})
+    assert config["WAPI_API_HOST"] == "0.0.0.0"  # a pod must listen beyond loopback
+    assert {"WAPI_DATABASE_URL", "WAPI_BOOTSTRAP_ADMIN_KEY"} <= set(secret)
+
+
+def rules(role: str) -> dict[str, set[str]]:
+    granted: dict[str, set[str]] = {}
+    for rule in find("Role", role)["rules"]:
+        for resource in rule["resources"]:
+            granted.setdefault(resource, set()).update(rule["verbs"])
+    return granted
+
+
+def test_the_worker_may_do_what_the_runtime_does() -> None:
+    workloads_ns = find("ConfigMap", "wapi-config")["data"]["WAPI_KUBERNETES_NAMESPACE"]
+    binding = find("RoleBinding", "wapi-runtime")
+    assert binding["metadata"]["namespace"] == workloads_ns
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "wapi-worker", "namespace": "workload-api"}
+    ]
+    granted = rules("wapi-runtime")
+    for resource in ("deployments", "services", "secrets"):
+        assert {"create", "get", "list", "patch", "delete"} <= granted[resource], resource
+    assert {"get", "list"} <= granted["pods"] and "create" not in granted["pods"]
+    assert granted["pods/log"] == {"get"}
+
+
+def test_the_api_only_reads() -> None:
+    granted = rules("wapi-pod-reader")
+    assert all(verbs <= {"get", "list", "watch"} for verbs in granted.values())
+    assert "secrets" not in granted
