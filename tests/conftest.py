@@ -53,9 +53,7 @@ def settings(catalog_url: str, tmp_path: Path) -> Settings:
 @pytest.fixture
 async def unreachable_temporal() -> Client:
     """For API tests that need no workflow: readiness reports Temporal as unreachable."""
-    return await Client.connect(
-        "127.0.0.1:1", lazy=True, data_converter=pydantic_data_converter
-    )
+    return await Client.connect("127.0.0.1:1", lazy=True, data_converter=pydantic_data_converter)
 
 
 @pytest.fixture

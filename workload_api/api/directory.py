@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import defaultdict
 
 from sqlalchemy import select
@@ -17,6 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from workload_api.catalog.tables import Workload, WorkloadReplica
 
 log = logging.getLogger(__name__)
+
+# Misses reload the table at most this often, so a stopped workload cannot load the database.
+MISS_REFRESH = 0.2
 
 
 class ReplicaDirectory:
@@ -27,11 +31,18 @@ class ReplicaDirectory:
         self.interval = interval
         self._ready: dict[str, list[str]] = {}
         self._known: frozenset[str] = frozenset()
+        self._loaded_at = 0.0
         self._task: asyncio.Task[None] | None = None
         self._loaded = asyncio.Event()
 
-    def addresses(self, workload_id: str) -> list[str]:
-        return self._ready.get(workload_id, [])
+    async def addresses(self, workload_id: str) -> list[str]:
+        """Ready addresses; on a miss, reload once if the table is older than `MISS_REFRESH`,
+        so a replica that just became ready is used at once."""
+        found = self._ready.get(workload_id)
+        if not found and time.monotonic() - self._loaded_at > MISS_REFRESH:
+            await self.refresh()
+            found = self._ready.get(workload_id)
+        return found or []
 
     def knows(self, workload_id: str) -> bool:
         return workload_id in self._known
@@ -62,6 +73,7 @@ class ReplicaDirectory:
                     table[workload_id].append(address)
             known = frozenset(await session.scalars(select(Workload.id)))
         self._ready, self._known = dict(table), known
+        self._loaded_at = time.monotonic()
         self._loaded.set()
 
     async def _run(self) -> None:

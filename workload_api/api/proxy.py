@@ -31,7 +31,8 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
-NOT_FORWARDED = HOP_BY_HOP | {"authorization", "host", "content-length"}
+# Content-Length is kept: with it the body streams as is, without chunked encoding.
+NOT_FORWARDED = HOP_BY_HOP | {"authorization", "host"}
 
 
 class ReplicaProxy:

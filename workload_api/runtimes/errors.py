@@ -1,16 +1,16 @@
 """Errors a runtime raises. The workload activities turn them into retries or an `errored` state.
 
-    RuntimeError_ (base)
-    ├── RuntimeUnavailableError  retryable: the engine or cluster cannot be reached right now
-    └── WorkloadFailedError      not retryable: the workload itself cannot run as specified
-        ├── ImageNotFoundError   the image is not present and cannot be pulled
-        └── StartFailedError     the container cannot start (bad entrypoint/command, bad config)
+RuntimeError_ (base)
+├── RuntimeUnavailableError  retryable: the engine or cluster cannot be reached right now
+└── WorkloadFailedError      not retryable: the workload itself cannot run as specified
+    ├── ImageNotFoundError   the image is not present and cannot be pulled
+    └── StartFailedError     the container cannot start (bad entrypoint/command, bad config)
 """
 
 from __future__ import annotations
 
 
-class RuntimeError_(Exception):  # noqa: N801 - trailing underscore avoids the builtin's name
+class RuntimeError_(Exception):
     """Base of runtime errors."""
 
 

@@ -180,10 +180,16 @@ class WorkloadWorkflow:
     # Main loop steps
 
     async def _run_generation(self) -> None:
-        if self.state.status not in ("initializing", "running"):
-            async with self._lock:
-                if self.state.desired != "running" or not await self._begin_generation("system"):
-                    return
+        async with self._lock:
+            # Re-checked under the lock: a `start` handler may have begun a generation while
+            # this loop was waiting for the lock.
+            if self.state.desired != "running":
+                return
+            if self.state.status not in (
+                "initializing",
+                "running",
+            ) and not await self._begin_generation("system"):
+                return
         while self.state.desired == "running" and not self._continue_as_new_suggested():
             result = await self._supervise_once()
             if result is not None:

@@ -39,5 +39,8 @@ async def invoke_workload(
         async with context.sessions() as session:
             await workloads.get_workload(session, workload_id)
     return await context.proxy.forward(
-        request, context.directory.addresses(workload_id), path, target=f"workload '{workload_id}'"
+        request,
+        await context.directory.addresses(workload_id),
+        path,
+        target=f"workload '{workload_id}'",
     )
