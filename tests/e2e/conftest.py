@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,13 +99,13 @@ async def eventually(
 
 
 def stack_settings(
-    tmp_path: Path, env: WorkflowEnvironment, docker_url: str, task_queue: str
+    tmp_path: Path, temporal_address: str, docker_url: str, task_queue: str
 ) -> Settings:
     return Settings(
         state_dir=tmp_path / "state",
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'catalog.db'}",
         bootstrap_admin_key=ADMIN_KEY,
-        temporal_address=env.client.service_client.config.target_host,
+        temporal_address=temporal_address,
         temporal_task_queue=task_queue,
         docker_url=docker_url,
         probe_tick_seconds=0.25,
@@ -116,6 +117,38 @@ def stack_settings(
     )
 
 
+@asynccontextmanager
+async def open_stack(
+    tmp_path: Path, client: Client, docker_url: str, image: str, task_queue: str
+) -> AsyncIterator[Stack]:
+    """A live API and an in-process worker on `client`'s Temporal; containers removed after."""
+    settings = stack_settings(
+        tmp_path, client.service_client.config.target_host, docker_url, task_queue
+    )
+    runtime = build_runtime(settings)
+    assert runtime is not None
+    engine = database.create_engine(settings.catalog_url)
+    try:
+        with serve(create_app(settings)) as url:
+            sessions = database.create_sessionmaker(engine)
+            worker = build_worker(client, settings, sessions, runtime, BundleCatalog.load())
+            async with (
+                worker,
+                httpx.AsyncClient(
+                    base_url=url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30
+                ) as api,
+            ):
+                try:
+                    yield Stack(url, api, settings, image, client)
+                finally:
+                    workloads = (await api.get(WORKLOADS, params={"limit": 100})).json()["data"]
+                    for workload in workloads:
+                        await runtime.remove(workload["id"])
+    finally:
+        await runtime.close()
+        await engine.dispose()
+
+
 @pytest.fixture
 async def stack(
     tmp_path: Path,
@@ -124,28 +157,5 @@ async def stack(
     test_image: str,
     task_queue: str,
 ) -> AsyncIterator[Stack]:
-    settings = stack_settings(tmp_path, temporal_env, docker_url, task_queue)
-    app = create_app(settings)
-    runtime = build_runtime(settings)
-    assert runtime is not None
-    engine = database.create_engine(settings.catalog_url)
-    with serve(app) as url:
-        sessions = database.create_sessionmaker(engine)
-        worker = build_worker(
-            temporal_env.client, settings, sessions, runtime, BundleCatalog.load()
-        )
-        async with (
-            worker,
-            httpx.AsyncClient(
-                base_url=url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30
-            ) as api,
-        ):
-            stack = Stack(url, api, settings, test_image, temporal_env.client)
-            try:
-                yield stack
-            finally:
-                workloads = (await api.get(WORKLOADS, params={"limit": 100})).json()["data"]
-                for workload in workloads:
-                    await runtime.remove(workload["id"])
-    await runtime.close()
-    await engine.dispose()
+    async with open_stack(tmp_path, temporal_env.client, docker_url, test_image, task_queue) as s:
+        yield s

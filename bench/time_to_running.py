@@ -1,0 +1,140 @@
+"""Time to running: the control plane against starting the same container directly.
+
+Control plane: `POST /api/v2/console/workloads/` (inline artifact, the test image's `serve`,
+readiness probe `GET /ready`) until `GET` shows `running`. Direct: create + start the same
+container through the Docker API (published port, same ulimits) and poll `/ready` until 200.
+Both are polled at the same interval; runs alternate so drift hits both alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import aiodocker
+import httpx
+from _stack import READY_PROBE, Stack, running_stack, summary
+
+from workload_api.runtimes.local.containers import PUBLISH_HOST_IP, ULIMITS
+from workload_api.runtimes.local.engine import inspected_ports
+from workload_api.settings import Settings
+
+PRODUCTION_TICK: float = Settings.model_fields["probe_tick_seconds"].default
+# (label, event type) in the order a workload passes them; offsets are from the POST.
+PHASES = [
+    ("catalog row written (API)", "created"),
+    ("workflow recorded initializing", "starting"),
+    ("container created+started", "replica_started"),
+    ("readiness probe passed", "replica_ready"),
+    ("workflow recorded running", "running"),
+]
+
+
+def _parse(timestamp: str) -> datetime:
+    moment = datetime.fromisoformat(timestamp)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+async def control_plane_once(stack: Stack, poll: float) -> tuple[float, dict[str, float]]:
+    """Seconds until `running`, and the offset of each lifecycle event from the POST."""
+    posted_at = datetime.now(UTC)
+    started = time.perf_counter()
+    workload_id = await stack.create(f"ttr-{uuid.uuid4().hex[:6]}", READY_PROBE)
+    await stack.wait_running(workload_id, poll=poll)
+    elapsed = time.perf_counter() - started
+    offsets: dict[str, float] = {}
+    for event in await stack.events(workload_id):
+        moment = (_parse(event["timestamp"]) - posted_at).total_seconds()
+        offsets.setdefault(event["type"], moment)
+    await stack.delete(workload_id)
+    return elapsed, offsets
+
+
+async def direct_once(
+    docker: aiodocker.Docker, http: httpx.AsyncClient, image: str, poll: float
+) -> float:
+    config: dict[str, Any] = {
+        "Image": image,
+        "Cmd": ["serve"],
+        "ExposedPorts": {"8080/tcp": {}},
+        "HostConfig": {
+            "Ulimits": ULIMITS,
+            "PortBindings": {"8080/tcp": [{"HostIp": PUBLISH_HOST_IP, "HostPort": ""}]},
+        },
+    }
+    started = time.perf_counter()
+    container = await docker.containers.create(config, name=f"wapi-bench-direct-{uuid.uuid4().hex}")
+    try:
+        await container.start()
+        port = inspected_ports(await container.show())[8080]
+        deadline = started + 60
+        while time.perf_counter() < deadline:
+            try:
+                response = await http.get(f"http://{PUBLISH_HOST_IP}:{port}/ready")
+                if response.status_code == 200:
+                    return time.perf_counter() - started
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(poll)
+        raise RuntimeError("the directly started container never answered /ready")
+    finally:
+        await container.delete(force=True)
+
+
+async def main(runs: int, tick: float, poll: float) -> None:
+    async with (
+        running_stack(probe_tick_seconds=tick) as stack,
+        aiodocker.Docker(url=stack.docker_url) as docker,
+        httpx.AsyncClient(trust_env=False, timeout=2) as http,
+    ):
+        version = (await docker.version()).get("Version", "?")
+        await control_plane_once(stack, poll)  # warm-up: imports, workflow cache, image
+        await direct_once(docker, http, stack.image, poll)
+        plane: list[float] = []
+        direct: list[float] = []
+        offsets: list[dict[str, float]] = []
+        for index in range(runs):
+            if index % 2 == 0:
+                elapsed, seen = await control_plane_once(stack, poll)
+                direct.append(await direct_once(docker, http, stack.image, poll))
+            else:
+                direct.append(await direct_once(docker, http, stack.image, poll))
+                elapsed, seen = await control_plane_once(stack, poll)
+            plane.append(elapsed)
+            offsets.append(seen)
+
+    tick_note = "production default" if tick == PRODUCTION_TICK else "overridden with --tick"
+    print("time to running: control plane against the same container started directly")
+    print(f"  engine: Podman {version} (Docker API service), image {stack.image}")
+    print(f"  probe tick {tick:g} s ({tick_note}); readiness probe GET /ready periodSeconds 1")
+    print("  (the API's minimum period: the first probe runs on the first tick that sees the")
+    print("  container running, so the period only matters if that probe fails)")
+    print(f"  both sides polled every {poll:g} s; {runs} runs after 1 discarded warm-up pair")
+    print(f"  control plane  {summary(plane)}")
+    print(f"  direct         {summary(direct)}")
+    ratio = statistics.median(plane) / statistics.median(direct)
+    print(f"  ratio control-plane/direct (medians): {ratio:.2f}x")
+    print("  where the control plane's time goes (median offset from the POST):")
+    previous = 0.0
+    for label, kind in PHASES:
+        at = statistics.median(o[kind] for o in offsets if kind in o)
+        print(f"    {label:<34} {at:6.3f} s  (+{at - previous:.3f})")
+        previous = at
+    seen_at = statistics.median(plane)
+    print(f"    {'status running seen by the client':<34} {seen_at:6.3f} s  (+{seen_at - previous:.3f})")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=5, help="measured runs of each (default 5)")
+    parser.add_argument(
+        "--tick", type=float, default=PRODUCTION_TICK, help="probe tick seconds (default 1.0)"
+    )
+    parser.add_argument("--poll", type=float, default=0.05, help="client poll interval (s)")
+    args = parser.parse_args()
+    asyncio.run(main(args.runs, args.tick, args.poll))

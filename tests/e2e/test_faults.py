@@ -1,0 +1,126 @@
+"""Fault tests: processes die, servers restart, and no workload is lost, duplicated or orphaned."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from tests.conftest import ADMIN_KEY
+from tests.e2e.conftest import WORKLOADS, Stack, eventually, stack_settings
+from tests.e2e.test_workload_lifecycle import READY, containers_of
+from tests.support.live_server import serve
+from tests.support.processes import DevServer, WorkerProcess
+from workload_api.api.app import create_app
+from workload_api.runtimes.factory import build_runtime
+
+
+@dataclass
+class FaultStack:
+    stack: Stack
+    server: DevServer
+    tmp_path: Path
+    workers: list[WorkerProcess]
+
+    def worker(self) -> WorkerProcess:
+        process = WorkerProcess(
+            self.stack.settings, self.tmp_path / f"worker-{len(self.workers)}.log"
+        )
+        process.start()
+        self.workers.append(process)
+        return process
+
+
+async def connect(address: str) -> Client:
+    async def attempt() -> Client | None:
+        try:
+            return await Client.connect(address, data_converter=pydantic_data_converter)
+        except RuntimeError:
+            return None
+
+    client: Client = await eventually(attempt, lambda c: c is not None, 30, "Temporal to answer")
+    return client
+
+
+@pytest.fixture
+async def faults(
+    tmp_path: Path, docker_url: str, test_image: str, task_queue: str
+) -> AsyncIterator[FaultStack]:
+    server = DevServer(tmp_path / "temporal.db", tmp_path / "temporal.log")
+    server.start()
+    settings = stack_settings(tmp_path, server.address, docker_url, task_queue)
+    temporal = await connect(server.address)
+    env = FaultStack(
+        Stack("", httpx.AsyncClient(), settings, test_image, temporal), server, tmp_path, []
+    )
+    runtime = build_runtime(settings)
+    assert runtime is not None
+    try:
+        with serve(create_app(settings)) as url:
+            async with httpx.AsyncClient(
+                base_url=url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30
+            ) as api:
+                env.stack = Stack(url, api, settings, test_image, temporal)
+                try:
+                    yield env
+                finally:
+                    ids = [w["id"] for w in (await api.get(WORKLOADS)).json()["data"]]
+                    for workload_id in ids:
+                        await runtime.remove(workload_id)
+    finally:
+        for worker in env.workers:
+            worker.stop()
+        server.stop()
+        await runtime.close()
+
+
+async def test_worker_killed_while_initializing(faults: FaultStack) -> None:
+    stack = faults.stack
+    first = faults.worker()
+    wid = (await stack.create(command=["slow-start", "6"], readinessProbe=READY))["id"]
+    await stack.wait_status(wid, "initializing")
+    await eventually(lambda: containers_of(stack, wid), bool, 30, "the container to exist")
+    first.kill()
+    faults.worker()
+    running = await stack.wait_status(wid, "running", within=90)
+    assert running["generation"] == 1
+    containers = await containers_of(stack, wid)
+    assert len(containers) == 1, containers  # adopted, not duplicated
+    assert len(await stack.replicas(wid)) == 1
+    assert (await stack.api.get(f"/api/v2/endpoints/workloads/{wid}/healthz")).status_code == 200
+
+
+async def test_temporal_restarted_on_its_database(faults: FaultStack) -> None:
+    stack = faults.stack
+    faults.worker()
+    ids = [(await stack.create(name=f"w{i}", readinessProbe=READY))["id"] for i in range(2)]
+    for wid in ids:
+        await stack.wait_status(wid, "running")
+    before = {wid: [c["Id"] for c in await containers_of(stack, wid)] for wid in ids}
+
+    faults.server.stop()
+    await asyncio.sleep(1)
+    # Reads keep working from the catalog while Temporal is down.
+    assert (await stack.get(ids[0]))["status"] == "running"
+    faults.server.start()
+    await connect(faults.server.address)
+
+    # Every workload carries on: same containers, still serving, and still managed.
+    for wid in ids:
+        assert [c["Id"] for c in await containers_of(stack, wid)] == before[wid]
+        assert (
+            await stack.api.get(f"/api/v2/endpoints/workloads/{wid}/healthz")
+        ).status_code == 200
+    stopped = await stack.api.post(f"{WORKLOADS}{ids[0]}/stop/")
+    assert stopped.status_code == 202, stopped.text
+    await stack.wait_status(ids[0], "stopped")
+    assert await containers_of(stack, ids[0]) == []
+    newcomer = (await stack.create(name="after-restart"))["id"]
+    await stack.wait_status(newcomer, "running")
+    assert (await stack.get(ids[1]))["status"] == "running"

@@ -1,0 +1,26 @@
+"""Every committed workload history replays against the current workflow code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from workload_api.workflows.workload import WorkloadWorkflow
+
+HISTORIES = sorted((Path(__file__).parent / "histories" / "workload").glob("*.json"))
+
+
+def test_histories_are_committed() -> None:
+    assert len(HISTORIES) >= 2
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+async def test_replay(path: Path) -> None:
+    replayer = Replayer(workflows=[WorkloadWorkflow], data_converter=pydantic_data_converter)
+    await replayer.replay_workflow(
+        WorkflowHistory.from_json(f"workload-{path.stem}", path.read_text())
+    )
