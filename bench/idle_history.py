@@ -52,8 +52,10 @@ async def main(count: int, seconds: float) -> None:
     startup = sum(len(h) for h in before.values()) / count
     print("idle cost per running workload")
     print(f"  {count} workloads (test image `serve`, readiness probe GET /ready every 1 s,")
-    print(f"  probe tick {tick:g} s: production default), observed {window:.0f} s once all were")
-    print(f"  running and {SETTLE_SECONDS:g} s had passed; still {sorted(set(statuses))} at the end")
+    print(f"  probe tick {tick:g} s: production default), observed {window:.0f} s from")
+    print(
+        f"  {SETTLE_SECONDS:g} s after all were running; status at the end: {sorted(set(statuses))}"
+    )
     print(f"  history length before: {[len(before[w]) for w in ids]}")
     print(f"  history length after:  {[len(after[w]) for w in ids]}")
     for wid, new in added.items():

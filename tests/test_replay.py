@@ -15,7 +15,7 @@ HISTORIES = sorted((Path(__file__).parent / "histories" / "workload").glob("*.js
 
 
 def test_histories_are_committed() -> None:
-    assert len(HISTORIES) >= 2
+    assert len(HISTORIES) >= 4
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])

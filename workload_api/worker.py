@@ -55,6 +55,7 @@ def build_worker(
             catalog.record_scale,
             catalog.prepare_plan,
             catalog.forget_workload,
+            catalog.withdraw_replicas,
             supervision.supervise,
             supervision.halt_containers,
             supervision.remove_containers,

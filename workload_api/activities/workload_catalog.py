@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from workload_api.catalog.tables import Artifact, Workload
+from workload_api.catalog.tables import Artifact, Workload, WorkloadReplica, utcnow
 from workload_api.models.spec import ArtifactSpec
 from workload_api.models.workloads import WorkloadRuntime
 from workload_api.payloads.workloads import (
@@ -80,6 +81,16 @@ class WorkloadCatalogActivities:
             WorkloadRuntime.model_validate(workload.runtime),
             self.bundles,
         )
+
+    @activity.defn
+    async def withdraw_replicas(self, input: ContainersInput) -> None:
+        """Mark every replica not ready, so gateways stop sending it requests."""
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                update(WorkloadReplica)
+                .where(WorkloadReplica.workload_id == input.workload_id)
+                .values(ready=False, updated_at=utcnow())
+            )
 
     @activity.defn
     async def forget_workload(self, input: ContainersInput) -> None:

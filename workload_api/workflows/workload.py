@@ -57,6 +57,10 @@ RUNTIME_RETRY = RetryPolicy(
 # another worker adopts the running containers (deterministic names), it never duplicates them.
 SUPERVISION_HEARTBEAT = timedelta(seconds=10)
 SUPERVISION_LEASE = timedelta(hours=24)
+# Gateways reload their replica tables twice a second; this leaves time for that and for
+# requests already in flight to finish.
+DRAIN_GRACE = timedelta(seconds=2)
+DRAIN_PATCH = "drain-before-removing-containers"
 
 
 @workflow.defn
@@ -275,18 +279,32 @@ class WorkloadWorkflow:
         async with self._lock:
             if self.state.desired != "stopped" or self.state.status != "stopping":
                 return
+            await self._drain()
             await self._containers(SupervisionActivities.remove_containers)
             await self._record("stopped", "stopped", "all containers removed")
 
     async def _tear_down(self) -> None:
         async with self._lock:
             if not self._gone:
+                await self._drain()
                 await self._containers(SupervisionActivities.remove_containers)
                 await _catalog(
                     WorkloadCatalogActivities.forget_workload,
                     ContainersInput(workload_id=self.state.workload_id),
                 )
             self._torn_down = True
+
+    async def _drain(self) -> None:
+        """Take the replicas out of the gateways' tables before their containers go, so no new
+        request is sent to a container that is being removed."""
+        # Added after the first release; histories recorded before it have no drain step.
+        if not workflow.patched(DRAIN_PATCH):
+            return
+        await _catalog(
+            WorkloadCatalogActivities.withdraw_replicas,
+            ContainersInput(workload_id=self.state.workload_id),
+        )
+        await workflow.sleep(DRAIN_GRACE)
 
     # Helpers
 
