@@ -12,6 +12,7 @@ from temporalio.worker import Replayer
 from workload_api.workflows.workload import WorkloadWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories" / "workload").glob("*.json"))
+TEXTS = {path: path.read_text() for path in HISTORIES}
 
 
 def test_histories_are_committed() -> None:
