@@ -21,7 +21,6 @@ def test_histories_are_committed() -> None:
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_replay(path: Path) -> None:
+    history = WorkflowHistory.from_json(f"workload-{path.stem}", TEXTS[path])
     replayer = Replayer(workflows=[WorkloadWorkflow], data_converter=pydantic_data_converter)
-    await replayer.replay_workflow(
-        WorkflowHistory.from_json(f"workload-{path.stem}", path.read_text())
-    )
+    await replayer.replay_workflow(history)
