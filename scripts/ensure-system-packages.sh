@@ -9,15 +9,15 @@ have() { command -v "$1" >/dev/null 2>&1; }
 
 have podman || need+=(podman)
 have runc || need+=(runc)
+# The demo image (deploy/local/demo-image) is built offline from busybox-static.
+dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 if [ "$profile" = test ]; then
-  have busybox || [ -x /bin/busybox ] || need+=(busybox-static)
   # The suite runs the catalog against a throwaway PostgreSQL cluster of its own.
   have initdb || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 fi
 if [ "$profile" = bench ]; then
   have nginx || need+=(nginx-light)
-  have busybox || [ -x /bin/busybox ] || need+=(busybox-static)
 fi
 
 if [ ${#need[@]} -gt 0 ]; then

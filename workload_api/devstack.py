@@ -29,6 +29,7 @@ from workload_api import temporal
 from workload_api.api.app import bootstrap_catalog
 from workload_api.catalog import database
 from workload_api.runtimes.errors import RuntimeUnavailableError
+from workload_api.runtimes.local.demo_image import LATEST, build_demo_image
 from workload_api.runtimes.local.podman_service import PodmanService
 from workload_api.settings import Settings
 
@@ -84,6 +85,7 @@ class LocalStack:
         self.logs = self.state / "logs"
         self.children: list[Child] = []
         self.podman: PodmanService | None = None
+        self.demo_image: str | None = None
         self._stopping = False
 
     def run(self) -> int:
@@ -117,6 +119,7 @@ class LocalStack:
                 env["WAPI_DOCKER_URL"] = self.podman.start()
             except RuntimeUnavailableError as error:
                 raise StackError(str(error)) from None
+            self.demo_image = asyncio.run(build_demo_image(env["WAPI_DOCKER_URL"]))
         self._spawn("temporal", self._temporal_command(host, port))
         self._wait("temporal", self._temporal_answers, 60)
         asyncio.run(self._migrate())
@@ -199,6 +202,7 @@ Workload API is running.
   Temporal UI   http://{temporal_host}:{self.settings.temporal_ui_port}
   Admin key     {key}
   Containers    {env.get("WAPI_DOCKER_URL", self.settings.docker_url)}
+  Demo image    {LATEST if self.demo_image else "(not built: an external engine is configured)"}
   Data and logs {self.state}
 Press Ctrl-C to stop.""",
             flush=True,

@@ -53,28 +53,26 @@ async def faults(
     tmp_path: Path, docker_url: str, test_image: str, task_queue: str
 ) -> AsyncIterator[FaultStack]:
     server = DevServer(tmp_path / "temporal.db", tmp_path / "temporal.log")
-    server.start()
     settings = stack_settings(tmp_path, server.address, docker_url, task_queue)
-    temporal = await connect(server.address)
-    env = FaultStack(
-        Stack("", httpx.AsyncClient(), settings, test_image, temporal), server, tmp_path, []
-    )
     runtime = build_runtime(settings)
     assert runtime is not None
+    workers: list[WorkerProcess] = []
     try:
+        server.start()
+        temporal = await connect(server.address)
         with serve(create_app(settings)) as url:
             async with httpx.AsyncClient(
                 base_url=url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30
             ) as api:
-                env.stack = Stack(url, api, settings, test_image, temporal)
+                stack = Stack(url, api, settings, test_image, temporal)
                 try:
-                    yield env
+                    yield FaultStack(stack, server, tmp_path, workers)
                 finally:
                     ids = [w["id"] for w in (await api.get(WORKLOADS)).json()["data"]]
                     for workload_id in ids:
                         await runtime.remove(workload_id)
     finally:
-        for worker in env.workers:
+        for worker in workers:
             worker.stop()
         server.stop()
         await runtime.close()

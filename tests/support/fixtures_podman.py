@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.images import build_test_image
 from workload_api.runtimes.errors import RuntimeUnavailableError
+from workload_api.runtimes.local.demo_image import build_demo_image
 from workload_api.runtimes.local.podman_service import PodmanService
 
 
@@ -48,5 +48,5 @@ def docker_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 async def test_image(docker_url: str) -> str:
-    """Reference of the suite's busybox test image (see tests/images/README.md)."""
-    return await build_test_image(docker_url)
+    """Reference of the busybox demo image (see deploy/local/demo-image/README.md)."""
+    return await build_demo_image(docker_url)

@@ -218,7 +218,7 @@ async def test_halt_keeps_containers_and_remove_removes_them(
     [row] = await containers_of(docker, workload_id)
     assert row["State"] == "exited"
     lines = [line.message async for line in runtime.logs(workload_id)]
-    assert "wapi-test: serving on port 8080" in lines
+    assert "wapi-demo: serving on port 8080" in lines
 
     assert await runtime.remove(workload_id) == 1
     assert await runtime.remove(workload_id) == 0

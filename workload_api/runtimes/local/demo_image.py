@@ -1,7 +1,9 @@
-"""The suite's test image (tests/images/wapi-test), built offline through the Docker API.
+"""The demo image (deploy/local/demo-image), built offline through the Docker API.
 
-The tag is a hash of the build context, so the image is rebuilt only when a file of it (or
-the busybox binary) changes, and concurrent sessions agree on the reference.
+A busybox HTTP service with switchable behaviours (serve, crash, slow start, never ready...):
+the README's tour runs it, and so do the tests and benchmarks. The tag is a hash of the build
+context, so it is rebuilt only when a file of it (or the busybox binary) changes; it is also
+tagged `latest` for people typing commands.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from pathlib import Path
 
 import aiodocker
 
-IMAGE_DIR = Path(__file__).resolve().parents[1] / "images" / "wapi-test"
-REPOSITORY = "localhost/wapi-test"
+IMAGE_DIR = Path(__file__).resolve().parents[3] / "deploy" / "local" / "demo-image"
+REPOSITORY = "localhost/wapi-demo"
+LATEST = f"{REPOSITORY}:latest"
 _BUSYBOX_PATHS = ("/bin/busybox", "/usr/bin/busybox")
 
 
@@ -25,7 +28,7 @@ def _busybox() -> Path:
         if candidate and path.is_file():
             return path.resolve()
     raise RuntimeError(
-        "busybox is missing; the test image needs Debian's busybox-static (`make test` installs it)"
+        "busybox is missing; the demo image needs Debian's busybox-static (`make run` installs it)"
     )
 
 
@@ -59,8 +62,8 @@ def _tar(files: dict[str, tuple[bytes, int]]) -> bytes:
     return buffer.getvalue()
 
 
-async def build_test_image(docker_url: str) -> str:
-    """Build the test image on the engine at `docker_url` unless it exists; return its reference."""
+async def build_demo_image(docker_url: str) -> str:
+    """Build the demo image on the engine at `docker_url` unless it exists; return its reference."""
     files = context_files()
     reference = image_reference(files)
     async with aiodocker.Docker(url=docker_url) as docker:
@@ -77,4 +80,6 @@ async def build_test_image(docker_url: str) -> str:
             tag=reference,
         )
         await docker.images.inspect(reference)  # a failed build must fail here, not later
+        repository, tag = LATEST.rsplit(":", 1)
+        await docker.images.tag(reference, repository, tag=tag)
     return reference
