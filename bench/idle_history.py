@@ -51,7 +51,7 @@ async def main(count: int, seconds: float) -> None:
     writes_per_hour = writes / count * 3600 / window
     startup = sum(len(h) for h in before.values()) / count
     print("idle cost per running workload")
-    print(f"  {count} workloads (test image `serve`, readiness probe GET /ready every 1 s,")
+    print(f"  {count} workloads (demo image `serve`, readiness probe GET /ready every 1 s,")
     print(f"  probe tick {tick:g} s: production default), observed {window:.0f} s from")
     print(
         f"  {SETTLE_SECONDS:g} s after all were running; status at the end: {sorted(set(statuses))}"
@@ -68,6 +68,7 @@ async def main(count: int, seconds: float) -> None:
         f"  catalog writes by the worker: {writes} in the window = "
         f"{writes_per_hour:.0f} per workload per hour (replica status refreshed every 30 s)"
     )
+    print(f"  containers removed at teardown: {stack.leftovers} (expected {count})")
 
 
 if __name__ == "__main__":

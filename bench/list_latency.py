@@ -23,7 +23,7 @@ from workload_api.services.workloads import create_workload
 
 SIZES = (10, 200)
 WARMUP = 20
-IMAGE = "localhost/wapi-test:bench"  # never run: no engine is started
+IMAGE = "localhost/wapi-demo:bench"  # never run: no engine is started
 
 
 async def fill(stack: Stack, total: int) -> str:

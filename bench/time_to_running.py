@@ -1,6 +1,6 @@
 """Time to running: the control plane against starting the same container directly.
 
-Control plane: `POST /api/v2/console/workloads/` (inline artifact, the test image's `serve`,
+Control plane: `POST /api/v2/console/workloads/` (inline artifact, the demo image's `serve`,
 readiness probe `GET /ready`) until `GET` shows `running`. Direct: create + start the same
 container through the Docker API (published port, same ulimits) and poll `/ready` until 200.
 Both are polled at the same interval; runs alternate so drift hits both alike.
@@ -134,6 +134,7 @@ async def main(runs: int, tick: float, poll: float) -> None:
     print("  (the supervisor probes on the first tick that lists the container as running, one")
     print("  tick after the tick that created it)")
     print(f"  aside, cleanup not measured above: DELETE of a running workload {summary(deletes)}")
+    print(f"  containers left for the teardown to remove: {stack.leftovers} (expected 0)")
 
 
 if __name__ == "__main__":

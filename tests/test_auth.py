@@ -30,6 +30,8 @@ REQUIRED_ROLE: dict[tuple[str, str], str] = {
     ("GET", "/api/v2/apiKeys/me/"): "viewer",
     ("GET", "/api/v2/apiKeys/{keyId}/"): "admin",
     ("DELETE", "/api/v2/apiKeys/{keyId}/"): "admin",
+    ("GET", "/api/v2/auditEvents/"): "admin",
+    ("GET", "/api/v2/auditEvents/verify/"): "admin",
 }
 RANK = {"viewer": 0, "editor": 1, "admin": 2}
 UNAUTHENTICATED = ("GET /healthz", "GET /readyz", "GET /metrics")

@@ -28,6 +28,12 @@ class Settings(BaseSettings):
     bootstrap_admin_key: SecretStr | None = Field(
         None, description="If set, this key becomes the first admin key."
     )
+    secrets_key: SecretStr | None = Field(
+        None,
+        description="Key that encrypts secret values: 32 random bytes, base64-encoded. Older keys "
+        "may follow, comma-separated, to read values written with them. Unset: a key is created "
+        "once in the state directory (`secrets.key`).",
+    )
     resource_bundles_file: Path | None = Field(
         None, description="YAML file replacing the shipped resource bundle catalog."
     )
@@ -65,3 +71,7 @@ class Settings(BaseSettings):
     @property
     def admin_key_file(self) -> Path:
         return self.state_dir / "admin.key"
+
+    @property
+    def secrets_key_file(self) -> Path:
+        return self.state_dir / "secrets.key"

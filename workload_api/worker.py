@@ -7,6 +7,7 @@ import logging
 import signal
 from contextlib import AsyncExitStack
 from datetime import timedelta
+from typing import cast
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -15,17 +16,22 @@ from temporalio.worker import Worker
 
 from workload_api import logging as wapi_logging
 from workload_api import temporal
+from workload_api.activities.deployments import DeploymentActivities
 from workload_api.activities.supervision import SupervisionActivities
 from workload_api.activities.workload_catalog import WorkloadCatalogActivities
 from workload_api.catalog import database
-from workload_api.catalog.tables import Workload
+from workload_api.catalog.tables import Deployment, Workload
 from workload_api.models.workloads import WorkloadRuntime
+from workload_api.payloads.deployments import DeploymentStatus
 from workload_api.runtimes.base import Runtime
 from workload_api.runtimes.factory import build_runtime
 from workload_api.services.bundles import BundleCatalog
-from workload_api.services.lifecycle import WorkloadLifecycle
+from workload_api.services.keyring import load_keyring
+from workload_api.services.lifecycle import DeploymentLifecycle, WorkloadLifecycle
+from workload_api.services.refs import DeploymentRef
 from workload_api.services.workloads import replica_counts
 from workload_api.settings import Settings
+from workload_api.workflows.deployment import DeploymentWorkflow
 from workload_api.workflows.workload import WorkloadWorkflow
 
 log = logging.getLogger(__name__)
@@ -43,14 +49,27 @@ def build_worker(
     supervision = SupervisionActivities(
         sessions,
         runtime,
+        load_keyring(settings),
         tick_seconds=settings.probe_tick_seconds,
         ready_timeout=timedelta(seconds=settings.ready_timeout_seconds),
     )
+    lifecycle = WorkloadLifecycle(
+        client, task_queue=settings.temporal_task_queue, timeout=settings.update_timeout_seconds
+    )
+    deployment = DeploymentActivities(sessions, lifecycle)
     return Worker(
         client,
         task_queue=settings.temporal_task_queue,
-        workflows=[WorkloadWorkflow],
+        workflows=[WorkloadWorkflow, DeploymentWorkflow],
         activities=[
+            deployment.record_status,
+            deployment.begin_swap,
+            deployment.finish_swap,
+            deployment.ensure_workload_started,
+            deployment.wait_running,
+            deployment.stop_workload,
+            deployment.monitor,
+            deployment.forget_deployment,
             catalog.record_status,
             catalog.record_scale,
             catalog.prepare_plan,
@@ -62,14 +81,17 @@ def build_worker(
         ],
         # Long supervision activities are cancelled on shutdown and resumed on another worker.
         graceful_shutdown_timeout=timedelta(seconds=5),
+        # Cancellation reaches an activity with a heartbeat reply; without this the SDK sends
+        # heartbeats only every 8 s (0.8 x timeout), and every stop would wait that long.
+        max_heartbeat_throttle_interval=timedelta(seconds=1),
     )
 
 
 async def restore_workflows(
     client: Client, settings: Settings, sessions: async_sessionmaker[AsyncSession]
 ) -> int:
-    """Start the workflow of every workload in the catalog that has none (e.g. after Temporal
-    lost its database, or the API died between writing a workload and starting it)."""
+    """Start the workflow of every workload and deployment in the catalog that has none (e.g.
+    after Temporal lost its database, or the API died between writing a row and starting it)."""
     lifecycle = WorkloadLifecycle(
         client, task_queue=settings.temporal_task_queue, timeout=settings.update_timeout_seconds
     )
@@ -78,7 +100,20 @@ async def restore_workflows(
     for workload_id, status, runtime in rows:
         replicas = replica_counts(WorkloadRuntime.model_validate(runtime))
         await lifecycle.launch(workload_id, status, replicas)
-    return len(rows)
+    deployments = DeploymentLifecycle(
+        client, task_queue=settings.temporal_task_queue, timeout=settings.update_timeout_seconds
+    )
+    async with sessions() as session:
+        found = (
+            await session.execute(select(Deployment.id, Deployment.workload_id, Deployment.status))
+        ).all()
+    for deployment_id, workload_id, status in found:
+        await deployments.launch(
+            DeploymentRef(
+                id=deployment_id, workload_id=workload_id, status=cast(DeploymentStatus, status)
+            )
+        )
+    return len(rows) + len(found)
 
 
 async def connect(settings: Settings, *, attempts: int = 60) -> Client:

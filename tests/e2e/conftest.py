@@ -54,6 +54,33 @@ class Stack:
         created: dict[str, Any] = response.json()
         return created
 
+    async def registered(
+        self, name: str = "svc", collection_id: str | None = None, **container: Any
+    ) -> dict[str, Any]:
+        """A registered artifact (in `collection_id`, or v1 of a new collection)."""
+        body: dict[str, Any] = {
+            "name": name,
+            "status": "registered",
+            "spec": {"containerGroups": [{"containers": [self.container(**container)]}]},
+        }
+        if collection_id:
+            body["collectionId"] = collection_id
+        response = await self.api.post("/api/v2/registry/artifacts/", json=body)
+        assert response.status_code == 201, response.text
+        artifact: dict[str, Any] = response.json()
+        return artifact
+
+    async def workload_of(self, artifact_id: str, name: str = "w", replicas: int = 1) -> str:
+        body = {
+            "name": name,
+            "artifactId": artifact_id,
+            "runtime": {"containerGroups": [{"replicaCount": replicas}]},
+        }
+        response = await self.api.post(WORKLOADS, json=body)
+        assert response.status_code == 201, response.text
+        workload_id: str = response.json()["id"]
+        return workload_id
+
     async def get(self, workload_id: str) -> dict[str, Any]:
         response = await self.api.get(f"{WORKLOADS}{workload_id}/")
         assert response.status_code == 200, response.text
@@ -128,6 +155,7 @@ async def open_stack(
     runtime = build_runtime(settings)
     assert runtime is not None
     engine = database.create_engine(settings.catalog_url)
+    leftovers: list[str] = []
     try:
         with serve(create_app(settings)) as url:
             sessions = database.create_sessionmaker(engine)
@@ -142,9 +170,11 @@ async def open_stack(
                     yield Stack(url, api, settings, image, client)
                 finally:
                     workloads = (await api.get(WORKLOADS, params={"limit": 100})).json()["data"]
-                    for workload in workloads:
-                        await runtime.remove(workload["id"])
+                    leftovers = [workload["id"] for workload in workloads]
     finally:
+        # Only now that the worker has stopped: a running supervisor would recreate them.
+        for workload_id in leftovers:
+            await runtime.remove(workload_id)
         await runtime.close()
         await engine.dispose()
 

@@ -13,7 +13,8 @@ from workload_api.activities.replica_recorder import ReplicaRecorder
 from workload_api.payloads.workloads import ContainersInput, SuperviseInput, SuperviseResult
 from workload_api.runtimes.base import Observation, RunPlan, Runtime, Supervisor
 from workload_api.runtimes.errors import RuntimeUnavailableError, WorkloadFailedError
-from workload_api.services import workloads
+from workload_api.services import secrets, workloads
+from workload_api.services.keyring import DecryptionError, Keyring
 
 
 class SupervisionActivities:
@@ -21,6 +22,7 @@ class SupervisionActivities:
         self,
         sessions: async_sessionmaker[AsyncSession],
         runtime: Runtime,
+        keyring: Keyring,
         *,
         tick_seconds: float = 1.0,
         ready_timeout: timedelta = timedelta(minutes=10),
@@ -28,6 +30,7 @@ class SupervisionActivities:
     ) -> None:
         self.sessions = sessions
         self.runtime = runtime
+        self.keyring = keyring
         self.tick_seconds = tick_seconds
         self.ready_timeout = ready_timeout
         self.refresh_seconds = refresh_seconds
@@ -90,8 +93,32 @@ class SupervisionActivities:
             raise ApplicationError(str(error), type="WorkloadFailed", non_retryable=True) from error
 
     async def _secrets(self, plan: RunPlan) -> dict[str, str]:
-        """Values of the secrets the plan names, resolved here so they never enter a history."""
-        return {}
+        """Values of the secrets the plan names, resolved here so they never enter a history.
+
+        Each run of `supervise` reads them afresh, so a new generation gets rotated values.
+        A secret that no longer exists is left out: the runtime then fails the start, naming
+        the variable that lacks its value."""
+        variables = [
+            variable
+            for group in plan.groups
+            for container in group.containers
+            for variable in container.secret_env
+        ]
+        if not variables:
+            return {}
+        async with self.sessions() as session:
+            try:
+                return await secrets.resolve(
+                    session, {v.secret_id for v in variables}, self.keyring
+                )
+            except DecryptionError as error:
+                names = ", ".join(sorted({v.name for v in variables}))
+                raise ApplicationError(
+                    f"cannot read the secrets of environment variables {names}: {error}; "
+                    "check the key (WAPI_SECRETS_KEY, or secrets.key in the state directory)",
+                    type="WorkloadFailed",
+                    non_retryable=True,
+                ) from None
 
     def _not_ready(self, observation: Observation) -> str:
         seconds = int(self.ready_timeout.total_seconds())

@@ -13,25 +13,32 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.client import Client
 
 from workload_api import __version__, temporal
+from workload_api.api.audit import AuditMiddleware
 from workload_api.api.context import AppContext
 from workload_api.api.directory import ReplicaDirectory
 from workload_api.api.errors import install_error_handlers
+from workload_api.api.key_cache import KeyCache
 from workload_api.api.observability import ApiMetrics, RequestContextMiddleware
 from workload_api.api.proxy import ReplicaProxy
 from workload_api.api.routes import (
     api_keys,
     artifacts,
+    audit,
     bundles,
     collections,
+    deployments,
     health,
     invoke,
     logs,
+    secrets,
+    sharing,
     workloads,
 )
 from workload_api.catalog import database
 from workload_api.models.common import ErrorBody
 from workload_api.runtimes.factory import build_runtime
 from workload_api.services import api_keys as api_key_service
+from workload_api.services.audit_writer import AuditWriter
 from workload_api.services.bundles import BundleCatalog
 from workload_api.settings import Settings
 
@@ -115,6 +122,9 @@ def create_app(
             directory = ReplicaDirectory(sessions)
             await directory.start()
             stack.push_async_callback(directory.stop)
+            audit_writer = AuditWriter(sessions, registry=app.state.metrics.registry)
+            await audit_writer.start()
+            stack.push_async_callback(audit_writer.stop)
             http = await stack.enter_async_context(
                 httpx.AsyncClient(
                     timeout=httpx.Timeout(settings.gateway_timeout_seconds, connect=5.0),
@@ -134,6 +144,8 @@ def create_app(
                 directory=directory,
                 proxy=ReplicaProxy(http),
                 runtime=runtime,
+                keys=KeyCache(sessions),
+                audit=audit_writer,
             )
             yield
 
@@ -148,11 +160,25 @@ def create_app(
     install_error_handlers(app)
 
     api = APIRouter(prefix=API_PREFIX, responses=ERROR_RESPONSES)
-    for module in (artifacts, collections, workloads, logs, invoke, bundles, api_keys):
+    for module in (
+        artifacts,
+        collections,
+        workloads,
+        logs,
+        deployments,
+        sharing,
+        invoke,
+        bundles,
+        api_keys,
+        audit,
+        secrets,
+    ):
         api.include_router(module.router)
+    api.include_router(invoke.deployments_router)
     app.include_router(api)
     app.include_router(health.router)
 
     app.add_middleware(TrailingSlashMiddleware)
+    app.add_middleware(AuditMiddleware)  # inside RequestContextMiddleware: needs the request id
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
     return app

@@ -8,8 +8,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from workload_api.api.directory import ReplicaDirectory
+from workload_api.api.key_cache import KeyCache
 from workload_api.api.proxy import ReplicaProxy
 from workload_api.runtimes.base import Runtime
+from workload_api.services.audit_writer import AuditWriter
 from workload_api.services.bundles import BundleCatalog
 from workload_api.settings import Settings
 
@@ -24,3 +26,5 @@ class AppContext:
     directory: ReplicaDirectory
     proxy: ReplicaProxy
     runtime: Runtime | None
+    keys: KeyCache
+    audit: AuditWriter

@@ -13,7 +13,6 @@ from temporalio.client import Client
 from workload_api.api.context import AppContext
 from workload_api.errors import AuthenticationError, PermissionDeniedError, PreconditionFailedError
 from workload_api.models.api_keys import Role
-from workload_api.services import api_keys
 from workload_api.services.api_keys import Principal
 from workload_api.services.bundles import BundleCatalog
 from workload_api.services.lifecycle import WorkloadLifecycle
@@ -80,9 +79,7 @@ async def get_principal(
 ) -> Principal:
     if credentials is None:
         raise AuthenticationError("send an API key in the header 'Authorization: Bearer <key>'")
-    # A short session of its own: authentication must not hold the request's write transaction.
-    async with context.sessions() as session:
-        principal = await api_keys.authenticate(session, credentials.credentials)
+    principal = await context.keys.authenticate(credentials.credentials)
     request.state.principal = principal
     return principal
 

@@ -1,7 +1,9 @@
-"""Where the gateway sends traffic: ready replica addresses per workload, held in memory.
+"""Where the gateway sends traffic and whom it lets in, held in memory.
 
-A background task reloads the table from the catalog twice a second, so requests never wait on
-the database and a replica that becomes ready (or stops being ready) is seen within a second.
+A background task reloads one snapshot from the catalog twice a second: ready replica addresses
+per workload, each deployment's current workload, the active invoke tokens and the sharing
+roles. Requests never wait on the database, and a swap or a revocation reaches every gateway
+process within a second.
 """
 
 from __future__ import annotations
@@ -11,16 +13,32 @@ import contextlib
 import logging
 import time
 from collections import defaultdict
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from workload_api.catalog.tables import Workload, WorkloadReplica
+from workload_api.catalog.tables import (
+    Deployment,
+    DeploymentRole,
+    InvokeToken,
+    Workload,
+    WorkloadReplica,
+)
 
 log = logging.getLogger(__name__)
 
 # Misses reload the table at most this often, so a stopped workload cannot load the database.
 MISS_REFRESH = 0.2
+
+
+@dataclass(frozen=True)
+class Routes:
+    ready: dict[str, list[str]] = field(default_factory=dict)  # workload -> addresses
+    workloads: frozenset[str] = frozenset()
+    deployments: dict[str, str] = field(default_factory=dict)  # deployment -> workload
+    tokens: dict[str, tuple[str, str]] = field(default_factory=dict)  # hash -> (deployment, id)
+    roles: dict[tuple[str, str], str] = field(default_factory=dict)  # (deployment, user) -> role
 
 
 class ReplicaDirectory:
@@ -29,23 +47,29 @@ class ReplicaDirectory:
     ) -> None:
         self.sessions = sessions
         self.interval = interval
-        self._ready: dict[str, list[str]] = {}
-        self._known: frozenset[str] = frozenset()
+        self.routes = Routes()
         self._loaded_at = 0.0
         self._task: asyncio.Task[None] | None = None
-        self._loaded = asyncio.Event()
 
     async def addresses(self, workload_id: str) -> list[str]:
         """Ready addresses; on a miss, reload once if the table is older than `MISS_REFRESH`,
         so a replica that just became ready is used at once."""
-        found = self._ready.get(workload_id)
+        found = self.routes.ready.get(workload_id)
         if not found and time.monotonic() - self._loaded_at > MISS_REFRESH:
             await self.refresh()
-            found = self._ready.get(workload_id)
+            found = self.routes.ready.get(workload_id)
         return found or []
 
     def knows(self, workload_id: str) -> bool:
-        return workload_id in self._known
+        return workload_id in self.routes.workloads
+
+    async def deployment_target(self, deployment_id: str) -> str | None:
+        """The workload a deployment routes to; reloads once on a miss (a new deployment)."""
+        target = self.routes.deployments.get(deployment_id)
+        if target is None and time.monotonic() - self._loaded_at > MISS_REFRESH:
+            await self.refresh()
+            target = self.routes.deployments.get(deployment_id)
+        return target
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="replica-directory")
@@ -56,30 +80,48 @@ class ReplicaDirectory:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    async def wait_loaded(self) -> None:
-        await self._loaded.wait()
-
     async def refresh(self) -> None:
         async with self.sessions() as session:
             rows = await session.execute(
                 select(WorkloadReplica.workload_id, WorkloadReplica.address)
                 .where(WorkloadReplica.ready.is_(True), WorkloadReplica.address.is_not(None))
+                # The entry group's replicas take traffic; ordered so they come first.
                 .order_by(WorkloadReplica.group_name, WorkloadReplica.replica_index)
             )
-            # The entry group's replicas take traffic; rows come ordered so it is listed first.
-            table: dict[str, list[str]] = defaultdict(list)
+            ready: dict[str, list[str]] = defaultdict(list)
             for workload_id, address in rows:
                 if address:
-                    table[workload_id].append(address)
-            known = frozenset(await session.scalars(select(Workload.id)))
-        self._ready, self._known = dict(table), known
+                    ready[workload_id].append(address)
+            workloads = frozenset(await session.scalars(select(Workload.id)))
+            deployments = {
+                deployment_id: workload_id
+                for deployment_id, workload_id in await session.execute(
+                    select(Deployment.id, Deployment.workload_id)
+                )
+            }
+            tokens = {
+                token_hash: (deployment_id, token_id)
+                for token_hash, deployment_id, token_id in await session.execute(
+                    select(InvokeToken.token_hash, InvokeToken.deployment_id, InvokeToken.id).where(
+                        InvokeToken.revoked_at.is_(None)
+                    )
+                )
+            }
+            roles = {
+                (deployment_id, username): role
+                for deployment_id, username, role in await session.execute(
+                    select(
+                        DeploymentRole.deployment_id, DeploymentRole.username, DeploymentRole.role
+                    )
+                )
+            }
+        self.routes = Routes(dict(ready), workloads, deployments, tokens, roles)
         self._loaded_at = time.monotonic()
-        self._loaded.set()
 
     async def _run(self) -> None:
         while True:
             try:
                 await self.refresh()
             except Exception as error:  # keep serving the last table while the catalog is away
-                log.warning("could not refresh the replica directory", extra={"error": str(error)})
+                log.warning("could not refresh the route table", extra={"error": str(error)})
             await asyncio.sleep(self.interval)

@@ -55,9 +55,13 @@ def error_response(
     return JSONResponse(body.model_dump(by_alias=True), status_code=status, headers=headers)
 
 
+def status_for(error: DomainError) -> int:
+    return next(code for kind, code in STATUS.items() if isinstance(error, kind))
+
+
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
-    status = next(code for kind, code in STATUS.items() if isinstance(exc, kind))
+    status = status_for(exc)
     detail = []
     headers: dict[str, str] = {}
     if isinstance(exc, InvalidInputError):

@@ -15,6 +15,8 @@ BundleId = Annotated[
     Path(alias="bundleId", description="A bundle id.", pattern=r"^[A-Za-z0-9_.-]+$", max_length=64),
 ]
 WorkloadId = Annotated[str, Path(alias="workloadId", description="A workload id.", **_ID)]
+DeploymentId = Annotated[str, Path(alias="deploymentId", description="A deployment id.", **_ID)]
+TokenId = Annotated[str, Path(alias="tokenId", description="An invoke token id.", **_ID)]
 KeyId = Annotated[str, Path(alias="keyId", description="An API key id.", **_ID)]
 Search = Annotated[
     str | None,

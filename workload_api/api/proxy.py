@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import httpx
 from fastapi import Request
-from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 
 from workload_api.errors import UnavailableError, UpstreamTimeoutError
@@ -43,8 +42,16 @@ class ReplicaProxy:
         self._turn = itertools.count()
 
     async def forward(
-        self, request: Request, addresses: Sequence[str], path: str, *, target: str
+        self,
+        request: Request,
+        addresses: Sequence[str],
+        path: str,
+        *,
+        target: str,
+        on_done: Callable[[int], Awaitable[None] | None] | None = None,
     ) -> Response:
+        """Forward to one of `addresses`; `on_done(status)` runs once the response body has
+        been sent (for metrics and audit), not when its headers go out."""
         if not addresses:
             raise UnavailableError(
                 f"{target} has no ready replica; try again shortly", retry_after_seconds=2
@@ -70,11 +77,7 @@ class ReplicaProxy:
                 continue
             except httpx.TimeoutException:
                 raise UpstreamTimeoutError(f"{target} did not answer in time") from None
-            response = StreamingResponse(
-                _relay(answer),
-                status_code=answer.status_code,
-                background=BackgroundTask(answer.aclose),
-            )
+            response = StreamingResponse(_relay(answer, on_done), status_code=answer.status_code)
             # Raw headers keep repeated ones (Set-Cookie) that a mapping would merge.
             response.raw_headers = [
                 (name.encode("latin-1"), value.encode("latin-1"))
@@ -106,6 +109,17 @@ class ReplicaProxy:
         return headers
 
 
-async def _relay(answer: httpx.Response) -> AsyncIterator[bytes]:
-    async for chunk in answer.aiter_raw():
-        yield chunk
+async def _relay(
+    answer: httpx.Response, on_done: Callable[[int], Awaitable[None] | None] | None
+) -> AsyncIterator[bytes]:
+    # `finally` also runs when the client goes away mid-stream: the upstream connection is
+    # released and the request is still counted.
+    try:
+        async for chunk in answer.aiter_raw():
+            yield chunk
+    finally:
+        await answer.aclose()
+        if on_done is not None:
+            result = on_done(answer.status_code)
+            if result is not None:
+                await result

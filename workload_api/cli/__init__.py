@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from workload_api.cli import client, server
+from workload_api.cli import audit, client, server
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 server.register(app)
 client.register(app)
+audit.register(app)

@@ -7,9 +7,19 @@ Rules that span fields (one primary per group, ports, probe ports, type rules) l
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    Discriminator,
+    Field,
+    StringConstraints,
+    Tag,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
+from pydantic_core import InitErrorDetails
 
 from workload_api.models.common import InputModel
 
@@ -110,12 +120,63 @@ class Probe(InputModel):
 
 
 class StringEnvVar(InputModel):
+    """A literal value, stored with the artifact."""
+
     name: EnvVarName
     value: str = Field(max_length=32768)
     source: Literal["string"] = "string"
 
 
-EnvVar = StringEnvVar
+class SecretEnvVar(InputModel):
+    """The value of a secret, read when a container starts; the artifact holds only its id."""
+
+    name: EnvVarName
+    source: Literal["secret"]
+    secret_id: Annotated[
+        str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    ] = Field(
+        description="The id of a secret (`/secrets/`).", examples=["65f1c0ffee65f1c0ffee65f1"]
+    )
+
+
+def _env_source(value: Any) -> str | None:
+    # `source` may be left out for a literal value, as before secrets existed.
+    if isinstance(value, dict):
+        source = value.get("source", "string")
+    else:
+        source = getattr(value, "source", None)
+    return source if isinstance(source, str) else None
+
+
+def _untagged(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """Pydantic puts the union tag into error locations (`environmentVars.0.secret.secretId`);
+    take it out again, so every 422 names the field's real JSON path."""
+    try:
+        return handler(value)
+    except ValidationError as error:
+        errors = error.errors()
+        if not all(e["loc"] and e["loc"][0] in ("string", "secret") for e in errors):
+            raise
+        details: list[InitErrorDetails] = [
+            {"type": e["type"], "loc": e["loc"][1:], "input": e["input"], "ctx": e.get("ctx", {})}
+            for e in errors
+        ]
+        try:
+            untagged = ValidationError.from_exception_data(error.title, details)
+        except (KeyError, TypeError):  # an error type pydantic cannot rebuild: keep the tag
+            raise error from None
+        raise untagged from None
+
+
+EnvVar = Annotated[
+    Annotated[StringEnvVar, Tag("string")] | Annotated[SecretEnvVar, Tag("secret")],
+    Discriminator(
+        _env_source,
+        custom_error_type="env_var_source",
+        custom_error_message="expected an object with 'source' 'string' (the default) or 'secret'",
+    ),
+    WrapValidator(_untagged),
+]
 
 
 class Container(InputModel):

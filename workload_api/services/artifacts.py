@@ -23,6 +23,7 @@ from workload_api.models.artifacts import (
     ArtifactUpdate,
 )
 from workload_api.models.spec import ArtifactSpec, ArtifactType
+from workload_api.services import secrets
 from workload_api.services.listing import PageRequest, fetch_page
 from workload_api.services.spec_rules import checked_spec
 
@@ -82,7 +83,7 @@ async def list_artifacts(
 
 
 async def create_artifact(session: AsyncSession, data: ArtifactCreate, creator: str) -> Artifact:
-    spec = checked_spec(data.spec, data.type, ("body", "spec"))
+    spec = await secrets.checked_spec_and_secrets(session, data.spec, data.type, ("body", "spec"))
     if data.collection_id is not None:
         await _target_collection(session, data.collection_id, data.type)
     artifact = Artifact(
@@ -113,7 +114,10 @@ async def update_artifact(
     changes = data.model_dump(exclude_unset=True, exclude={"spec", "status"})
     artifact_type: ArtifactType = changes.get("type") or artifact.type  # type: ignore[assignment]
     if data.spec is not None:
-        artifact.spec = _dump(checked_spec(data.spec, artifact_type, ("body", "spec")))
+        checked = await secrets.checked_spec_and_secrets(
+            session, data.spec, artifact_type, ("body", "spec")
+        )
+        artifact.spec = _dump(checked)
     elif "type" in changes:
         # A new type may reject the stored spec; check it under the new type's rules.
         stored = ArtifactSpec.model_validate(artifact.spec)
@@ -138,7 +142,7 @@ async def replace_artifact(
     expected_revision: int | None,
 ) -> Artifact:
     artifact = await _editable(session, artifact_id, expected_revision)
-    spec = checked_spec(data.spec, data.type, ("body", "spec"))
+    spec = await secrets.checked_spec_and_secrets(session, data.spec, data.type, ("body", "spec"))
     if data.collection_id is not None:
         await _target_collection(session, data.collection_id, data.type)
     artifact.name = data.name

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from workload_api.errors import FieldProblem, InvalidInputError, Loc
-from workload_api.models.spec import ArtifactSpec, ArtifactType, Container
+from workload_api.models.spec import (
+    ArtifactSpec,
+    ArtifactType,
+    Container,
+    SecretEnvVar,
+    StringEnvVar,
+)
 from workload_api.models.workloads import GroupRuntime, WorkloadRuntime
-from workload_api.runtimes.base import ContainerPlan, GroupPlan, RunPlan
+from workload_api.runtimes.base import ContainerPlan, GroupPlan, RunPlan, SecretEnv
 from workload_api.services.bundles import BundleCatalog
 from workload_api.services.quantities import parse_bytes
 
@@ -101,10 +107,17 @@ def build_plan(
         for container in group.containers:
             assert container.name is not None  # names are filled in when the artifact is saved
             override = overrides.get(container.name)
-            env = {var.name: var.value for var in container.environment_vars}
+            variables = {var.name: var for var in container.environment_vars}
             if override:
-                env.update({var.name: var.value for var in override.environment_vars})
+                variables.update({var.name: var for var in override.environment_vars})
+            env = {n: v.value for n, v in variables.items() if isinstance(v, StringEnvVar)}
             env.update({"WORKLOAD_ID": workload_id, "PORT": str(primary_port)})
+            # Secrets travel as ids: the plan is recorded in the workflow's history.
+            secret_env = [
+                SecretEnv(name=name, secret_id=var.secret_id)
+                for name, var in variables.items()
+                if isinstance(var, SecretEnvVar) and name not in env
+            ]
             cpu = bundle.cpu_count if bundle and container.primary else None
             memory = bundle.memory_bytes if bundle and container.primary else None
             allocation = override.resource_allocation if override else None
@@ -121,6 +134,7 @@ def build_plan(
                     entrypoint=container.entrypoint,
                     command=container.command,
                     env=env,
+                    secret_env=secret_env,
                     cpu=cpu,
                     memory_bytes=memory,
                     gpu_count=bundle.gpu_count if bundle and container.primary else 0,

@@ -19,10 +19,9 @@ from workload_api.models.artifacts import ArtifactCreate
 from workload_api.models.spec import ArtifactSpec
 from workload_api.models.workloads import WorkloadCreate, WorkloadRuntime, WorkloadUpdate
 from workload_api.payloads.workloads import WorkloadStatus
-from workload_api.services import artifacts
+from workload_api.services import artifacts, secrets
 from workload_api.services.bundles import BundleCatalog
 from workload_api.services.listing import PageRequest, fetch_page
-from workload_api.services.spec_rules import checked_spec
 from workload_api.services.workload_runtime import checked_runtime
 
 SORT_KEYS = {
@@ -48,7 +47,9 @@ async def create_workload(
     """Write the workload (and its inline draft artifact) with status `submitted`."""
     if data.artifact is not None:
         inline = data.artifact
-        spec = checked_spec(inline.spec, inline.type, ("body", "artifact", "spec"))
+        spec = await secrets.checked_spec_and_secrets(
+            session, inline.spec, inline.type, ("body", "artifact", "spec")
+        )
         runtime = checked_runtime(data.runtime, spec, inline.type, bundles)
         artifact = await artifacts.create_artifact(
             session,
@@ -70,6 +71,9 @@ async def create_workload(
         artifact = found
         spec = ArtifactSpec.model_validate(artifact.spec)
         runtime = checked_runtime(data.runtime, spec, artifact.type, bundles)  # type: ignore[arg-type]
+    await secrets.check_references(
+        session, secrets.runtime_references(data.runtime, ("body", "runtime"))
+    )
     workload = Workload(
         name=data.name,
         description=data.description,
@@ -152,6 +156,9 @@ async def update_workload(
             ArtifactSpec.model_validate(artifact.spec),
             artifact.type,  # type: ignore[arg-type]
             bundles,
+        )
+        await secrets.check_references(
+            session, secrets.runtime_references(data.runtime, ("body", "runtime"))
         )
         workload.runtime = _dump(new_runtime)
         await add_event(

@@ -1,19 +1,31 @@
-"""`/endpoints/workloads/{id}/...`: invoke a workload through the gateway.
+"""The invoke gateway: `/endpoints/workloads/{id}/...` and `/endpoints/deployments/{id}/...`.
 
 Any method, path, query, headers and streamed body go to a ready replica (round robin), with
-the prefix stripped. Any valid API key may invoke a workload: drafts are not governed.
+the prefix stripped. Any valid API key may invoke a workload: drafts are not governed. A
+deployment takes its own invoke tokens, or API keys of users it is shared with.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials
 
-from workload_api.api.deps import ContextDep, Viewer
-from workload_api.api.params import WorkloadId
+from workload_api.api.context import AppContext
+from workload_api.api.deps import ContextDep, Viewer, bearer
+from workload_api.api.errors import status_for
+from workload_api.api.params import DeploymentId, WorkloadId
+from workload_api.errors import (
+    AuthenticationError,
+    DomainError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from workload_api.models.audit import ActorKind, AuditEntry
 from workload_api.models.common import ErrorBody
-from workload_api.services import workloads
+from workload_api.services import deployment_access, workloads
 
 router = APIRouter(prefix="/endpoints/workloads", tags=["invoke"])
 
@@ -26,9 +38,6 @@ RESPONSES: dict[int | str, dict[str, object]] = {
 AppPath = Annotated[str, Path(description="The path inside the workload.", max_length=4096)]
 
 
-@router.api_route(
-    "/{workloadId}/{path:path}", methods=METHODS, summary="Invoke a workload", responses=RESPONSES
-)
 async def invoke_workload(
     request: Request, context: ContextDep, _: Viewer, workload_id: WorkloadId, path: AppPath
 ) -> Response:
@@ -43,4 +52,120 @@ async def invoke_workload(
         await context.directory.addresses(workload_id),
         path,
         target=f"workload '{workload_id}'",
+    )
+
+
+deployments_router = APIRouter(prefix="/endpoints/deployments", tags=["invoke"])
+DEPLOYMENT_RESPONSES: dict[int | str, dict[str, object]] = {
+    **RESPONSES,
+    401: {"model": ErrorBody, "description": "No credential, or a bad or revoked one."},
+    403: {"model": ErrorBody, "description": "The credential may not invoke this deployment."},
+}
+
+
+async def invoke_deployment(
+    request: Request,
+    context: ContextDep,
+    deployment_id: DeploymentId,
+    path: AppPath,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Response:
+    """Forward the request to the workload the deployment points at now. Send an invoke token
+    of this deployment, or an API key whose user has a role on it. The credential is consumed
+    here and not forwarded. Every call is counted, timed and written to the audit log."""
+    started = time.perf_counter()
+    metrics = request.app.state.metrics
+    actor: str = "anonymous"
+    kind: ActorKind = "anonymous"
+
+    def done(status_code: int) -> None:
+        seconds = time.perf_counter() - started
+        metrics.invocations.labels(deployment_id, f"{status_code // 100}xx").inc()
+        metrics.invocation_latency.labels(deployment_id).observe(seconds)
+        context.audit.enqueue(
+            AuditEntry(
+                actor=actor,
+                actor_kind=kind,
+                action="deployment.invoke",
+                resource_type="deployment",
+                resource_id=deployment_id,
+                request_id=getattr(request.state, "request_id", None),
+                source_ip=request.client.host if request.client else None,
+                status_code=status_code,
+                latency_ms=seconds * 1000,
+                # The path without its query: queries may carry credentials of their own.
+                summary={"method": request.method, "path": f"/{path}"},
+            )
+        )
+
+    in_flight = metrics.in_flight.labels(deployment_id)
+    in_flight.inc()
+
+    def finished(status_code: int) -> None:
+        in_flight.dec()
+        done(status_code)
+
+    streaming = False
+    try:
+        target = await context.directory.deployment_target(deployment_id)
+        if target is None:
+            raise NotFoundError("deployment", deployment_id)
+        actor, kind = await _invoker(context, deployment_id, credentials)
+        response = await context.proxy.forward(
+            request,
+            await context.directory.addresses(target),
+            path,
+            target=f"deployment '{deployment_id}'",
+            on_done=finished,
+        )
+        streaming = True
+        return response
+    except DomainError as error:
+        done(status_for(error))
+        raise
+    finally:
+        if not streaming:
+            in_flight.dec()
+
+
+async def _invoker(
+    context: AppContext, deployment_id: str, credentials: HTTPAuthorizationCredentials | None
+) -> tuple[str, ActorKind]:
+    """Who is calling, if they may invoke this deployment."""
+    if credentials is None:
+        raise AuthenticationError("send an invoke token or an API key: 'Authorization: Bearer ...'")
+    secret = credentials.credentials
+    routes = context.directory.routes
+    if secret.startswith(deployment_access.TOKEN_PREFIX):
+        owner = routes.tokens.get(deployment_access.hash_token(secret))
+        if owner is None:
+            raise AuthenticationError("the invoke token is not valid")
+        if owner[0] != deployment_id:
+            raise PermissionDeniedError("this invoke token belongs to another deployment")
+        return f"token:{owner[1]}", "invoke_token"
+    principal = await context.keys.authenticate(secret)
+    if principal.role != "admin" and (deployment_id, principal.username) not in routes.roles:
+        raise PermissionDeniedError(
+            "you have no role on this deployment; an owner can share it with you"
+        )
+    return principal.username, "api_key"
+
+
+# One route per method, so each gets its own OpenAPI operation id.
+for _method in METHODS:
+    router.add_api_route(
+        "/{workloadId}/{path:path}",
+        invoke_workload,
+        methods=[_method],
+        summary="Invoke a workload",
+        responses=RESPONSES,
+        operation_id=f"invoke_workload_{_method.lower()}",
+    )
+    deployments_router.add_api_route(
+        "/{deploymentId}/{path:path}",
+        invoke_deployment,
+        methods=[_method],
+        summary="Invoke a deployment",
+        responses=DEPLOYMENT_RESPONSES,
+        operation_id=f"invoke_deployment_{_method.lower()}",
     )

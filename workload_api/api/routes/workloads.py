@@ -22,7 +22,7 @@ from workload_api.api.deps import (
 from workload_api.api.pagination import page_of
 from workload_api.api.params import Search, WorkloadId
 from workload_api.catalog.tables import Artifact, Workload, WorkloadEvent, WorkloadReplica
-from workload_api.errors import UnavailableError
+from workload_api.errors import ConflictError, UnavailableError
 from workload_api.models.common import Page, UserRef
 from workload_api.models.workloads import (
     ArtifactInfo,
@@ -38,9 +38,9 @@ from workload_api.models.workloads import (
     WorkloadUpdate,
 )
 from workload_api.payloads.workloads import WorkloadStatus
-from workload_api.services import workloads
+from workload_api.services import deployments, workloads
 from workload_api.services.bundles import BundleCatalog
-from workload_api.services.lifecycle import WorkloadRef
+from workload_api.services.refs import WorkloadRef
 from workload_api.services.workloads import WorkloadFilter, replica_counts
 
 router = APIRouter(prefix="/console/workloads", tags=["workloads"])
@@ -270,8 +270,12 @@ async def stop_workload(
 async def delete_workload(
     session: SessionDep, principal: Editor, lifecycle: LifecycleDep, workload_id: WorkloadId
 ) -> None:
-    """Remove its containers, its workflow and its records. Its artifact is kept."""
+    """Remove its containers, its workflow and its records. Its artifact is kept. A workload
+    behind a deployment answers 409: swap it out or delete the deployment first."""
     ref = _ref(await workloads.get_workload(session, workload_id))
+    deployed_by = await deployments.deployments_of_workload(session, workload_id)
+    if deployed_by:
+        raise ConflictError(f"workload '{workload_id}' is deployed by {deployed_by}")
     await session.commit()
     await lifecycle.delete(ref, principal.username)
 

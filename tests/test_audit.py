@@ -1,0 +1,307 @@
+"""The audit log through the API, on SQLite and PostgreSQL: what is recorded, that it is
+durable when the response arrives, and that tampering with the chain is detected."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import delete, select, update
+from typer.testing import CliRunner
+
+from tests.conftest import ADMIN_KEY, client_for
+from tests.factories import artifact, spec
+from tests.test_auth import make_key
+from workload_api.api.audit_actions import route_action
+from workload_api.catalog.tables import AuditEvent
+from workload_api.cli import app as cli_app
+
+ARTIFACTS = "/api/v2/registry/artifacts/"
+AUDIT = "/api/v2/auditEvents/"
+VERIFY = "/api/v2/auditEvents/verify/"
+
+
+async def rows(app: FastAPI) -> list[AuditEvent]:
+    """Straight from the database, in a session of its own."""
+    async with app.state.context.sessions() as session:
+        return list(await session.scalars(select(AuditEvent).order_by(AuditEvent.seq)))
+
+
+async def events(api: httpx.AsyncClient, **params: Any) -> list[dict[str, Any]]:
+    response = await api.get(AUDIT, params=params)
+    assert response.status_code == 200, response.text
+    data: list[dict[str, Any]] = response.json()["data"]
+    return data
+
+
+async def verify(api: httpx.AsyncClient, **params: Any) -> dict[str, Any]:
+    response = await api.get(VERIFY, params=params)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_management_actions_are_recorded_without_values(
+    app: FastAPI, api: httpx.AsyncClient
+) -> None:
+    canary = f"canary-{secrets.token_hex(8)}"
+    body = artifact(spec=spec(environmentVars=[{"name": "TOKEN", "value": canary}]))
+    created = await api.post(ARTIFACTS, json=body)
+    assert created.status_code == 201
+    artifact_id = created.json()["id"]
+    url = f"{ARTIFACTS}{artifact_id}/"
+    cloned = await api.post(f"{url}clone/", json={"name": "copy"})
+    registered = await api.patch(url, json={"status": "registered"})
+    assert (cloned.status_code, registered.status_code) == (201, 200)
+
+    recorded = await events(api)
+    assert [e["action"] for e in recorded] == [
+        "artifact.create",
+        "artifact.clone",
+        "artifact.update",
+    ]
+    first = recorded[0]
+    me = (await api.get("/api/v2/apiKeys/me/")).json()
+    assert first["actor"] == "admin" and first["actorKind"] == "api_key"
+    assert first["resourceType"] == "artifact" and first["resourceId"] == artifact_id
+    assert first["requestId"] == created.headers["x-request-id"]
+    assert first["sourceIp"] == "127.0.0.1" and first["statusCode"] == 201
+    assert first["summary"] == {"fields": ["name", "spec"], "keyId": me["id"]}
+    assert first["latencyMs"] >= 0 and first["seq"] == 1 and first["prevHash"] == "0" * 64
+    # A clone acts on its source and creates a new artifact: both ids are kept.
+    assert recorded[1]["resourceId"] == artifact_id
+    assert recorded[1]["summary"]["createdId"] == cloned.json()["id"]
+    assert recorded[2]["summary"]["fields"] == ["status"]
+    assert canary not in str([row.__dict__ for row in await rows(app)])
+
+
+async def test_refused_and_unrouted_requests_are_recorded(
+    app: FastAPI, api: httpx.AsyncClient
+) -> None:
+    viewer = await make_key(api, "viewer")
+    async with client_for(app, viewer) as client:
+        refused = await client.post(ARTIFACTS, json=artifact())
+    invalid = await api.post(ARTIFACTS, json={"name": "x", "spec": {}, "bogus": 1})
+    async with client_for(app, None) as client:
+        anonymous = await client.delete(f"{ARTIFACTS}nope/")
+    unrouted = await api.post("/api/v2/noSuchThing/")
+    assert [r.status_code for r in (refused, invalid, anonymous, unrouted)] == [403, 422, 401, 404]
+
+    recorded = await events(api, orderBy="-seq", limit=4)
+    assert [(e["action"], e["statusCode"]) for e in reversed(recorded)] == [
+        ("artifact.create", 403),
+        ("artifact.create", 422),
+        ("artifact.delete", 401),
+        ("request.unrouted", 404),
+    ]
+    by_status = {e["statusCode"]: e for e in recorded}
+    assert by_status[403]["actor"] == "viewer"
+    assert by_status[422]["summary"]["fields"] == ["bogus", "name", "spec"]
+    assert by_status[401]["actor"] == "anonymous" and by_status[401]["resourceId"] == "nope"
+    assert by_status[404]["summary"]["path"] == "/api/v2/noSuchThing/"
+    assert by_status[403]["requestId"] == refused.headers["x-request-id"]
+
+
+async def test_reads_are_not_recorded(app: FastAPI, api: httpx.AsyncClient) -> None:
+    created = (await api.post(ARTIFACTS, json=artifact())).json()
+    assert len(await rows(app)) == 1
+    await api.get(ARTIFACTS)
+    await api.get(f"{ARTIFACTS}{created['id']}/")
+    await api.head(ARTIFACTS)
+    await api.get(AUDIT)
+    await api.request("OPTIONS", ARTIFACTS)
+    await api.post(f"/api/v2/endpoints/workloads/{created['id']}/anything")
+    assert len(await rows(app)) == 1
+
+
+async def test_records_are_committed_before_the_response(
+    app: FastAPI, api: httpx.AsyncClient
+) -> None:
+    for _ in range(3):
+        response = await api.post(ARTIFACTS, json=artifact())
+        # No waiting: the row must already be there when the response has arrived.
+        request_ids = [row.request_id for row in await rows(app)]
+        assert response.headers["x-request-id"] in request_ids
+
+
+async def test_a_failed_audit_write_is_logged_and_the_answer_stands(
+    app: FastAPI, api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    async def broken(_entry: object) -> None:
+        raise RuntimeError("database gone")
+
+    monkeypatch.setattr(app.state.context.audit, "append_now", broken)
+    with caplog.at_level(logging.ERROR, logger="workload_api.api.audit"):
+        response = await api.post(ARTIFACTS, json=artifact())
+    assert response.status_code == 201
+    lost = [r for r in caplog.records if "AUDIT RECORD LOST" in r.getMessage()]
+    assert len(lost) == 1
+    assert lost[0].audit["request_id"] == response.headers["x-request-id"]  # type: ignore[attr-defined]
+
+
+async def test_an_unexpected_error_is_recorded_as_500(app: FastAPI) -> None:
+    async def boom() -> None:
+        raise RuntimeError("bug")
+
+    app.router.add_api_route("/api/v2/booms/", boom, methods=["POST"])
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        response = await client.post("/api/v2/booms/", headers={"X-Request-ID": "boom-1"})
+    assert response.status_code == 500
+    last = (await rows(app))[-1]
+    assert (last.action, last.status_code, last.request_id) == ("boom.create", 500, "boom-1")
+
+
+async def test_filters_and_pagination(api: httpx.AsyncClient) -> None:
+    ids = [(await api.post(ARTIFACTS, json=artifact())).json()["id"] for _ in range(3)]
+    await api.delete(f"{ARTIFACTS}{ids[1]}/")
+    assert [e["resourceId"] for e in await events(api, action="artifact.delete")] == [ids[1]]
+    assert len(await events(api, resourceId=ids[1])) == 2
+    assert len(await events(api, resourceType="artifact", actor="admin")) == 4
+    assert await events(api, actor="nobody") == []
+    newest = await events(api, orderBy="-seq", limit=2)
+    assert [e["seq"] for e in newest] == [4, 3]
+    page = (await api.get(AUDIT, params={"limit": 2, "offset": 2})).json()
+    assert page["totalCount"] == 4 and [e["seq"] for e in page["data"]] == [3, 4]
+    at = newest[1]["at"]
+    assert [e["seq"] for e in await events(api, since=at)] == [3, 4]
+    assert [e["seq"] for e in await events(api, until=at)] == [1, 2]
+    bad = await api.get(AUDIT, params={"since": "0001-01-01T00:00:00+05:00"})
+    assert bad.status_code == 422
+
+
+async def test_tampering_is_detected(app: FastAPI, api: httpx.AsyncClient) -> None:
+    for _ in range(5):
+        await api.post(ARTIFACTS, json=artifact())
+    intact = await verify(api)
+    assert intact == {
+        "valid": True,
+        "checked": 5,
+        "headSeq": 5,
+        "headHash": (await rows(app))[-1].hash,
+        "firstBadSeq": None,
+        "reason": None,
+    }
+    original = (await rows(app))[2].summary
+
+    await set_summary(app, 3, {**original, "fields": ["name"]})
+    edited = await verify(api)
+    assert (edited["valid"], edited["firstBadSeq"]) == (False, 3)
+    assert "altered" in edited["reason"] and edited["headSeq"] == 2
+
+    await set_summary(app, 3, original)
+    assert (await verify(api))["valid"]
+
+    async with app.state.context.sessions() as session, session.begin():
+        await session.execute(delete(AuditEvent).where(AuditEvent.seq == 3))
+    deleted = await verify(api)
+    assert (deleted["valid"], deleted["firstBadSeq"]) == (False, 3)
+    assert "missing" in deleted["reason"]
+
+
+async def set_summary(app: FastAPI, seq: int, summary: dict[str, Any]) -> None:
+    async with app.state.context.sessions() as session, session.begin():
+        await session.execute(
+            update(AuditEvent).where(AuditEvent.seq == seq).values(summary=summary)
+        )
+
+
+async def test_a_rewritten_or_forged_record_breaks_the_link(
+    app: FastAPI, api: httpx.AsyncClient
+) -> None:
+    from workload_api.services.audit import record_hash
+
+    for _ in range(4):
+        await api.post(ARTIFACTS, json=artifact())
+    head = await verify(api)
+    async with app.state.context.sessions() as session, session.begin():
+        row = await session.get(AuditEvent, 2)
+        assert row is not None
+        row.actor = "mallory"
+        row.hash = record_hash(row)  # a consistent record, but the next one points elsewhere
+    rewritten = await verify(api)
+    assert (rewritten["valid"], rewritten["firstBadSeq"]) == (False, 3)
+    assert "prevHash" in rewritten["reason"]
+
+    # Cutting off the newest records leaves a valid chain; the anchor from earlier catches it.
+    async with app.state.context.sessions() as session, session.begin():
+        await session.execute(delete(AuditEvent).where(AuditEvent.seq >= 2))
+    assert (await verify(api))["valid"]
+    anchored = await verify(api, anchorSeq=head["headSeq"], anchorHash=head["headHash"])
+    assert (anchored["valid"], anchored["firstBadSeq"]) == (False, 2)
+    assert "truncated" in anchored["reason"]
+    half = await api.get(VERIFY, params={"anchorSeq": 3})
+    assert half.status_code == 422
+
+
+async def test_concurrent_requests_keep_one_chain(app: FastAPI, api: httpx.AsyncClient) -> None:
+    responses = await asyncio.gather(*(api.post(ARTIFACTS, json=artifact()) for _ in range(20)))
+    assert {r.status_code for r in responses} == {201}
+    recorded = await rows(app)
+    assert [row.seq for row in recorded] == list(range(1, 21))
+    assert {row.request_id for row in recorded} == {r.headers["x-request-id"] for r in responses}
+    assert (await verify(api))["valid"]
+
+
+async def test_the_cli_verifies_the_database_directly(
+    app: FastAPI, api: httpx.AsyncClient, catalog_url: str
+) -> None:
+    for _ in range(3):
+        await api.post(ARTIFACTS, json=artifact())
+    runner = CliRunner()
+    env = {"WAPI_DATABASE_URL": catalog_url}
+
+    def run(*args: str) -> Any:
+        return runner.invoke(cli_app, ["audit", "verify", *args], env=env)
+
+    # asyncio.run inside the command needs a thread without a running event loop.
+    ok = await asyncio.to_thread(run)
+    assert ok.exit_code == 0, ok.output
+    assert '"valid": true' in ok.stdout and '"headSeq": 3' in ok.stdout
+    await set_summary(app, 2, {"fields": []})
+    broken = await asyncio.to_thread(run)
+    assert broken.exit_code == 1
+    assert "NOT valid at seq 2" in broken.stderr and "altered" in broken.stderr
+    bad_anchor = await asyncio.to_thread(run, "--anchor", "3:abc")
+    assert bad_anchor.exit_code == 2
+
+
+def test_every_management_route_has_a_readable_action(app: FastAPI) -> None:
+    expected = {
+        ("POST", "/api/v2/registry/artifacts/"): "artifact.create",
+        ("PATCH", "/api/v2/registry/artifacts/{artifactId}/"): "artifact.update",
+        ("PUT", "/api/v2/registry/artifacts/{artifactId}/"): "artifact.replace",
+        ("DELETE", "/api/v2/registry/artifacts/{artifactId}/"): "artifact.delete",
+        ("POST", "/api/v2/registry/artifacts/{artifactId}/clone/"): "artifact.clone",
+        ("POST", "/api/v2/console/workloads/"): "workload.create",
+        ("PATCH", "/api/v2/console/workloads/{workloadId}/"): "workload.update",
+        ("DELETE", "/api/v2/console/workloads/{workloadId}/"): "workload.delete",
+        ("POST", "/api/v2/console/workloads/{workloadId}/start/"): "workload.start",
+        ("POST", "/api/v2/console/workloads/{workloadId}/stop/"): "workload.stop",
+        ("POST", "/api/v2/apiKeys/"): "apiKey.create",
+        ("DELETE", "/api/v2/apiKeys/{keyId}/"): "apiKey.revoke",
+        ("POST", "/api/v2/console/deployments/{deploymentId}/tokens/"): "token.create",
+    }
+    assert {route: route_action(*route).action for route in expected} == expected
+    import re
+
+    readable = re.compile(r"^[a-z][A-Za-z]*\.[a-z][A-Za-z]*$")
+    for path, operations in app.openapi()["paths"].items():
+        for method in operations:
+            if path.startswith("/api/v2/") and not path.startswith("/api/v2/endpoints/"):
+                action = route_action(method.upper(), path).action
+                assert readable.match(action), f"{method.upper()} {path} -> {action}"
+
+
+async def test_only_admins_read_the_log(app: FastAPI, api: httpx.AsyncClient) -> None:
+    editor = await make_key(api, "editor")
+    async with client_for(app, editor) as client:
+        assert (await client.get(AUDIT)).status_code == 403
+        assert (await client.get(VERIFY)).status_code == 403
+    async with client_for(app, ADMIN_KEY) as client:
+        assert (await client.get(VERIFY)).status_code == 200

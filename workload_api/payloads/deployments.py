@@ -1,0 +1,133 @@
+"""Payloads of the deployment workflow and its activities."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+DeploymentStatus = Literal["active", "degraded", "inactive", "swapping"]
+
+
+def deployment_workflow_id(deployment_id: str) -> str:
+    return f"deployment-{deployment_id}"
+
+
+class SwapState(BaseModel):
+    swap_id: str
+    candidate: str
+    previous: str
+    previous_status: DeploymentStatus
+    ready_timeout_seconds: int
+    keep_previous_seconds: int
+    actor: str
+    deadline: datetime | None = None
+    started_candidate: bool = False
+    cancelled_by: str | None = None
+    switching: bool = False
+
+
+class Retirement(BaseModel):
+    """An old workload to stop once its rollback window is over, completing its swap."""
+
+    swap_id: str
+    workload_id: str
+    stop_at: datetime
+
+
+class DeploymentState(BaseModel):
+    deployment_id: str
+    workload_id: str
+    status: DeploymentStatus
+    swap: SwapState | None = None
+    retiring: list[Retirement] = Field(default_factory=list)
+    deleting: bool = False
+
+
+class DeploymentInput(BaseModel):
+    deployment_id: str
+    workload_id: str
+    status: DeploymentStatus = "inactive"
+    state: DeploymentState | None = None
+
+
+class SwapInput(BaseModel):
+    swap_id: str
+    workload_id: str
+    ready_timeout_seconds: int
+    keep_previous_seconds: int
+    actor: str
+
+
+class ActorInput(BaseModel):
+    actor: str
+
+
+class DeploymentResult(BaseModel):
+    status: DeploymentStatus
+    workload_id: str
+
+
+# Activities
+
+
+class MonitorInput(BaseModel):
+    deployment_id: str
+    status: DeploymentStatus = Field(description="What the catalog says now; return on change.")
+
+
+class MonitorResult(BaseModel):
+    status: DeploymentStatus
+    reason: str | None = None
+
+
+class RecordDeploymentInput(BaseModel):
+    deployment_id: str
+    status: DeploymentStatus
+    reason: str | None
+    event: str
+    message: str
+    actor: str = "system"
+
+
+class BeginSwapInput(BaseModel):
+    deployment_id: str
+    swap_id: str
+    from_workload_id: str
+    to_workload_id: str
+    ready_timeout_seconds: int
+    keep_previous_seconds: int
+    actor: str
+
+
+class SwapRecordInput(BaseModel):
+    deployment_id: str
+    swap_id: str
+    status: Literal["switched", "completed", "rolled_back", "cancelled"]
+    reason: str | None = None
+    actor: str = "system"
+    workload_id: str | None = Field(None, description="For `switched`: where traffic goes now.")
+
+
+class WorkloadTargetInput(BaseModel):
+    workload_id: str
+    actor: str
+
+
+class WaitRunningInput(BaseModel):
+    workload_id: str
+    deadline: datetime
+
+
+class WaitRunningResult(BaseModel):
+    running: bool
+    reason: str | None = None
+
+
+class EnsureStartedResult(BaseModel):
+    started: bool = Field(description="True if this call started it (so a rollback stops it).")
+
+
+class DeploymentRef(BaseModel):
+    deployment_id: str
