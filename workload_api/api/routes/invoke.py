@@ -77,11 +77,13 @@ async def invoke_deployment(
     metrics = request.app.state.metrics
     actor: str = "anonymous"
     kind: ActorKind = "anonymous"
+    known = False  # metrics are labelled by deployment only once it is known to exist
 
     def done(status_code: int) -> None:
         seconds = time.perf_counter() - started
-        metrics.invocations.labels(deployment_id, f"{status_code // 100}xx").inc()
-        metrics.invocation_latency.labels(deployment_id).observe(seconds)
+        if known:
+            metrics.invocations.labels(deployment_id, f"{status_code // 100}xx").inc()
+            metrics.invocation_latency.labels(deployment_id).observe(seconds)
         context.audit.enqueue(
             AuditEntry(
                 actor=actor,
@@ -98,34 +100,34 @@ async def invoke_deployment(
             )
         )
 
-    in_flight = metrics.in_flight.labels(deployment_id)
-    in_flight.inc()
-
-    def finished(status_code: int) -> None:
-        in_flight.dec()
-        done(status_code)
-
-    streaming = False
     try:
+        # Credentials first: an unknown caller learns nothing about which deployments exist.
+        actor, kind = await _invoker(context, deployment_id, credentials)
         target = await context.directory.deployment_target(deployment_id)
         if target is None:
             raise NotFoundError("deployment", deployment_id)
-        actor, kind = await _invoker(context, deployment_id, credentials)
-        response = await context.proxy.forward(
-            request,
-            await context.directory.addresses(target),
-            path,
-            target=f"deployment '{deployment_id}'",
-            on_done=finished,
-        )
-        streaming = True
-        return response
+        known = True
+        in_flight = metrics.in_flight.labels(deployment_id)
+
+        def finished(status_code: int) -> None:
+            in_flight.dec()
+            done(status_code)
+
+        in_flight.inc()
+        try:
+            return await context.proxy.forward(
+                request,
+                await context.directory.addresses(target),
+                path,
+                target=f"deployment '{deployment_id}'",
+                on_done=finished,
+            )
+        except DomainError:
+            in_flight.dec()
+            raise
     except DomainError as error:
         done(status_for(error))
         raise
-    finally:
-        if not streaming:
-            in_flight.dec()
 
 
 async def _invoker(

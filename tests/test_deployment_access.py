@@ -1,0 +1,188 @@
+"""Who may do what with a deployment: every deployment route against every kind of caller.
+
+Callers: admin; editor and viewer keys with no role on the deployment; owner (editor key),
+user and consumer (viewer keys) by sharing; no key; a revoked key; and an invoke token.
+Temporal is unreachable in these tests, so calls that get past authorisation and reach a
+workflow answer 503: what matters here is who is let through and who is not.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from tests.conftest import ADMIN_KEY, client_for
+from tests.factories import artifact
+from tests.test_auth import make_key
+from workload_api.models.artifacts import ArtifactCreate
+from workload_api.models.deployments import DeploymentCreate, RoleChange
+from workload_api.models.workloads import WorkloadCreate
+from workload_api.services import artifacts, deployment_access, deployments, workloads
+from workload_api.services.bundles import BundleCatalog
+
+D = "/api/v2/console/deployments/{id}/"
+READ = {"admin": "ok", "owner": "ok", "user": "ok", "consumer": 403, "editor": 404, "viewer": 404}
+MANAGE = {"admin": "ok", "owner": "ok", "user": 403, "consumer": 403, "editor": 404, "viewer": 403}
+INVOKE = {
+    "admin": "ok",
+    "owner": "ok",
+    "user": "ok",
+    "consumer": "ok",
+    "editor": 403,
+    "viewer": 403,
+}
+EXPECTED: dict[tuple[str, str], dict[str, Any]] = {
+    ("GET", "/api/v2/console/deployments/"): dict.fromkeys(READ, "ok"),
+    ("POST", "/api/v2/console/deployments/"): {
+        **dict.fromkeys(READ, "ok"),
+        "viewer": 403,
+        "user": 403,
+        "consumer": 403,
+    },
+    ("GET", D): READ,
+    ("PATCH", D): MANAGE,
+    ("DELETE", D): MANAGE,
+    ("POST", D + "swap/"): MANAGE,
+    ("DELETE", D + "swap/"): MANAGE,
+    ("GET", D + "swaps/"): READ,
+    ("GET", D + "health/"): READ,
+    ("GET", D + "events/"): READ,
+    ("POST", D + "tokens/"): MANAGE,
+    ("GET", D + "tokens/"): MANAGE,
+    ("DELETE", D + "tokens/{token}/"): MANAGE,
+    ("GET", D + "sharedRoles/"): READ,
+    ("PATCH", D + "sharedRoles/"): MANAGE,
+    ("GET", "/api/v2/endpoints/deployments/{id}/healthz"): INVOKE,
+    ("POST", "/api/v2/endpoints/deployments/{id}/echo"): INVOKE,
+}
+BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("POST", "/api/v2/console/deployments/"): {"name": "d", "workloadId": "{workload}"},
+    ("PATCH", D): {"description": "changed"},
+    ("POST", D + "swap/"): {"workloadId": "{other}"},
+    ("POST", D + "tokens/"): {"name": "t"},
+    ("PATCH", D + "sharedRoles/"): {"roles": [{"username": "zed", "role": "consumer"}]},
+}
+
+
+async def registered_workload(app: FastAPI, name: str) -> str:
+    async with app.state.context.sessions() as session, session.begin():
+        made = await artifacts.create_artifact(
+            session,
+            ArtifactCreate.model_validate(artifact(name=name, status="registered")),
+            "admin",
+        )
+        workload = await workloads.create_workload(
+            session, WorkloadCreate(name=name, artifact_id=made.id), "admin", BundleCatalog.load()
+        )
+        return workload.id
+
+
+@pytest.fixture
+async def world(app: FastAPI, api: httpx.AsyncClient) -> dict[str, str]:
+    keys = {
+        "admin": ADMIN_KEY,
+        "editor": await make_key(api, "editor"),
+        "viewer": await make_key(api, "viewer"),
+    }
+    for who, role in (("owner", "editor"), ("user", "viewer"), ("consumer", "viewer")):
+        made = await api.post("/api/v2/apiKeys/", json={"name": who, "username": who, "role": role})
+        keys[who] = made.json()["key"]
+    revoked = (
+        await api.post(
+            "/api/v2/apiKeys/", json={"name": "r", "username": "owner", "role": "editor"}
+        )
+    ).json()
+    await api.delete(f"/api/v2/apiKeys/{revoked['id']}/")
+    keys["revoked"] = revoked["key"]
+
+    workload, other, spare = [await registered_workload(app, n) for n in ("a", "b", "c")]
+    async with app.state.context.sessions() as session, session.begin():
+        deployment = await deployments.create_deployment(
+            session, DeploymentCreate(name="prod", workload_id=workload), "owner"
+        )
+        await deployment_access.change_roles(
+            session,
+            deployment.id,
+            [
+                RoleChange(username="user", role="user"),
+                RoleChange(username="consumer", role="consumer"),
+            ],
+            "owner",
+        )
+        _, token = await deployment_access.create_token(session, deployment.id, "t", "owner")
+        # The revoke route gets a token of its own, so the one used to invoke stays valid.
+        victim, _ = await deployment_access.create_token(session, deployment.id, "v", "owner")
+    await app.state.context.directory.refresh()
+    return {
+        **keys,
+        "token": token,
+        "id": deployment.id,
+        "token_id": victim.id,
+        "workload": spare,
+        "other": other,
+    }
+
+
+def fill(template: str, world: dict[str, str]) -> str:
+    return re.sub(
+        r"\{(\w+)\}", lambda m: world["token_id" if m.group(1) == "token" else m.group(1)], template
+    )
+
+
+async def test_the_matrix_covers_every_deployment_route(app: FastAPI) -> None:
+    documented = {
+        (method.upper(), path.replace("{deploymentId}", "{id}").replace("{tokenId}", "{token}"))
+        for path, operations in app.openapi()["paths"].items()
+        if "/deployments" in path
+        for method in operations
+    }
+    listed = {(m, re.sub(r"/(healthz|echo)$", "/{path}", p)) for m, p in EXPECTED}
+    invoke = {(m, p) for m, p in documented if "{path}" in p and m in ("GET", "POST")}
+    assert {(m, p) for m, p in documented if "{path}" not in p} | invoke == listed
+
+
+async def test_every_caller_on_every_route(app: FastAPI, world: dict[str, str]) -> None:
+    failures = []
+    for (method, template), expected in EXPECTED.items():
+        callers = {**expected, "none": 401, "revoked": 401}
+        if template.startswith("/api/v2/endpoints/"):
+            callers["token"] = "ok"
+        for caller, outcome in callers.items():
+            body = BODIES.get((method, template))
+            async with client_for(app, world.get(caller)) as client:
+                response = await client.request(
+                    method,
+                    fill(template, world),
+                    json={k: fill(v, world) if isinstance(v, str) else v for k, v in body.items()}
+                    if body
+                    else None,
+                )
+            hidden = response.status_code == 404 and "was not found" in response.text
+            got: Any = (
+                "ok"
+                if response.status_code not in (401, 403) and not hidden
+                else response.status_code
+            )
+            if got != outcome:
+                failures.append(
+                    f"{method} {template} as {caller}: {response.status_code} {response.text[:120]}"
+                )
+    assert failures == []
+
+
+async def test_token_is_scoped_to_one_deployment(app: FastAPI, world: dict[str, str]) -> None:
+    async with app.state.context.sessions() as session, session.begin():
+        other = await deployments.create_deployment(
+            session, DeploymentCreate(name="other", workload_id=world["other"]), "owner"
+        )
+    await app.state.context.directory.refresh()
+    async with client_for(app, world["token"]) as client:
+        elsewhere = await client.get(f"/api/v2/endpoints/deployments/{other.id}/healthz")
+        assert elsewhere.status_code == 403
+        # An invoke token is not a management key.
+        assert (await client.get(f"/api/v2/console/deployments/{world['id']}/")).status_code == 401
+        assert (await client.get("/api/v2/apiKeys/me/")).status_code == 401
