@@ -1,8 +1,8 @@
-"""Record real workload histories and replay them against the current workflow code.
+"""Record real workload and deployment histories and replay them against the current code.
 
-`WAPI_UPDATE_HISTORIES=1` also saves them under tests/histories/, where `tests/test_replay.py`
-replays every saved history on every run: a workflow change that is not guarded with
-`workflow.patched` fails there.
+`WAPI_UPDATE_HISTORIES=1` also saves them under tests/histories/<workflow>/, where
+`tests/test_replay.py` replays every saved history on every run: a workflow change that is
+not guarded with `workflow.patched` fails there.
 """
 
 from __future__ import annotations
@@ -14,22 +14,31 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from tests.e2e.conftest import WORKLOADS, Stack
+from tests.e2e.conftest import WORKLOADS, Stack, eventually
+from tests.e2e.test_deployments import DEPLOYMENTS, deploy, running_workload, swap_status
 from tests.e2e.test_workload_lifecycle import READY
+from workload_api.workflows.deployment import DeploymentWorkflow
 from workload_api.workflows.workload import WorkloadWorkflow
 
-HISTORIES = Path(__file__).parents[1] / "histories" / "workload"
+HISTORIES = Path(__file__).parents[1] / "histories"
 
 
-async def keep(stack: Stack, workload_id: str, name: str) -> WorkflowHistory:
-    history = await stack.temporal.get_workflow_handle(f"workload-{workload_id}").fetch_history()
+async def keep(stack: Stack, workflow_id: str, kind: str, name: str) -> WorkflowHistory:
+    history = await stack.temporal.get_workflow_handle(workflow_id).fetch_history()
     if os.environ.get("WAPI_UPDATE_HISTORIES"):
-        HISTORIES.mkdir(parents=True, exist_ok=True)
-        (HISTORIES / f"{name}.json").write_text(history.to_json())
+        (HISTORIES / kind).mkdir(parents=True, exist_ok=True)
+        (HISTORIES / kind / f"{name}.json").write_text(history.to_json())
     return history
 
 
-async def test_live_histories_replay(stack: Stack) -> None:
+async def replay(history: WorkflowHistory) -> None:
+    replayer = Replayer(
+        workflows=[WorkloadWorkflow, DeploymentWorkflow], data_converter=pydantic_data_converter
+    )
+    await replayer.replay_workflow(history)
+
+
+async def test_workload_histories_replay(stack: Stack) -> None:
     lifecycle = (await stack.create(readinessProbe=READY))["id"]
     await stack.wait_status(lifecycle, "running")
     await stack.api.patch(
@@ -46,10 +55,24 @@ async def test_live_histories_replay(stack: Stack) -> None:
     await stack.api.post(f"{WORKLOADS}{crashing}/stop/")
     await stack.wait_status(crashing, "stopped")
 
-    histories = [
-        await keep(stack, lifecycle, "lifecycle"),
-        await keep(stack, crashing, "crash_loop"),
-    ]
-    replayer = Replayer(workflows=[WorkloadWorkflow], data_converter=pydantic_data_converter)
-    for history in histories:
-        await replayer.replay_workflow(history)
+    await replay(await keep(stack, f"workload-{lifecycle}", "workload", "lifecycle"))
+    await replay(await keep(stack, f"workload-{crashing}", "workload", "crash_loop"))
+
+
+async def test_deployment_history_replays(stack: Stack) -> None:
+    v1, collection = await running_workload(stack, "1")
+    v2, _ = await running_workload(stack, "2", collection)
+    did = (await deploy(stack, v1))["id"]
+    await stack.api.post(f"{DEPLOYMENTS}{did}/swap/", json={"workloadId": v2})
+    await eventually(lambda: swap_status(stack, did), lambda s: s == "completed", 90, "swap")
+    broken = await stack.registered(
+        "broken", collection, command=["never-ready"], readinessProbe=READY
+    )
+    candidate = await stack.workload_of(broken["id"], name="broken")
+    await stack.api.post(
+        f"{DEPLOYMENTS}{did}/swap/", json={"workloadId": candidate, "readyTimeoutSeconds": 3}
+    )
+    await eventually(lambda: swap_status(stack, did), lambda s: s == "rolled_back", 60, "rollback")
+    assert (await stack.api.delete(f"{DEPLOYMENTS}{did}/")).status_code == 204
+
+    await replay(await keep(stack, f"deployment-{did}", "deployment", "swap_rollback_delete"))
