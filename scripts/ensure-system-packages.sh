@@ -18,6 +18,7 @@ if [ "$profile" = test ]; then
 fi
 if [ "$profile" = bench ]; then
   have nginx || need+=(nginx-light)
+  have wrk || need+=(wrk)
 fi
 
 if [ ${#need[@]} -gt 0 ]; then

@@ -7,7 +7,7 @@ import os
 import stat
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -15,12 +15,14 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
-from tests.conftest import client_for
+from tests.conftest import ADMIN_KEY, client_for
 from tests.factories import artifact, spec
 from tests.test_auth import make_key
 from workload_api.activities.supervision import SupervisionActivities
+from workload_api.api.app import create_app
 from workload_api.catalog.tables import Artifact, Secret, Workload
 from workload_api.models.spec import ArtifactSpec
 from workload_api.models.workloads import WorkloadRuntime
@@ -165,6 +167,18 @@ async def test_roles(app: FastAPI, api: httpx.AsyncClient) -> None:
         assert (await editor.delete(url)).status_code == 204
 
 
+async def test_an_unusable_key_is_503_and_not_echoed(
+    settings: Settings, unreachable_temporal: Client
+) -> None:
+    broken = settings.model_copy(update={"secrets_key": SecretStr("not-a-key-material")})
+    app = create_app(broken, temporal_client=unreachable_temporal)
+    async with app.router.lifespan_context(app), client_for(app, ADMIN_KEY) as api:
+        response = await api.post(SECRETS, json={"name": "x", "value": VALUE})
+        assert response.status_code == 503
+        assert "WAPI_SECRETS_KEY" in response.text and "not-a-key-material" not in response.text
+        assert (await api.get(SECRETS)).status_code == 200  # metadata needs no key
+
+
 # References from environment variables
 
 
@@ -294,11 +308,14 @@ async def test_users_of_ignores_ids_outside_environment_variables(
 
 
 async def test_the_database_holds_ciphertext_only(app: FastAPI, api: httpx.AsyncClient) -> None:
+    async def stored_rows() -> str:
+        async with app.state.context.engine.connect() as conn:
+            return str([tuple(row) for row in await conn.execute(text("SELECT * FROM secrets"))])
+
     made = await create(api)
+    assert made["id"] in await stored_rows() and VALUE not in await stored_rows()
     await api.post(f"{SECRETS}{made['id']}/rotate/", json={"value": VALUE + "-2"})
-    async with app.state.context.engine.connect() as conn:
-        rows = [tuple(row) for row in await conn.execute(text("SELECT * FROM secrets"))]
-    assert len(rows) == 1 and VALUE not in str(rows)
+    assert VALUE not in await stored_rows()
     async with sessions_of(app)() as session:
         stored = await session.scalar(select(Secret.ciphertext))
     assert stored is not None and stored.startswith("v1.")
@@ -427,7 +444,7 @@ async def test_the_activity_resolves_exactly_the_named_secrets(
     wanted = await create(api, "wanted")
     await create(api, "unrelated", "unrelated-value")
     settings: Settings = app.state.context.settings
-    runtime: Runtime = None  # type: ignore[assignment]  # `_secrets` does not touch it
+    runtime = cast(Runtime, None)  # `_secrets` does not touch it
     activities = SupervisionActivities(sessions_of(app), runtime, load_keyring(settings))
 
     assert await activities._secrets(plan_with()) == {}

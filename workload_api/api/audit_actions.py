@@ -13,6 +13,9 @@ METHOD_VERBS = {"POST": "create", "PUT": "replace", "PATCH": "update", "DELETE":
 # Routes the rule in `route_action` would name less clearly.
 ACTION_OVERRIDES: dict[tuple[str, str], str] = {
     ("DELETE", "/api/v2/apiKeys/{keyId}/"): "apiKey.revoke",
+    ("DELETE", "/api/v2/console/deployments/{deploymentId}/swap/"): "deployment.cancelSwap",
+    ("DELETE", "/api/v2/console/deployments/{deploymentId}/tokens/{tokenId}/"): "token.revoke",
+    ("PATCH", "/api/v2/console/deployments/{deploymentId}/sharedRoles/"): "deployment.share",
 }
 
 

@@ -44,3 +44,9 @@ class KeyCache:
         if cached[1] is None:
             raise AuthenticationError("the API key is not valid")
         return cached[1]
+
+    def forget(self, key_id: str) -> None:
+        """Drop a revoked key at once in this process (others follow within `ttl`)."""
+        for digest, (_, principal) in list(self._entries.items()):
+            if principal is not None and principal.key_id == key_id:
+                del self._entries[digest]

@@ -59,7 +59,10 @@ class DeploymentPublic(CamelModel):
 
 
 class SwapCreate(InputModel):
-    workload_id: ResourceId = Field(description="The registered workload to move traffic to.")
+    workload_id: ResourceId = Field(
+        description="The registered workload to move traffic to.",
+        examples=["65f1c0ffee65f1c0ffee65f2"],
+    )
     ready_timeout_seconds: int = Field(
         300, ge=1, le=86400, description="Roll back if the candidate is not running by then."
     )

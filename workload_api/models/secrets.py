@@ -41,8 +41,8 @@ SecretValue = Annotated[
     SecretStr,
     AfterValidator(_storable),
     Field(
-        description=f"The value, at most {MAX_VALUE_BYTES} bytes. Stored encrypted; never returned.",
-        examples=["sk-live-0123456789abcdef"],
+        description=f"At most {MAX_VALUE_BYTES} bytes. Stored encrypted; never returned.",
+        examples=["example-token-0123456789abcdef"],
     ),
 ]
 

@@ -14,6 +14,7 @@ import base64
 import binascii
 import contextlib
 import hashlib
+import logging
 import os
 import secrets
 from pathlib import Path
@@ -22,6 +23,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from workload_api.settings import Settings
+
+log = logging.getLogger(__name__)
 
 FORMAT = "v1"
 KEY_BYTES = 32
@@ -135,6 +138,10 @@ def _read_or_create(path: Path) -> str:
             os.fsync(file.fileno())
         with contextlib.suppress(FileExistsError):
             os.link(draft, path)
+            log.warning(
+                "created a key for secret values; back it up apart from the database",
+                extra={"path": str(path)},
+            )
     finally:
         draft.unlink()
     return path.read_text()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, status
 
-from workload_api.api.deps import Admin, PageDep, SessionDep, Viewer
+from workload_api.api.deps import Admin, ContextDep, PageDep, SessionDep, Viewer
 from workload_api.api.pagination import page_of
 from workload_api.api.params import KeyId
 from workload_api.catalog.tables import ApiKey
@@ -57,6 +57,12 @@ async def get_key(session: SessionDep, _: Admin, key_id: KeyId) -> ApiKeyPublic:
 
 
 @router.delete("/{keyId}/", summary="Revoke an API key")
-async def revoke_key(session: SessionDep, principal: Admin, key_id: KeyId) -> ApiKeyPublic:
-    """Requests with a revoked key get 401 from then on. The record is kept for the audit trail."""
-    return present(await api_keys.revoke_key(session, key_id, principal))
+async def revoke_key(
+    context: ContextDep, session: SessionDep, principal: Admin, key_id: KeyId
+) -> ApiKeyPublic:
+    """Requests with the key get 401 from now on here, and within a second on every other API
+    process. The record is kept for the audit trail."""
+    row = await api_keys.revoke_key(session, key_id, principal)
+    await session.commit()
+    context.keys.forget(key_id)
+    return present(row)

@@ -110,6 +110,7 @@ async def get_artifact(
 
 @router.patch("/{artifactId}/", summary="Edit or register a draft")
 async def update_artifact(
+    request: Request,
     session: SessionDep,
     principal: Editor,
     response: Response,
@@ -130,6 +131,12 @@ async def update_artifact(
     row = await artifacts.update_artifact(
         session, artifact_id, data, principal.username, expected_revision=revision
     )
+    if data.status == "registered":
+        request.state.audit_summary = {
+            "registered": True,
+            "version": row.version,
+            "collectionId": row.collection_id,
+        }
     return _with_etag(response, row)
 
 

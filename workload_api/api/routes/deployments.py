@@ -202,6 +202,7 @@ async def delete_deployment(
     "/{deploymentId}/swap/", status_code=status.HTTP_202_ACCEPTED, summary="Swap the workload"
 )
 async def swap_workload(
+    request: Request,
     session: SessionDep,
     principal: Editor,
     lifecycle: LifecycleDep,
@@ -230,6 +231,7 @@ async def swap_workload(
     )
     swap = await session.get(DeploymentSwap, swap_id)
     assert swap is not None  # written by the workflow before the update returns
+    request.state.audit_summary = {"swapId": swap_id, "toWorkloadId": data.workload_id}
     return present_swap(swap)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
@@ -10,11 +11,13 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, st
 from workload_api.api.deps import ContextDep, Editor, PageDep, SessionDep, Viewer
 from workload_api.api.pagination import page_of
 from workload_api.catalog.tables import Secret
+from workload_api.errors import UnavailableError
 from workload_api.models.common import Page, UserRef
 from workload_api.models.secrets import SecretCreate, SecretPublic, SecretRotate
 from workload_api.services import secrets
-from workload_api.services.keyring import Keyring, load_keyring
+from workload_api.services.keyring import Keyring, KeyringError, load_keyring
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/secrets", tags=["secrets"])
 
 SecretId = Annotated[
@@ -41,7 +44,11 @@ async def get_keyring(request: Request, context: ContextDep) -> Keyring:
     """The key is read (or, for the embedded stack, created) on first use, then kept."""
     keyring: Keyring | None = getattr(request.app.state, "secrets_keyring", None)
     if keyring is None:
-        keyring = await asyncio.to_thread(load_keyring, context.settings)
+        try:
+            keyring = await asyncio.to_thread(load_keyring, context.settings)
+        except KeyringError as error:  # names the setting or file, never a key
+            log.error("the secrets key is not usable", extra={"error": str(error)})
+            raise UnavailableError(f"secrets are not available: {error}") from None
         request.app.state.secrets_keyring = keyring
     return keyring
 
@@ -76,7 +83,7 @@ async def create_secret(
                     "value": {
                         "name": "openai-api-key",
                         "description": "used by the support agent",
-                        "value": "sk-live-0123456789abcdef",
+                        "value": "example-token-0123456789abcdef",
                     },
                 }
             }
@@ -115,7 +122,7 @@ async def rotate_secret(
     secret_id: SecretId,
     data: Annotated[
         SecretRotate,
-        Body(openapi_examples={"rotate": {"value": {"value": "sk-live-fedcba9876543210"}}}),
+        Body(openapi_examples={"rotate": {"value": {"value": "example-token-fedcba9876543210"}}}),
     ],
 ) -> SecretPublic:
     """Replace the value; `version` goes up by one. Running workloads keep the value they
