@@ -116,7 +116,9 @@ async def wrk(url: str, seconds: int, options: list[str]) -> Run:
     cpu = time.process_time() - cpu
     lines = [line for line in out.decode().splitlines() if line.startswith("WRK ")]
     if process.returncode != 0 or not lines:
-        raise RuntimeError(f"wrk failed ({process.returncode}): {out.decode()} {err.decode()}")
+        raise RuntimeError(
+            f"wrk {url} failed ({process.returncode}): {out.decode()} {err.decode()}"
+        )
     found = json.loads(lines[0][4:])
     return Run(
         found["requests"],
@@ -172,7 +174,7 @@ async def post(stack: Stack, path: str, body: dict[str, Any]) -> dict[str, Any]:
 
 async def deployed(stack: Stack) -> tuple[str, str, str]:
     """A registered artifact, one running replica of it and a deployment in front of it:
-    (the replica's published address, the deployment id, an invoke token)."""
+    (the workload id, the deployment id, an invoke token)."""
     container = {
         "imageUri": stack.image,
         "port": 8080,
@@ -194,13 +196,18 @@ async def deployed(stack: Stack) -> tuple[str, str, str]:
     token: str = (await post(stack, f"{DEPLOYMENTS}{deployment_id}/tokens/", {"name": "bench"}))[
         "token"
     ]
+    return workload_id, deployment_id, token
+
+
+async def replica(stack: Stack, workload_id: str) -> dict[str, Any]:
+    """The workload's replica, once it has a published address."""
     for _ in range(100):
-        replicas = (await stack.api.get(f"{WORKLOADS}{workload_id}/replicas/")).json()
-        if replicas and replicas[0]["address"]:
-            address: str = replicas[0]["address"]
-            return address, deployment_id, token
+        found = (await stack.api.get(f"{WORKLOADS}{workload_id}/replicas/")).json()
+        if found and found[0]["address"]:
+            first: dict[str, Any] = found[0]
+            return first
         await asyncio.sleep(0.2)
-    raise RuntimeError(f"the replica has no address: {replicas}")
+    raise RuntimeError(f"the replica has no address: {found}")
 
 
 async def answers(url: str, headers: dict[str, str]) -> None:
@@ -241,7 +248,8 @@ async def main(
     results: dict[str, dict[str, list[Run]]] = {p: {t: [] for t in TARGETS} for p in paths}
     sent = 0
     async with running_stack() as stack:
-        address, deployment_id, token = await deployed(stack)
+        workload_id, deployment_id, token = await deployed(stack)
+        address: str = (await replica(stack, workload_id))["address"]
         gateway = f"{stack.url}/api/v2/endpoints/deployments/{deployment_id}"
         with nginx(address) as proxy, tempfile.NamedTemporaryFile("w", suffix=".lua") as lua:
             lua.write(REPORT_LUA)
@@ -263,11 +271,18 @@ async def main(
                 for index in range(rounds):
                     turn = index % len(TARGETS)
                     for target in TARGETS[turn:] + TARGETS[:turn]:
-                        run = await wrk(urls[target], seconds, wrk_options[target])
+                        try:
+                            run = await wrk(urls[target], seconds, wrk_options[target])
+                        except RuntimeError as error:
+                            now = await stack.api.get(f"{WORKLOADS}{workload_id}/replicas/")
+                            raise RuntimeError(f"{error}; replicas now: {now.text}") from None
                         results[path][target].append(run)
                         sent += run.requests if target == "gateway" else 0
+            after = await replica(stack, workload_id)
         print_report(results, address, rounds, seconds, threads, conns)
         print(f"  tools: {versions}")
+        moved = "unchanged" if after["address"] == address else f"now {after['address']}"
+        print(f"  the replica at the end: restarts {after['restarts']}, address {moved}")
         await audit_check(stack, sent)
     print(f"  containers removed at teardown: {stack.leftovers} (expected 1)")
 
@@ -318,7 +333,7 @@ def print_report(
             "  - socket errors direct: a CGI sends no Content-Length, so busybox ends the body by"
         )
         print("    closing the connection; wrk counts the response, then a read error at the close")
-        print("    (one per request); both proxies send a length on, so their clients see none")
+        print("    (one per request); the proxies frame the body for their client, which sees none")
     print("  - direct and nginx open a new TCP connection to busybox httpd per request, and so")
     print(
         "    does the gateway (its httpx pool cannot reuse a closed connection); the client keeps"

@@ -57,6 +57,7 @@ async def faults(
     runtime = build_runtime(settings)
     assert runtime is not None
     workers: list[WorkerProcess] = []
+    leftovers: list[str] = []
     try:
         server.start()
         temporal = await connect(server.address)
@@ -68,12 +69,13 @@ async def faults(
                 try:
                     yield FaultStack(stack, server, tmp_path, workers)
                 finally:
-                    ids = [w["id"] for w in (await api.get(WORKLOADS)).json()["data"]]
-                    for workload_id in ids:
-                        await runtime.remove(workload_id)
+                    leftovers = [w["id"] for w in (await api.get(WORKLOADS)).json()["data"]]
     finally:
         for worker in workers:
             worker.stop()
+        # Only now that no worker runs: a live supervisor would recreate what is removed.
+        for workload_id in leftovers:
+            await runtime.remove(workload_id)
         server.stop()
         await runtime.close()
 

@@ -32,4 +32,5 @@ async def test_readme_tour_runs(stack: Stack, tmp_path: Path) -> None:
     text = output.decode()
     assert process.returncode == 0, text
     assert '"query":"name=world"' in text and "serving on port 8080" in text
+    assert "via=deployment" in text and "deployment.invoke" in text
     assert text.rstrip().endswith("204")

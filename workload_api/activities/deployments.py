@@ -182,8 +182,12 @@ class DeploymentActivities:
                     return MonitorResult(status="inactive", reason="the deployment is gone")
                 if verdict != input.status:
                     return MonitorResult(status=verdict, reason=reason)
-                activity.heartbeat()
-                await asyncio.sleep(interval)
+                # Heartbeat through the wait: an interval may be longer than the heartbeat
+                # timeout, and cancellation only arrives with a heartbeat's reply.
+                deadline = time.monotonic() + interval
+                while (left := deadline - time.monotonic()) > 0:
+                    activity.heartbeat()
+                    await asyncio.sleep(min(left, 1.0))
 
     @activity.defn(name="deployment.forget_deployment")
     async def forget_deployment(self, input: DeploymentRef) -> None:

@@ -1,4 +1,7 @@
-"""Dependencies as `Annotated` aliases, so route signatures read like plain typed parameters."""
+"""Dependencies as `Annotated` aliases, so route signatures read like plain typed parameters.
+
+They are all `async def`: FastAPI runs a plain `def` dependency in a thread pool, a hand-off
+per request that the gateway path cannot afford."""
 
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from workload_api.services.lifecycle import WorkloadLifecycle
 from workload_api.services.listing import PageRequest
 
 
-def get_context(request: Request) -> AppContext:
+async def get_context(request: Request) -> AppContext:
     context: AppContext = request.app.state.context
     return context
 
@@ -41,21 +44,21 @@ async def get_session(context: ContextDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-def get_bundles(context: ContextDep) -> BundleCatalog:
+async def get_bundles(context: ContextDep) -> BundleCatalog:
     return context.bundles
 
 
 BundlesDep = Annotated[BundleCatalog, Depends(get_bundles)]
 
 
-def get_temporal(context: ContextDep) -> Client:
+async def get_temporal(context: ContextDep) -> Client:
     return context.temporal
 
 
 TemporalDep = Annotated[Client, Depends(get_temporal)]
 
 
-def get_lifecycle(context: ContextDep) -> WorkloadLifecycle:
+async def get_lifecycle(context: ContextDep) -> WorkloadLifecycle:
     return WorkloadLifecycle(
         context.temporal,
         task_queue=context.settings.temporal_task_queue,
@@ -100,7 +103,7 @@ Editor = Annotated[Principal, Depends(require("editor"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
 
 
-def page_request(
+async def page_request(
     offset: Annotated[int, Query(ge=0, le=10_000_000, description="Items to skip.")] = 0,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size, at most 100.")] = 100,
     order_by: Annotated[
@@ -119,7 +122,7 @@ def page_request(
 PageDep = Annotated[PageRequest, Depends(page_request)]
 
 
-def expected_revision(
+async def expected_revision(
     if_match: Annotated[
         str | None,
         Header(

@@ -60,6 +60,13 @@ class ReplicaDirectory:
             found = self.routes.ready.get(workload_id)
         return found or []
 
+    async def recheck(self) -> Routes:
+        """The routes, reloaded first if older than `MISS_REFRESH`: for a lookup that missed,
+        e.g. a token or a role created a moment ago."""
+        if time.monotonic() - self._loaded_at > MISS_REFRESH:
+            await self.refresh()
+        return self.routes
+
     def knows(self, workload_id: str) -> bool:
         return workload_id in self.routes.workloads
 

@@ -49,7 +49,7 @@ router = APIRouter(prefix="/console/deployments", tags=["deployments"])
 AVAILABILITY_WINDOW = timedelta(hours=1)
 
 
-def get_lifecycle(context: ContextDep) -> DeploymentLifecycle:
+async def get_lifecycle(context: ContextDep) -> DeploymentLifecycle:
     return DeploymentLifecycle(
         context.temporal,
         task_queue=context.settings.temporal_task_queue,

@@ -139,14 +139,20 @@ async def _invoker(
     secret = credentials.credentials
     routes = context.directory.routes
     if secret.startswith(deployment_access.TOKEN_PREFIX):
-        owner = routes.tokens.get(deployment_access.hash_token(secret))
+        digest = deployment_access.hash_token(secret)
+        owner = routes.tokens.get(digest) or (await context.directory.recheck()).tokens.get(digest)
         if owner is None:
             raise AuthenticationError("the invoke token is not valid")
         if owner[0] != deployment_id:
             raise PermissionDeniedError("this invoke token belongs to another deployment")
         return f"token:{owner[1]}", "invoke_token"
     principal = await context.keys.authenticate(secret)
-    if principal.role != "admin" and (deployment_id, principal.username) not in routes.roles:
+    grant = (deployment_id, principal.username)
+    if (
+        principal.role != "admin"
+        and grant not in routes.roles
+        and grant not in (await context.directory.recheck()).roles
+    ):
         raise PermissionDeniedError(
             "you have no role on this deployment; an owner can share it with you"
         )
