@@ -17,6 +17,9 @@ from workload_api.services import secrets, workloads
 from workload_api.services.keyring import DecryptionError, Keyring
 
 
+STARTING_TICK_SECONDS = 0.2
+
+
 class SupervisionActivities:
     def __init__(
         self,
@@ -60,7 +63,10 @@ class SupervisionActivities:
                             outcome="failed", reason=self._not_ready(observation)
                         )
                 activity.heartbeat()
-                await asyncio.sleep(self.tick_seconds)
+                # While starting, look often: a container that just started is probed on the
+                # next tick, and that tick is most of the time to `running`.
+                fast = input.wait_for_ready and self.tick_seconds > STARTING_TICK_SECONDS
+                await asyncio.sleep(STARTING_TICK_SECONDS if fast else self.tick_seconds)
         finally:
             await supervisor.close()
 
