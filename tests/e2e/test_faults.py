@@ -87,6 +87,11 @@ async def test_worker_killed_while_initializing(faults: FaultStack) -> None:
     await stack.wait_status(wid, "initializing")
     await eventually(lambda: containers_of(stack, wid), bool, 30, "the container to exist")
     first.kill()
+    # With no worker at all, reads still answer from the catalog.
+    assert (await stack.get(wid))["status"] == "initializing"
+    listed = (await stack.api.get(WORKLOADS)).json()
+    assert [w["id"] for w in listed["data"]] == [wid]
+    assert (await stack.api.get(f"{WORKLOADS}{wid}/events/")).status_code == 200
     faults.worker()
     running = await stack.wait_status(wid, "running", within=90)
     assert running["generation"] == 1

@@ -1,0 +1,78 @@
+"""The supervise activity when the engine is away: a retryable error, and an event saying so
+on the first attempt and every tenth (not on every retry). The runtime is the real local
+runtime, pointed at a socket where no engine listens."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from temporalio.testing import ActivityEnvironment
+
+from tests.factories import spec
+from workload_api.activities.supervision import SupervisionActivities
+from workload_api.catalog import database
+from workload_api.catalog.tables import WorkloadEvent
+from workload_api.models.workloads import InlineArtifact, WorkloadCreate
+from workload_api.payloads.workloads import SuperviseInput
+from workload_api.runtimes.base import ContainerPlan, GroupPlan, RunPlan
+from workload_api.runtimes.errors import RuntimeUnavailableError
+from workload_api.runtimes.local import LocalRuntime
+from workload_api.services import workloads
+from workload_api.services.bundles import BundleCatalog
+from workload_api.services.keyring import load_keyring
+from workload_api.settings import Settings
+
+
+@pytest.mark.parametrize(("attempt", "events"), [(1, 1), (2, 0), (10, 1)])
+async def test_unreachable_engine_is_retried_and_reported(
+    catalog_url: str, tmp_path: Path, attempt: int, events: int
+) -> None:
+    engine = database.create_engine(catalog_url)
+    sessions = database.create_sessionmaker(engine)
+    try:
+        await database.migrate(engine)
+        async with sessions() as session, session.begin():
+            created = await workloads.create_workload(
+                session,
+                WorkloadCreate(name="w", artifact=InlineArtifact.model_validate({"spec": spec()})),
+                "admin",
+                BundleCatalog.load(),
+            )
+        runtime = LocalRuntime(f"unix://{tmp_path / 'no-engine.sock'}")
+        activities = SupervisionActivities(
+            sessions, runtime, load_keyring(Settings(state_dir=tmp_path))
+        )
+        plan = RunPlan(
+            workload_id=created.id,
+            generation=1,
+            groups=[
+                GroupPlan(
+                    name="default",
+                    replicas=1,
+                    containers=[
+                        ContainerPlan(name="main", image="busybox", primary=True, port=8080)
+                    ],
+                )
+            ],
+        )
+        env = ActivityEnvironment()
+        env.info = dataclasses.replace(env.info, attempt=attempt)
+        with pytest.raises(RuntimeUnavailableError):
+            await env.run(activities.supervise, SuperviseInput(plan=plan, wait_for_ready=True))
+        async with sessions() as session:
+            rows = list(
+                await session.scalars(
+                    select(WorkloadEvent).where(WorkloadEvent.type == "runtime_unavailable")
+                )
+            )
+        assert len(rows) == events
+        if rows:
+            assert (
+                "unreachable; retrying" in rows[0].message and rows[0].details["attempt"] == attempt
+            )
+        await runtime.close()
+    finally:
+        await engine.dispose()
