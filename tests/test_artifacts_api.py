@@ -219,3 +219,14 @@ async def test_paths_work_with_and_without_trailing_slash(api: httpx.AsyncClient
     created = await api.post(ARTIFACTS.rstrip("/"), json=artifact())
     assert created.status_code == 201
     assert (await api.get(f"{ARTIFACTS}{created.json()['id']}")).status_code == 200
+
+
+async def test_search_wildcards_are_literal(api: httpx.AsyncClient) -> None:
+    for name in ("a_b", "axb", "100%", "1000"):
+        await create(api, name=name)
+    assert [
+        a["name"] for a in (await api.get(ARTIFACTS, params={"search": "a_b"})).json()["data"]
+    ] == ["a_b"]
+    assert [
+        a["name"] for a in (await api.get(ARTIFACTS, params={"search": "0%"})).json()["data"]
+    ] == ["100%"]

@@ -16,7 +16,6 @@ from workload_api.runtimes.errors import RuntimeUnavailableError, WorkloadFailed
 from workload_api.services import secrets, workloads
 from workload_api.services.keyring import DecryptionError, Keyring
 
-
 STARTING_TICK_SECONDS = 0.2
 
 

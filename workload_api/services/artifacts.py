@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from workload_api.catalog.tables import Artifact, ArtifactCollection, Workload, utcnow
@@ -24,7 +24,7 @@ from workload_api.models.artifacts import (
 )
 from workload_api.models.spec import ArtifactSpec, ArtifactType
 from workload_api.services import secrets
-from workload_api.services.listing import PageRequest, fetch_page
+from workload_api.services.listing import PageRequest, fetch_page, matching
 from workload_api.services.spec_rules import checked_spec
 
 
@@ -58,13 +58,8 @@ async def list_artifacts(
 ) -> tuple[list[Artifact], int]:
     statement = select(Artifact)
     if where.search:
-        pattern = f"%{where.search.lower()}%"
         statement = statement.where(
-            or_(
-                Artifact.name.ilike(pattern),
-                Artifact.description.ilike(pattern),
-                Artifact.id.ilike(pattern),
-            )
+            matching(where.search, Artifact.name, Artifact.description, Artifact.id)
         )
     if where.type:
         statement = statement.where(Artifact.type == where.type)

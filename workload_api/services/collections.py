@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from workload_api.catalog.tables import Artifact, ArtifactCollection
 from workload_api.errors import NotFoundError
-from workload_api.services.listing import PageRequest, fetch_page
+from workload_api.services.listing import PageRequest, fetch_page, matching
 
 SORT_KEYS = {
     "name": ArtifactCollection.name,
@@ -28,7 +28,7 @@ async def list_collections(
 ) -> tuple[list[ArtifactCollection], int]:
     statement = select(ArtifactCollection)
     if search:
-        statement = statement.where(ArtifactCollection.name.ilike(f"%{search.lower()}%"))
+        statement = statement.where(matching(search, ArtifactCollection.name))
     return await fetch_page(
         session,
         statement,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from workload_api.catalog.tables import (
@@ -21,7 +21,7 @@ from workload_api.catalog.tables import (
 from workload_api.errors import ConflictError, InvalidInputError, NotFoundError
 from workload_api.models.deployments import DeploymentCreate, DeploymentUpdate, HealthSettings
 from workload_api.payloads.deployments import DeploymentStatus
-from workload_api.services.listing import PageRequest, fetch_page
+from workload_api.services.listing import PageRequest, fetch_page, matching
 
 HEALTH_HISTORY = 500  # checks kept per deployment
 SORT_KEYS = {
@@ -103,13 +103,8 @@ async def list_deployments(
     """`readable_by`: only deployments where this user is owner or user (None: all)."""
     statement = select(Deployment)
     if search:
-        pattern = f"%{search.lower()}%"
         statement = statement.where(
-            or_(
-                Deployment.name.ilike(pattern),
-                Deployment.description.ilike(pattern),
-                Deployment.id.ilike(pattern),
-            )
+            matching(search, Deployment.name, Deployment.description, Deployment.id)
         )
     if status:
         statement = statement.where(Deployment.status == status)

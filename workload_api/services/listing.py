@@ -6,13 +6,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from workload_api.errors import InvalidInputError
 
 Row = TypeVar("Row")
+
+
+def matching(search: str, *columns: InstrumentedAttribute[Any]) -> ColumnElement[bool]:
+    """Case-insensitive substring match on any of `columns`; `%` and `_` match themselves."""
+    escaped = search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return or_(*(column.ilike(f"%{escaped}%", escape="\\") for column in columns))
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import Text, cast, or_, select, update
+from sqlalchemy import Text, cast, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,7 +18,7 @@ from workload_api.models.secrets import SecretCreate, SecretRotate
 from workload_api.models.spec import ArtifactSpec, ArtifactType, EnvVar, SecretEnvVar
 from workload_api.models.workloads import WorkloadRuntime
 from workload_api.services.keyring import Keyring
-from workload_api.services.listing import PageRequest, fetch_page
+from workload_api.services.listing import PageRequest, fetch_page, matching
 from workload_api.services.spec_rules import normalized, spec_problems
 
 SORT_KEYS = {
@@ -65,8 +65,7 @@ async def list_secrets(
 ) -> tuple[list[Secret], int]:
     statement = select(Secret)
     if search:
-        pattern = f"%{search.lower()}%"
-        statement = statement.where(or_(Secret.name.ilike(pattern), Secret.id.ilike(pattern)))
+        statement = statement.where(matching(search, Secret.name, Secret.id))
     return await fetch_page(
         session,
         statement,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from workload_api.catalog.tables import Artifact, Workload, WorkloadEvent, WorkloadReplica, utcnow
@@ -21,7 +21,7 @@ from workload_api.models.workloads import WorkloadCreate, WorkloadRuntime, Workl
 from workload_api.payloads.workloads import WorkloadStatus
 from workload_api.services import artifacts, secrets
 from workload_api.services.bundles import BundleCatalog
-from workload_api.services.listing import PageRequest, fetch_page
+from workload_api.services.listing import PageRequest, fetch_page, matching
 from workload_api.services.workload_runtime import checked_runtime
 
 SORT_KEYS = {
@@ -101,13 +101,8 @@ async def list_workloads(
 ) -> tuple[list[Workload], int]:
     statement = select(Workload)
     if where.search:
-        pattern = f"%{where.search.lower()}%"
         statement = statement.where(
-            or_(
-                Workload.name.ilike(pattern),
-                Workload.description.ilike(pattern),
-                Workload.id.ilike(pattern),
-            )
+            matching(where.search, Workload.name, Workload.description, Workload.id)
         )
     if where.status:
         statement = statement.where(Workload.status == where.status)
