@@ -124,7 +124,10 @@ class DeploymentActivities:
 
     @activity.defn(name="deployment.ensure_workload_started")
     async def ensure_workload_started(self, input: WorkloadTargetInput) -> EnsureStartedResult:
-        ref = await self._ref(input.workload_id)
+        try:
+            ref = await self._ref(input.workload_id)
+        except LookupError:
+            return EnsureStartedResult(started=False)  # deleted: waiting for it says so
         if ref.status not in ("stopped", "errored"):
             return EnsureStartedResult(started=False)
         try:
