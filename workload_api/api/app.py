@@ -18,7 +18,7 @@ from workload_api.api.audit import AuditMiddleware
 from workload_api.api.context import AppContext
 from workload_api.api.directory import ReplicaDirectory
 from workload_api.api.errors import install_error_handlers
-from workload_api.api.key_cache import KeyCache
+from workload_api.api.key_cache import Credentials
 from workload_api.api.observability import ApiMetrics, RequestContextMiddleware
 from workload_api.api.proxy import ReplicaProxy
 from workload_api.api.routes import (
@@ -145,7 +145,7 @@ def create_app(
                 directory=directory,
                 proxy=ReplicaProxy(http),
                 runtime=runtime,
-                keys=KeyCache(sessions),
+                credentials=Credentials(sessions),
                 audit=audit_writer,
             )
             # Everything built so far lives as long as the process: keep it out of the

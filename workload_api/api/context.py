@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from workload_api.api.directory import ReplicaDirectory
-from workload_api.api.key_cache import KeyCache
+from workload_api.api.key_cache import Credentials
 from workload_api.api.proxy import ReplicaProxy
 from workload_api.runtimes.base import Runtime
 from workload_api.services.audit_writer import AuditWriter
@@ -26,5 +26,5 @@ class AppContext:
     directory: ReplicaDirectory
     proxy: ReplicaProxy
     runtime: Runtime | None
-    keys: KeyCache
+    credentials: Credentials
     audit: AuditWriter

@@ -82,7 +82,7 @@ async def get_principal(
 ) -> Principal:
     if credentials is None:
         raise AuthenticationError("send an API key in the header 'Authorization: Bearer <key>'")
-    principal = await context.keys.authenticate(credentials.credentials)
+    principal = await context.credentials.authenticate(credentials.credentials)
     request.state.principal = principal
     return principal
 

@@ -1,9 +1,8 @@
-"""Where the gateway sends traffic and whom it lets in, held in memory.
+"""Where the gateway sends traffic, held in memory.
 
 A background task reloads one snapshot from the catalog twice a second: ready replica addresses
-per workload, each deployment's current workload, the active invoke tokens and the sharing
-roles. Requests never wait on the database, and a swap or a revocation reaches every gateway
-process within a second.
+per workload and each deployment's current workload. Requests never wait on the database, and
+a swap reaches every gateway process within a second. (Who may call is `key_cache.py`'s job.)
 """
 
 from __future__ import annotations
@@ -18,13 +17,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from workload_api.catalog.tables import (
-    Deployment,
-    DeploymentRole,
-    InvokeToken,
-    Workload,
-    WorkloadReplica,
-)
+from workload_api.catalog.tables import Deployment, Workload, WorkloadReplica
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +30,6 @@ class Routes:
     ready: dict[str, list[str]] = field(default_factory=dict)  # workload -> addresses
     workloads: frozenset[str] = frozenset()
     deployments: dict[str, str] = field(default_factory=dict)  # deployment -> workload
-    tokens: dict[str, tuple[str, str]] = field(default_factory=dict)  # hash -> (deployment, id)
-    roles: dict[tuple[str, str], str] = field(default_factory=dict)  # (deployment, user) -> role
 
 
 class ReplicaDirectory:
@@ -59,13 +50,6 @@ class ReplicaDirectory:
             await self.refresh()
             found = self.routes.ready.get(workload_id)
         return found or []
-
-    async def recheck(self) -> Routes:
-        """The routes, reloaded first if older than `MISS_REFRESH`: for a lookup that missed,
-        e.g. a token or a role created a moment ago."""
-        if time.monotonic() - self._loaded_at > MISS_REFRESH:
-            await self.refresh()
-        return self.routes
 
     def knows(self, workload_id: str) -> bool:
         return workload_id in self.routes.workloads
@@ -106,23 +90,7 @@ class ReplicaDirectory:
                     select(Deployment.id, Deployment.workload_id)
                 )
             }
-            tokens = {
-                token_hash: (deployment_id, token_id)
-                for token_hash, deployment_id, token_id in await session.execute(
-                    select(InvokeToken.token_hash, InvokeToken.deployment_id, InvokeToken.id).where(
-                        InvokeToken.revoked_at.is_(None)
-                    )
-                )
-            }
-            roles = {
-                (deployment_id, username): role
-                for deployment_id, username, role in await session.execute(
-                    select(
-                        DeploymentRole.deployment_id, DeploymentRole.username, DeploymentRole.role
-                    )
-                )
-            }
-        self.routes = Routes(dict(ready), workloads, deployments, tokens, roles)
+        self.routes = Routes(dict(ready), workloads, deployments)
         self._loaded_at = time.monotonic()
 
     async def _run(self) -> None:

@@ -1,52 +1,67 @@
-"""API key lookups with a short memory, so every request does not read the catalog.
-
-Entries live `ttl` seconds (0.5 by default): a revoked key stops working within a second on
-every API process, which is also how long a new key may take to be recognised.
-"""
+"""Credential and role lookups for every request, through short-lived caches (`TtlCache`)."""
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict
-
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from workload_api.api.ttl_cache import TtlCache
+from workload_api.catalog.tables import DeploymentRole, InvokeToken
 from workload_api.errors import AuthenticationError
 from workload_api.services import api_keys
 from workload_api.services.api_keys import Principal
 
 
-class KeyCache:
-    def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], *, ttl: float = 0.5, size: int = 10_000
-    ) -> None:
+class Credentials:
+    """API keys (by hash), invoke tokens (by hash) and deployment roles (by deployment, user)."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, ttl: float = 0.5) -> None:
         self.sessions = sessions
-        self.ttl = ttl
-        self.size = size
-        # Unknown keys are remembered too, so a flood of bad keys cannot flood the database.
-        self._entries: OrderedDict[str, tuple[float, Principal | None]] = OrderedDict()
+        self._keys: TtlCache[str, Principal | None] = TtlCache(self._load_key, ttl=ttl)
+        self._tokens: TtlCache[str, tuple[str, str] | None] = TtlCache(self._load_token, ttl=ttl)
+        self._roles: TtlCache[tuple[str, str], str | None] = TtlCache(self._load_role, ttl=ttl)
 
     async def authenticate(self, key: str) -> Principal:
-        digest = api_keys.hash_key(key)
-        now = time.monotonic()
-        cached = self._entries.get(digest)
-        if cached is None or cached[0] < now:
-            async with self.sessions() as session:
-                try:
-                    principal: Principal | None = await api_keys.authenticate(session, key)
-                except AuthenticationError:
-                    principal = None
-            self._entries[digest] = (now + self.ttl, principal)
-            self._entries.move_to_end(digest)
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
-            cached = self._entries[digest]
-        if cached[1] is None:
+        principal = await self._keys.get(api_keys.hash_key(key))
+        if principal is None:
             raise AuthenticationError("the API key is not valid")
-        return cached[1]
+        return principal
 
-    def forget(self, key_id: str) -> None:
-        """Drop a revoked key at once in this process (others follow within `ttl`)."""
-        for digest, (_, principal) in list(self._entries.items()):
-            if principal is not None and principal.key_id == key_id:
-                del self._entries[digest]
+    async def token(self, token_hash: str) -> tuple[str, str] | None:
+        """(deployment id, token id) of an active invoke token."""
+        return await self._tokens.get(token_hash)
+
+    async def role(self, deployment_id: str, username: str) -> str | None:
+        return await self._roles.get((deployment_id, username))
+
+    def forget_key(self, key_id: str) -> None:
+        self._keys.forget(lambda _, principal: principal is not None and principal.key_id == key_id)
+
+    async def _load_key(self, digest: str) -> Principal | None:
+        async with self.sessions() as session:
+            try:
+                return await api_keys.authenticate_hash(session, digest)
+            except AuthenticationError:
+                return None
+
+    async def _load_token(self, digest: str) -> tuple[str, str] | None:
+        async with self.sessions() as session:
+            row = (
+                await session.execute(
+                    select(InvokeToken.deployment_id, InvokeToken.id).where(
+                        InvokeToken.token_hash == digest, InvokeToken.revoked_at.is_(None)
+                    )
+                )
+            ).first()
+        return (row[0], row[1]) if row else None
+
+    async def _load_role(self, key: tuple[str, str]) -> str | None:
+        deployment_id, username = key
+        async with self.sessions() as session:
+            role: str | None = await session.scalar(
+                select(DeploymentRole.role).where(
+                    DeploymentRole.deployment_id == deployment_id,
+                    DeploymentRole.username == username,
+                )
+            )
+        return role

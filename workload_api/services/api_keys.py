@@ -59,7 +59,11 @@ async def create_key(
 
 
 async def authenticate(session: AsyncSession, key: str) -> Principal:
-    row = await session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(key)))
+    return await authenticate_hash(session, hash_key(key))
+
+
+async def authenticate_hash(session: AsyncSession, digest: str) -> Principal:
+    row = await session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
     if row is None or row.revoked_at is not None:
         raise AuthenticationError("the API key is not valid")
     return Principal(key_id=row.id, username=row.username, role=row.role)  # type: ignore[arg-type]

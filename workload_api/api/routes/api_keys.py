@@ -64,5 +64,5 @@ async def revoke_key(
     process. The record is kept for the audit trail."""
     row = await api_keys.revoke_key(session, key_id, principal)
     await session.commit()
-    context.keys.forget(key_id)
+    context.credentials.forget_key(key_id)
     return present(row)

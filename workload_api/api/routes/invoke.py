@@ -137,21 +137,16 @@ async def _invoker(
     if credentials is None:
         raise AuthenticationError("send an invoke token or an API key: 'Authorization: Bearer ...'")
     secret = credentials.credentials
-    routes = context.directory.routes
     if secret.startswith(deployment_access.TOKEN_PREFIX):
-        digest = deployment_access.hash_token(secret)
-        owner = routes.tokens.get(digest) or (await context.directory.recheck()).tokens.get(digest)
+        owner = await context.credentials.token(deployment_access.hash_token(secret))
         if owner is None:
             raise AuthenticationError("the invoke token is not valid")
         if owner[0] != deployment_id:
             raise PermissionDeniedError("this invoke token belongs to another deployment")
         return f"token:{owner[1]}", "invoke_token"
-    principal = await context.keys.authenticate(secret)
-    grant = (deployment_id, principal.username)
-    if (
-        principal.role != "admin"
-        and grant not in routes.roles
-        and grant not in (await context.directory.recheck()).roles
+    principal = await context.credentials.authenticate(secret)
+    if principal.role != "admin" and not await context.credentials.role(
+        deployment_id, principal.username
     ):
         raise PermissionDeniedError(
             "you have no role on this deployment; an owner can share it with you"
