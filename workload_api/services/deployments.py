@@ -21,6 +21,7 @@ from workload_api.catalog.tables import (
 from workload_api.errors import ConflictError, InvalidInputError, NotFoundError
 from workload_api.models.deployments import DeploymentCreate, DeploymentUpdate, HealthSettings
 from workload_api.payloads.deployments import DeploymentStatus
+from workload_api.services import events
 from workload_api.services.listing import PageRequest, fetch_page, matching
 
 HEALTH_HISTORY = 500  # checks kept per deployment
@@ -157,31 +158,13 @@ async def add_event(
     actor: str,
     details: dict[str, Any] | None = None,
 ) -> None:
-    session.add(
-        DeploymentEvent(
-            deployment_id=deployment_id,
-            type=type,
-            message=message,
-            actor=actor,
-            details=details or {},
-            created_at=utcnow(),
-        )
-    )
-    await session.flush()
+    await events.add(session, DeploymentEvent, deployment_id, type, message, actor, details)
 
 
 async def list_events(
     session: AsyncSession, deployment_id: str, page: PageRequest
 ) -> tuple[list[DeploymentEvent], int]:
-    statement = select(DeploymentEvent).where(DeploymentEvent.deployment_id == deployment_id)
-    return await fetch_page(
-        session,
-        statement,
-        page,
-        sort_keys={"timestamp": DeploymentEvent.id},
-        default_order=[DeploymentEvent.id.asc()],
-        tiebreak=DeploymentEvent.id,
-    )
+    return await events.page(session, DeploymentEvent, deployment_id, page)
 
 
 async def record_status(

@@ -19,7 +19,7 @@ from workload_api.models.artifacts import ArtifactCreate
 from workload_api.models.spec import ArtifactSpec
 from workload_api.models.workloads import WorkloadCreate, WorkloadRuntime, WorkloadUpdate
 from workload_api.payloads.workloads import WorkloadStatus
-from workload_api.services import artifacts, secrets
+from workload_api.services import artifacts, events, secrets
 from workload_api.services.bundles import BundleCatalog
 from workload_api.services.listing import PageRequest, fetch_page, matching
 from workload_api.services.workload_runtime import checked_runtime
@@ -172,32 +172,14 @@ async def add_event(
     actor: str,
     details: dict[str, Any] | None = None,
 ) -> None:
-    session.add(
-        WorkloadEvent(
-            workload_id=workload_id,
-            type=type,
-            message=message,
-            actor=actor,
-            details=details or {},
-            created_at=utcnow(),
-        )
-    )
-    await session.flush()
+    await events.add(session, WorkloadEvent, workload_id, type, message, actor, details)
 
 
 async def list_events(
     session: AsyncSession, workload_id: str, page: PageRequest
 ) -> tuple[list[WorkloadEvent], int]:
     await get_workload(session, workload_id)
-    statement = select(WorkloadEvent).where(WorkloadEvent.workload_id == workload_id)
-    return await fetch_page(
-        session,
-        statement,
-        page,
-        sort_keys={"timestamp": WorkloadEvent.id},
-        default_order=[WorkloadEvent.id.asc()],
-        tiebreak=WorkloadEvent.id,
-    )
+    return await events.page(session, WorkloadEvent, workload_id, page)
 
 
 async def list_replicas(session: AsyncSession, workload_id: str) -> list[WorkloadReplica]:
