@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     gateway_timeout_seconds: float = Field(
         300, gt=0, description="How long the gateway waits for a workload's answer."
     )
+    restore_interval_seconds: float = Field(
+        300, gt=0, description="How often workers start workflows missing for catalog rows."
+    )
     update_timeout_seconds: float = Field(
         20, gt=0, description="How long the API waits for a worker to accept a lifecycle change."
     )

@@ -155,10 +155,26 @@ async def run(settings: Settings) -> None:
             restored = await restore_workflows(client, settings, sessions)
             log.info(
                 "worker running",
-                extra={"task_queue": settings.temporal_task_queue, "workloads": restored},
+                extra={"task_queue": settings.temporal_task_queue, "entities": restored},
             )
+            sweeper = asyncio.create_task(_keep_restoring(client, settings, sessions))
             await stopping.wait()
+            sweeper.cancel()
         log.info("worker stopped")
+
+
+async def _keep_restoring(
+    client: Client, settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Restore missing workflows now and then, not only at start-up: an API process that dies
+    between writing a row and starting its workflow leaves the row without one. Starting a
+    workflow that runs already is a no-op."""
+    while True:
+        await asyncio.sleep(settings.restore_interval_seconds)
+        try:
+            await restore_workflows(client, settings, sessions)
+        except Exception as error:  # the next round tries again
+            log.warning("could not restore workflows", extra={"error": str(error)})
 
 
 def main() -> None:

@@ -141,6 +141,7 @@ def stack_settings(
         restart_backoff_max_seconds=1,
         crash_loop_limit=3,
         update_timeout_seconds=20,
+        restore_interval_seconds=2,
     )
 
 

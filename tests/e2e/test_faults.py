@@ -18,7 +18,11 @@ from tests.e2e.test_workload_lifecycle import READY, containers_of
 from tests.support.live_server import serve
 from tests.support.processes import DevServer, WorkerProcess
 from workload_api.api.app import create_app
+from workload_api.catalog import database
+from workload_api.models.workloads import WorkloadCreate
 from workload_api.runtimes.factory import build_runtime
+from workload_api.services import workloads
+from workload_api.services.bundles import BundleCatalog
 
 
 @dataclass
@@ -129,3 +133,36 @@ async def test_temporal_restarted_on_its_database(faults: FaultStack) -> None:
     newcomer = (await stack.create(name="after-restart"))["id"]
     await stack.wait_status(newcomer, "running")
     assert (await stack.get(ids[1]))["status"] == "running"
+
+
+async def test_a_row_left_without_its_workflow_is_picked_up(faults: FaultStack) -> None:
+    """The API died after writing a workload and before starting its workflow: a running
+    worker notices within its restore interval and the workload comes up."""
+    stack = faults.stack
+    faults.worker()
+    await asyncio.sleep(1)  # the worker is up and past its start-up restore
+    engine = database.create_engine(stack.settings.catalog_url)
+    try:
+        async with database.create_sessionmaker(engine)() as session, session.begin():
+            row = await workloads.create_workload(
+                session,
+                WorkloadCreate.model_validate(
+                    {
+                        "name": "orphan",
+                        "artifact": {
+                            "spec": {
+                                "containerGroups": [
+                                    {"containers": [stack.container(readinessProbe=READY)]}
+                                ]
+                            }
+                        },
+                    }
+                ),
+                "admin",
+                BundleCatalog.load(),
+            )
+    finally:
+        await engine.dispose()
+    running = await stack.wait_status(row.id, "running", within=60)
+    assert running["generation"] == 1
+    assert len(await containers_of(stack, row.id)) == 1
