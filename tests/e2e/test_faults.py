@@ -16,7 +16,7 @@ from tests.conftest import ADMIN_KEY
 from tests.e2e.conftest import WORKLOADS, Stack, eventually, stack_settings
 from tests.e2e.test_workload_lifecycle import READY, containers_of
 from tests.support.live_server import serve
-from tests.support.processes import DevServer, WorkerProcess
+from tests.support.processes import ApiProcess, DevServer, WorkerProcess
 from workload_api.api.app import create_app
 from workload_api.catalog import database
 from workload_api.models.workloads import WorkloadCreate
@@ -166,3 +166,66 @@ async def test_a_row_left_without_its_workflow_is_picked_up(faults: FaultStack) 
     running = await stack.wait_status(row.id, "running", within=60)
     assert running["generation"] == 1
     assert len(await containers_of(stack, row.id)) == 1
+
+
+async def test_api_killed_under_load(faults: FaultStack) -> None:
+    """SIGKILL the API while clients create workloads: every workload the catalog holds comes
+    up exactly once, and every one a client was told about exists."""
+    stack = faults.stack
+    faults.worker()
+    api = ApiProcess(stack.settings, faults.tmp_path / "api.log")
+    api.start()
+    try:
+        await _healthy(api.url)
+        acknowledged: list[str] = []
+        failed = 0
+        body = {
+            "name": "load",
+            "artifact": {"spec": {"containerGroups": [{"containers": [stack.container()]}]}},
+        }
+
+        async def create_many() -> None:
+            nonlocal failed
+            async with httpx.AsyncClient(
+                headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=10
+            ) as client:
+                for _ in range(8):
+                    try:
+                        response = await client.post(f"{api.url}{WORKLOADS}", json=body)
+                        if response.status_code == 201:
+                            acknowledged.append(response.json()["id"])
+                        else:
+                            failed += 1
+                    except httpx.HTTPError:
+                        failed += 1
+                    await asyncio.sleep(0.15)
+
+        load = asyncio.create_task(create_many())
+        await asyncio.sleep(0.5)
+        api.kill()
+        await asyncio.sleep(0.3)
+        api.start()
+        await _healthy(api.url)
+        await load
+    finally:
+        api.kill()
+
+    assert acknowledged and failed, (len(acknowledged), failed)  # the kill landed mid-load
+    catalog = {
+        w["id"] for w in (await stack.api.get(WORKLOADS, params={"limit": 100})).json()["data"]
+    }
+    assert set(acknowledged) <= catalog
+    for workload_id in catalog:
+        await stack.wait_status(workload_id, "running", within=90)
+        assert len(await containers_of(stack, workload_id)) == 1
+
+
+async def _healthy(url: str) -> None:
+    async def check() -> int:
+        try:
+            async with httpx.AsyncClient(timeout=1) as client:
+                return (await client.get(f"{url}/healthz")).status_code
+        except httpx.HTTPError:
+            return 0
+
+    await eventually(check, lambda status: status == 200, 30, f"{url} to answer")

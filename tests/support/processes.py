@@ -97,3 +97,32 @@ class WorkerProcess:
                 return False
             time.sleep(0.1)
         return True
+
+
+class ApiProcess:
+    """`python -m workload_api api` on its own port, with the test's settings."""
+
+    def __init__(self, settings: Settings, log_file: Path) -> None:
+        self.settings = settings.model_copy(update={"api_port": free_port()})
+        self.log_file = log_file
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.api_port}"
+
+    def start(self) -> None:
+        env = {**os.environ, **settings_env(self.settings)}
+        with self.log_file.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "workload_api", "api"],
+                stdout=log,
+                stderr=log,
+                env=env,
+                start_new_session=True,
+            )
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
