@@ -208,6 +208,8 @@ async def test_health_and_deployed_workload_protection(stack: Stack) -> None:
         "the deployment to go inactive",
     )
     assert v1 in inactive.json()["statusReason"]
+    # While it is stopping its replicas drain (and may still answer); once stopped, nothing does.
+    await stack.wait_status(v1, "stopped", within=30)
     down = await stack.api.get(f"/api/v2/endpoints/deployments/{did}/healthz")
     assert down.status_code == 503 and down.headers["retry-after"]
     assert (await stack.api.delete(f"{DEPLOYMENTS}{did}/")).status_code == 204
