@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from tests.support.fixtures_temporal import TEMPORAL_BIN, dev_server_args
@@ -57,8 +56,10 @@ class DevServer:
                 self.process.wait()
 
 
-class WorkerProcess:
-    """`python -m workload_api worker` with the test's settings."""
+class WapiProcess:
+    """`python -m workload_api <command>` with the test's settings, in a session of its own."""
+
+    command = ""
 
     def __init__(self, settings: Settings, log_file: Path) -> None:
         self.settings = settings
@@ -69,7 +70,7 @@ class WorkerProcess:
         env = {**os.environ, **settings_env(self.settings)}
         with self.log_file.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "workload_api", "worker"],
+                [sys.executable, "-m", "workload_api", self.command],
                 stdout=log,
                 stderr=log,
                 env=env,
@@ -90,39 +91,19 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
 
-    def alive_for(self, seconds: float) -> bool:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if self.process is None or self.process.poll() is not None:
-                return False
-            time.sleep(0.1)
-        return True
+
+class WorkerProcess(WapiProcess):
+    command = "worker"
 
 
-class ApiProcess:
-    """`python -m workload_api api` on its own port, with the test's settings."""
+class ApiProcess(WapiProcess):
+    """The API on a port of its own."""
+
+    command = "api"
 
     def __init__(self, settings: Settings, log_file: Path) -> None:
-        self.settings = settings.model_copy(update={"api_port": free_port()})
-        self.log_file = log_file
-        self.process: subprocess.Popen[bytes] | None = None
+        super().__init__(settings.model_copy(update={"api_port": free_port()}), log_file)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.settings.api_port}"
-
-    def start(self) -> None:
-        env = {**os.environ, **settings_env(self.settings)}
-        with self.log_file.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "workload_api", "api"],
-                stdout=log,
-                stderr=log,
-                env=env,
-                start_new_session=True,
-            )
-
-    def kill(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()

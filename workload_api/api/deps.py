@@ -6,7 +6,7 @@ per request that the gateway path cannot afford."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -18,8 +18,10 @@ from workload_api.errors import AuthenticationError, PermissionDeniedError, Prec
 from workload_api.models.api_keys import Role
 from workload_api.services.api_keys import Principal
 from workload_api.services.bundles import BundleCatalog
-from workload_api.services.lifecycle import WorkloadLifecycle
+from workload_api.services.lifecycle import DeploymentLifecycle, TemporalCalls, WorkloadLifecycle
 from workload_api.services.listing import PageRequest
+
+T = TypeVar("T", bound=TemporalCalls)
 
 
 async def get_context(request: Request) -> AppContext:
@@ -58,15 +60,24 @@ async def get_temporal(context: ContextDep) -> Client:
 TemporalDep = Annotated[Client, Depends(get_temporal)]
 
 
-async def get_lifecycle(context: ContextDep) -> WorkloadLifecycle:
-    return WorkloadLifecycle(
+def _temporal_calls(context: AppContext, kind: type[T]) -> T:
+    return kind(
         context.temporal,
         task_queue=context.settings.temporal_task_queue,
         timeout=context.settings.update_timeout_seconds,
     )
 
 
+async def get_lifecycle(context: ContextDep) -> WorkloadLifecycle:
+    return _temporal_calls(context, WorkloadLifecycle)
+
+
+async def get_deployment_lifecycle(context: ContextDep) -> DeploymentLifecycle:
+    return _temporal_calls(context, DeploymentLifecycle)
+
+
 LifecycleDep = Annotated[WorkloadLifecycle, Depends(get_lifecycle)]
+DeploymentLifecycleDep = Annotated[DeploymentLifecycle, Depends(get_deployment_lifecycle)]
 
 bearer = HTTPBearer(
     auto_error=False,

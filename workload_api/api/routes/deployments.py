@@ -9,10 +9,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, cast
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from sqlalchemy import select
 
-from workload_api.api.deps import ContextDep, Editor, PageDep, SessionDep, Viewer
+from workload_api.api.deps import DeploymentLifecycleDep, Editor, PageDep, SessionDep, Viewer
 from workload_api.api.pagination import page_of
 from workload_api.api.params import DeploymentId, Search
 from workload_api.catalog.tables import (
@@ -41,23 +41,11 @@ from workload_api.models.deployments import (
 from workload_api.payloads.deployments import SwapInput
 from workload_api.services import deployment_access, deployments
 from workload_api.services.api_keys import Principal
-from workload_api.services.lifecycle import DeploymentLifecycle
 from workload_api.services.listing import PageRequest
 from workload_api.services.refs import DeploymentRef
 
 router = APIRouter(prefix="/console/deployments", tags=["deployments"])
 AVAILABILITY_WINDOW = timedelta(hours=1)
-
-
-async def get_lifecycle(context: ContextDep) -> DeploymentLifecycle:
-    return DeploymentLifecycle(
-        context.temporal,
-        task_queue=context.settings.temporal_task_queue,
-        timeout=context.settings.update_timeout_seconds,
-    )
-
-
-LifecycleDep = Annotated[DeploymentLifecycle, Depends(get_lifecycle)]
 
 
 def present(request: Request, row: Deployment, role: ShareRole | None) -> DeploymentPublic:
@@ -105,7 +93,7 @@ async def create_deployment(
     request: Request,
     session: SessionDep,
     principal: Editor,
-    lifecycle: LifecycleDep,
+    lifecycle: DeploymentLifecycleDep,
     response: Response,
     data: DeploymentCreate,
 ) -> DeploymentPublic:
@@ -189,7 +177,10 @@ async def update_deployment(
     "/{deploymentId}/", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a deployment"
 )
 async def delete_deployment(
-    session: SessionDep, principal: Editor, lifecycle: LifecycleDep, deployment_id: DeploymentId
+    session: SessionDep,
+    principal: Editor,
+    lifecycle: DeploymentLifecycleDep,
+    deployment_id: DeploymentId,
 ) -> None:
     """Remove the URL, its tokens and roles. The workload keeps running; stop it yourself."""
     row, _ = await deployment_access.require(session, deployment_id, principal, "manage")
@@ -205,7 +196,7 @@ async def swap_workload(
     request: Request,
     session: SessionDep,
     principal: Editor,
-    lifecycle: LifecycleDep,
+    lifecycle: DeploymentLifecycleDep,
     deployment_id: DeploymentId,
     data: SwapCreate,
 ) -> SwapPublic:
@@ -239,7 +230,10 @@ async def swap_workload(
     "/{deploymentId}/swap/", status_code=status.HTTP_202_ACCEPTED, summary="Cancel a swap"
 )
 async def cancel_swap(
-    session: SessionDep, principal: Editor, lifecycle: LifecycleDep, deployment_id: DeploymentId
+    session: SessionDep,
+    principal: Editor,
+    lifecycle: DeploymentLifecycleDep,
+    deployment_id: DeploymentId,
 ) -> SwapPublic:
     """Cancel the swap in progress; traffic stays where it is and a candidate the swap started
     is stopped. Too late once traffic has moved (409): swap back instead."""
