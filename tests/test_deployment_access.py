@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from tests.conftest import ADMIN_KEY, client_for
 from tests.factories import artifact
 from tests.test_auth import make_key
+from workload_api.catalog.tables import WorkloadReplica
 from workload_api.models.artifacts import ArtifactCreate
 from workload_api.models.deployments import DeploymentCreate, RoleChange
 from workload_api.models.workloads import WorkloadCreate
@@ -186,3 +187,30 @@ async def test_token_is_scoped_to_one_deployment(app: FastAPI, world: dict[str, 
         # An invoke token is not a management key.
         assert (await client.get(f"/api/v2/console/deployments/{world['id']}/")).status_code == 401
         assert (await client.get("/api/v2/apiKeys/me/")).status_code == 401
+
+
+async def test_route_table_misses_read_the_catalog(app: FastAPI, world: dict[str, str]) -> None:
+    """What the API has just acknowledged takes traffic at once, even when the in-memory route
+    table was reloaded a moment before it was written."""
+    directory = app.state.context.directory
+    await directory.refresh()
+    async with app.state.context.sessions() as session, session.begin():
+        fresh = await deployments.create_deployment(
+            session, DeploymentCreate(name="fresh", workload_id=world["other"]), "owner"
+        )
+        session.add(
+            WorkloadReplica(
+                workload_id=world["other"],
+                group_name="main",
+                replica_index=0,
+                generation=1,
+                name="replica",
+                state="running",
+                ready=True,
+                address="127.0.0.1:9",
+                probes={},
+            )
+        )
+    assert await directory.deployment_target(fresh.id) == world["other"]
+    assert await directory.addresses(world["other"]) == ["127.0.0.1:9"]
+    assert await directory.deployment_target("missing") is None

@@ -1,8 +1,12 @@
 """Where the gateway sends traffic, held in memory.
 
 A background task reloads one snapshot from the catalog twice a second: ready replica addresses
-per workload and each deployment's current workload. Requests never wait on the database, and
-a swap reaches every gateway process within a second. (Who may call is `key_cache.py`'s job.)
+per workload and each deployment's current workload. Requests that find their answer there never
+wait on the database, and a swap reaches every gateway process within a second. A miss (a
+deployment or a ready replica newer than the snapshot) reads that one key from the catalog, so
+what a client has just been told exists or is running takes traffic at once; that read is one
+primary-key lookup, cheap enough even for a storm of calls to a stopped workload. (Who may call
+is `key_cache.py`'s job.)
 """
 
 from __future__ import annotations
@@ -10,19 +14,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from workload_api.catalog.tables import Deployment, Workload, WorkloadReplica
 
 log = logging.getLogger(__name__)
-
-# Misses reload the table at most this often, so a stopped workload cannot load the database.
-MISS_REFRESH = 0.2
 
 
 @dataclass(frozen=True)
@@ -39,27 +39,32 @@ class ReplicaDirectory:
         self.sessions = sessions
         self.interval = interval
         self.routes = Routes()
-        self._loaded_at = 0.0
         self._task: asyncio.Task[None] | None = None
 
     async def addresses(self, workload_id: str) -> list[str]:
-        """Ready addresses; on a miss, reload once if the table is older than `MISS_REFRESH`,
-        so a replica that just became ready is used at once."""
+        """Ready addresses, from the snapshot or, when it has none, from the catalog."""
         found = self.routes.ready.get(workload_id)
-        if not found and time.monotonic() - self._loaded_at > MISS_REFRESH:
-            await self.refresh()
-            found = self.routes.ready.get(workload_id)
-        return found or []
+        if found:
+            return found
+        async with self.sessions() as session:
+            rows = await session.execute(
+                _ready_replicas().where(WorkloadReplica.workload_id == workload_id)
+            )
+            return [address for _, address in rows if address]
 
     def knows(self, workload_id: str) -> bool:
         return workload_id in self.routes.workloads
 
     async def deployment_target(self, deployment_id: str) -> str | None:
-        """The workload a deployment routes to; reloads once on a miss (a new deployment)."""
+        """The workload a deployment routes to, from the snapshot or, for a deployment newer
+        than it, from the catalog. (A time-throttled reload here once answered 404 to the
+        first call on a just-created deployment: the snapshot had been read before it.)"""
         target = self.routes.deployments.get(deployment_id)
-        if target is None and time.monotonic() - self._loaded_at > MISS_REFRESH:
-            await self.refresh()
-            target = self.routes.deployments.get(deployment_id)
+        if target is None:
+            async with self.sessions() as session:
+                target = await session.scalar(
+                    select(Deployment.workload_id).where(Deployment.id == deployment_id)
+                )
         return target
 
     async def start(self) -> None:
@@ -73,12 +78,7 @@ class ReplicaDirectory:
 
     async def refresh(self) -> None:
         async with self.sessions() as session:
-            rows = await session.execute(
-                select(WorkloadReplica.workload_id, WorkloadReplica.address)
-                .where(WorkloadReplica.ready.is_(True), WorkloadReplica.address.is_not(None))
-                # The entry group's replicas take traffic; ordered so they come first.
-                .order_by(WorkloadReplica.group_name, WorkloadReplica.replica_index)
-            )
+            rows = await session.execute(_ready_replicas())
             ready: dict[str, list[str]] = defaultdict(list)
             for workload_id, address in rows:
                 if address:
@@ -91,7 +91,6 @@ class ReplicaDirectory:
                 )
             }
         self.routes = Routes(dict(ready), workloads, deployments)
-        self._loaded_at = time.monotonic()
 
     async def _run(self) -> None:
         while True:
@@ -100,3 +99,12 @@ class ReplicaDirectory:
             except Exception as error:  # keep serving the last table while the catalog is away
                 log.warning("could not refresh the route table", extra={"error": str(error)})
             await asyncio.sleep(self.interval)
+
+
+def _ready_replicas() -> Select[str, str | None]:
+    return (
+        select(WorkloadReplica.workload_id, WorkloadReplica.address)
+        .where(WorkloadReplica.ready.is_(True), WorkloadReplica.address.is_not(None))
+        # The entry group's replicas take traffic; ordered so they come first.
+        .order_by(WorkloadReplica.group_name, WorkloadReplica.replica_index)
+    )
