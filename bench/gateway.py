@@ -188,10 +188,7 @@ async def deployed(stack: Stack) -> tuple[str, str, str]:
     workload_id: str = (await post(stack, WORKLOADS, body))["id"]
     stack.created.add(workload_id)
     await stack.wait_running(workload_id, poll=0.2)
-    # Health checks every 5 s: the default 10 s equals the monitor activity's heartbeat
-    # timeout, and that activity then times out and restarts every cycle (logging a traceback).
-    health = {"intervalSeconds": 5}
-    body = {"name": "gw", "workloadId": workload_id, "health": health}
+    body = {"name": "gw", "workloadId": workload_id}
     deployment_id: str = (await post(stack, DEPLOYMENTS, body))["id"]
     token: str = (await post(stack, f"{DEPLOYMENTS}{deployment_id}/tokens/", {"name": "bench"}))[
         "token"

@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import httpx
 from sqlalchemy import select
@@ -179,7 +180,10 @@ class DeploymentActivities:
         async with httpx.AsyncClient(follow_redirects=False) as http:
             turn = 0
             while True:
-                verdict, reason, interval = await self._check(http, input.deployment_id, turn)
+                # A check may outlast the heartbeat timeout (a probe timeout is up to 60 s).
+                verdict, reason, interval = await _heartbeating(
+                    self._check(http, input.deployment_id, turn)
+                )
                 turn += 1
                 if verdict is None:
                     return MonitorResult(status="inactive", reason="the deployment is gone")
@@ -283,3 +287,19 @@ class DeploymentActivities:
             status=cast(WorkloadStatus, workload.status),
             replicas=replica_counts(WorkloadRuntime.model_validate(workload.runtime)),
         )
+
+
+T = TypeVar("T")
+
+
+async def _heartbeating(work: Awaitable[T]) -> T:
+    """Await `work`, heartbeating every second meanwhile."""
+    task = asyncio.ensure_future(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=1.0)
+            if done:
+                return task.result()
+            activity.heartbeat()
+    finally:
+        task.cancel()  # a no-op once done; stops the check when the activity is cancelled
