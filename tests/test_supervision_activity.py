@@ -1,11 +1,15 @@
 """The supervise activity when the engine is away: a retryable error, and an event saying so
 on the first attempt and every tenth (not on every retry). The runtime is the real local
-runtime, pointed at a socket where no engine listens."""
+runtime, pointed at a socket where no engine listens. And when one tick takes long (an image
+pull, a slow probe): the activity keeps heartbeating."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import select
@@ -17,13 +21,33 @@ from workload_api.catalog import database
 from workload_api.catalog.tables import WorkloadEvent
 from workload_api.models.workloads import InlineArtifact, WorkloadCreate
 from workload_api.payloads.workloads import SuperviseInput
-from workload_api.runtimes.base import ContainerPlan, GroupPlan, RunPlan
+from workload_api.runtimes.base import (
+    ContainerPlan,
+    GroupPlan,
+    Observation,
+    ReplicaStatus,
+    RunPlan,
+)
 from workload_api.runtimes.errors import RuntimeUnavailableError
 from workload_api.runtimes.local import LocalRuntime
 from workload_api.services import workloads
 from workload_api.services.bundles import BundleCatalog
 from workload_api.services.keyring import load_keyring
 from workload_api.settings import Settings
+
+
+def plan_for(workload_id: str) -> RunPlan:
+    return RunPlan(
+        workload_id=workload_id,
+        generation=1,
+        groups=[
+            GroupPlan(
+                name="default",
+                replicas=1,
+                containers=[ContainerPlan(name="main", image="busybox", primary=True, port=8080)],
+            )
+        ],
+    )
 
 
 @pytest.mark.parametrize(("attempt", "events"), [(1, 1), (2, 0), (10, 1)])
@@ -45,19 +69,7 @@ async def test_unreachable_engine_is_retried_and_reported(
         activities = SupervisionActivities(
             sessions, runtime, load_keyring(Settings(state_dir=tmp_path))
         )
-        plan = RunPlan(
-            workload_id=created.id,
-            generation=1,
-            groups=[
-                GroupPlan(
-                    name="default",
-                    replicas=1,
-                    containers=[
-                        ContainerPlan(name="main", image="busybox", primary=True, port=8080)
-                    ],
-                )
-            ],
-        )
+        plan = plan_for(created.id)
         env = ActivityEnvironment()
         env.info = dataclasses.replace(env.info, attempt=attempt)
         with pytest.raises(RuntimeUnavailableError):
@@ -74,5 +86,45 @@ async def test_unreachable_engine_is_retried_and_reported(
                 "unreachable; retrying" in rows[0].message and rows[0].details["attempt"] == attempt
             )
         await runtime.close()
+    finally:
+        await engine.dispose()
+
+
+class SlowSupervisor:
+    """One tick that takes 2.5 s and reports a failure, so the activity returns after it."""
+
+    async def tick(self) -> Observation:
+        await asyncio.sleep(2.5)
+        return Observation(replicas=[], failure="gave up")
+
+    async def close(self) -> None:
+        return None
+
+
+class SlowRuntime:
+    name = "slow"
+
+    def supervisor(
+        self, plan: RunPlan, secrets: Mapping[str, str], previous: list[ReplicaStatus]
+    ) -> SlowSupervisor:
+        return SlowSupervisor()
+
+
+async def test_a_long_tick_keeps_heartbeating(catalog_url: str, tmp_path: Path) -> None:
+    engine = database.create_engine(catalog_url)
+    sessions = database.create_sessionmaker(engine)
+    try:
+        await database.migrate(engine)
+        activities = SupervisionActivities(
+            sessions, cast(Any, SlowRuntime()), load_keyring(Settings(state_dir=tmp_path))
+        )
+        beats: list[object] = []
+        env = ActivityEnvironment()
+        env.on_heartbeat = lambda *details: beats.append(details)
+        result = await env.run(
+            activities.supervise, SuperviseInput(plan=plan_for("w"), wait_for_ready=True)
+        )
+        assert result.outcome == "failed"
+        assert len(beats) >= 2, "no heartbeat while the tick ran"
     finally:
         await engine.dispose()

@@ -6,15 +6,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TYPE_CHECKING, cast
 
 import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
+from workload_api.activities.heartbeat import heartbeating
 from workload_api.catalog.tables import (
     Artifact,
     Deployment,
@@ -181,7 +181,7 @@ class DeploymentActivities:
             turn = 0
             while True:
                 # A check may outlast the heartbeat timeout (a probe timeout is up to 60 s).
-                verdict, reason, interval = await _heartbeating(
+                verdict, reason, interval = await heartbeating(
                     self._check(http, input.deployment_id, turn)
                 )
                 turn += 1
@@ -288,18 +288,3 @@ class DeploymentActivities:
             replicas=replica_counts(WorkloadRuntime.model_validate(workload.runtime)),
         )
 
-
-T = TypeVar("T")
-
-
-async def _heartbeating(work: Awaitable[T]) -> T:
-    """Await `work`, heartbeating every second meanwhile."""
-    task = asyncio.ensure_future(work)
-    try:
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=1.0)
-            if done:
-                return task.result()
-            activity.heartbeat()
-    finally:
-        task.cancel()  # a no-op once done; stops the check when the activity is cancelled

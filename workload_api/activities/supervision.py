@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from workload_api.activities.heartbeat import heartbeating
 from workload_api.activities.replica_recorder import ReplicaRecorder
 from workload_api.payloads.workloads import ContainersInput, SuperviseInput, SuperviseResult
 from workload_api.runtimes.base import Observation, RunPlan, Runtime, Supervisor
@@ -79,7 +80,8 @@ class SupervisionActivities:
 
     async def _tick(self, plan: RunPlan, supervisor: Supervisor) -> Observation:
         try:
-            return await supervisor.tick()
+            # A tick may pull an image or wait on a slow probe: longer than the heartbeat timeout.
+            return await heartbeating(supervisor.tick())
         except RuntimeUnavailableError as error:
             attempt = activity.info().attempt
             # One event when the outage starts and one every ten retries, not one per retry.
