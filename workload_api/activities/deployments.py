@@ -287,4 +287,3 @@ class DeploymentActivities:
             status=cast(WorkloadStatus, workload.status),
             replicas=replica_counts(WorkloadRuntime.model_validate(workload.runtime)),
         )
-

@@ -120,7 +120,8 @@ def create_app(
             stack.push_async_callback(engine.dispose)
             sessions = database.create_sessionmaker(engine)
             await bootstrap_catalog(settings, engine, sessions)
-            directory = ReplicaDirectory(sessions)
+            reads = database.create_read_sessionmaker(engine)
+            directory = ReplicaDirectory(reads)
             await directory.start()
             stack.push_async_callback(directory.stop)
             audit_writer = AuditWriter(sessions, registry=app.state.metrics.registry)
@@ -145,7 +146,7 @@ def create_app(
                 directory=directory,
                 proxy=ReplicaProxy(http),
                 runtime=runtime,
-                credentials=Credentials(sessions),
+                credentials=Credentials(reads),
                 audit=audit_writer,
             )
             # Everything built so far lives as long as the process: keep it out of the

@@ -8,6 +8,7 @@ cannot become a flood of queries.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -25,13 +26,30 @@ class TtlCache(Generic[K, V]):
         self.ttl = ttl
         self.size = size
         self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
+        self._loading: dict[K, asyncio.Future[V]] = {}
+        self._generation = 0
 
     async def get(self, key: K) -> V:
         now = time.monotonic()
         cached = self._entries.get(key)
         if cached is not None and cached[0] >= now:
             return cached[1]
-        value = await self.load(key)
+        # Concurrent misses of one key share one lookup: when a busy key expires, every
+        # request in flight would otherwise query the catalog at once.
+        loading = self._loading.get(key)
+        if loading is None:
+            loading = self._loading[key] = asyncio.ensure_future(
+                self._load(key, now, self._generation)
+            )
+        return await asyncio.shield(loading)
+
+    async def _load(self, key: K, now: float, generation: int) -> V:
+        try:
+            value = await self.load(key)
+        finally:
+            del self._loading[key]
+        if generation != self._generation:
+            return value  # a `forget` ran meanwhile: this answer may predate it, do not keep it
         self._entries[key] = (now + self.ttl, value)
         self._entries.move_to_end(key)
         while len(self._entries) > self.size:
@@ -40,6 +58,7 @@ class TtlCache(Generic[K, V]):
 
     def forget(self, matches: Callable[[K, V], bool]) -> None:
         """Drop entries at once in this process (other processes follow within `ttl`)."""
+        self._generation += 1
         for key, (_, value) in list(self._entries.items()):
             if matches(key, value):
                 del self._entries[key]

@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import (
 )
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# An execution option marking sessions that never write (see `create_read_sessionmaker`).
+READ_ONLY = "wapi_read_only"
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -45,13 +47,21 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         # Why IMMEDIATE: a deferred transaction that reads and then writes cannot wait for
         # another writer (SQLite answers "database is locked" at once). Taking the write lock
         # up front makes concurrent writers queue on busy_timeout instead, across processes too.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Read-only sessions begin deferred: in WAL mode a reader never waits for a writer.
+        read_only = conn.get_execution_options().get(READ_ONLY)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def create_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for lookups that never write (the gateway's hot path). On SQLite they do not
+    take the write lock, so a request never queues behind an audit batch or a worker's write."""
+    return async_sessionmaker(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
 
 
 def alembic_config(url: str) -> Config:

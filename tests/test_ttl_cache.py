@@ -1,0 +1,60 @@
+"""The gateway's lookup cache: one lookup per key however many requests miss at once, and a
+`forget` is not undone by a lookup that was already under way."""
+
+from __future__ import annotations
+
+import asyncio
+
+from workload_api.api.ttl_cache import TtlCache
+
+
+async def test_concurrent_misses_share_one_lookup() -> None:
+    calls: list[str] = []
+    release = asyncio.Event()
+
+    async def load(key: str) -> str:
+        calls.append(key)
+        await release.wait()
+        return key.upper()
+
+    cache: TtlCache[str, str] = TtlCache(load, ttl=10)
+    waiting = [asyncio.create_task(cache.get("a")) for _ in range(8)]
+    await asyncio.sleep(0)
+    release.set()
+    assert await asyncio.gather(*waiting) == ["A"] * 8
+    assert calls == ["a"]
+    assert await cache.get("a") == "A" and calls == ["a"]
+
+
+async def test_a_cancelled_caller_does_not_cancel_the_lookup() -> None:
+    release = asyncio.Event()
+
+    async def load(key: str) -> str:
+        await release.wait()
+        return key
+
+    cache: TtlCache[str, str] = TtlCache(load, ttl=10)
+    first = asyncio.create_task(cache.get("a"))
+    second = asyncio.create_task(cache.get("a"))
+    await asyncio.sleep(0)
+    first.cancel()
+    release.set()
+    assert await second == "a"
+
+
+async def test_forget_during_a_lookup_is_not_undone() -> None:
+    values = iter(["valid", "revoked"])
+    release = asyncio.Event()
+
+    async def load(key: str) -> str:
+        value = next(values)
+        await release.wait()
+        return value
+
+    cache: TtlCache[str, str] = TtlCache(load, ttl=10)
+    pending = asyncio.create_task(cache.get("key"))
+    await asyncio.sleep(0)
+    cache.forget(lambda key, value: key == "key")
+    release.set()
+    assert await pending == "valid"
+    assert await cache.get("key") == "revoked"
