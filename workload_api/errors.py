@@ -79,6 +79,10 @@ class UpstreamTimeoutError(DomainError):
     code = "upstream_timeout"
 
 
+class BadGatewayError(DomainError):
+    code = "bad_gateway"
+
+
 class UnavailableError(DomainError):
     code = "unavailable"
 

@@ -7,7 +7,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
-import httpx
 from fastapi import APIRouter, FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -20,7 +19,7 @@ from workload_api.api.directory import ReplicaDirectory
 from workload_api.api.errors import install_error_handlers
 from workload_api.api.key_cache import Credentials
 from workload_api.api.observability import ApiMetrics, RequestContextMiddleware
-from workload_api.api.proxy import ReplicaProxy
+from workload_api.api.proxy import ReplicaProxy, client_session
 from workload_api.api.routes import (
     api_keys,
     artifacts,
@@ -143,13 +142,7 @@ def create_app(
             audit_writer = AuditWriter(sessions, registry=app.state.metrics.registry)
             await audit_writer.start()
             stack.push_async_callback(audit_writer.stop)
-            http = await stack.enter_async_context(
-                httpx.AsyncClient(
-                    timeout=httpx.Timeout(settings.gateway_timeout_seconds, connect=5.0),
-                    limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
-                    follow_redirects=False,
-                )
-            )
+            http = await stack.enter_async_context(client_session(settings.gateway_timeout_seconds))
             runtime = build_runtime(settings)
             if runtime is not None:
                 stack.push_async_callback(runtime.close)

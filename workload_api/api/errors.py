@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from workload_api.errors import (
     AuthenticationError,
+    BadGatewayError,
     ConflictError,
     DomainError,
     InvalidInputError,
@@ -34,6 +35,7 @@ STATUS: dict[type[DomainError], int] = {
     ConflictError: 409,
     PreconditionFailedError: 412,
     UnavailableError: 503,
+    BadGatewayError: 502,
     UpstreamTimeoutError: 504,
 }
 
