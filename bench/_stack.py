@@ -238,17 +238,28 @@ def _api_process(fields: dict[str, Any], directory: Path) -> Iterator[tuple[str,
             [sys.executable, "-m", "workload_api", "api"], env=env, stdout=out, stderr=out
         )
     url = f"http://127.0.0.1:{port}"
+    with serving_process(process, f"{url}/healthz", "the API", log, within=60):
+        yield url, process.pid
+
+
+@contextmanager
+def serving_process(
+    process: subprocess.Popen[bytes], health_url: str, what: str, log: Path, *, within: float
+) -> Iterator[None]:
+    """Wait until `health_url` answers 200 (else fail with the end of `log`); at the end,
+    SIGTERM `process` and wait for it (SIGKILL after 30 s)."""
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + within
         while True:
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the API did not start: {log.read_text()[-2000:]}")
+                tail = log.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"{what} did not start: {tail}")
             try:
-                if httpx.get(f"{url}/healthz", trust_env=False).status_code == 200:
+                if httpx.get(health_url, trust_env=False).status_code == 200:
                     break
             except httpx.TransportError:
-                time.sleep(0.1)
-        yield url, process.pid
+                time.sleep(0.05)
+        yield
     finally:
         process.terminate()
         try:

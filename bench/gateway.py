@@ -17,7 +17,6 @@ import shutil
 import statistics
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,7 +24,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _stack import READY_PROBE, ROOT, WORKLOADS, Stack, process_cpu_seconds, running_stack
+from _stack import (
+    READY_PROBE,
+    ROOT,
+    WORKLOADS,
+    Stack,
+    process_cpu_seconds,
+    running_stack,
+    serving_process,
+)
 
 from tests.support.postgres import free_port
 
@@ -144,23 +151,10 @@ def nginx(backend: str) -> Iterator[str]:
     process = subprocess.Popen([*command, "-g", "daemon off;"], stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"nginx did not start: {log.read_text(errors='replace')}")
-            try:
-                if httpx.get(f"{url}/healthz", trust_env=False).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
-        yield url
+        # SIGTERM at the end: fast shutdown of the master and its worker.
+        with serving_process(process, f"{url}/healthz", "nginx", log, within=10):
+            yield url
     finally:
-        process.terminate()  # SIGTERM: fast shutdown of the master and its worker
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
         shutil.rmtree(directory, ignore_errors=True)
 
 

@@ -8,12 +8,14 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from tests.support import catalogs
 from tests.support.postgres import postgres_server
 from workload_api.api.app import create_app
+from workload_api.catalog import database
 from workload_api.settings import Settings
 
 # Session fixtures for real containers (Podman) live in a plugin module of their own.
@@ -39,6 +41,15 @@ async def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIt
     url = await catalogs.create_database(server)
     yield url
     await catalogs.drop_database(server, url)
+
+
+@pytest.fixture
+async def catalog_engine(catalog_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on a migrated catalog, for tests below the API."""
+    engine = database.create_engine(catalog_url)
+    await database.migrate(engine)
+    yield engine
+    await engine.dispose()
 
 
 @pytest.fixture

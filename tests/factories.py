@@ -1,8 +1,10 @@
-"""Request bodies used across tests."""
+"""Request bodies and catalog rows used across tests."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from workload_api.catalog.tables import WorkloadReplica
 
 
 def spec(image: str = "registry.example.com/team/app:1", **container: Any) -> dict[str, Any]:
@@ -15,3 +17,18 @@ def spec(image: str = "registry.example.com/team/app:1", **container: Any) -> di
 
 def artifact(name: str = "app", **fields: Any) -> dict[str, Any]:
     return {"name": name, "spec": spec(), **fields}
+
+
+def ready_replica(workload_id: str, address: str) -> WorkloadReplica:
+    """What the supervisor records for a replica that passes its readiness probe."""
+    return WorkloadReplica(
+        workload_id=workload_id,
+        group_name="default",
+        replica_index=0,
+        generation=1,
+        name="replica",
+        state="running",
+        ready=True,
+        address=address,
+        probes={},
+    )

@@ -16,9 +16,8 @@ import pytest
 from fastapi import FastAPI
 
 from tests.conftest import ADMIN_KEY, client_for
-from tests.factories import artifact
+from tests.factories import artifact, ready_replica
 from tests.test_auth import make_key
-from workload_api.catalog.tables import WorkloadReplica
 from workload_api.models.artifacts import ArtifactCreate
 from workload_api.models.deployments import DeploymentCreate, RoleChange
 from workload_api.models.workloads import WorkloadCreate
@@ -198,19 +197,7 @@ async def test_route_table_misses_read_the_catalog(app: FastAPI, world: dict[str
         fresh = await deployments.create_deployment(
             session, DeploymentCreate(name="fresh", workload_id=world["other"]), "owner"
         )
-        session.add(
-            WorkloadReplica(
-                workload_id=world["other"],
-                group_name="main",
-                replica_index=0,
-                generation=1,
-                name="replica",
-                state="running",
-                ready=True,
-                address="127.0.0.1:9",
-                probes={},
-            )
-        )
+        session.add(ready_replica(world["other"], "127.0.0.1:9"))
     assert await directory.deployment_target(fresh.id) == world["other"]
     assert await directory.addresses(world["other"]) == ["127.0.0.1:9"]
     assert await directory.deployment_target("missing") is None

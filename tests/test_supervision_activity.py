@@ -13,6 +13,7 @@ from typing import Any, cast
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.testing import ActivityEnvironment
 
 from tests.factories import spec
@@ -52,42 +53,38 @@ def plan_for(workload_id: str) -> RunPlan:
 
 @pytest.mark.parametrize(("attempt", "events"), [(1, 1), (2, 0), (10, 1)])
 async def test_unreachable_engine_is_retried_and_reported(
-    catalog_url: str, tmp_path: Path, attempt: int, events: int
+    catalog_engine: AsyncEngine, tmp_path: Path, attempt: int, events: int
 ) -> None:
-    engine = database.create_engine(catalog_url)
-    sessions = database.create_sessionmaker(engine)
-    try:
-        await database.migrate(engine)
-        async with sessions() as session, session.begin():
-            created = await workloads.create_workload(
-                session,
-                WorkloadCreate(name="w", artifact=InlineArtifact.model_validate({"spec": spec()})),
-                "admin",
-                BundleCatalog.load(),
-            )
-        runtime = LocalRuntime(f"unix://{tmp_path / 'no-engine.sock'}")
-        activities = SupervisionActivities(
-            sessions, runtime, load_keyring(Settings(state_dir=tmp_path))
+    sessions = database.create_sessionmaker(catalog_engine)
+    async with sessions() as session, session.begin():
+        created = await workloads.create_workload(
+            session,
+            WorkloadCreate(name="w", artifact=InlineArtifact.model_validate({"spec": spec()})),
+            "admin",
+            BundleCatalog.load(),
         )
-        plan = plan_for(created.id)
-        env = ActivityEnvironment()
-        env.info = dataclasses.replace(env.info, attempt=attempt)
+    runtime = LocalRuntime(f"unix://{tmp_path / 'no-engine.sock'}")
+    activities = SupervisionActivities(
+        sessions, runtime, load_keyring(Settings(state_dir=tmp_path))
+    )
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, attempt=attempt)
+    try:
         with pytest.raises(RuntimeUnavailableError):
-            await env.run(activities.supervise, SuperviseInput(plan=plan, wait_for_ready=True))
-        async with sessions() as session:
-            rows = list(
-                await session.scalars(
-                    select(WorkloadEvent).where(WorkloadEvent.type == "runtime_unavailable")
-                )
+            await env.run(
+                activities.supervise, SuperviseInput(plan=plan_for(created.id), wait_for_ready=True)
             )
-        assert len(rows) == events
-        if rows:
-            assert (
-                "unreachable; retrying" in rows[0].message and rows[0].details["attempt"] == attempt
-            )
-        await runtime.close()
     finally:
-        await engine.dispose()
+        await runtime.close()
+    async with sessions() as session:
+        rows = list(
+            await session.scalars(
+                select(WorkloadEvent).where(WorkloadEvent.type == "runtime_unavailable")
+            )
+        )
+    assert len(rows) == events
+    if rows:
+        assert "unreachable; retrying" in rows[0].message and rows[0].details["attempt"] == attempt
 
 
 class SlowSupervisor:
@@ -110,21 +107,17 @@ class SlowRuntime:
         return SlowSupervisor()
 
 
-async def test_a_long_tick_keeps_heartbeating(catalog_url: str, tmp_path: Path) -> None:
-    engine = database.create_engine(catalog_url)
-    sessions = database.create_sessionmaker(engine)
-    try:
-        await database.migrate(engine)
-        activities = SupervisionActivities(
-            sessions, cast(Any, SlowRuntime()), load_keyring(Settings(state_dir=tmp_path))
-        )
-        beats: list[object] = []
-        env = ActivityEnvironment()
-        env.on_heartbeat = lambda *details: beats.append(details)
-        result = await env.run(
-            activities.supervise, SuperviseInput(plan=plan_for("w"), wait_for_ready=True)
-        )
-        assert result.outcome == "failed"
-        assert len(beats) >= 2, "no heartbeat while the tick ran"
-    finally:
-        await engine.dispose()
+async def test_a_long_tick_keeps_heartbeating(catalog_engine: AsyncEngine, tmp_path: Path) -> None:
+    activities = SupervisionActivities(
+        database.create_sessionmaker(catalog_engine),
+        cast(Any, SlowRuntime()),
+        load_keyring(Settings(state_dir=tmp_path)),
+    )
+    beats: list[object] = []
+    env = ActivityEnvironment()
+    env.on_heartbeat = lambda *details: beats.append(details)
+    result = await env.run(
+        activities.supervise, SuperviseInput(plan=plan_for("w"), wait_for_ready=True)
+    )
+    assert result.outcome == "failed"
+    assert len(beats) >= 2, "no heartbeat while the tick ran"
