@@ -80,7 +80,7 @@ class SupervisionActivities:
 
     async def _tick(self, plan: RunPlan, supervisor: Supervisor) -> Observation:
         try:
-            # A tick may pull an image or wait on a slow probe: longer than the heartbeat timeout.
+            # A tick may pull an image, which takes longer than the heartbeat timeout.
             return await heartbeating(supervisor.tick())
         except RuntimeUnavailableError as error:
             attempt = activity.info().attempt

@@ -265,7 +265,7 @@ class LocalSupervisor:
         now = time.monotonic()
         for run in await self._prober.run_due(self._replicas.values(), now):
             replica, member, tracker = run.replica, run.member, run.tracker
-            transition = tracker.record(run.outcome, now)
+            transition = tracker.record(run.outcome, run.started)
             if transition is not None:
                 kind = "probe_failed" if transition == "failed" else "probe_recovered"
                 message = f"{tracker.kind} probe of '{tracker.container}': {run.outcome.message}"
