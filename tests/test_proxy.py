@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -14,6 +15,7 @@ import pytest
 from aiohttp import web
 from fastapi import FastAPI, Request, Response
 
+from tests.support.live_server import serve
 from tests.support.postgres import free_port
 from workload_api.api.errors import install_error_handlers
 from workload_api.api.proxy import ReplicaProxy, client_session
@@ -22,6 +24,14 @@ Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]
 
 
 async def echo(request: web.Request) -> web.StreamResponse:
+    if request.path.endswith("/stream"):
+        stream = web.StreamResponse()
+        await stream.prepare(request)
+        for index in range(3):
+            await stream.write(f"chunk {index}\n".encode())
+            await asyncio.sleep(0.4)
+        await stream.write_eof()
+        return stream
     body = await request.read()
     if request.path.endswith("/gzip"):
         packed = gzip.compress(b"compressed as sent")
@@ -158,3 +168,17 @@ async def test_upstream_failures_have_their_own_status() -> None:
     async with server:
         response = await call(gateway([address]), "POST", "/gw/w1/x", content=b"once")
     assert response.status_code == 502
+
+
+async def test_answers_stream_through_as_they_come(upstream: str) -> None:
+    """Over a real socket (an in-process transport would buffer): the first chunk arrives
+    while the replica is still writing the rest."""
+    with serve(gateway([upstream])) as url:
+        async with httpx.AsyncClient(base_url=url) as client:
+            started = time.monotonic()
+            arrivals = []
+            async with client.stream("GET", "/gw/w1/stream") as response:
+                async for line in response.aiter_lines():
+                    arrivals.append((line, time.monotonic() - started))
+    assert [line for line, _ in arrivals] == ["chunk 0", "chunk 1", "chunk 2"]
+    assert arrivals[0][1] < 0.35 and arrivals[-1][1] >= 0.8
