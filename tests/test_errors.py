@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import httpx
+from fastapi import FastAPI
 
 from tests.factories import artifact
+from workload_api.catalog import database
 
 ARTIFACTS = "/api/v2/registry/artifacts/"
 
@@ -59,3 +61,20 @@ async def test_huge_numbers_are_422(api: httpx.AsyncClient) -> None:
     body["spec"]["containerGroups"][0]["containers"][0]["port"] = 10**30
     assert (await api.post(ARTIFACTS, json=body)).status_code == 422
     assert (await api.get(ARTIFACTS, params={"offset": 10**30})).status_code == 422
+
+
+async def test_an_unreachable_catalog_is_a_503(app: FastAPI, api: httpx.AsyncClient) -> None:
+    """Not a 500: the client is told to retry, and why."""
+    nowhere = database.create_engine("postgresql+asyncpg://wapi:x@127.0.0.1:1/catalog")
+    context = app.state.context
+    saved = context.sessions, context.credentials.sessions
+    context.sessions = database.create_sessionmaker(nowhere)
+    context.credentials.sessions = database.create_read_sessionmaker(nowhere)
+    try:
+        response = await api.get(ARTIFACTS)
+    finally:
+        context.sessions, context.credentials.sessions = saved
+        await nowhere.dispose()
+    assert response.status_code == 503 and response.headers["retry-after"] == "5"
+    assert response.json()["code"] == "catalog_unavailable"
+    assert (await api.get(ARTIFACTS)).status_code == 200

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -108,6 +109,33 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# The catalog not answering: down, unreachable, or locked past the busy timeout. asyncpg
+# raises a plain `ConnectionError` when it cannot connect; SQLAlchemy wraps the rest.
+CATALOG_UNAVAILABLE: tuple[type[Exception], ...] = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
+    ConnectionError,
+)
+
+
+async def _catalog_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.warning(
+        "the catalog database is not answering",
+        extra={
+            "request_id": getattr(request.state, "request_id", None),
+            "error": type(exc).__name__,
+        },
+    )
+    return error_response(
+        request,
+        503,
+        "catalog_unavailable",
+        "the catalog database is not answering; try again shortly",
+        headers={"Retry-After": "5"},
+    )
+
+
 async def _unexpected(request: Request, _exc: Exception) -> JSONResponse:
     log.exception(
         "unhandled error", extra={"request_id": getattr(request.state, "request_id", None)}
@@ -122,4 +150,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StaleDataError, _stale_data)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    for error in CATALOG_UNAVAILABLE:
+        app.add_exception_handler(error, _catalog_unavailable)
     app.add_exception_handler(Exception, _unexpected)
