@@ -8,16 +8,20 @@ workflow answer 503: what matters here is who is let through and who is not.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
 import httpx
 import pytest
+from aiohttp import web
 from fastapi import FastAPI
 
 from tests.conftest import ADMIN_KEY, client_for
 from tests.factories import artifact, ready_replica
+from tests.support.postgres import free_port
 from tests.test_auth import make_key
+from workload_api.catalog import database
 from workload_api.models.artifacts import ArtifactCreate
 from workload_api.models.deployments import DeploymentCreate, RoleChange
 from workload_api.models.workloads import WorkloadCreate
@@ -201,3 +205,40 @@ async def test_route_table_misses_read_the_catalog(app: FastAPI, world: dict[str
     assert await directory.deployment_target(fresh.id) == world["other"]
     assert await directory.addresses(world["other"]) == ["127.0.0.1:9"]
     assert await directory.deployment_target("missing") is None
+
+
+async def test_known_callers_are_served_while_the_catalog_is_away(
+    app: FastAPI, world: dict[str, str]
+) -> None:
+    """Route table and credentials keep their last answers: the gateway stays up."""
+
+    async def hello(request: web.Request) -> web.Response:
+        return web.Response(text="hello")
+
+    upstream = web.Application()
+    upstream.router.add_get("/{tail:.*}", hello)
+    runner = web.AppRunner(upstream)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    context = app.state.context
+    async with context.sessions() as session, session.begin():
+        workload = (await deployments.get_deployment(session, world["id"])).workload_id
+        session.add(ready_replica(workload, f"127.0.0.1:{port}"))
+    await context.directory.refresh()
+    url = f"/api/v2/endpoints/deployments/{world['id']}/hi"
+    nowhere = database.create_engine("postgresql+asyncpg://wapi:x@127.0.0.1:1/catalog")
+    saved = context.directory.sessions, context.credentials.sessions
+    try:
+        async with client_for(app, world["token"]) as client:
+            assert (await client.get(url)).text == "hello"
+            context.directory.sessions = database.create_read_sessionmaker(nowhere)
+            context.credentials.sessions = database.create_read_sessionmaker(nowhere)
+            await asyncio.sleep(0.6)  # past the credential cache's half second
+            for _ in range(3):
+                answer = await client.get(url)
+                assert answer.status_code == 200 and answer.text == "hello"
+    finally:
+        context.directory.sessions, context.credentials.sessions = saved
+        await nowhere.dispose()
+        await runner.cleanup()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from workload_api.api.ttl_cache import TtlCache
 
 
@@ -58,3 +60,26 @@ async def test_forget_during_a_lookup_is_not_undone() -> None:
     release.set()
     assert await pending == "valid"
     assert await cache.get("key") == "revoked"
+
+
+async def test_a_failed_lookup_keeps_the_last_answer() -> None:
+    answers: list[str | Exception] = ["valid", ConnectionRefusedError(), "revoked"]
+
+    async def load(key: str) -> str:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    cache: TtlCache[str, str] = TtlCache(load, ttl=0.01)
+    assert await cache.get("key") == "valid"
+    await asyncio.sleep(0.02)
+    assert await cache.get("key") == "valid"  # the catalog is away
+    await asyncio.sleep(0.02)
+    assert await cache.get("key") == "revoked"
+    with pytest.raises(ConnectionRefusedError):  # nothing known: nothing to fall back on
+        await TtlCache(load_failing, ttl=1).get("other")
+
+
+async def load_failing(key: str) -> str:
+    raise ConnectionRefusedError

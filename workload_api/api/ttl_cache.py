@@ -3,16 +3,20 @@
 An entry lives `ttl` seconds (0.5 by default): a revocation or a role change takes effect
 within a second on every API process, and something created a moment ago is found at once
 (a miss is looked up, not assumed). Misses are remembered too, so a flood of bad credentials
-cannot become a flood of queries.
+cannot become a flood of queries. While the catalog does not answer, a key that was known
+keeps its last answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
+
+log = logging.getLogger(__name__)
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -46,6 +50,14 @@ class TtlCache(Generic[K, V]):
     async def _load(self, key: K, now: float, generation: int) -> V:
         try:
             value = await self.load(key)
+        except Exception:
+            stale = self._entries.get(key)
+            if stale is None:
+                raise
+            # The catalog is away: keep answering as it last did (nothing can be revoked
+            # while it is down), and ask again after another `ttl`, not on every request.
+            log.warning("lookup failed; serving the last known answer", exc_info=True)
+            value = stale[1]
         finally:
             del self._loading[key]
         if generation != self._generation:
