@@ -33,6 +33,8 @@ async def echo(request: web.Request) -> web.StreamResponse:
         await stream.write_eof()
         return stream
     body = await request.read()
+    if request.path.endswith("/empty"):
+        return web.Response(status=204)
     if request.path.endswith("/gzip"):
         packed = gzip.compress(b"compressed as sent")
         return web.Response(body=packed, headers={"Content-Encoding": "gzip"})
@@ -76,7 +78,7 @@ def gateway(addresses: list[str], timeout: float = 5.0) -> FastAPI:
     app = FastAPI(lifespan=lifespan)
     install_error_handlers(app)
 
-    @app.api_route("/gw/{wid}/{path:path}", methods=["GET", "POST", "PUT"])
+    @app.api_route("/gw/{wid}/{path:path}", methods=["GET", "HEAD", "POST", "PUT"])
     async def forward(request: Request, path: str) -> Response:
         request.state.request_id = "req-1"
         proxy: ReplicaProxy = app.state.proxy
@@ -182,3 +184,38 @@ async def test_answers_stream_through_as_they_come(upstream: str) -> None:
                     arrivals.append((line, time.monotonic() - started))
     assert [line for line, _ in arrivals] == ["chunk 0", "chunk 1", "chunk 2"]
     assert arrivals[0][1] < 0.35 and arrivals[-1][1] >= 0.8
+
+
+async def test_answers_without_a_body(upstream: str) -> None:
+    app = gateway([upstream])
+    head = await call(app, "HEAD", "/gw/w1/anything")
+    assert head.status_code == 200 and head.content == b""
+    assert int(head.headers["content-length"]) > 0  # what a GET would have sent
+    empty = await call(app, "GET", "/gw/w1/empty")
+    assert empty.status_code == 204 and empty.content == b""
+
+
+async def test_expect_continue_is_settled_here_not_upstream() -> None:
+    """The server in front of the gateway answers `Expect: 100-continue`; a replica that
+    ignores the header (as busybox httpd does) must still get the body at once."""
+
+    async def plain(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode().lower()
+        length = int(head.split("content-length:")[1].split("\r\n")[0])
+        body = await reader.readexactly(length)
+        expect = b"expect" in head.encode()
+        answer = b"%d %d" % (len(body), expect)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(answer), answer))
+        await writer.drain()
+        writer.close()
+
+    server, address = await raw_upstream(plain)
+    async with server, asyncio.timeout(10):
+        response = await call(
+            gateway([address], timeout=3),
+            "POST",
+            "/gw/w1/upload",
+            content=b"x" * 4096,
+            headers={"Expect": "100-continue"},
+        )
+    assert (response.status_code, response.text) == (200, "4096 0")

@@ -36,7 +36,9 @@ HOP_BY_HOP = frozenset(
     }
 )
 # Content-Length is kept: with it the body streams as is, without chunked encoding.
-NOT_FORWARDED = HOP_BY_HOP | {"authorization", "host"}
+# `Expect: 100-continue` was settled with the caller by the server in front of us; passed on,
+# it would make the client wait for a `100` that many replicas never send.
+NOT_FORWARDED = HOP_BY_HOP | {"authorization", "host", "expect"}
 # What aiohttp would add on its own; a proxy sends only what its caller sent.
 NO_AUTO_HEADERS = ("Accept", "Accept-Encoding", "Content-Type", "User-Agent")
 # Safe to send again when the replica closed the connection before answering (as nginx does).
