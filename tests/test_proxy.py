@@ -219,3 +219,16 @@ async def test_expect_continue_is_settled_here_not_upstream() -> None:
             headers={"Expect": "100-continue"},
         )
     assert (response.status_code, response.text) == (200, "4096 0")
+
+
+async def test_no_cookies_are_kept_between_callers(upstream: str) -> None:
+    """The replica sets cookies on every answer; a later caller must not send them back.
+    (By a host name: a cookie jar ignores cookies from bare IP addresses.)"""
+    app = gateway([upstream.replace("127.0.0.1", "localhost")])
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        for _ in range(2):
+            # A fresh client each time: the caller keeps no cookies either.
+            async with httpx.AsyncClient(transport=transport, base_url="http://gw.test") as client:
+                seen = (await client.get("/gw/w1/x")).json()
+                assert "cookie" not in dict(seen["headers"])

@@ -50,6 +50,9 @@ def client_session(timeout_seconds: float) -> aiohttp.ClientSession:
     longer than `timeout_seconds`; no overall limit, so long streams are not cut."""
     return aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=1000),
+        # One session serves every caller: a cookie one replica sets for one caller must never
+        # be sent on with another caller's request.
+        cookie_jar=aiohttp.DummyCookieJar(),
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=5.0, sock_read=timeout_seconds),
         auto_decompress=False,
         trust_env=False,
