@@ -49,7 +49,9 @@ def client_session(timeout_seconds: float) -> aiohttp.ClientSession:
     """The gateway's one upstream client: connect within 5 s, then no gap between bytes
     longer than `timeout_seconds`; no overall limit, so long streams are not cut."""
     return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=1000),
+        # Idle upstream connections are dropped before common servers drop them (gunicorn 2 s,
+        # uvicorn and Node 5 s): reusing one the replica is closing would fail the request.
+        connector=aiohttp.TCPConnector(limit=1000, keepalive_timeout=1.5),
         # One session serves every caller: a cookie one replica sets for one caller must never
         # be sent on with another caller's request.
         cookie_jar=aiohttp.DummyCookieJar(),
