@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 import aiohttp
 from fastapi import Request
 from multidict import CIMultiDict
+from starlette.requests import HTTPConnection
 from starlette.responses import Response, StreamingResponse
 from yarl import URL
 
@@ -68,6 +69,14 @@ class ReplicaProxy:
         self.client = client
         self._turn = itertools.count()
 
+    def pick(self, addresses: Sequence[str], *, target: str) -> str:
+        """The next address in turn (for a WebSocket session, which is not retried)."""
+        if not addresses:
+            raise UnavailableError(
+                f"{target} has no ready replica; try again shortly", retry_after_seconds=2
+            )
+        return addresses[next(self._turn) % len(addresses)]
+
     async def forward(
         self,
         request: Request,
@@ -86,7 +95,7 @@ class ReplicaProxy:
         start = next(self._turn)
         has_body = "content-length" in request.headers or "transfer-encoding" in request.headers
         body = request.stream() if has_body else None
-        upstream_path = _upstream_path(request, path)
+        upstream = upstream_path(request, path)
         headers = self._headers(request)
         last_error: Exception | None = None
         # A refused connection happens before any byte of the body is read, so the next
@@ -96,7 +105,7 @@ class ReplicaProxy:
             try:
                 answer = await self.client.request(
                     request.method,
-                    URL(f"http://{address}{upstream_path}", encoded=True),
+                    URL(f"http://{address}{upstream}", encoded=True),
                     headers=headers,
                     data=body,
                     allow_redirects=False,
@@ -147,13 +156,13 @@ class ReplicaProxy:
         return headers
 
 
-def _upstream_path(request: Request, path: str) -> str:
+def upstream_path(connection: HTTPConnection, path: str) -> str:
     """`/{path}?{query}` as the caller encoded them: the route's prefix (`.../{id}/`) is the
     same in the raw and the decoded path, so its length is where the workload's path starts."""
-    decoded: str = request.scope["path"]
-    raw: bytes = request.scope.get("raw_path") or decoded.encode()
+    decoded: str = connection.scope["path"]
+    raw: bytes = connection.scope.get("raw_path") or decoded.encode()
     start = len(decoded) - len(path) - 1
-    query: bytes = request.scope.get("query_string", b"")
+    query: bytes = connection.scope.get("query_string", b"")
     upstream = raw[start:].decode("latin-1")
     return f"{upstream}?{query.decode('latin-1')}" if query else upstream
 

@@ -1,8 +1,9 @@
 """The invoke gateway: `/endpoints/workloads/{id}/...` and `/endpoints/deployments/{id}/...`.
 
 Any method, path, query, headers and streamed body go to a ready replica (round robin), with
-the prefix stripped. Any valid API key may invoke a workload: drafts are not governed. A
-deployment takes its own invoke tokens, or API keys of users it is shared with.
+the prefix stripped; WebSocket sessions too (`websocket_proxy.py`). Any valid API key may
+invoke a workload: drafts are not governed. A deployment takes its own invoke tokens, or API
+keys of users it is shared with.
 """
 
 from __future__ import annotations
@@ -10,15 +11,20 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response, WebSocket
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials
+from starlette.requests import HTTPConnection
 
+from workload_api.api import websocket_proxy
 from workload_api.api.context import AppContext
 from workload_api.api.deps import ContextDep, Viewer, bearer
 from workload_api.api.errors import status_for
+from workload_api.api.observability import ApiMetrics
 from workload_api.api.params import DeploymentId, WorkloadId
 from workload_api.errors import (
     AuthenticationError,
+    BadGatewayError,
     DomainError,
     NotFoundError,
     PermissionDeniedError,
@@ -74,31 +80,16 @@ async def invoke_deployment(
     of this deployment, or an API key whose user has a role on it. The credential is consumed
     here and not forwarded. Every call is counted, timed and written to the audit log."""
     started = time.perf_counter()
-    metrics = request.app.state.metrics
+    metrics: ApiMetrics = request.app.state.metrics
     actor: str = "anonymous"
     kind: ActorKind = "anonymous"
     known = False  # metrics are labelled by deployment only once it is known to exist
 
     def done(status_code: int) -> None:
-        seconds = time.perf_counter() - started
-        if known:
-            metrics.invocations.labels(deployment_id, f"{status_code // 100}xx").inc()
-            metrics.invocation_latency.labels(deployment_id).observe(seconds)
-        context.audit.enqueue(
-            AuditEntry(
-                actor=actor,
-                actor_kind=kind,
-                action="deployment.invoke",
-                resource_type="deployment",
-                resource_id=deployment_id,
-                request_id=getattr(request.state, "request_id", None),
-                source_ip=request.client.host if request.client else None,
-                status_code=status_code,
-                latency_ms=seconds * 1000,
-                # The path without its query: queries may carry credentials of their own.
-                summary={"method": request.method, "path": f"/{path}"},
-            )
-        )
+        _record_invocation(
+            request, deployment_id, f"/{path}", request.method, status_code, started,
+            actor=actor, kind=kind, known=known,
+        )  # fmt: skip
 
     try:
         # Credentials first: an unknown caller learns nothing about which deployments exist.
@@ -128,6 +119,116 @@ async def invoke_deployment(
     except DomainError as error:
         done(status_for(error))
         raise
+
+
+def _record_invocation(
+    connection: HTTPConnection,
+    deployment_id: str,
+    path: str,
+    method: str,
+    status_code: int,
+    started: float,
+    *,
+    actor: str,
+    kind: ActorKind,
+    known: bool,
+) -> None:
+    """Count and time one call (once the deployment is known to exist) and queue its audit
+    record."""
+    context: AppContext = connection.app.state.context
+    metrics: ApiMetrics = connection.app.state.metrics
+    seconds = time.perf_counter() - started
+    if known:
+        metrics.invocations.labels(deployment_id, f"{status_code // 100}xx").inc()
+        metrics.invocation_latency.labels(deployment_id).observe(seconds)
+    context.audit.enqueue(
+        AuditEntry(
+            actor=actor,
+            actor_kind=kind,
+            action="deployment.invoke",
+            resource_type="deployment",
+            resource_id=deployment_id,
+            request_id=getattr(connection.state, "request_id", None),
+            source_ip=connection.client.host if connection.client else None,
+            status_code=status_code,
+            latency_ms=seconds * 1000,
+            # The path without its query: queries may carry credentials of their own.
+            summary={"method": method, "path": path},
+        )
+    )
+
+
+async def invoke_workload_websocket(
+    websocket: WebSocket, workload_id: WorkloadId, path: AppPath
+) -> None:
+    """A WebSocket session with a ready replica of the workload (any valid API key)."""
+    context: AppContext = websocket.app.state.context
+    try:
+        await context.credentials.authenticate(_bearer_of(websocket))
+        if not context.directory.knows(workload_id):
+            async with context.sessions() as session:
+                await workloads.get_workload(session, workload_id)
+        target = f"workload '{workload_id}'"
+        address = context.proxy.pick(await context.directory.addresses(workload_id), target=target)
+        await websocket_proxy.relay(websocket, context.proxy.client, address, path)
+    except DomainError as error:
+        await _deny(websocket, error)
+    except websocket_proxy.UpstreamRefused as error:
+        await _deny(websocket, BadGatewayError(f"workload '{workload_id}' refused: {error}"))
+
+
+async def invoke_deployment_websocket(
+    websocket: WebSocket, deployment_id: DeploymentId, path: AppPath
+) -> None:
+    """A WebSocket session through the deployment, with the credentials an HTTP call takes.
+    The session is counted and audited (status 101) when it ends."""
+    context: AppContext = websocket.app.state.context
+    started = time.perf_counter()
+    actor: str = "anonymous"
+    kind: ActorKind = "anonymous"
+    known = False
+    status = 101
+    try:
+        token = _bearer_of(websocket)
+        credentials = HTTPAuthorizationCredentials(scheme="Bearer", credentials=token)
+        actor, kind = await _invoker(context, deployment_id, credentials)
+        workload_id = await context.directory.deployment_target(deployment_id)
+        if workload_id is None:
+            raise NotFoundError("deployment", deployment_id)
+        known = True
+        target = f"deployment '{deployment_id}'"
+        address = context.proxy.pick(await context.directory.addresses(workload_id), target=target)
+        await websocket_proxy.relay(websocket, context.proxy.client, address, path)
+    except DomainError as error:
+        status = status_for(error)
+        await _deny(websocket, error)
+    except websocket_proxy.UpstreamRefused as error:
+        status = 502
+        await _deny(websocket, BadGatewayError(f"deployment '{deployment_id}' refused: {error}"))
+    finally:
+        _record_invocation(
+            websocket, deployment_id, f"/{path}", "WEBSOCKET", status, started,
+            actor=actor, kind=kind, known=known,
+        )  # fmt: skip
+
+
+def _bearer_of(websocket: WebSocket) -> str:
+    scheme, _, token = websocket.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise AuthenticationError("send an invoke token or an API key: 'Authorization: Bearer ...'")
+    return token.strip()
+
+
+async def _deny(websocket: WebSocket, error: DomainError) -> None:
+    """Refuse the handshake with the HTTP status and body an HTTP call would get, where the
+    server supports that; otherwise close with 1008 (policy violation)."""
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        body = ErrorBody(code=error.code, message=error.message)
+        await websocket.send_denial_response(
+            JSONResponse(body.model_dump(by_alias=True), status_code=status_for(error))
+        )
+    else:
+        await websocket.close(code=1008, reason=error.message[:120])
 
 
 async def _invoker(
@@ -172,3 +273,7 @@ for _method in METHODS:
         responses=DEPLOYMENT_RESPONSES,
         operation_id=f"invoke_deployment_{_method.lower()}",
     )
+router.add_api_websocket_route("/{workloadId}/{path:path}", invoke_workload_websocket)
+deployments_router.add_api_websocket_route(
+    "/{deploymentId}/{path:path}", invoke_deployment_websocket
+)
