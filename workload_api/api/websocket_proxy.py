@@ -62,9 +62,11 @@ async def relay(
         await websocket.accept(subprotocol=upstream.protocol)
         to_replica = asyncio.create_task(_caller_to_replica(websocket, upstream))
         to_caller = asyncio.create_task(_replica_to_caller(websocket, upstream))
-        _, pending = await asyncio.wait({to_replica, to_caller}, return_when="FIRST_COMPLETED")
+        done, pending = await asyncio.wait({to_replica, to_caller}, return_when="FIRST_COMPLETED")
         for task in pending:
             task.cancel()
+        for task in done | pending:
+            # A side that broke off (a reset connection) ends the session; nothing to report.
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
