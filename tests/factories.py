@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from workload_api.catalog.tables import WorkloadReplica
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from workload_api.catalog.tables import Workload, WorkloadReplica
+from workload_api.models.artifacts import ArtifactCreate
+from workload_api.models.workloads import WorkloadCreate
+from workload_api.services import artifacts, workloads
+from workload_api.services.bundles import BundleCatalog
 
 
 def spec(image: str = "registry.example.com/team/app:1", **container: Any) -> dict[str, Any]:
@@ -31,4 +37,14 @@ def ready_replica(workload_id: str, address: str) -> WorkloadReplica:
         ready=True,
         address=address,
         probes={},
+    )
+
+
+async def registered_workload(session: AsyncSession, name: str = "w") -> Workload:
+    """A workload of a registered artifact (deployable), written in `session`."""
+    made = await artifacts.create_artifact(
+        session, ArtifactCreate.model_validate(artifact(name=name, status="registered")), "admin"
+    )
+    return await workloads.create_workload(
+        session, WorkloadCreate(name=name, artifact_id=made.id), "admin", BundleCatalog.load()
     )

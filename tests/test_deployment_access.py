@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from contextlib import AsyncExitStack
 from typing import Any
 
 import httpx
@@ -18,15 +19,12 @@ from aiohttp import web
 from fastapi import FastAPI
 
 from tests.conftest import ADMIN_KEY, client_for
-from tests.factories import artifact, ready_replica
-from tests.support.postgres import free_port
+from tests.factories import ready_replica, registered_workload
+from tests.support.upstream import aiohttp_server, answering
 from tests.test_auth import make_key
 from workload_api.catalog import database
-from workload_api.models.artifacts import ArtifactCreate
 from workload_api.models.deployments import DeploymentCreate, RoleChange
-from workload_api.models.workloads import WorkloadCreate
-from workload_api.services import artifacts, deployment_access, deployments, workloads
-from workload_api.services.bundles import BundleCatalog
+from workload_api.services import deployment_access, deployments
 
 D = "/api/v2/console/deployments/{id}/"
 READ = {"admin": "ok", "owner": "ok", "user": "ok", "consumer": 403, "editor": 404, "viewer": 404}
@@ -72,17 +70,9 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
 }
 
 
-async def registered_workload(app: FastAPI, name: str) -> str:
+async def registered_workload_id(app: FastAPI, name: str) -> str:
     async with app.state.context.sessions() as session, session.begin():
-        made = await artifacts.create_artifact(
-            session,
-            ArtifactCreate.model_validate(artifact(name=name, status="registered")),
-            "admin",
-        )
-        workload = await workloads.create_workload(
-            session, WorkloadCreate(name=name, artifact_id=made.id), "admin", BundleCatalog.load()
-        )
-        return workload.id
+        return (await registered_workload(session, name)).id
 
 
 @pytest.fixture
@@ -103,7 +93,7 @@ async def world(app: FastAPI, api: httpx.AsyncClient) -> dict[str, str]:
     await api.delete(f"/api/v2/apiKeys/{revoked['id']}/")
     keys["revoked"] = revoked["key"]
 
-    workload, other, spare = [await registered_workload(app, n) for n in ("a", "b", "c")]
+    workload, other, spare = [await registered_workload_id(app, n) for n in ("a", "b", "c")]
     async with app.state.context.sessions() as session, session.begin():
         deployment = await deployments.create_deployment(
             session, DeploymentCreate(name="prod", workload_id=workload), "owner"
@@ -211,20 +201,16 @@ async def test_known_callers_are_served_while_the_catalog_is_away(
     app: FastAPI, world: dict[str, str]
 ) -> None:
     """Route table and credentials keep their last answers: the gateway stays up."""
+    stack = AsyncExitStack()
 
     async def hello(request: web.Request) -> web.Response:
         return web.Response(text="hello")
 
-    upstream = web.Application()
-    upstream.router.add_get("/{tail:.*}", hello)
-    runner = web.AppRunner(upstream)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    upstream = await stack.enter_async_context(aiohttp_server(answering(hello, method="GET")))
     context = app.state.context
     async with context.sessions() as session, session.begin():
         workload = (await deployments.get_deployment(session, world["id"])).workload_id
-        session.add(ready_replica(workload, f"127.0.0.1:{port}"))
+        session.add(ready_replica(workload, upstream))
     await context.directory.refresh()
     url = f"/api/v2/endpoints/deployments/{world['id']}/hi"
     nowhere = database.create_engine("postgresql+asyncpg://wapi:x@127.0.0.1:1/catalog")
@@ -241,4 +227,4 @@ async def test_known_callers_are_served_while_the_catalog_is_away(
     finally:
         context.directory.sessions, context.credentials.sessions = saved
         await nowhere.dispose()
-        await runner.cleanup()
+        await stack.aclose()

@@ -9,16 +9,13 @@ from typing import Any, cast
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.testing import ActivityEnvironment
 
-from tests.factories import artifact, ready_replica
+from tests.factories import ready_replica, registered_workload
 from workload_api.activities.deployments import DeploymentActivities
 from workload_api.catalog import database
 from workload_api.catalog.tables import Workload
-from workload_api.models.artifacts import ArtifactCreate
 from workload_api.models.deployments import DeploymentCreate, HealthSettings
-from workload_api.models.workloads import WorkloadCreate
 from workload_api.payloads.deployments import MonitorInput
-from workload_api.services import artifacts, deployments, workloads
-from workload_api.services.bundles import BundleCatalog
+from workload_api.services import deployments
 
 
 async def test_monitor_heartbeats_through_a_slow_check(catalog_engine: AsyncEngine) -> None:
@@ -29,15 +26,7 @@ async def test_monitor_heartbeats_through_a_slow_check(catalog_engine: AsyncEngi
     async with await asyncio.start_server(never_answer, "127.0.0.1", 0) as server:
         port = server.sockets[0].getsockname()[1]
         async with sessions() as session, session.begin():
-            made = await artifacts.create_artifact(
-                session, ArtifactCreate.model_validate(artifact(status="registered")), "admin"
-            )
-            workload = await workloads.create_workload(
-                session,
-                WorkloadCreate(name="w", artifact_id=made.id),
-                "admin",
-                BundleCatalog.load(),
-            )
+            workload = await registered_workload(session)
             health = HealthSettings(timeout_seconds=2.5, failure_threshold=1)
             deployment = await deployments.create_deployment(
                 session, DeploymentCreate(name="d", workload_id=workload.id, health=health), "admin"

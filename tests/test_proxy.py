@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request, Response
 
 from tests.support.live_server import serve
 from tests.support.postgres import free_port
+from tests.support.upstream import aiohttp_server, answering
 from workload_api.api.errors import install_error_handlers
 from workload_api.api.proxy import ReplicaProxy, client_session
 
@@ -53,14 +54,8 @@ async def echo(request: web.Request) -> web.StreamResponse:
 
 @pytest.fixture
 async def upstream() -> AsyncIterator[str]:
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", echo)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield f"127.0.0.1:{port}"
-    await runner.cleanup()
+    async with aiohttp_server(answering(echo)) as address:
+        yield address
 
 
 async def raw_upstream(handler: Handler) -> tuple[asyncio.Server, str]:

@@ -15,17 +15,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.conftest import ADMIN_KEY
-from tests.factories import artifact, ready_replica
+from tests.factories import ready_replica, registered_workload
 from tests.support.live_server import serve
-from tests.support.postgres import free_port
+from tests.support.upstream import aiohttp_server, answering
 from workload_api.api.app import create_app
 from workload_api.catalog import database
 from workload_api.catalog.tables import AuditEvent
-from workload_api.models.artifacts import ArtifactCreate
 from workload_api.models.deployments import DeploymentCreate
-from workload_api.models.workloads import WorkloadCreate
-from workload_api.services import artifacts, deployment_access, deployments, workloads
-from workload_api.services.bundles import BundleCatalog
+from workload_api.services import deployment_access, deployments
 from workload_api.settings import Settings
 
 
@@ -59,28 +56,19 @@ class World:
 
 @pytest.fixture
 async def world(settings: Settings, catalog_engine: AsyncEngine) -> AsyncIterator[World]:
-    upstream = web.Application()
-    upstream.router.add_get("/{tail:.*}", replica_session)
-    runner = web.AppRunner(upstream)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    sessions = database.create_sessionmaker(catalog_engine)
-    async with sessions() as session, session.begin():
-        made = await artifacts.create_artifact(
-            session, ArtifactCreate.model_validate(artifact(status="registered")), "admin"
-        )
-        workload = await workloads.create_workload(
-            session, WorkloadCreate(name="w", artifact_id=made.id), "admin", BundleCatalog.load()
-        )
-        session.add(ready_replica(workload.id, f"127.0.0.1:{port}"))
-        deployment = await deployments.create_deployment(
-            session, DeploymentCreate(name="d", workload_id=workload.id), "admin"
-        )
-        _, token = await deployment_access.create_token(session, deployment.id, "t", "admin")
-    with serve(create_app(settings)) as url:
-        yield World(url.replace("http", "ws"), workload.id, deployment.id, token, catalog_engine)
-    await runner.cleanup()
+    async with aiohttp_server(answering(replica_session, method="GET")) as upstream:
+        sessions = database.create_sessionmaker(catalog_engine)
+        async with sessions() as session, session.begin():
+            workload = await registered_workload(session)
+            session.add(ready_replica(workload.id, upstream))
+            deployment = await deployments.create_deployment(
+                session, DeploymentCreate(name="d", workload_id=workload.id), "admin"
+            )
+            _, token = await deployment_access.create_token(session, deployment.id, "t", "admin")
+        with serve(create_app(settings)) as url:
+            yield World(
+                url.replace("http", "ws"), workload.id, deployment.id, token, catalog_engine
+            )
 
 
 async def test_a_session_through_a_deployment(world: World) -> None:

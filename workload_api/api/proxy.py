@@ -96,7 +96,7 @@ class ReplicaProxy:
         has_body = "content-length" in request.headers or "transfer-encoding" in request.headers
         body = request.stream() if has_body else None
         upstream = upstream_path(request, path)
-        headers = self._headers(request)
+        headers = forwarded_headers(request)
         last_error: Exception | None = None
         # A refused connection happens before any byte of the body is read, so the next
         # replica can be tried with the same body stream.
@@ -141,19 +141,24 @@ class ReplicaProxy:
             retry_after_seconds=1,
         )
 
-    def _headers(self, request: Request) -> CIMultiDict[str]:
-        headers = CIMultiDict(
-            (name, value)
-            for name, value in request.headers.items()
-            if name not in NOT_FORWARDED and not name.startswith("x-forwarded-")
-        )
-        client = request.client.host if request.client else ""
-        forwarded_for = request.headers.get("x-forwarded-for")
-        headers["X-Forwarded-For"] = f"{forwarded_for}, {client}" if forwarded_for else client
-        headers["X-Forwarded-Proto"] = request.url.scheme
-        headers["X-Forwarded-Host"] = request.headers.get("host", "")
-        headers["X-Request-ID"] = getattr(request.state, "request_id", "")
-        return headers
+
+def forwarded_headers(
+    connection: HTTPConnection, *, drop: frozenset[str] = frozenset()
+) -> CIMultiDict[str]:
+    """The caller's headers less those not forwarded (and `drop`), plus `X-Forwarded-*` and
+    `X-Request-ID`."""
+    headers = CIMultiDict(
+        (name, value)
+        for name, value in connection.headers.items()
+        if name not in NOT_FORWARDED and name not in drop and not name.startswith("x-forwarded-")
+    )
+    client = connection.client.host if connection.client else ""
+    forwarded_for = connection.headers.get("x-forwarded-for")
+    headers["X-Forwarded-For"] = f"{forwarded_for}, {client}" if forwarded_for else client
+    headers["X-Forwarded-Proto"] = "https" if connection.url.scheme in ("https", "wss") else "http"
+    headers["X-Forwarded-Host"] = connection.headers.get("host", "")
+    headers["X-Request-ID"] = getattr(connection.state, "request_id", "")
+    return headers
 
 
 def upstream_path(connection: HTTPConnection, path: str) -> str:

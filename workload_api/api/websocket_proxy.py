@@ -16,7 +16,7 @@ import aiohttp
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from yarl import URL
 
-from workload_api.api.proxy import NOT_FORWARDED, upstream_path
+from workload_api.api.proxy import forwarded_headers, upstream_path
 
 log = logging.getLogger(__name__)
 
@@ -34,19 +34,7 @@ async def relay(
 ) -> None:
     """Open the session upstream, accept the caller, relay until one side closes. Raises
     `UpstreamRefused` (the caller not yet accepted) when the replica does not accept."""
-    headers = {
-        name: value
-        for name, value in websocket.headers.items()
-        if name not in NOT_FORWARDED | HANDSHAKE
-        and name != "sec-websocket-protocol"
-        and not name.startswith("x-forwarded-")
-    }
-    client_host = websocket.client.host if websocket.client else ""
-    forwarded_for = websocket.headers.get("x-forwarded-for")
-    headers["X-Forwarded-For"] = f"{forwarded_for}, {client_host}" if forwarded_for else client_host
-    headers["X-Forwarded-Host"] = websocket.headers.get("host", "")
-    headers["X-Forwarded-Proto"] = "https" if websocket.url.scheme == "wss" else "http"
-    headers["X-Request-ID"] = getattr(websocket.state, "request_id", "")
+    headers = forwarded_headers(websocket, drop=HANDSHAKE)
     target = URL(f"http://{address}{upstream_path(websocket, path)}", encoded=True)
     try:
         upstream = await client.ws_connect(
