@@ -52,6 +52,7 @@ class World:
     deployment_id: str
     token: str
     engine: AsyncEngine
+    idle_workload_id: str  # no ready replica
 
 
 @pytest.fixture
@@ -60,6 +61,7 @@ async def world(settings: Settings, catalog_engine: AsyncEngine) -> AsyncIterato
         sessions = database.create_sessionmaker(catalog_engine)
         async with sessions() as session, session.begin():
             workload = await registered_workload(session)
+            idle = await registered_workload(session, "idle")
             session.add(ready_replica(workload.id, upstream))
             deployment = await deployments.create_deployment(
                 session, DeploymentCreate(name="d", workload_id=workload.id), "admin"
@@ -67,7 +69,12 @@ async def world(settings: Settings, catalog_engine: AsyncEngine) -> AsyncIterato
             _, token = await deployment_access.create_token(session, deployment.id, "t", "admin")
         with serve(create_app(settings)) as url:
             yield World(
-                url.replace("http", "ws"), workload.id, deployment.id, token, catalog_engine
+                url.replace("http", "ws"),
+                workload.id,
+                deployment.id,
+                token,
+                catalog_engine,
+                idle.id,
             )
 
 
@@ -129,3 +136,13 @@ async def test_refused_handshakes_get_the_http_status(
         with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
             await client.ws_connect(url, headers=headers)
     assert refused.value.status == status
+
+
+async def test_no_ready_replica_is_a_503_with_retry_after(world: World) -> None:
+    url = f"{world.url}/api/v2/endpoints/workloads/{world.idle_workload_id}/x"
+    headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    async with aiohttp.ClientSession() as client:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await client.ws_connect(url, headers=headers)
+    assert refused.value.status == 503
+    assert refused.value.headers is not None and refused.value.headers["Retry-After"] == "2"

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import HTTPConnection
 
 from workload_api.errors import (
     AuthenticationError,
@@ -42,7 +43,7 @@ STATUS: dict[type[DomainError], int] = {
 
 
 def error_response(
-    request: Request,
+    request: HTTPConnection,
     status: int,
     code: str,
     message: str,
@@ -64,6 +65,11 @@ def status_for(error: DomainError) -> int:
 
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
+    return domain_error_response(request, exc)
+
+
+def domain_error_response(request: HTTPConnection, exc: DomainError) -> JSONResponse:
+    """The response for `exc`, with the headers its kind calls for."""
     status = status_for(exc)
     detail = []
     headers: dict[str, str] = {}

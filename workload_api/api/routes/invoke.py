@@ -12,14 +12,13 @@ import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request, Response, WebSocket
-from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from starlette.requests import HTTPConnection
 
 from workload_api.api import websocket_proxy
 from workload_api.api.context import AppContext
 from workload_api.api.deps import ContextDep, Viewer, bearer
-from workload_api.api.errors import status_for
+from workload_api.api.errors import domain_error_response, status_for
 from workload_api.api.observability import ApiMetrics
 from workload_api.api.params import DeploymentId, WorkloadId
 from workload_api.errors import (
@@ -223,10 +222,7 @@ async def _deny(websocket: WebSocket, error: DomainError) -> None:
     """Refuse the handshake with the HTTP status and body an HTTP call would get, where the
     server supports that; otherwise close with 1008 (policy violation)."""
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
-        body = ErrorBody(code=error.code, message=error.message)
-        await websocket.send_denial_response(
-            JSONResponse(body.model_dump(by_alias=True), status_code=status_for(error))
-        )
+        await websocket.send_denial_response(domain_error_response(websocket, error))
     else:
         await websocket.close(code=1008, reason=error.message[:120])
 
