@@ -71,11 +71,14 @@ class ReplicaProxy:
 
     def pick(self, addresses: Sequence[str], *, target: str) -> str:
         """The next address in turn (for a WebSocket session, which is not retried)."""
+        return addresses[self._turn_of(addresses, target) % len(addresses)]
+
+    def _turn_of(self, addresses: Sequence[str], target: str) -> int:
         if not addresses:
             raise UnavailableError(
                 f"{target} has no ready replica; try again shortly", retry_after_seconds=2
             )
-        return addresses[next(self._turn) % len(addresses)]
+        return next(self._turn)
 
     async def forward(
         self,
@@ -88,11 +91,7 @@ class ReplicaProxy:
     ) -> Response:
         """Forward to one of `addresses`; `on_done(status)` runs once the response body has
         been sent (for metrics and audit), not when its headers go out."""
-        if not addresses:
-            raise UnavailableError(
-                f"{target} has no ready replica; try again shortly", retry_after_seconds=2
-            )
-        start = next(self._turn)
+        start = self._turn_of(addresses, target)
         has_body = "content-length" in request.headers or "transfer-encoding" in request.headers
         body = request.stream() if has_body else None
         upstream = upstream_path(request, path)

@@ -48,16 +48,21 @@ async def invoke_workload(
 ) -> Response:
     """Forward the request to a ready replica of the workload. The `Authorization` header is
     consumed by the gateway and not forwarded; `X-Forwarded-*` and `X-Request-ID` are added."""
+    return await context.proxy.forward(
+        request,
+        await _workload_addresses(context, workload_id),
+        path,
+        target=f"workload '{workload_id}'",
+    )
+
+
+async def _workload_addresses(context: AppContext, workload_id: str) -> list[str]:
+    """Ready addresses of a workload; NotFoundError if there is no such workload."""
     if not context.directory.knows(workload_id):
         # Unknown to the in-memory table: either it does not exist or it is seconds old.
         async with context.sessions() as session:
             await workloads.get_workload(session, workload_id)
-    return await context.proxy.forward(
-        request,
-        await context.directory.addresses(workload_id),
-        path,
-        target=f"workload '{workload_id}'",
-    )
+    return await context.directory.addresses(workload_id)
 
 
 deployments_router = APIRouter(prefix="/endpoints/deployments", tags=["invoke"])
@@ -92,10 +97,9 @@ async def invoke_deployment(
 
     try:
         # Credentials first: an unknown caller learns nothing about which deployments exist.
-        actor, kind = await _invoker(context, deployment_id, credentials)
-        target = await context.directory.deployment_target(deployment_id)
-        if target is None:
-            raise NotFoundError("deployment", deployment_id)
+        secret = _required(credentials.credentials if credentials else None)
+        actor, kind = await _invoker(context, deployment_id, secret)
+        target = await _deployment_workload(context, deployment_id)
         known = True
         in_flight = metrics.in_flight.labels(deployment_id)
 
@@ -163,12 +167,9 @@ async def invoke_workload_websocket(
     """A WebSocket session with a ready replica of the workload (any valid API key)."""
     context: AppContext = websocket.app.state.context
     try:
-        await context.credentials.authenticate(_bearer_of(websocket))
-        if not context.directory.knows(workload_id):
-            async with context.sessions() as session:
-                await workloads.get_workload(session, workload_id)
-        target = f"workload '{workload_id}'"
-        address = context.proxy.pick(await context.directory.addresses(workload_id), target=target)
+        await context.credentials.authenticate(_required(_bearer_of(websocket)))
+        addresses = await _workload_addresses(context, workload_id)
+        address = context.proxy.pick(addresses, target=f"workload '{workload_id}'")
         await websocket_proxy.relay(websocket, context.proxy.client, address, path)
     except DomainError as error:
         await _deny(websocket, error)
@@ -188,15 +189,11 @@ async def invoke_deployment_websocket(
     known = False
     status = 101
     try:
-        token = _bearer_of(websocket)
-        credentials = HTTPAuthorizationCredentials(scheme="Bearer", credentials=token)
-        actor, kind = await _invoker(context, deployment_id, credentials)
-        workload_id = await context.directory.deployment_target(deployment_id)
-        if workload_id is None:
-            raise NotFoundError("deployment", deployment_id)
+        actor, kind = await _invoker(context, deployment_id, _required(_bearer_of(websocket)))
+        workload_id = await _deployment_workload(context, deployment_id)
         known = True
-        target = f"deployment '{deployment_id}'"
-        address = context.proxy.pick(await context.directory.addresses(workload_id), target=target)
+        addresses = await context.directory.addresses(workload_id)
+        address = context.proxy.pick(addresses, target=f"deployment '{deployment_id}'")
         await websocket_proxy.relay(websocket, context.proxy.client, address, path)
     except DomainError as error:
         status = status_for(error)
@@ -211,11 +208,23 @@ async def invoke_deployment_websocket(
         )  # fmt: skip
 
 
-def _bearer_of(websocket: WebSocket) -> str:
+def _bearer_of(websocket: WebSocket) -> str | None:
     scheme, _, token = websocket.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
+def _required(secret: str | None) -> str:
+    if not secret:
         raise AuthenticationError("send an invoke token or an API key: 'Authorization: Bearer ...'")
-    return token.strip()
+    return secret
+
+
+async def _deployment_workload(context: AppContext, deployment_id: str) -> str:
+    """The workload the deployment routes to now; NotFoundError if there is no deployment."""
+    workload_id = await context.directory.deployment_target(deployment_id)
+    if workload_id is None:
+        raise NotFoundError("deployment", deployment_id)
+    return workload_id
 
 
 async def _deny(websocket: WebSocket, error: DomainError) -> None:
@@ -227,13 +236,8 @@ async def _deny(websocket: WebSocket, error: DomainError) -> None:
         await websocket.close(code=1008, reason=error.message[:120])
 
 
-async def _invoker(
-    context: AppContext, deployment_id: str, credentials: HTTPAuthorizationCredentials | None
-) -> tuple[str, ActorKind]:
+async def _invoker(context: AppContext, deployment_id: str, secret: str) -> tuple[str, ActorKind]:
     """Who is calling, if they may invoke this deployment."""
-    if credentials is None:
-        raise AuthenticationError("send an invoke token or an API key: 'Authorization: Bearer ...'")
-    secret = credentials.credentials
     if secret.startswith(deployment_access.TOKEN_PREFIX):
         owner = await context.credentials.token(deployment_access.hash_token(secret))
         if owner is None:
