@@ -7,6 +7,7 @@ is `RuntimeUnavailableError` (retryable), an image that is missing and cannot be
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ T = TypeVar("T")
 _CONNECTION_FAILED = 900
 # Podman answers a name conflict with 500 and this text; Docker with 409.
 _NAME_IN_USE = "already in use"
+_ADOPT_ATTEMPTS = 30
 
 
 @dataclass(frozen=True)
@@ -168,9 +170,9 @@ class Engine:
             return created.id
         except aiodocker.DockerError as error:
             if error.status == 409 or _NAME_IN_USE in error.message:
-                existing = await self.inspect(name)
+                existing = await self._created_by_another(name)
                 if existing is not None:
-                    return str(existing["Id"])
+                    return existing
             if error.status == 404 and "image" in error.message.lower():
                 raise ImageNotFoundError(
                     f"image '{config.get('Image')}' is not present: {error.message}"
@@ -178,6 +180,16 @@ class Engine:
             raise StartFailedError(
                 f"the engine refused to create container '{name}': {error.message}"
             ) from error
+
+    async def _created_by_another(self, name: str) -> str | None:
+        """The id of the container another creator made under `name`. Podman reserves the
+        name before the container can be inspected, so a racing creator may wait a moment."""
+        for _ in range(_ADOPT_ATTEMPTS):
+            existing = await self.inspect(name)
+            if existing is not None:
+                return str(existing["Id"])
+            await asyncio.sleep(0.1)
+        return None
 
     async def start(self, container_id: str, name: str) -> None:
         """Start the container; a command that cannot run is a `StartFailedError`."""
