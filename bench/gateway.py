@@ -335,7 +335,7 @@ def print_report(
         "    does the gateway (its httpx pool cannot reuse a closed connection); the client keeps"
     )
     print("    its connections to nginx and to the gateway alive")
-    print("  - the gateway is the API process as production runs it (`python -m workload_api")
+    print("  - the gateway is the API process as production runs it (`python -m cli")
     print("    api`: uvicorn, one worker), serving the management API too; it shares the")
     print("    machine's cores with wrk, nginx, Podman, the Temporal dev server and the worker")
     print("    (in this bench process). Per call it authenticates the token (in-memory lookup),")

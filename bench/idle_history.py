@@ -16,7 +16,7 @@ from _stack import READY_PROBE, running_stack
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
-from workload_api.payloads.workloads import workflow_id
+from workflows.workload_contract import workflow_id
 
 SETTLE_SECONDS = 3.0  # after `running`: the workflow schedules the next supervise activity
 

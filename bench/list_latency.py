@@ -17,9 +17,9 @@ from typing import Any
 import httpx
 from _stack import READY_PROBE, WORKLOADS, Stack, percentile, running_stack
 
-from workload_api.models.workloads import WorkloadCreate
-from workload_api.services.bundles import BundleCatalog
-from workload_api.services.workloads import create_workload
+from models.workloads import WorkloadCreate
+from services.bundles import BundleCatalog
+from services.workloads import create_workload
 
 SIZES = (10, 200)
 WARMUP = 20

@@ -20,9 +20,9 @@ import aiodocker
 import httpx
 from _stack import READY_PROBE, Stack, running_stack, summary, timed
 
-from workload_api.runtimes.local.containers import PUBLISH_HOST_IP, ULIMITS
-from workload_api.runtimes.local.engine import inspected_ports
-from workload_api.settings import Settings
+from config.settings import Settings
+from runtimes.local.containers import PUBLISH_HOST_IP, ULIMITS
+from runtimes.local.engine import inspected_ports
 
 PRODUCTION_TICK: float = Settings.model_fields["probe_tick_seconds"].default
 # (label, event type) in the order a workload passes them; offsets are from the POST.

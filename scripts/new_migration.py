@@ -14,7 +14,7 @@ from pathlib import Path
 from alembic import command
 from sqlalchemy import create_engine
 
-from workload_api.catalog.database import MIGRATIONS_DIR, alembic_config
+from catalog.database import MIGRATIONS_DIR, alembic_config
 
 
 def main(message: str) -> None:

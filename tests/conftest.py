@@ -12,11 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from api.app import create_app
+from catalog import database
+from config.settings import Settings
 from tests.support import catalogs
 from tests.support.postgres import postgres_server
-from workload_api.api.app import create_app
-from workload_api.catalog import database
-from workload_api.settings import Settings
 
 # Session fixtures for real containers (Podman) live in a plugin module of their own.
 pytest_plugins = ["tests.support.fixtures_podman", "tests.support.fixtures_temporal"]

@@ -6,11 +6,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from workload_api.catalog.tables import Workload, WorkloadReplica
-from workload_api.models.artifacts import ArtifactCreate
-from workload_api.models.workloads import WorkloadCreate
-from workload_api.services import artifacts, workloads
-from workload_api.services.bundles import BundleCatalog
+from catalog.tables import Workload, WorkloadReplica
+from models.artifacts import ArtifactCreate
+from models.workloads import WorkloadCreate
+from services import artifacts, workloads
+from services.bundles import BundleCatalog
 
 
 def spec(image: str = "registry.example.com/team/app:1", **container: Any) -> dict[str, Any]:

@@ -13,11 +13,11 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.core.result import Ok
 
+from api.app import create_app
+from config.settings import Settings
 from tests.conftest import ADMIN_KEY
 from tests.support import catalogs
 from tests.support.live_server import serve
-from workload_api.api.app import create_app
-from workload_api.settings import Settings
 
 HEADERS = {"Authorization": f"Bearer {ADMIN_KEY}"}
 CHECKS = [

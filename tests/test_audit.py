@@ -13,11 +13,11 @@ import pytest
 from fastapi import Body, FastAPI, Request
 from sqlalchemy import select
 
+from api.audit_actions import route_action
+from catalog.tables import AuditEvent
 from tests.conftest import ADMIN_KEY, client_for
 from tests.factories import artifact, spec
 from tests.test_auth import make_key
-from workload_api.api.audit_actions import route_action
-from workload_api.catalog.tables import AuditEvent
 
 ARTIFACTS = "/api/v2/registry/artifacts/"
 AUDIT = "/api/v2/auditEvents/"
@@ -149,7 +149,7 @@ async def test_a_failed_audit_write_is_logged_and_the_answer_stands(
         raise RuntimeError("database gone")
 
     monkeypatch.setattr(app.state.context.audit, "append_now", broken)
-    with caplog.at_level(logging.ERROR, logger="workload_api.api.audit"):
+    with caplog.at_level(logging.ERROR, logger="api.audit"):
         response = await api.post(ARTIFACTS, json=artifact())
     assert response.status_code == 201
     lost = [r for r in caplog.records if "AUDIT RECORD LOST" in r.getMessage()]

@@ -11,11 +11,11 @@ from fastapi import FastAPI
 from sqlalchemy import delete, update
 from typer.testing import CliRunner
 
+from catalog.tables import AuditEvent
+from cli import app as cli_app
+from services.audit import record_hash
 from tests.factories import artifact
 from tests.test_audit import ARTIFACTS, VERIFY, rows, verify
-from workload_api.catalog.tables import AuditEvent
-from workload_api.cli import app as cli_app
-from workload_api.services.audit import record_hash
 
 
 async def test_tampering_is_detected(app: FastAPI, api: httpx.AsyncClient) -> None:

@@ -12,11 +12,11 @@ from prometheus_client import CollectorRegistry, generate_latest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from workload_api.catalog import database
-from workload_api.catalog.tables import AuditEvent
-from workload_api.models.audit import AuditEntry
-from workload_api.services import audit
-from workload_api.services.audit_writer import AuditWriter
+from catalog import database
+from catalog.tables import AuditEvent
+from models.audit import AuditEntry
+from services import audit
+from services.audit_writer import AuditWriter
 
 Sessions = async_sessionmaker[AsyncSession]
 

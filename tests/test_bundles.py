@@ -7,8 +7,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from workload_api.services.bundles import BundleCatalog
-from workload_api.services.quantities import parse_bytes
+from services.bundles import BundleCatalog
+from services.quantities import parse_bytes
 
 
 def test_shipped_catalog_has_cpu_and_gpu_bundles() -> None:

@@ -8,8 +8,8 @@ import asyncio
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from workload_api.catalog import database
-from workload_api.catalog.tables import ApiKey
+from catalog import database
+from catalog.tables import ApiKey
 
 
 async def test_a_reader_does_not_wait_for_a_writer(catalog_engine: AsyncEngine) -> None:

@@ -18,13 +18,13 @@ import pytest
 from aiohttp import web
 from fastapi import FastAPI
 
+from catalog import database
+from models.deployments import DeploymentCreate, RoleChange
+from services import deployment_access, deployments
 from tests.conftest import ADMIN_KEY, client_for
 from tests.factories import ready_replica, registered_workload
 from tests.support.upstream import aiohttp_server, answering
 from tests.test_auth import make_key
-from workload_api.catalog import database
-from workload_api.models.deployments import DeploymentCreate, RoleChange
-from workload_api.services import deployment_access, deployments
 
 D = "/api/v2/console/deployments/{id}/"
 READ = {"admin": "ok", "owner": "ok", "user": "ok", "consumer": 403, "editor": 404, "viewer": 404}

@@ -9,13 +9,13 @@ from typing import Any, cast
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.testing import ActivityEnvironment
 
+from activities.deployments import DeploymentActivities
+from catalog import database
+from catalog.tables import Workload
+from models.deployments import DeploymentCreate, HealthSettings
+from services import deployments
 from tests.factories import ready_replica, registered_workload
-from workload_api.activities.deployments import DeploymentActivities
-from workload_api.catalog import database
-from workload_api.catalog.tables import Workload
-from workload_api.models.deployments import DeploymentCreate, HealthSettings
-from workload_api.payloads.deployments import MonitorInput
-from workload_api.services import deployments
+from workflows.deployment_contract import MonitorInput
 
 
 async def test_monitor_heartbeats_through_a_slow_check(catalog_engine: AsyncEngine) -> None:

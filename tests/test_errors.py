@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 from fastapi import FastAPI
 
+from catalog import database
 from tests.factories import artifact
-from workload_api.catalog import database
 
 ARTIFACTS = "/api/v2/registry/artifacts/"
 

@@ -7,8 +7,8 @@ from typing import Any
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from workload_api.catalog import database
-from workload_api.catalog.tables import Base
+from catalog import database
+from catalog.tables import Base
 
 
 async def test_migrations_match_the_tables(catalog_url: str) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from workload_api.api.app import create_app
+from api.app import create_app
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "openapi.json"
 

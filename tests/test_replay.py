@@ -9,8 +9,8 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from workload_api.workflows.deployment import DeploymentWorkflow
-from workload_api.workflows.workload import WorkloadWorkflow
+from workflows.deployment import DeploymentWorkflow
+from workflows.workload import WorkloadWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*/*.json"))
 TEXTS = {path: path.read_text() for path in HISTORIES}

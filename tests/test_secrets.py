@@ -18,20 +18,18 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
-from tests.conftest import ADMIN_KEY, client_for
-from tests.factories import artifact, spec
-from tests.test_auth import make_key
-from workload_api.activities.supervision import SupervisionActivities
-from workload_api.api.app import create_app
-from workload_api.catalog.tables import Artifact, Secret, Workload
-from workload_api.models.spec import ArtifactSpec
-from workload_api.models.workloads import WorkloadRuntime
-from workload_api.runtimes.base import ContainerPlan, GroupPlan, RunPlan, Runtime, SecretEnv
-from workload_api.runtimes.errors import StartFailedError
-from workload_api.runtimes.local.containers import environment
-from workload_api.services import secrets
-from workload_api.services.bundles import BundleCatalog
-from workload_api.services.keyring import (
+from activities.supervision import SupervisionActivities
+from api.app import create_app
+from catalog.tables import Artifact, Secret, Workload
+from config.settings import Settings
+from models.spec import ArtifactSpec
+from models.workloads import WorkloadRuntime
+from runtimes.base import ContainerPlan, GroupPlan, RunPlan, Runtime, SecretEnv
+from runtimes.errors import StartFailedError
+from runtimes.local.containers import environment
+from services import secrets
+from services.bundles import BundleCatalog
+from services.keyring import (
     DecryptionError,
     Keyring,
     KeyringError,
@@ -39,8 +37,10 @@ from workload_api.services.keyring import (
     load_keyring,
     parse_keys,
 )
-from workload_api.services.workload_runtime import build_plan
-from workload_api.settings import Settings
+from services.workload_runtime import build_plan
+from tests.conftest import ADMIN_KEY, client_for
+from tests.factories import artifact, spec
+from tests.test_auth import make_key
 
 SECRETS = "/api/v2/secrets/"
 ARTIFACTS = "/api/v2/registry/artifacts/"

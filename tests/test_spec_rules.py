@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from workload_api.errors import InvalidInputError
-from workload_api.models.spec import ArtifactSpec, ArtifactType
-from workload_api.services.spec_rules import checked_spec
+from models.spec import ArtifactSpec, ArtifactType
+from services.errors import InvalidInputError
+from services.spec_rules import checked_spec
 
 ROOT = ("body", "spec")
 

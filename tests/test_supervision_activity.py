@@ -16,25 +16,25 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.testing import ActivityEnvironment
 
-from tests.factories import spec
-from workload_api.activities.supervision import SupervisionActivities
-from workload_api.catalog import database
-from workload_api.catalog.tables import WorkloadEvent
-from workload_api.models.workloads import InlineArtifact, WorkloadCreate
-from workload_api.payloads.workloads import SuperviseInput
-from workload_api.runtimes.base import (
+from activities.supervision import SupervisionActivities
+from catalog import database
+from catalog.tables import WorkloadEvent
+from config.settings import Settings
+from models.workloads import InlineArtifact, WorkloadCreate
+from runtimes.base import (
     ContainerPlan,
     GroupPlan,
     Observation,
     ReplicaStatus,
     RunPlan,
 )
-from workload_api.runtimes.errors import RuntimeUnavailableError
-from workload_api.runtimes.local import LocalRuntime
-from workload_api.services import workloads
-from workload_api.services.bundles import BundleCatalog
-from workload_api.services.keyring import load_keyring
-from workload_api.settings import Settings
+from runtimes.errors import RuntimeUnavailableError
+from runtimes.local import LocalRuntime
+from services import workloads
+from services.bundles import BundleCatalog
+from services.keyring import load_keyring
+from tests.factories import spec
+from workflows.workload_contract import SuperviseInput
 
 
 def plan_for(workload_id: str) -> RunPlan:

@@ -14,16 +14,16 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.app import create_app
+from catalog import database
+from catalog.tables import AuditEvent
+from config.settings import Settings
+from models.deployments import DeploymentCreate
+from services import deployment_access, deployments
 from tests.conftest import ADMIN_KEY
 from tests.factories import ready_replica, registered_workload
 from tests.support.live_server import serve
 from tests.support.upstream import aiohttp_server, answering
-from workload_api.api.app import create_app
-from workload_api.catalog import database
-from workload_api.catalog.tables import AuditEvent
-from workload_api.models.deployments import DeploymentCreate
-from workload_api.services import deployment_access, deployments
-from workload_api.settings import Settings
 
 
 async def replica_session(request: web.Request) -> web.WebSocketResponse:

@@ -15,14 +15,14 @@ import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from api.app import create_app
+from catalog import database
+from config.settings import Settings
+from runtimes.factory import build_runtime
+from services.bundles import BundleCatalog
 from tests.conftest import ADMIN_KEY
 from tests.support.live_server import serve
-from workload_api.api.app import create_app
-from workload_api.catalog import database
-from workload_api.runtimes.factory import build_runtime
-from workload_api.services.bundles import BundleCatalog
-from workload_api.settings import Settings
-from workload_api.worker import build_worker
+from worker import build_worker
 
 WORKLOADS = "/api/v2/console/workloads/"
 

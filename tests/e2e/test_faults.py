@@ -12,17 +12,17 @@ import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from api.app import create_app
+from catalog import database
+from models.workloads import WorkloadCreate
+from runtimes.factory import build_runtime
+from services import workloads
+from services.bundles import BundleCatalog
 from tests.conftest import ADMIN_KEY
 from tests.e2e.conftest import WORKLOADS, Stack, eventually, stack_settings
 from tests.e2e.test_workload_lifecycle import READY, containers_of
 from tests.support.live_server import serve
 from tests.support.processes import ApiProcess, DevServer, WorkerProcess
-from workload_api.api.app import create_app
-from workload_api.catalog import database
-from workload_api.models.workloads import WorkloadCreate
-from workload_api.runtimes.factory import build_runtime
-from workload_api.services import workloads
-from workload_api.services.bundles import BundleCatalog
 
 
 @dataclass

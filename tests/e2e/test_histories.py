@@ -17,8 +17,8 @@ from temporalio.worker import Replayer
 from tests.e2e.conftest import WORKLOADS, Stack, eventually
 from tests.e2e.test_deployments import DEPLOYMENTS, deploy, running_workload, swap_status
 from tests.e2e.test_workload_lifecycle import READY
-from workload_api.workflows.deployment import DeploymentWorkflow
-from workload_api.workflows.workload import WorkloadWorkflow
+from workflows.deployment import DeploymentWorkflow
+from workflows.workload import WorkloadWorkflow
 
 HISTORIES = Path(__file__).parents[1] / "histories"
 

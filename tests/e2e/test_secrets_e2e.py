@@ -14,9 +14,9 @@ import httpx
 from sqlalchemy import inspect, text
 from temporalio.api.history.v1 import History
 
+from catalog import database
+from config.logging import OWN_LOGGERS, JsonFormatter
 from tests.e2e.conftest import WORKLOADS, Stack, eventually
-from workload_api.catalog import database
-from workload_api.logging import JsonFormatter
 
 SECRETS = "/api/v2/secrets/"
 
@@ -38,7 +38,7 @@ class Recorder(logging.Handler):
 def recording_logs() -> Iterator[Recorder]:
     recorder = Recorder()
     root = logging.getLogger()
-    loggers = [logging.getLogger(name) for name in ("workload_api", "temporalio")]
+    loggers = [logging.getLogger(name) for name in (*OWN_LOGGERS, "temporalio")]
     levels = [root.level, *(logger.level for logger in loggers)]
     root.addHandler(recorder)
     root.setLevel(logging.INFO)

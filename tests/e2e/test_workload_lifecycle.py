@@ -7,8 +7,8 @@ import time
 
 import aiodocker
 
+from runtimes.base import LABEL_WORKLOAD
 from tests.e2e.conftest import WORKLOADS, Stack, eventually
-from workload_api.runtimes.base import LABEL_WORKLOAD
 
 READY = {"path": "/ready", "periodSeconds": 1}
 

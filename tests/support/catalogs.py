@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from workload_api.catalog import database
+from catalog import database
 
 TEMPLATE = "wapi_template"
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from workload_api.runtimes.errors import RuntimeUnavailableError
-from workload_api.runtimes.local.demo_image import build_demo_image
-from workload_api.runtimes.local.podman_service import PodmanService
+from runtimes.errors import RuntimeUnavailableError
+from runtimes.local.demo_image import build_demo_image
+from runtimes.local.podman_service import PodmanService
 
 
 @pytest.fixture(scope="session")

@@ -8,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from config.settings import Settings
 from tests.support.fixtures_temporal import TEMPORAL_BIN, dev_server_args
 from tests.support.postgres import free_port
-from workload_api.settings import Settings
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -57,7 +57,7 @@ class DevServer:
 
 
 class WapiProcess:
-    """`python -m workload_api <command>` with the test's settings, in a session of its own."""
+    """`python -m cli <command>` with the test's settings, in a session of its own."""
 
     command = ""
 
@@ -70,7 +70,7 @@ class WapiProcess:
         env = {**os.environ, **settings_env(self.settings)}
         with self.log_file.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "workload_api", self.command],
+                [sys.executable, "-m", "cli", self.command],
                 stdout=log,
                 stderr=log,
                 env=env,

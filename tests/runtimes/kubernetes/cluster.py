@@ -10,8 +10,8 @@ from typing import Any
 
 import kmock
 
-from workload_api.models.spec import ExecAction, Probe, TcpSocketAction
-from workload_api.runtimes.base import (
+from models.spec import ExecAction, Probe, TcpSocketAction
+from runtimes.base import (
     LABEL_GENERATION,
     LABEL_GROUP,
     LABEL_MANAGED,

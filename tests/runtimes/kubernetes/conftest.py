@@ -8,9 +8,9 @@ import kmock
 import pytest
 from kubernetes import client as k8s
 
+from runtimes.base import RestartPolicy
+from runtimes.kubernetes import KubernetesRuntime
 from tests.runtimes.kubernetes.cluster import NAMESPACE, RESOURCES
-from workload_api.runtimes.base import RestartPolicy
-from workload_api.runtimes.kubernetes import KubernetesRuntime
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from workload_api.settings import Settings
+from config.settings import Settings
 
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy" / "kubernetes"
 K8S_VERSIONS = [kubernetes_validate.latest_version(), "1.30"]

@@ -9,6 +9,8 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
+from runtimes.base import LABEL_GENERATION, LABEL_GROUP, LABEL_MANAGED, LABEL_WORKLOAD
+from runtimes.kubernetes import manifests
 from tests.runtimes.kubernetes.cluster import (
     NAMESPACE,
     SECRET_ID,
@@ -17,8 +19,6 @@ from tests.runtimes.kubernetes.cluster import (
     graph_plan,
     single_plan,
 )
-from workload_api.runtimes.base import LABEL_GENERATION, LABEL_GROUP, LABEL_MANAGED, LABEL_WORKLOAD
-from workload_api.runtimes.kubernetes import manifests
 
 # The newest schema shipped with kubernetes-validate and an older, still common, release.
 K8S_VERSIONS = [kubernetes_validate.latest_version(), "1.30"]

@@ -13,14 +13,14 @@ from pathlib import Path
 import kmock
 import pytest
 
+from runtimes.base import LogLine, Runtime
+from runtimes.errors import RuntimeUnavailableError, StartFailedError
+from runtimes.kubernetes import KubernetesRuntime, load_configuration
+from runtimes.kubernetes.logs import THREAD_PREFIX
+from runtimes.kubernetes.manifests import secret_name
+from runtimes.kubernetes.supervisor import KubernetesSupervisor
 from tests.runtimes.kubernetes.cluster import NAMESPACE, WID, graph_plan, live, pod, put
 from tests.runtimes.kubernetes.conftest import configuration_for
-from workload_api.runtimes.base import LogLine, Runtime
-from workload_api.runtimes.errors import RuntimeUnavailableError, StartFailedError
-from workload_api.runtimes.kubernetes import KubernetesRuntime, load_configuration
-from workload_api.runtimes.kubernetes.logs import THREAD_PREFIX
-from workload_api.runtimes.kubernetes.manifests import secret_name
-from workload_api.runtimes.kubernetes.supervisor import KubernetesSupervisor
 
 SECRETS = {"5ec0000000000000000000aa": "value"}
 LOG_PATH = f"/api/v1/namespaces/{NAMESPACE}/pods/{{}}/log"

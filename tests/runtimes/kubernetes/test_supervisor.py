@@ -7,6 +7,10 @@ import base64
 import kmock
 import pytest
 
+from runtimes.base import RunPlan, SecretEnv
+from runtimes.errors import ImageNotFoundError, StartFailedError
+from runtimes.kubernetes import KubernetesRuntime, KubernetesSupervisor
+from runtimes.kubernetes.manifests import ANNOTATION_SPEC_HASH
 from tests.runtimes.kubernetes.cluster import (
     NAMESPACE,
     SECRET_ID,
@@ -19,10 +23,6 @@ from tests.runtimes.kubernetes.cluster import (
     single_plan,
     versions,
 )
-from workload_api.runtimes.base import RunPlan, SecretEnv
-from workload_api.runtimes.errors import ImageNotFoundError, StartFailedError
-from workload_api.runtimes.kubernetes import KubernetesRuntime, KubernetesSupervisor
-from workload_api.runtimes.kubernetes.manifests import ANNOTATION_SPEC_HASH
 
 SECRETS = {SECRET_ID: SECRET_VALUE}
 WEB = f"wapi-{WID}-web"

@@ -13,8 +13,8 @@ from typing import Any
 import aiodocker
 import pytest
 
-from workload_api.models.spec import Probe
-from workload_api.runtimes.base import (
+from models.spec import Probe
+from runtimes.base import (
     LABEL_WORKLOAD,
     ContainerPlan,
     GroupPlan,
@@ -24,7 +24,7 @@ from workload_api.runtimes.base import (
     RuntimeEvent,
     Supervisor,
 )
-from workload_api.runtimes.local.runtime import LocalRuntime
+from runtimes.local.runtime import LocalRuntime
 
 # Fast restarts so crash loops end within seconds.
 FAST_RESTARTS = RestartPolicy(

@@ -8,14 +8,14 @@ import time
 import aiodocker
 import pytest
 
-from tests.runtimes.local.conftest import container, exec_in, plan, probe, ready, tick_until
-from workload_api.runtimes.base import Observation, SecretEnv
-from workload_api.runtimes.errors import (
+from runtimes.base import Observation, SecretEnv
+from runtimes.errors import (
     ImageNotFoundError,
     RuntimeUnavailableError,
     StartFailedError,
 )
-from workload_api.runtimes.local.runtime import LocalRuntime
+from runtimes.local.runtime import LocalRuntime
+from tests.runtimes.local.conftest import container, exec_in, plan, probe, ready, tick_until
 
 
 def failed(observation: Observation) -> bool:

@@ -11,16 +11,7 @@ from typing import Any
 import aiodocker
 import httpx
 
-from tests.runtimes.local.conftest import (
-    container,
-    containers_of,
-    exec_in,
-    plan,
-    probe,
-    ready,
-    tick_until,
-)
-from workload_api.runtimes.base import (
+from runtimes.base import (
     LABEL_CONTAINER,
     LABEL_GENERATION,
     LABEL_GROUP,
@@ -30,10 +21,19 @@ from workload_api.runtimes.base import (
     ReplicaStatus,
     SecretEnv,
 )
-from workload_api.runtimes.local.containers import ULIMITS
-from workload_api.runtimes.local.engine import Engine
-from workload_api.runtimes.local.naming import ContainerKey
-from workload_api.runtimes.local.runtime import LocalRuntime
+from runtimes.local.containers import ULIMITS
+from runtimes.local.engine import Engine
+from runtimes.local.naming import ContainerKey
+from runtimes.local.runtime import LocalRuntime
+from tests.runtimes.local.conftest import (
+    container,
+    containers_of,
+    exec_in,
+    plan,
+    probe,
+    ready,
+    tick_until,
+)
 
 
 async def test_serving_replica_becomes_ready_and_answers_on_its_address(

@@ -7,9 +7,9 @@ from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
 from typing import cast
 
+from runtimes.base import LogLine
+from runtimes.local.runtime import LocalRuntime
 from tests.runtimes.local.conftest import container, plan, ready, tick_until
-from workload_api.runtimes.base import LogLine
-from workload_api.runtimes.local.runtime import LocalRuntime
 
 
 def number(line: LogLine) -> int:

@@ -9,14 +9,14 @@ from datetime import UTC, datetime
 
 import pytest
 
+from runtimes.base import GroupPlan, RunPlan, Runtime, SecretEnv, Supervisor
+from runtimes.errors import StartFailedError
+from runtimes.local.containers import create_config, published_ports
+from runtimes.local.logstream import demultiplex, parse_time
+from runtimes.local.naming import ContainerKey
+from runtimes.local.probes import Outcome, ProbeTracker
+from runtimes.local.runtime import LocalRuntime
 from tests.runtimes.local.conftest import container, probe
-from workload_api.runtimes.base import GroupPlan, RunPlan, Runtime, SecretEnv, Supervisor
-from workload_api.runtimes.errors import StartFailedError
-from workload_api.runtimes.local.containers import create_config, published_ports
-from workload_api.runtimes.local.logstream import demultiplex, parse_time
-from workload_api.runtimes.local.naming import ContainerKey
-from workload_api.runtimes.local.probes import Outcome, ProbeTracker
-from workload_api.runtimes.local.runtime import LocalRuntime
 
 OK, BAD = Outcome(True, "fine"), Outcome(False, "broken")
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from workload_api.runtimes.errors import RuntimeUnavailableError
-from workload_api.runtimes.local.podman_service import PodmanService, answers, docker_endpoint
-from workload_api.runtimes.local.runtime import LocalRuntime
+from runtimes.errors import RuntimeUnavailableError
+from runtimes.local.podman_service import PodmanService, answers, docker_endpoint
+from runtimes.local.runtime import LocalRuntime
 
 
 async def test_service_serves_the_docker_api_until_stopped() -> None:

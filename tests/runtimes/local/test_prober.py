@@ -8,11 +8,11 @@ import asyncio
 import time
 from typing import Any, cast
 
+from runtimes.base import GroupPlan
+from runtimes.local.naming import ReplicaKey
+from runtimes.local.prober import Prober
+from runtimes.local.replica import Replica
 from tests.runtimes.local.conftest import container, probe
-from workload_api.runtimes.base import GroupPlan
-from workload_api.runtimes.local.naming import ReplicaKey
-from workload_api.runtimes.local.prober import Prober
-from workload_api.runtimes.local.replica import Replica
 
 
 async def http_server(delay: float) -> asyncio.Server:

@@ -1,0 +1,289 @@
+"""Activities of the deployment workflow: catalog writes, health checks, and driving the
+workflows of the workloads behind a deployment (start a candidate, stop a retired one)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, cast
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+
+from activities.heartbeat import heartbeating
+from catalog.tables import (
+    Artifact,
+    Deployment,
+    DeploymentSwap,
+    HealthCheck,
+    Workload,
+    WorkloadReplica,
+    utcnow,
+)
+from models.spec import ArtifactSpec
+from models.workloads import WorkloadRuntime
+from services import deployments
+from services.errors import ConflictError
+from services.refs import WorkloadRef
+from services.workloads import replica_counts
+from workflows.deployment_contract import (
+    BeginSwapInput,
+    DeploymentRef,
+    DeploymentStatus,
+    EnsureStartedResult,
+    MonitorInput,
+    MonitorResult,
+    RecordDeploymentInput,
+    SwapRecordInput,
+    WaitRunningInput,
+    WaitRunningResult,
+    WorkloadTargetInput,
+)
+from workflows.workload_contract import WorkloadStatus
+
+if TYPE_CHECKING:  # the lifecycle imports the workflows, which import these activities
+    from services.lifecycle import WorkloadLifecycle
+
+
+class DeploymentActivities:
+    """Registered as `deployment.<method>`: the workload activities own the plain names."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        lifecycle: WorkloadLifecycle,
+        *,
+        poll_seconds: float = 0.5,
+    ) -> None:
+        self.sessions = sessions
+        self.lifecycle = lifecycle
+        self.poll_seconds = poll_seconds
+
+    @activity.defn(name="deployment.record_status")
+    async def record_status(self, input: RecordDeploymentInput) -> None:
+        async with self.sessions() as session, session.begin():
+            await deployments.record_status(
+                session,
+                input.deployment_id,
+                input.status,
+                input.reason,
+                input.event,
+                input.message,
+                input.actor,
+            )
+
+    @activity.defn(name="deployment.begin_swap")
+    async def begin_swap(self, input: BeginSwapInput) -> None:
+        async with self.sessions() as session, session.begin():
+            if await session.get(DeploymentSwap, input.swap_id) is None:  # retried: written already
+                session.add(
+                    DeploymentSwap(
+                        id=input.swap_id,
+                        deployment_id=input.deployment_id,
+                        from_workload_id=input.from_workload_id,
+                        to_workload_id=input.to_workload_id,
+                        status="starting",
+                        options={
+                            "readyTimeoutSeconds": input.ready_timeout_seconds,
+                            "keepPreviousSeconds": input.keep_previous_seconds,
+                        },
+                        requested_by=input.actor,
+                    )
+                )
+            await deployments.record_status(
+                session,
+                input.deployment_id,
+                "swapping",
+                f"moving to workload {input.to_workload_id}",
+                "swap_started",
+                f"swap to workload {input.to_workload_id} requested by {input.actor}",
+                input.actor,
+            )
+
+    @activity.defn(name="deployment.finish_swap")
+    async def finish_swap(self, input: SwapRecordInput) -> None:
+        async with self.sessions() as session, session.begin():
+            swap = await session.get(DeploymentSwap, input.swap_id)
+            if swap is None:
+                return
+            swap.status = input.status
+            swap.reason = input.reason
+            now = utcnow()
+            if input.status == "switched":
+                swap.switched_at = now
+                deployment = await session.get(Deployment, input.deployment_id)
+                if deployment is not None and input.workload_id:
+                    # The one write that moves traffic: every gateway reloads it within a second.
+                    deployment.workload_id = input.workload_id
+                    deployment.updated_at = now
+            else:
+                swap.finished_at = now
+
+    @activity.defn(name="deployment.ensure_workload_started")
+    async def ensure_workload_started(self, input: WorkloadTargetInput) -> EnsureStartedResult:
+        try:
+            ref = await self._ref(input.workload_id)
+        except LookupError:
+            return EnsureStartedResult(started=False)  # deleted: waiting for it says so
+        if ref.status not in ("stopped", "errored"):
+            return EnsureStartedResult(started=False)
+        try:
+            await self.lifecycle.start(ref, input.actor)
+        except ConflictError:
+            return EnsureStartedResult(started=False)  # someone started it meanwhile
+        return EnsureStartedResult(started=True)
+
+    @activity.defn(name="deployment.wait_running")
+    async def wait_running(self, input: WaitRunningInput) -> WaitRunningResult:
+        """Until the workload runs, fails, or the deadline passes; heartbeats while it waits."""
+        while True:
+            async with self.sessions() as session:
+                workload = await session.get(Workload, input.workload_id)
+            if workload is None:
+                return WaitRunningResult(
+                    running=False, reason=f"workload {input.workload_id} was deleted"
+                )
+            if workload.status == "running":
+                return WaitRunningResult(running=True)
+            if workload.status in ("errored", "stopped", "stopping"):
+                why = f": {workload.status_reason}" if workload.status_reason else ""
+                return WaitRunningResult(
+                    running=False, reason=f"the candidate is {workload.status}{why}"
+                )
+            if datetime.now(UTC) >= input.deadline:
+                return WaitRunningResult(
+                    running=False,
+                    reason=f"the candidate was not running in time (still {workload.status})",
+                )
+            activity.heartbeat()
+            await asyncio.sleep(self.poll_seconds)
+
+    @activity.defn(name="deployment.stop_workload")
+    async def stop_workload(self, input: WorkloadTargetInput) -> None:
+        try:
+            ref = await self._ref(input.workload_id)
+        except LookupError:
+            return
+        if ref.status in ("stopped", "stopping"):
+            return
+        with contextlib.suppress(ConflictError):  # stopped meanwhile
+            await self.lifecycle.stop(ref, input.actor)
+
+    @activity.defn(name="deployment.monitor")
+    async def monitor(self, input: MonitorInput) -> MonitorResult:
+        """Check health every interval along the route traffic takes (the deployment's current
+        workload, its ready replicas); record each check; return when the verdict changes."""
+        async with httpx.AsyncClient(follow_redirects=False) as http:
+            turn = 0
+            while True:
+                # A check may outlast the heartbeat timeout (a probe timeout is up to 60 s).
+                verdict, reason, interval = await heartbeating(
+                    self._check(http, input.deployment_id, turn)
+                )
+                turn += 1
+                if verdict is None:
+                    return MonitorResult(status="inactive", reason="the deployment is gone")
+                if verdict != input.status:
+                    return MonitorResult(status=verdict, reason=reason)
+                # Heartbeat through the wait: an interval may be longer than the heartbeat
+                # timeout, and cancellation only arrives with a heartbeat's reply.
+                deadline = time.monotonic() + interval
+                while (left := deadline - time.monotonic()) > 0:
+                    activity.heartbeat()
+                    await asyncio.sleep(min(left, 1.0))
+
+    @activity.defn(name="deployment.forget_deployment")
+    async def forget_deployment(self, input: DeploymentRef) -> None:
+        async with self.sessions() as session, session.begin():
+            await deployments.forget_deployment(session, input.deployment_id)
+
+    async def _check(
+        self, http: httpx.AsyncClient, deployment_id: str, turn: int
+    ) -> tuple[DeploymentStatus | None, str | None, float]:
+        async with self.sessions() as session, session.begin():
+            deployment = await session.get(Deployment, deployment_id)
+            if deployment is None:
+                return None, None, 1.0
+            settings = deployments.health_settings(deployment)
+            workload = await session.get(Workload, deployment.workload_id)
+            if workload is None or workload.status != "running":
+                status = workload.status if workload else "deleted"
+                return (
+                    "inactive",
+                    f"workload {deployment.workload_id} is {status}",
+                    settings.interval_seconds,
+                )
+            addresses = list(
+                await session.scalars(
+                    select(WorkloadReplica.address).where(
+                        WorkloadReplica.workload_id == workload.id,
+                        WorkloadReplica.ready.is_(True),
+                        WorkloadReplica.address.is_not(None),
+                    )
+                )
+            )
+            path = settings.path or await self._default_path(session, workload)
+            check = await self._probe(http, addresses, turn, path, settings.timeout_seconds)
+            check.deployment_id = deployment_id
+            await deployments.add_health_check(session, check)
+            recent = await deployments.recent_checks(
+                session, deployment_id, settings.failure_threshold
+            )
+        failures = deployments.consecutive_failures(recent)
+        if failures >= settings.failure_threshold:
+            return (
+                "degraded",
+                f"{failures} health checks failed in a row: {check.message}",
+                settings.interval_seconds,
+            )
+        return ("active" if check.ok else deployment.status), None, settings.interval_seconds  # type: ignore[return-value]
+
+    async def _probe(
+        self,
+        http: httpx.AsyncClient,
+        addresses: list[str | None],
+        turn: int,
+        path: str,
+        limit: float,
+    ) -> HealthCheck:
+        if not addresses:
+            return HealthCheck(checked_at=utcnow(), ok=False, message="no ready replica")
+        address = addresses[turn % len(addresses)]
+        started = time.perf_counter()
+        try:
+            answer = await http.get(f"http://{address}{path}", timeout=limit)
+        except httpx.HTTPError as error:
+            return HealthCheck(
+                checked_at=utcnow(), ok=False, message=f"GET {path}: {type(error).__name__}"
+            )
+        latency = round((time.perf_counter() - started) * 1000, 2)
+        return HealthCheck(
+            checked_at=utcnow(),
+            ok=answer.status_code < 400,
+            status_code=answer.status_code,
+            latency_ms=latency,
+            message=f"GET {path}: {answer.status_code}",
+        )
+
+    async def _default_path(self, session: AsyncSession, workload: Workload) -> str:
+        artifact = await session.get(Artifact, workload.artifact_id)
+        if artifact is None:
+            return "/"
+        primary = ArtifactSpec.model_validate(artifact.spec).container_groups[0].primary
+        probe = primary.readiness_probe
+        return probe.path if probe is not None and probe.path else "/"
+
+    async def _ref(self, workload_id: str) -> WorkloadRef:
+        async with self.sessions() as session:
+            workload = await session.get(Workload, workload_id)
+        if workload is None:
+            raise LookupError(workload_id)
+        return WorkloadRef(
+            id=workload.id,
+            status=cast(WorkloadStatus, workload.status),
+            replicas=replica_counts(WorkloadRuntime.model_validate(workload.runtime)),
+        )

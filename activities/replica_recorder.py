@@ -1,0 +1,128 @@
+"""Write what a runtime observes to the catalog, only when it changed.
+
+Probe ticks happen every second; the catalog hears about a replica when its state, readiness,
+restarts or a probe verdict changes, or every `refresh` seconds so `checkedAt` stays honest.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from catalog.tables import WorkloadReplica, utcnow
+from runtimes.base import Observation, ReplicaStatus
+from services import workloads
+
+Key = tuple[str, int]
+
+
+def _signature(replica: ReplicaStatus) -> tuple[Any, ...]:
+    probes = tuple(sorted((kind, r.ok, r.message) for kind, r in replica.probes.items()))
+    return (
+        replica.generation,
+        replica.name,
+        replica.state,
+        replica.ready,
+        replica.restarts,
+        replica.started_at,
+        replica.address,
+        replica.message,
+        probes,
+    )
+
+
+class ReplicaRecorder:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], workload_id: str, refresh_seconds: float
+    ) -> None:
+        self.sessions = sessions
+        self.workload_id = workload_id
+        self.refresh_seconds = refresh_seconds
+        self._written: dict[Key, tuple[Any, ...]] = {}
+        self._written_at: dict[Key, float] = {}
+        self._first = True
+
+    async def previous(self) -> list[ReplicaStatus]:
+        """The last status the catalog holds (restart counts survive a worker restart)."""
+        async with self.sessions() as session:
+            rows = await session.scalars(
+                select(WorkloadReplica).where(WorkloadReplica.workload_id == self.workload_id)
+            )
+            return [
+                ReplicaStatus(
+                    group=row.group_name,
+                    index=row.replica_index,
+                    generation=row.generation,
+                    name=row.name,
+                    state=row.state,
+                    ready=row.ready,
+                    restarts=row.restarts,
+                    started_at=row.started_at,
+                    address=row.address,
+                    probes=row.probes,
+                    message=row.message,
+                )
+                for row in rows
+            ]
+
+    async def store(self, observation: Observation) -> None:
+        now = time.monotonic()
+        seen = {(r.group, r.index): r for r in observation.replicas}
+        changed = [
+            replica
+            for key, replica in seen.items()
+            if self._written.get(key) != _signature(replica)
+            or now - self._written_at.get(key, 0.0) > self.refresh_seconds
+        ]
+        gone = [key for key in self._written if key not in seen]
+        if not (changed or gone or observation.events or self._first):
+            return
+        async with self.sessions() as session, session.begin():
+            if self._first:
+                # Rows of replicas that no longer exist (older generations, scaled away).
+                await session.execute(
+                    delete(WorkloadReplica).where(WorkloadReplica.workload_id == self.workload_id)
+                )
+            for group, index in gone:
+                await session.execute(
+                    delete(WorkloadReplica).where(
+                        WorkloadReplica.workload_id == self.workload_id,
+                        WorkloadReplica.group_name == group,
+                        WorkloadReplica.replica_index == index,
+                    )
+                )
+            for replica in changed if not self._first else list(seen.values()):
+                await session.merge(self._row(replica))
+            for event in observation.events:
+                await workloads.add_event(
+                    session, self.workload_id, event.type, event.message, "runtime", event.details
+                )
+        self._first = False
+        for key in gone:
+            self._written.pop(key, None)
+            self._written_at.pop(key, None)
+        for replica in seen.values():
+            key = (replica.group, replica.index)
+            if replica in changed or key not in self._written:
+                self._written[key] = _signature(replica)
+                self._written_at[key] = now
+
+    def _row(self, replica: ReplicaStatus) -> WorkloadReplica:
+        return WorkloadReplica(
+            workload_id=self.workload_id,
+            group_name=replica.group,
+            replica_index=replica.index,
+            generation=replica.generation,
+            name=replica.name,
+            state=replica.state,
+            ready=replica.ready,
+            restarts=replica.restarts,
+            started_at=replica.started_at,
+            address=replica.address,
+            probes={kind: r.model_dump(mode="json") for kind, r in replica.probes.items()},
+            message=replica.message,
+            updated_at=utcnow(),
+        )

@@ -1,0 +1,98 @@
+"""Activities that write the workload read model and build run plans from the catalog."""
+
+from __future__ import annotations
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from catalog.tables import Artifact, Workload, WorkloadReplica, utcnow
+from models.spec import ArtifactSpec
+from models.workloads import WorkloadRuntime
+from runtimes.base import RunPlan
+from services import workloads
+from services.bundles import BundleCatalog
+from services.workload_runtime import build_plan
+from workflows.workload_contract import (
+    ContainersInput,
+    PreparePlanInput,
+    RecordScaleInput,
+    RecordStatusInput,
+    RecordStatusResult,
+)
+
+
+class WorkloadCatalogActivities:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], bundles: BundleCatalog) -> None:
+        self.sessions = sessions
+        self.bundles = bundles
+
+    @activity.defn
+    async def record_status(self, input: RecordStatusInput) -> RecordStatusResult:
+        async with self.sessions() as session, session.begin():
+            exists = await workloads.record_status(
+                session,
+                input.workload_id,
+                status=input.status,
+                generation=input.generation,
+                reason=input.reason,
+                event=input.event,
+                message=input.message,
+                actor=input.actor,
+            )
+        return RecordStatusResult(exists=exists)
+
+    @activity.defn
+    async def record_scale(self, input: RecordScaleInput) -> None:
+        async with self.sessions() as session, session.begin():
+            workload = await session.get(Workload, input.workload_id)
+            if workload is None:
+                return
+            runtime = WorkloadRuntime.model_validate(workload.runtime)
+            for group in runtime.container_groups:
+                group.replica_count = input.replicas.get(group.name, group.replica_count)
+            workload.runtime = runtime.model_dump(mode="json", by_alias=True, exclude_none=True)
+            await workloads.add_event(
+                session,
+                input.workload_id,
+                "scaled",
+                f"scaled to {input.replicas} by {input.actor}",
+                input.actor,
+                {"replicas": str(input.replicas)},
+            )
+
+    @activity.defn
+    async def prepare_plan(self, input: PreparePlanInput) -> RunPlan:
+        """The artifact as it is now (a draft's latest edits), with the workload's runtime."""
+        async with self.sessions() as session:
+            workload = await session.get(Workload, input.workload_id)
+            artifact = await session.get(Artifact, workload.artifact_id) if workload else None
+        if workload is None or artifact is None:
+            raise ApplicationError(
+                f"workload '{input.workload_id}' or its artifact no longer exists",
+                type="WorkloadFailed",
+                non_retryable=True,
+            )
+        return build_plan(
+            input.workload_id,
+            input.generation,
+            ArtifactSpec.model_validate(artifact.spec),
+            WorkloadRuntime.model_validate(workload.runtime),
+            self.bundles,
+        )
+
+    @activity.defn
+    async def withdraw_replicas(self, input: ContainersInput) -> None:
+        """Mark every replica not ready, so gateways stop sending it requests."""
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                update(WorkloadReplica)
+                .where(WorkloadReplica.workload_id == input.workload_id)
+                .values(ready=False, updated_at=utcnow())
+            )
+
+    @activity.defn
+    async def forget_workload(self, input: ContainersInput) -> None:
+        async with self.sessions() as session, session.begin():
+            await workloads.forget_workload(session, input.workload_id)

@@ -1,0 +1,30 @@
+"""Long-lived clients the API shares across requests, built once in the lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from temporalio.client import Client
+
+from api.directory import ReplicaDirectory
+from api.key_cache import Credentials
+from api.proxy import ReplicaProxy
+from config.settings import Settings
+from runtimes.base import Runtime
+from services.audit_writer import AuditWriter
+from services.bundles import BundleCatalog
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    bundles: BundleCatalog
+    temporal: Client
+    directory: ReplicaDirectory
+    proxy: ReplicaProxy
+    runtime: Runtime | None
+    credentials: Credentials
+    audit: AuditWriter

@@ -1,0 +1,321 @@
+"""`/console/deployments/`: stable, governed endpoints; swaps; health; events.
+
+Reading a deployment needs the `owner` or `user` role on it (admins have every role);
+changing it needs `owner` and an API key that may change things (`editor` or `admin`).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, cast
+
+from fastapi import APIRouter, Query, Request, Response, status
+from sqlalchemy import select
+
+from api.deps import DeploymentLifecycleDep, Editor, PageDep, SessionDep, Viewer
+from api.pagination import page_of
+from api.params import DeploymentId, Search
+from catalog.tables import (
+    Deployment,
+    DeploymentEvent,
+    DeploymentRole,
+    DeploymentSwap,
+    HealthCheck,
+    new_id,
+)
+from models.common import Page, UserRef
+from models.deployments import (
+    Availability,
+    DeploymentCreate,
+    DeploymentEventPublic,
+    DeploymentHealth,
+    DeploymentPublic,
+    DeploymentStatus,
+    DeploymentUpdate,
+    HealthCheckPublic,
+    ShareRole,
+    SwapCreate,
+    SwapPublic,
+)
+from services import deployment_access, deployments
+from services.api_keys import Principal
+from services.errors import UnavailableError
+from services.listing import PageRequest
+from services.refs import DeploymentRef
+from workflows.deployment_contract import SwapInput
+
+router = APIRouter(prefix="/console/deployments", tags=["deployments"])
+AVAILABILITY_WINDOW = timedelta(hours=1)
+
+
+def present(request: Request, row: Deployment, role: ShareRole | None) -> DeploymentPublic:
+    return DeploymentPublic(
+        id=row.id,
+        name=row.name,
+        description=row.description,
+        status=cast(DeploymentStatus, row.status),
+        status_reason=row.status_reason,
+        workload_id=row.workload_id,
+        endpoint=f"{str(request.base_url).rstrip('/')}/api/v2/endpoints/deployments/{row.id}/",
+        health=deployments.health_settings(row),
+        role=role,
+        creator=UserRef(username=row.created_by),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def present_swap(row: DeploymentSwap) -> SwapPublic:
+    return SwapPublic(
+        id=row.id,
+        deployment_id=row.deployment_id,
+        from_workload_id=row.from_workload_id,
+        to_workload_id=row.to_workload_id,
+        status=row.status,
+        reason=row.reason,
+        ready_timeout_seconds=int(row.options.get("readyTimeoutSeconds", 0)),
+        keep_previous_seconds=int(row.options.get("keepPreviousSeconds", 0)),
+        requested_by=UserRef(username=row.requested_by),
+        created_at=row.created_at,
+        switched_at=row.switched_at,
+        finished_at=row.finished_at,
+    )
+
+
+def _ref(row: Deployment) -> DeploymentRef:
+    return DeploymentRef(
+        id=row.id, workload_id=row.workload_id, status=cast(DeploymentStatus, row.status)
+    )
+
+
+@router.post("/", status_code=status.HTTP_201_CREATED, summary="Create a deployment")
+async def create_deployment(
+    request: Request,
+    session: SessionDep,
+    principal: Editor,
+    lifecycle: DeploymentLifecycleDep,
+    response: Response,
+    data: DeploymentCreate,
+) -> DeploymentPublic:
+    """Put a stable, authenticated URL in front of a workload whose artifact is registered (a
+    draft-backed workload answers 409). You become its owner."""
+    row = await deployments.create_deployment(session, data, principal.username)
+    public = present(request, row, "owner")
+    await session.commit()
+    try:
+        await lifecycle.launch(_ref(row))
+    except UnavailableError:
+        # Nothing half-written: without its workflow the deployment would never be monitored.
+        async with session.begin():
+            await deployments.forget_deployment(session, row.id)
+        raise
+    response.headers["Location"] = f"/api/v2/console/deployments/{row.id}/"
+    return public
+
+
+@router.get("/", summary="List deployments")
+async def list_deployments(
+    request: Request,
+    session: SessionDep,
+    principal: Viewer,
+    page: PageDep,
+    search: Search = None,
+    status: Annotated[DeploymentStatus | None, Query()] = None,
+    workload_id: Annotated[
+        str | None, Query(alias="workloadId", max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    ] = None,
+) -> Page[DeploymentPublic]:
+    """The deployments you own or use (all of them for admins), newest first."""
+    admin = principal.role == "admin"
+    rows, total = await deployments.list_deployments(
+        session,
+        page,
+        search=search,
+        status=status,
+        workload_id=workload_id,
+        readable_by=None if admin else principal.username,
+    )
+    roles = await _roles(session, [row.id for row in rows], principal)
+    return page_of(request, rows, total, page, lambda row: present(request, row, roles.get(row.id)))
+
+
+async def _roles(session: SessionDep, ids: list[str], principal: Principal) -> dict[str, ShareRole]:
+    if principal.role == "admin":
+        return dict.fromkeys(ids, "owner")
+    rows = await session.execute(
+        select(DeploymentRole.deployment_id, DeploymentRole.role).where(
+            DeploymentRole.deployment_id.in_(ids), DeploymentRole.username == principal.username
+        )
+    )
+    return {deployment_id: cast(ShareRole, role) for deployment_id, role in rows}
+
+
+@router.get("/{deploymentId}/", summary="Get a deployment")
+async def get_deployment(
+    request: Request, session: SessionDep, principal: Viewer, deployment_id: DeploymentId
+) -> DeploymentPublic:
+    """Status (active, degraded, inactive, swapping), the workload traffic goes to, the URL."""
+    row, role = await deployment_access.require(session, deployment_id, principal, "read")
+    return present(request, row, role)
+
+
+@router.patch("/{deploymentId}/", summary="Edit a deployment")
+async def update_deployment(
+    request: Request,
+    session: SessionDep,
+    principal: Editor,
+    deployment_id: DeploymentId,
+    data: DeploymentUpdate,
+) -> DeploymentPublic:
+    """Name, description and health-check settings (applied from the next check)."""
+    row, role = await deployment_access.require(session, deployment_id, principal, "manage")
+    await deployments.update_deployment(session, row, data, principal.username)
+    return present(request, row, role)
+
+
+@router.delete(
+    "/{deploymentId}/", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a deployment"
+)
+async def delete_deployment(
+    session: SessionDep,
+    principal: Editor,
+    lifecycle: DeploymentLifecycleDep,
+    deployment_id: DeploymentId,
+) -> None:
+    """Remove the URL, its tokens and roles. The workload keeps running; stop it yourself."""
+    row, _ = await deployment_access.require(session, deployment_id, principal, "manage")
+    ref = _ref(row)
+    await session.commit()
+    await lifecycle.delete(ref, principal.username)
+
+
+@router.post(
+    "/{deploymentId}/swap/", status_code=status.HTTP_202_ACCEPTED, summary="Swap the workload"
+)
+async def swap_workload(
+    request: Request,
+    session: SessionDep,
+    principal: Editor,
+    lifecycle: DeploymentLifecycleDep,
+    deployment_id: DeploymentId,
+    data: SwapCreate,
+) -> SwapPublic:
+    """Move traffic to another registered workload without dropping a request: the candidate
+    is started if needed and must be running before traffic moves; the old workload is
+    stopped once its requests are done (or after `keepPreviousSeconds`). If the candidate is
+    not running within `readyTimeoutSeconds`, the swap rolls back and says why."""
+    row, _ = await deployment_access.require(session, deployment_id, principal, "manage")
+    await deployments.deployable_workload(
+        session, data.workload_id, loc=("body", "workloadId"), deployment_id=deployment_id
+    )
+    ref, swap_id = _ref(row), new_id()
+    await session.commit()
+    await lifecycle.swap(
+        ref,
+        SwapInput(
+            swap_id=swap_id,
+            workload_id=data.workload_id,
+            ready_timeout_seconds=data.ready_timeout_seconds,
+            keep_previous_seconds=data.keep_previous_seconds,
+            actor=principal.username,
+        ),
+    )
+    swap = await session.get(DeploymentSwap, swap_id)
+    assert swap is not None  # written by the workflow before the update returns
+    request.state.audit_summary = {"swapId": swap_id, "toWorkloadId": data.workload_id}
+    return present_swap(swap)
+
+
+@router.delete(
+    "/{deploymentId}/swap/", status_code=status.HTTP_202_ACCEPTED, summary="Cancel a swap"
+)
+async def cancel_swap(
+    session: SessionDep,
+    principal: Editor,
+    lifecycle: DeploymentLifecycleDep,
+    deployment_id: DeploymentId,
+) -> SwapPublic:
+    """Cancel the swap in progress; traffic stays where it is and a candidate the swap started
+    is stopped. Too late once traffic has moved (409): swap back instead."""
+    row, _ = await deployment_access.require(session, deployment_id, principal, "manage")
+    ref = _ref(row)
+    await session.commit()
+    await lifecycle.cancel_swap(ref, principal.username)
+    swaps, _ = await deployments.list_swaps(session, deployment_id, PageRequest(limit=1))
+    return present_swap(swaps[0])
+
+
+@router.get("/{deploymentId}/swaps/", summary="List a deployment's swaps")
+async def list_swaps(
+    request: Request,
+    session: SessionDep,
+    principal: Viewer,
+    page: PageDep,
+    deployment_id: DeploymentId,
+) -> Page[SwapPublic]:
+    """Every swap, newest first, with how it ended and why."""
+    await deployment_access.require(session, deployment_id, principal, "read")
+    rows, total = await deployments.list_swaps(session, deployment_id, page)
+    return page_of(request, rows, total, page, present_swap)
+
+
+@router.get("/{deploymentId}/health/", summary="A deployment's health")
+async def deployment_health(
+    session: SessionDep,
+    principal: Viewer,
+    deployment_id: DeploymentId,
+    recent: Annotated[int, Query(ge=0, le=100, description="How many recent checks.")] = 20,
+) -> DeploymentHealth:
+    """Status, the last check, failures in a row and availability over the last hour."""
+    row, _ = await deployment_access.require(session, deployment_id, principal, "read")
+    checks = await deployments.recent_checks(session, deployment_id, max(recent, 100))
+    total, ok = await deployments.availability(session, deployment_id, AVAILABILITY_WINDOW)
+    return DeploymentHealth(
+        status=cast(DeploymentStatus, row.status),
+        last_check=_check(checks[0]) if checks else None,
+        consecutive_failures=deployments.consecutive_failures(checks),
+        availability=Availability(
+            window_seconds=int(AVAILABILITY_WINDOW.total_seconds()),
+            checks=total,
+            ok=ok,
+            ratio=round(ok / total, 4) if total else None,
+        ),
+        recent=[_check(check) for check in checks[:recent]],
+    )
+
+
+def _check(row: HealthCheck) -> HealthCheckPublic:
+    return HealthCheckPublic(
+        checked_at=row.checked_at,
+        ok=row.ok,
+        status_code=row.status_code,
+        latency_ms=row.latency_ms,
+        message=row.message,
+    )
+
+
+@router.get("/{deploymentId}/events/", summary="List a deployment's events")
+async def list_events(
+    request: Request,
+    session: SessionDep,
+    principal: Viewer,
+    page: PageDep,
+    deployment_id: DeploymentId,
+) -> Page[DeploymentEventPublic]:
+    """Status changes, swaps, token and sharing changes, oldest first
+    (`orderBy=-timestamp` for newest first)."""
+    await deployment_access.require(session, deployment_id, principal, "read")
+    rows, total = await deployments.list_events(session, deployment_id, page)
+    return page_of(request, rows, total, page, present_event)
+
+
+def present_event(row: DeploymentEvent) -> DeploymentEventPublic:
+    return DeploymentEventPublic(
+        id=row.id,
+        deployment_id=row.deployment_id,
+        type=row.type,
+        message=row.message,
+        details=row.details,
+        actor=row.actor,
+        timestamp=row.created_at,
+    )

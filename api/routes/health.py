@@ -1,0 +1,67 @@
+"""Health, readiness and metrics: the only routes without authentication."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import Field
+
+from api.deps import ContextDep
+from catalog import database
+from models.common import CamelModel
+
+router = APIRouter(tags=["health"])
+log = logging.getLogger(__name__)
+
+
+class Health(CamelModel):
+    status: str = Field(examples=["ok"])
+
+
+class Readiness(CamelModel):
+    status: str = Field(description="`ready` when every check passes.", examples=["ready"])
+    checks: dict[str, str] = Field(examples=[{"database": "ok", "temporal": "ok"}])
+
+
+@router.get("/healthz", summary="Liveness")
+async def healthz() -> Health:
+    """The process is up."""
+    return Health(status="ok")
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness",
+    responses={503: {"model": Readiness, "description": "A dependency is unreachable."}},
+)
+async def readyz(context: ContextDep) -> JSONResponse:
+    """The catalog database and the Temporal server both answer."""
+    checks = {"database": "ok", "temporal": "ok"}
+    try:
+        await database.ping(context.engine)
+    except Exception as exc:  # any failure means not ready; the reason goes to the body
+        checks["database"] = f"unreachable: {type(exc).__name__}"
+    try:
+        async with asyncio.timeout(2):
+            await context.temporal.service_client.check_health()
+    except Exception as exc:
+        checks["temporal"] = f"unreachable: {type(exc).__name__}"
+    ready = all(value == "ok" for value in checks.values())
+    body = Readiness(status="ready" if ready else "not ready", checks=checks)
+    return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+)
+async def metrics(request: Request) -> PlainTextResponse:
+    """API and gateway metrics in the Prometheus text format."""
+    body = generate_latest(request.app.state.metrics.registry)
+    return PlainTextResponse(body, media_type=CONTENT_TYPE_LATEST)

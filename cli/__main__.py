@@ -1,0 +1,5 @@
+"""`python -m cli ...` is the same as `wapi ...`."""
+
+from cli import app
+
+app()

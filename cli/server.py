@@ -1,0 +1,60 @@
+"""Process commands: the whole local stack, or the API, the worker, a migration alone."""
+
+from __future__ import annotations
+
+import asyncio
+
+import typer
+import uvicorn
+
+import worker as worker_process
+from config import logging as wapi_logging
+from config.settings import Settings
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def run() -> None:
+        """Start everything on one machine: Temporal dev server (SQLite), a Podman API service,
+        the worker and the API. Ctrl-C stops all of it; data stays in WAPI_STATE_DIR."""
+        from cli.devstack import LocalStack
+
+        raise typer.Exit(LocalStack(Settings()).run())
+
+    @app.command()
+    def api() -> None:
+        """Serve the HTTP API (and the invoke gateway) on WAPI_API_HOST:WAPI_API_PORT."""
+        settings = Settings()
+        wapi_logging.configure(settings.log_level)
+        uvicorn.run(
+            "api.app:create_app",
+            factory=True,
+            host=settings.api_host,
+            port=settings.api_port,
+            log_config=None,
+            proxy_headers=False,
+        )
+
+    @app.command()
+    def worker() -> None:
+        """Run a Temporal worker for the workflows and activities."""
+        worker_process.main()
+
+    @app.command()
+    def migrate() -> None:
+        """Bring the catalog schema up to date and make sure an admin key exists."""
+        from api.app import bootstrap_catalog
+        from catalog import database
+
+        settings = Settings()
+        wapi_logging.configure(settings.log_level)
+
+        async def upgrade() -> None:
+            engine = database.create_engine(settings.catalog_url)
+            try:
+                await bootstrap_catalog(settings, engine, database.create_sessionmaker(engine))
+            finally:
+                await engine.dispose()
+
+        asyncio.run(upgrade())
+        typer.echo("catalog is up to date")

@@ -1,0 +1,159 @@
+"""Deployments on the wire: a stable, governed URL in front of one registered workload."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints
+
+from models.api_keys import Username
+from models.artifacts import Description, Name, ResourceId
+from models.common import CamelModel, InputModel, UserRef
+
+DeploymentStatus = Literal["active", "degraded", "inactive", "swapping"]
+ShareRole = Literal["owner", "user", "consumer"]
+SwapStatus = Literal["starting", "switched", "completed", "rolled_back", "cancelled"]
+
+
+class HealthSettings(InputModel):
+    path: Annotated[str, StringConstraints(pattern=r"^/", max_length=2048)] | None = Field(
+        None,
+        description="Path checked; defaults to the workload's readiness probe path, else '/'.",
+        examples=["/healthz"],
+    )
+    interval_seconds: int = Field(10, ge=1, le=3600)
+    timeout_seconds: float = Field(2.0, gt=0, le=60)
+    failure_threshold: int = Field(3, ge=1, le=100, description="Failures in a row: degraded.")
+
+
+class DeploymentCreate(InputModel):
+    name: Name = Field(examples=["support-agent-prod"])
+    description: Description = ""
+    workload_id: ResourceId = Field(
+        description="A workload whose artifact is registered.",
+        examples=["65f1c0ffee65f1c0ffee65f1"],
+    )
+    health: HealthSettings = Field(default_factory=HealthSettings)
+
+
+class DeploymentUpdate(InputModel):
+    name: Name | None = Field(None, examples=["support-agent-prod"])
+    description: Description | None = None
+    health: HealthSettings | None = None
+
+
+class DeploymentPublic(CamelModel):
+    id: str
+    name: str
+    description: str
+    status: DeploymentStatus
+    status_reason: str | None
+    workload_id: str = Field(description="The workload traffic goes to now.")
+    endpoint: str = Field(description="The stable invoke URL; always ends with '/'.")
+    health: HealthSettings
+    role: ShareRole | None = Field(description="Your role on this deployment.")
+    creator: UserRef
+    created_at: datetime
+    updated_at: datetime
+
+
+class SwapCreate(InputModel):
+    workload_id: ResourceId = Field(
+        description="The registered workload to move traffic to.",
+        examples=["65f1c0ffee65f1c0ffee65f2"],
+    )
+    ready_timeout_seconds: int = Field(
+        300, ge=1, le=86400, description="Roll back if the candidate is not running by then."
+    )
+    keep_previous_seconds: int = Field(
+        0, ge=0, le=86400, description="Keep the old workload running this long (rollback window)."
+    )
+
+
+class SwapPublic(CamelModel):
+    id: str
+    deployment_id: str
+    from_workload_id: str
+    to_workload_id: str
+    status: SwapStatus
+    reason: str | None
+    ready_timeout_seconds: int
+    keep_previous_seconds: int
+    requested_by: UserRef
+    created_at: datetime
+    switched_at: datetime | None
+    finished_at: datetime | None
+
+
+class HealthCheckPublic(CamelModel):
+    checked_at: datetime
+    ok: bool
+    status_code: int | None
+    latency_ms: float | None
+    message: str
+
+
+class Availability(CamelModel):
+    window_seconds: int
+    checks: int
+    ok: int
+    ratio: float | None = Field(description="ok / checks, or null without checks.")
+
+
+class DeploymentHealth(CamelModel):
+    status: DeploymentStatus
+    last_check: HealthCheckPublic | None
+    consecutive_failures: int
+    availability: Availability
+    recent: list[HealthCheckPublic] = Field(description="Newest first.")
+
+
+class TokenCreate(InputModel):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(
+        examples=["mobile-app"]
+    )
+
+
+class TokenPublic(CamelModel):
+    id: str
+    deployment_id: str
+    name: str
+    prefix: str = Field(description="The first characters, to recognise the token.")
+    creator: UserRef
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class TokenCreated(TokenPublic):
+    token: str = Field(description="The token itself. It is shown this once and never again.")
+
+
+class RoleChange(InputModel):
+    username: Username
+    role: ShareRole | None = Field(description="null removes the user's role.")
+
+
+class RolesUpdate(InputModel):
+    roles: list[RoleChange] = Field(
+        min_length=1,
+        max_length=100,
+        examples=[[{"username": "bob", "role": "consumer"}, {"username": "carol", "role": None}]],
+    )
+
+
+class SharedRole(CamelModel):
+    username: str
+    role: ShareRole
+    granted_by: str
+    granted_at: datetime
+
+
+class DeploymentEventPublic(CamelModel):
+    id: int
+    deployment_id: str
+    type: str = Field(examples=["swap_switched"])
+    message: str
+    details: dict[str, object]
+    actor: str
+    timestamp: datetime

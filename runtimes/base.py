@@ -1,0 +1,190 @@
+"""The runtime interface: what the workload activities ask of a local engine or a cluster.
+
+A `RunPlan` says what one generation of a workload should look like. It travels through
+Temporal histories, so it never holds secret values: environment variables that come from
+secrets name the secret, and the activity resolves them into `secrets` just before it hands
+the plan to a runtime.
+
+A `Supervisor` owns one generation for as long as an activity runs: each `tick()` brings the
+containers toward the plan (create, adopt, restart, scale) and reports what it sees. The local
+runtime probes containers itself, like a kubelet; the Kubernetes runtime reads pod status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from datetime import datetime
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, Field
+
+from models.spec import Probe
+
+ReplicaState = Literal["pending", "starting", "running", "crashed", "terminated"]
+ProbeKind = Literal["startup", "readiness", "liveness"]
+
+# Labels put on every object a runtime creates, so a restarted worker finds what exists.
+LABEL_MANAGED = "workload-api.managed"
+LABEL_WORKLOAD = "workload-api.workload"
+LABEL_GROUP = "workload-api.group"
+LABEL_REPLICA = "workload-api.replica"
+LABEL_GENERATION = "workload-api.generation"
+LABEL_CONTAINER = "workload-api.container"
+
+
+class RestartPolicy(BaseModel):
+    """How replicas are restarted, and when a crash loop becomes a failure of the workload."""
+
+    backoff_initial_seconds: float = Field(1.0, gt=0)
+    backoff_max_seconds: float = Field(60.0, gt=0)
+    crash_loop_limit: int = Field(
+        5, ge=1, description="Restarts in a row without becoming ready before giving up."
+    )
+
+
+class SecretEnv(BaseModel):
+    """An environment variable whose value is the secret `secret_id` (resolved in activities)."""
+
+    name: str
+    secret_id: str
+
+
+class ContainerPlan(BaseModel):
+    name: str
+    image: str
+    primary: bool
+    port: int | None = None
+    entrypoint: list[str] | None = None
+    command: list[str] | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    secret_env: list[SecretEnv] = Field(default_factory=list)
+    cpu: float | None = Field(None, description="CPU limit in cores.")
+    memory_bytes: int | None = Field(None, description="Memory limit in bytes.")
+    gpu_count: int = 0
+    readiness_probe: Probe | None = None
+    liveness_probe: Probe | None = None
+    startup_probe: Probe | None = None
+
+
+class GroupPlan(BaseModel):
+    name: str
+    replicas: int = Field(ge=0)
+    containers: list[ContainerPlan]
+
+    @property
+    def primary(self) -> ContainerPlan:
+        return next(c for c in self.containers if c.primary)
+
+
+class RunPlan(BaseModel):
+    """One generation of one workload. The first group is the entry point traffic goes to."""
+
+    workload_id: str
+    generation: int = Field(ge=1)
+    groups: list[GroupPlan]
+
+
+class ProbeResult(BaseModel):
+    ok: bool
+    message: str = ""
+    checked_at: datetime
+    changed_at: datetime
+
+
+class ReplicaStatus(BaseModel):
+    """What a runtime sees of one replica (a pod: the primary and its sidecars)."""
+
+    group: str
+    index: int
+    generation: int
+    name: str = Field(description="Runtime name of the replica (container or pod name).")
+    state: ReplicaState
+    ready: bool = False
+    restarts: int = 0
+    started_at: datetime | None = None
+    address: str | None = Field(None, description="host:port where the primary port answers.")
+    probes: dict[ProbeKind, ProbeResult] = Field(default_factory=dict)
+    message: str = ""
+
+
+class RuntimeEvent(BaseModel):
+    """Something worth telling the user: a restart, a probe failure, a crash."""
+
+    type: str = Field(examples=["replica_restarted"])
+    message: str
+    details: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
+
+
+class Observation(BaseModel):
+    replicas: list[ReplicaStatus]
+    events: list[RuntimeEvent] = Field(default_factory=list)
+    failure: str | None = Field(
+        None,
+        description="Set when the workload cannot run (crash loop, probe never passing, ...). "
+        "Names the cause: exit code, last log lines, the probe that failed.",
+    )
+
+    def all_ready(self, plan: RunPlan) -> bool:
+        wanted = sum(group.replicas for group in plan.groups)
+        ready = [r for r in self.replicas if r.ready and r.generation == plan.generation]
+        return len(ready) >= wanted
+
+
+class LogLine(BaseModel):
+    timestamp: datetime | None
+    replica: str
+    container: str
+    stream: Literal["stdout", "stderr"]
+    message: str
+
+
+class Supervisor(Protocol):
+    async def tick(self) -> Observation:
+        """Move one step toward the plan and report. Raises `RuntimeUnavailableError` when the
+        engine cannot be reached and `WorkloadFailedError` when the plan cannot run at all."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections; leaves containers running."""
+        ...
+
+
+class Runtime(Protocol):
+    name: str
+
+    async def ping(self) -> None:
+        """Raise `RuntimeUnavailableError` if the engine or cluster does not answer."""
+        ...
+
+    def supervisor(
+        self,
+        plan: RunPlan,
+        secrets: Mapping[str, str],
+        previous: list[ReplicaStatus],
+    ) -> Supervisor:
+        """A supervisor for `plan`; `previous` is the last status recorded in the catalog (for
+        restart counts), `secrets` maps secret ids named in the plan to their values."""
+        ...
+
+    async def halt(self, workload_id: str) -> None:
+        """Stop every container of the workload but keep them, so their logs stay readable."""
+        ...
+
+    async def remove(self, workload_id: str, *, keep_generation: int | None = None) -> int:
+        """Remove the workload's containers (all, or all but one generation); return how many."""
+        ...
+
+    def logs(
+        self,
+        workload_id: str,
+        *,
+        replica: str | None = None,
+        container: str | None = None,
+        tail: int | None = None,
+        since: datetime | None = None,
+        follow: bool = False,
+    ) -> AsyncIterator[LogLine]:
+        """Container logs of the workload, oldest first; `follow` keeps streaming new lines."""
+        ...
+
+    async def close(self) -> None: ...

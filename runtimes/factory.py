@@ -1,0 +1,29 @@
+"""Build the runtime the settings ask for."""
+
+from __future__ import annotations
+
+from config.settings import Settings
+from runtimes.base import RestartPolicy, Runtime
+
+
+def restart_policy(settings: Settings) -> RestartPolicy:
+    return RestartPolicy(
+        backoff_initial_seconds=settings.restart_backoff_seconds,
+        backoff_max_seconds=settings.restart_backoff_max_seconds,
+        crash_loop_limit=settings.crash_loop_limit,
+    )
+
+
+def build_runtime(settings: Settings) -> Runtime | None:
+    """The configured runtime, or None for a local runtime with no engine URL (API-only use)."""
+    if settings.runtime == "kubernetes":
+        from runtimes.kubernetes.runtime import KubernetesRuntime
+
+        return KubernetesRuntime(
+            namespace=settings.kubernetes_namespace, restart_policy=restart_policy(settings)
+        )
+    if settings.docker_url is None:
+        return None
+    from runtimes.local.runtime import LocalRuntime
+
+    return LocalRuntime(settings.docker_url, restart_policy=restart_policy(settings))

@@ -1,0 +1,283 @@
+"""A thin async client of the Docker Engine API (Docker, or Podman's compatible service).
+
+Every call turns engine errors into the runtime's error types: an engine that cannot be reached
+is `RuntimeUnavailableError` (retryable), an image that is missing and cannot be pulled is
+`ImageNotFoundError`, a container the engine refuses to create or start is `StartFailedError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import aiodocker
+import aiohttp
+
+from runtimes.errors import (
+    ImageNotFoundError,
+    RuntimeUnavailableError,
+    StartFailedError,
+)
+from runtimes.local.logstream import RawLine, demultiplex
+from runtimes.local.naming import ContainerKey, workload_filter
+
+T = TypeVar("T")
+
+# aiodocker reports a failed connection as status 900.
+_CONNECTION_FAILED = 900
+# Podman answers a name conflict with 500 and this text; Docker with 409.
+_NAME_IN_USE = "already in use"
+_ADOPT_ATTEMPTS = 30
+
+
+@dataclass(frozen=True)
+class ContainerSummary:
+    """One row of the container list: enough to reconcile without inspecting."""
+
+    id: str
+    name: str
+    key: ContainerKey | None
+    state: str  # created, running, paused, exited, ...
+    ports: dict[int, int] = field(default_factory=dict)  # container port -> host port
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+
+def _summary(row: dict[str, Any]) -> ContainerSummary:
+    ports: dict[int, int] = {}
+    for binding in row.get("Ports") or []:
+        if binding.get("PublicPort"):
+            ports[int(binding["PrivatePort"])] = int(binding["PublicPort"])
+    names = row.get("Names") or [""]
+    labels = row.get("Labels") or {}
+    return ContainerSummary(
+        id=row["Id"],
+        name=names[0].lstrip("/"),
+        key=ContainerKey.from_labels(labels),
+        state=str(row.get("State", "")).lower(),
+        ports=ports,
+        labels=labels,
+    )
+
+
+def inspected_ports(info: dict[str, Any]) -> dict[int, int]:
+    """Container port -> host port, from an inspect result."""
+    ports: dict[int, int] = {}
+    bindings = (info.get("NetworkSettings") or {}).get("Ports") or {}
+    for spec, hosts in bindings.items():
+        for host in hosts or []:
+            if host.get("HostPort"):
+                ports[int(spec.split("/")[0])] = int(host["HostPort"])
+    return ports
+
+
+class Engine:
+    """The calls the local runtime makes, with errors classified."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._client: aiodocker.Docker | None = None
+
+    @property
+    def _docker(self) -> aiodocker.Docker:
+        # Created on first use: aiohttp sessions need a running event loop, and a runtime may
+        # be constructed before one runs.
+        if self._client is None:
+            # Short connect timeout so a dead socket fails fast; long calls (stop, pull,
+            # logs) lift the total timeout themselves.
+            timeout = aiohttp.ClientTimeout(total=120, sock_connect=5)
+            self._client = aiodocker.Docker(url=self.url, timeout=timeout)
+        return self._client
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    async def _call(self, call: Awaitable[T], what: str) -> T:
+        """Await `call`; connection problems become `RuntimeUnavailableError`."""
+        try:
+            return await call
+        except aiodocker.DockerError as error:
+            if error.status == _CONNECTION_FAILED:
+                raise self._unavailable(what, error.message) from error
+            raise
+        except (TimeoutError, aiohttp.ClientError, OSError) as error:
+            raise self._unavailable(what, str(error) or type(error).__name__) from error
+
+    def _unavailable(self, what: str, reason: str) -> RuntimeUnavailableError:
+        return RuntimeUnavailableError(
+            f"the container engine at {self.url} did not answer ({what}): {reason}"
+        )
+
+    async def ping(self) -> None:
+        try:
+            await self._call(self._docker.version(), "ping")
+        except aiodocker.DockerError as error:
+            raise self._unavailable("ping", str(error)) from error
+
+    async def list_containers(self, workload_id: str) -> list[ContainerSummary]:
+        """Every container of the workload, running or not."""
+        filters = json.dumps(workload_filter(workload_id))
+        try:
+            rows = await self._call(
+                self._docker._query_json(
+                    "containers/json", params={"all": "true", "filters": filters}
+                ),
+                "list containers",
+            )
+        except aiodocker.DockerError as error:
+            raise self._unavailable("list containers", str(error)) from error
+        return [_summary(row) for row in rows]
+
+    async def inspect(self, container_id: str) -> dict[str, Any] | None:
+        """The container's full description, or None when it no longer exists."""
+        try:
+            return await self._call(
+                self._docker.containers.container(container_id).show(), "inspect"
+            )
+        except aiodocker.DockerError as error:
+            if error.status == 404:
+                return None
+            raise self._unavailable("inspect", str(error)) from error
+
+    async def ensure_image(self, image: str) -> None:
+        """Use the local image if present, otherwise pull it once."""
+        try:
+            await self._call(self._docker.images.inspect(image), "inspect image")
+            return
+        except aiodocker.DockerError as error:
+            if error.status != 404:
+                raise self._unavailable("inspect image", str(error)) from error
+        try:
+            await self._call(self._docker.images.pull(image), "pull image")
+        except aiodocker.DockerError as error:
+            raise ImageNotFoundError(
+                f"image '{image}' is not present locally and pulling it failed: {error.message}"
+            ) from error
+
+    async def create(self, name: str, config: dict[str, Any]) -> str:
+        """Create the container and return its id; adopt an existing one of the same name."""
+        containers = self._docker.containers
+        try:
+            created = await self._call(containers.create(config, name=name), "create")
+            return created.id
+        except aiodocker.DockerError as error:
+            if error.status == 409 or _NAME_IN_USE in error.message:
+                existing = await self._created_by_another(name)
+                if existing is not None:
+                    return existing
+            if error.status == 404 and "image" in error.message.lower():
+                raise ImageNotFoundError(
+                    f"image '{config.get('Image')}' is not present: {error.message}"
+                ) from error
+            raise StartFailedError(
+                f"the engine refused to create container '{name}': {error.message}"
+            ) from error
+
+    async def _created_by_another(self, name: str) -> str | None:
+        """The id of the container another creator made under `name`. Podman reserves the
+        name before the container can be inspected, so a racing creator may wait a moment."""
+        for _ in range(_ADOPT_ATTEMPTS):
+            existing = await self.inspect(name)
+            if existing is not None:
+                return str(existing["Id"])
+            await asyncio.sleep(0.1)
+        return None
+
+    async def start(self, container_id: str, name: str) -> None:
+        """Start the container; a command that cannot run is a `StartFailedError`."""
+        try:
+            await self._call(self._docker.containers.container(container_id).start(), "start")
+        except aiodocker.DockerError as error:
+            if error.status == 304:  # already running
+                return
+            if error.status == 404:  # removed since it was listed: the next tick recreates it
+                raise self._unavailable("start", error.message) from error
+            raise StartFailedError(
+                f"container '{name}' could not start: {error.message}"
+            ) from error
+
+    async def stop(self, container_id: str, grace_seconds: int) -> None:
+        """SIGTERM, then SIGKILL after the grace period. Missing or stopped: nothing to do."""
+        container = self._docker.containers.container(container_id)
+        await self._ignoring_gone(container.stop(t=grace_seconds), "stop")
+
+    async def kill(self, container_id: str) -> None:
+        container = self._docker.containers.container(container_id)
+        await self._ignoring_gone(container.kill(), "kill")
+
+    async def remove(self, container_id: str) -> None:
+        # Kill first: Podman's forced removal waits for the stop timeout of an idle PID 1.
+        await self.kill(container_id)
+        container = self._docker.containers.container(container_id)
+        await self._ignoring_gone(container.delete(force=True), "remove")
+
+    async def _ignoring_gone(self, call: Awaitable[None], what: str) -> None:
+        try:
+            await self._call(call, what)
+        except aiodocker.DockerError as error:
+            # 404: gone already; 304/409 (Podman: 500 "state improper"): not running.
+            if error.status in (304, 404, 409) or any(
+                hint in error.message for hint in ("not running", "state improper")
+            ):
+                return
+            raise self._unavailable(what, str(error)) from error
+
+    async def exec(self, container_id: str, command: list[str]) -> tuple[int, str]:
+        """Run `command` in the container; return its exit code and combined output."""
+        container = self._docker.containers.container(container_id)
+        try:
+            execution = await self._call(container.exec(command), "exec")
+            output: list[bytes] = []
+            async with execution.start(detach=False) as stream:
+                while (message := await stream.read_out()) is not None:
+                    output.append(message.data)
+            details = await self._call(execution.inspect(), "exec inspect")
+        except aiodocker.DockerError as error:
+            if error.status == _CONNECTION_FAILED:
+                raise self._unavailable("exec", error.message) from error
+            # A stopped container or a missing executable: the probe fails, nothing more.
+            return -1, error.message
+        except (aiohttp.ClientError, OSError) as error:
+            raise self._unavailable("exec", str(error)) from error
+        code = details.get("ExitCode")
+        return (code if isinstance(code, int) else -1), b"".join(output).decode(errors="replace")
+
+    async def log_lines(
+        self,
+        container_id: str,
+        *,
+        tail: int | None = None,
+        since: float | None = None,
+        follow: bool = False,
+    ) -> AsyncIterator[RawLine]:
+        """Lines of the container's log with their stream and timestamp."""
+        params = {"stdout": "true", "stderr": "true", "timestamps": "true"}
+        params["tail"] = "all" if tail is None else str(tail)
+        if since is not None:
+            params["since"] = f"{since:.6f}"
+        if follow:
+            params["follow"] = "true"
+        try:
+            async with self._docker._query(
+                f"containers/{container_id}/logs",
+                params=params,
+                timeout=aiohttp.ClientTimeout(sock_connect=5),
+            ) as response:
+                async for line in demultiplex(response.content):
+                    yield line
+        except aiodocker.DockerError as error:
+            if error.status == 404:
+                return
+            if error.status == _CONNECTION_FAILED:
+                raise self._unavailable("logs", error.message) from error
+            raise self._unavailable("logs", str(error)) from error
+        except (aiohttp.ClientError, OSError) as error:
+            raise self._unavailable("logs", str(error)) from error

@@ -1,0 +1,1 @@
+"""Domain logic. Services raise `services.errors` types and never know about HTTP."""

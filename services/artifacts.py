@@ -1,0 +1,246 @@
+"""Artifacts: mutable drafts, immutable registered versions, and their collections."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from catalog.tables import Artifact, ArtifactCollection, Workload, utcnow
+from models.artifacts import (
+    ArtifactClone,
+    ArtifactCreate,
+    ArtifactReplace,
+    ArtifactStatus,
+    ArtifactUpdate,
+)
+from models.spec import ArtifactSpec, ArtifactType
+from services import secrets
+from services.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    PreconditionFailedError,
+)
+from services.listing import PageRequest, fetch_page, matching
+from services.spec_rules import checked_spec
+
+
+@dataclass(frozen=True)
+class ArtifactFilter:
+    search: str | None = None
+    type: ArtifactType | None = None
+    status: ArtifactStatus | None = None
+    collection_id: str | None = None
+
+
+SORT_KEYS = {
+    "name": Artifact.name,
+    "createdAt": Artifact.created_at,
+    "updatedAt": Artifact.updated_at,
+    "status": Artifact.status,
+    "version": Artifact.version,
+    "type": Artifact.type,
+}
+
+
+async def get_artifact(session: AsyncSession, artifact_id: str) -> Artifact:
+    artifact = await session.get(Artifact, artifact_id)
+    if artifact is None:
+        raise NotFoundError("artifact", artifact_id)
+    return artifact
+
+
+async def list_artifacts(
+    session: AsyncSession, where: ArtifactFilter, page: PageRequest
+) -> tuple[list[Artifact], int]:
+    statement = select(Artifact)
+    if where.search:
+        statement = statement.where(
+            matching(where.search, Artifact.name, Artifact.description, Artifact.id)
+        )
+    if where.type:
+        statement = statement.where(Artifact.type == where.type)
+    if where.status:
+        statement = statement.where(Artifact.status == where.status)
+    if where.collection_id:
+        statement = statement.where(Artifact.collection_id == where.collection_id)
+    return await fetch_page(
+        session,
+        statement,
+        page,
+        sort_keys=SORT_KEYS,
+        default_order=[Artifact.created_at.desc()],
+        tiebreak=Artifact.id,
+    )
+
+
+async def create_artifact(session: AsyncSession, data: ArtifactCreate, creator: str) -> Artifact:
+    spec = await secrets.checked_spec_and_secrets(session, data.spec, data.type, ("body", "spec"))
+    if data.collection_id is not None:
+        await _target_collection(session, data.collection_id, data.type)
+    artifact = Artifact(
+        name=data.name,
+        description=data.description,
+        type=data.type,
+        status="draft",
+        collection_id=data.collection_id,
+        spec=_dump(spec),
+        created_by=creator,
+    )
+    session.add(artifact)
+    await session.flush()
+    if data.status == "registered":
+        await _register(session, artifact, creator)
+    return artifact
+
+
+async def update_artifact(
+    session: AsyncSession,
+    artifact_id: str,
+    data: ArtifactUpdate,
+    creator: str,
+    *,
+    expected_revision: int | None,
+) -> Artifact:
+    artifact = await _editable(session, artifact_id, expected_revision)
+    changes = data.model_dump(exclude_unset=True, exclude={"spec", "status"})
+    artifact_type: ArtifactType = changes.get("type") or artifact.type  # type: ignore[assignment]
+    if data.spec is not None:
+        checked = await secrets.checked_spec_and_secrets(
+            session, data.spec, artifact_type, ("body", "spec")
+        )
+        artifact.spec = _dump(checked)
+    elif "type" in changes:
+        # A new type may reject the stored spec; check it under the new type's rules.
+        stored = ArtifactSpec.model_validate(artifact.spec)
+        checked_spec(stored, artifact_type, ("body", "type"))
+    collection_id = changes.get("collection_id", artifact.collection_id)
+    if collection_id is not None and ({"collection_id", "type"} & changes.keys()):
+        await _target_collection(session, collection_id, artifact_type)
+    for field, value in changes.items():
+        setattr(artifact, field, value)
+    artifact.updated_at = utcnow()
+    await session.flush()
+    if data.status == "registered":
+        await _register(session, artifact, creator)
+    return artifact
+
+
+async def replace_artifact(
+    session: AsyncSession,
+    artifact_id: str,
+    data: ArtifactReplace,
+    *,
+    expected_revision: int | None,
+) -> Artifact:
+    artifact = await _editable(session, artifact_id, expected_revision)
+    spec = await secrets.checked_spec_and_secrets(session, data.spec, data.type, ("body", "spec"))
+    if data.collection_id is not None:
+        await _target_collection(session, data.collection_id, data.type)
+    artifact.name = data.name
+    artifact.description = data.description
+    artifact.type = data.type
+    artifact.collection_id = data.collection_id
+    artifact.spec = _dump(spec)
+    artifact.updated_at = utcnow()
+    await session.flush()
+    return artifact
+
+
+async def delete_artifact(
+    session: AsyncSession, artifact_id: str, *, expected_revision: int | None
+) -> None:
+    artifact = await _editable(session, artifact_id, expected_revision, action="deleted")
+    users = list(
+        await session.scalars(
+            select(Workload.id).where(Workload.artifact_id == artifact_id).limit(20)
+        )
+    )
+    if users:
+        raise ConflictError(
+            f"artifact '{artifact_id}' is used by workloads {users}; delete them first"
+        )
+    await session.delete(artifact)
+    await session.flush()
+
+
+async def clone_artifact(
+    session: AsyncSession, artifact_id: str, data: ArtifactClone, creator: str
+) -> Artifact:
+    """A new draft with the source's fields; it registers into the source's collection."""
+    source = await get_artifact(session, artifact_id)
+    clone = Artifact(
+        name=data.name or source.name,
+        description=source.description,
+        type=source.type,
+        status="draft",
+        collection_id=source.collection_id,
+        spec=dict(source.spec),
+        created_by=creator,
+    )
+    session.add(clone)
+    await session.flush()
+    return clone
+
+
+async def _editable(
+    session: AsyncSession,
+    artifact_id: str,
+    expected_revision: int | None,
+    action: str = "changed",
+) -> Artifact:
+    artifact = await get_artifact(session, artifact_id)
+    if expected_revision is not None and artifact.revision != expected_revision:
+        raise PreconditionFailedError(
+            f"artifact '{artifact_id}' was changed since you read it (your If-Match is "
+            f'"{expected_revision}", it is now "{artifact.revision}"); read it again and retry'
+        )
+    if artifact.status == "registered":
+        raise ConflictError(
+            f"artifact '{artifact_id}' is registered (version {artifact.version}) and cannot be "
+            f"{action}; clone it to make a new draft"
+        )
+    return artifact
+
+
+async def _target_collection(
+    session: AsyncSession, collection_id: str, artifact_type: str
+) -> ArtifactCollection:
+    collection = await session.get(ArtifactCollection, collection_id)
+    if collection is None:
+        raise InvalidInputError.at(
+            ("body", "collectionId"), f"artifact collection '{collection_id}' does not exist"
+        )
+    if collection.type != artifact_type:
+        raise InvalidInputError.at(
+            ("body", "collectionId"),
+            f"collection '{collection_id}' holds {collection.type} artifacts, not {artifact_type}",
+        )
+    return collection
+
+
+async def _register(session: AsyncSession, artifact: Artifact, creator: str) -> None:
+    if artifact.collection_id is None:
+        collection = ArtifactCollection(name=artifact.name, type=artifact.type, created_by=creator)
+        session.add(collection)
+        await session.flush()
+        artifact.collection_id = collection.id
+    # Why a single UPDATE ... RETURNING: the increment happens under the row's write lock, so
+    # concurrent registrations into one collection get distinct, consecutive numbers.
+    version = await session.scalar(
+        update(ArtifactCollection)
+        .where(ArtifactCollection.id == artifact.collection_id)
+        .values(last_version=ArtifactCollection.last_version + 1, updated_at=utcnow())
+        .returning(ArtifactCollection.last_version)
+    )
+    artifact.status = "registered"
+    artifact.version = version
+    artifact.registered_at = artifact.updated_at = utcnow()
+    await session.flush()
+
+
+def _dump(spec: ArtifactSpec) -> dict[str, Any]:
+    return spec.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -1,0 +1,195 @@
+"""The audit log: an append-only chain of records, each hashing the one before it.
+
+`hash = sha256(prev_hash + "\\n" + canonical JSON of seq and the record's fields)`, starting
+from `GENESIS`. Editing a record breaks its own hash; deleting one leaves a gap in `seq` and a
+`prev_hash` that points at nothing; inserting one breaks the link of the record after it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Select, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from catalog.tables import AuditEvent
+from models.audit import AuditEntry, AuditVerification
+from services.listing import PageRequest, fetch_page
+
+GENESIS = "0" * 64
+# Serialises appends across processes on PostgreSQL (the migration lock is 7226361).
+APPEND_LOCK = 7226362
+VERIFY_BATCH = 1000
+HASHED_FIELDS = (
+    "at",
+    "actor",
+    "actor_kind",
+    "action",
+    "resource_type",
+    "resource_id",
+    "request_id",
+    "source_ip",
+    "status_code",
+    "latency_ms",
+    "summary",
+)
+
+
+def format_at(value: datetime) -> str:
+    """The one spelling of a time in the hash; both backends keep microseconds."""
+    aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return aware.isoformat(timespec="microseconds")
+
+
+def canonical(row: AuditEvent) -> bytes:
+    record: dict[str, Any] = {name: getattr(row, name) for name in HASHED_FIELDS}
+    record["at"] = format_at(row.at)
+    record["seq"] = row.seq
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def record_hash(row: AuditEvent) -> str:
+    """The hash `row` must carry, given its `prev_hash` and fields as stored."""
+    return hashlib.sha256(row.prev_hash.encode() + b"\n" + canonical(row)).hexdigest()
+
+
+async def append(session: AsyncSession, entries: Sequence[AuditEntry]) -> list[AuditEvent]:
+    """Chain `entries` onto the log in the session's transaction; they become visible, with
+    consecutive seqs, when the caller commits. Concurrent appenders queue on a lock."""
+    if not entries:
+        return []
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        # Held until commit, so no other appender reads the tail before ours is written.
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": APPEND_LOCK})
+    # On SQLite the transaction began with BEGIN IMMEDIATE: we already hold the write lock.
+    tail = (
+        await session.execute(
+            select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
+        )
+    ).first()
+    seq, prev_hash = (tail.seq, tail.hash) if tail else (0, GENESIS)
+    rows: list[AuditEvent] = []
+    for entry in entries:
+        seq += 1
+        row = AuditEvent(seq=seq, prev_hash=prev_hash, **entry.model_dump())
+        row.hash = prev_hash = record_hash(row)
+        rows.append(row)
+    session.add_all(rows)
+    await session.flush()
+    return rows
+
+
+def _problem(row: AuditEvent, expected_seq: int, expected_prev: str) -> tuple[int, str] | None:
+    """Where and why `row` does not continue the chain, or None when it does."""
+    if row.seq != expected_seq:
+        missing = (
+            f"{expected_seq}" if row.seq == expected_seq + 1 else f"{expected_seq}..{row.seq - 1}"
+        )
+        return expected_seq, f"record(s) {missing} are missing: deleted, or seqs were changed"
+    if row.prev_hash != expected_prev:
+        return row.seq, (
+            f"record {row.seq} does not link to the record before it (prevHash mismatch): "
+            "a record was removed, inserted or rewritten before it"
+        )
+    if record_hash(row) != row.hash:
+        return row.seq, f"record {row.seq} was altered: its content does not match its hash"
+    return None
+
+
+async def verify(
+    session: AsyncSession,
+    *,
+    anchor: tuple[int, str] | None = None,
+    batch_size: int = VERIFY_BATCH,
+) -> AuditVerification:
+    """Walk the chain in seq order, `batch_size` records at a time.
+
+    `anchor` is a (seq, hash) kept from an earlier run: that record must still be there, which
+    also catches the newest records being cut off. Each batch is read in a short transaction
+    of its own (on SQLite a transaction holds the write lock), so the session must have nothing
+    pending.
+    """
+    expected_prev, expected_seq, checked = GENESIS, 1, 0
+
+    def result(bad: tuple[int, str] | None = None) -> AuditVerification:
+        return AuditVerification(
+            valid=bad is None,
+            checked=checked,
+            head_seq=expected_seq - 1 if checked else None,
+            head_hash=expected_prev if checked else None,
+            first_bad_seq=bad[0] if bad else None,
+            reason=bad[1] if bad else None,
+        )
+
+    while True:
+        rows = list(
+            await session.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.seq >= expected_seq)
+                .order_by(AuditEvent.seq)
+                .limit(batch_size)
+            )
+        )
+        await session.commit()
+        session.expunge_all()
+        for row in rows:
+            bad = _problem(row, expected_seq, expected_prev)
+            if bad is None and anchor and row.seq == anchor[0] and row.hash != anchor[1]:
+                bad = row.seq, f"record {row.seq} no longer has the anchored hash: rewritten"
+            if bad:
+                return result(bad)
+            checked += 1
+            expected_prev, expected_seq = row.hash, row.seq + 1
+        if len(rows) < batch_size:
+            break
+    if anchor and anchor[0] >= expected_seq:
+        return result(
+            (expected_seq, f"the chain ends before the anchored record {anchor[0]}: truncated")
+        )
+    return result()
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    actor: str | None = None
+    action: str | None = None
+    resource_type: str | None = None
+    resource_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def apply(self, statement: Select[AuditEvent]) -> Select[AuditEvent]:
+        exact = {
+            AuditEvent.actor: self.actor,
+            AuditEvent.action: self.action,
+            AuditEvent.resource_type: self.resource_type,
+            AuditEvent.resource_id: self.resource_id,
+        }
+        for column, value in exact.items():
+            if value is not None:
+                statement = statement.where(column == value)
+        if self.since is not None:
+            statement = statement.where(AuditEvent.at >= self.since)
+        if self.until is not None:
+            statement = statement.where(AuditEvent.at < self.until)
+        return statement
+
+
+async def list_events(
+    session: AsyncSession, where: AuditFilter, page: PageRequest
+) -> tuple[list[AuditEvent], int]:
+    """Oldest first (`orderBy=-seq` for newest first); `since` inclusive, `until` exclusive."""
+    return await fetch_page(
+        session,
+        where.apply(select(AuditEvent)),
+        page,
+        sort_keys={"seq": AuditEvent.seq, "at": AuditEvent.at},
+        default_order=[AuditEvent.seq.asc()],
+        tiebreak=AuditEvent.seq,
+    )

@@ -1,0 +1,271 @@
+"""Deployments in the catalog: creation rules, reads, events, swaps and health history."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from catalog.tables import (
+    Artifact,
+    Deployment,
+    DeploymentEvent,
+    DeploymentRole,
+    DeploymentSwap,
+    HealthCheck,
+    Workload,
+    utcnow,
+)
+from models.deployments import DeploymentCreate, DeploymentUpdate, HealthSettings
+from services import events
+from services.errors import ConflictError, InvalidInputError, NotFoundError
+from services.listing import PageRequest, fetch_page, matching
+from workflows.deployment_contract import DeploymentStatus
+
+HEALTH_HISTORY = 500  # checks kept per deployment
+SORT_KEYS = {
+    "name": Deployment.name,
+    "createdAt": Deployment.created_at,
+    "updatedAt": Deployment.updated_at,
+    "status": Deployment.status,
+}
+
+
+async def deployable_workload(
+    session: AsyncSession,
+    workload_id: str,
+    *,
+    loc: tuple[str, ...],
+    deployment_id: str | None = None,
+) -> Workload:
+    """The workload, if it may be deployed: registered artifact, not deployed elsewhere."""
+    workload = await session.get(Workload, workload_id)
+    if workload is None:
+        raise InvalidInputError.at(loc, f"workload '{workload_id}' does not exist")
+    artifact = await session.get(Artifact, workload.artifact_id)
+    if artifact is None or artifact.status != "registered":
+        raise ConflictError(
+            f"workload '{workload_id}' runs a draft artifact; only a workload whose artifact is "
+            "registered can be deployed (register the artifact first)"
+        )
+    elsewhere = await session.scalar(
+        select(Deployment.id).where(
+            Deployment.workload_id == workload_id, Deployment.id != deployment_id
+        )
+    )
+    if elsewhere:
+        raise ConflictError(
+            f"workload '{workload_id}' is already deployed by deployment '{elsewhere}'"
+        )
+    return workload
+
+
+async def create_deployment(
+    session: AsyncSession, data: DeploymentCreate, creator: str
+) -> Deployment:
+    workload = await deployable_workload(session, data.workload_id, loc=("body", "workloadId"))
+    deployment = Deployment(
+        name=data.name,
+        description=data.description,
+        workload_id=workload.id,
+        status="active" if workload.status == "running" else "inactive",
+        health=data.health.model_dump(mode="json"),
+        created_by=creator,
+    )
+    session.add(deployment)
+    await session.flush()
+    session.add(
+        DeploymentRole(
+            deployment_id=deployment.id, username=creator, role="owner", granted_by=creator
+        )
+    )
+    await add_event(session, deployment.id, "created", f"created by {creator}", creator)
+    return deployment
+
+
+async def get_deployment(session: AsyncSession, deployment_id: str) -> Deployment:
+    deployment = await session.get(Deployment, deployment_id)
+    if deployment is None:
+        raise NotFoundError("deployment", deployment_id)
+    return deployment
+
+
+async def list_deployments(
+    session: AsyncSession,
+    page: PageRequest,
+    *,
+    search: str | None,
+    status: str | None,
+    workload_id: str | None,
+    readable_by: str | None,
+) -> tuple[list[Deployment], int]:
+    """`readable_by`: only deployments where this user is owner or user (None: all)."""
+    statement = select(Deployment)
+    if search:
+        statement = statement.where(
+            matching(search, Deployment.name, Deployment.description, Deployment.id)
+        )
+    if status:
+        statement = statement.where(Deployment.status == status)
+    if workload_id:
+        statement = statement.where(Deployment.workload_id == workload_id)
+    if readable_by is not None:
+        statement = statement.where(
+            Deployment.id.in_(
+                select(DeploymentRole.deployment_id).where(
+                    DeploymentRole.username == readable_by,
+                    DeploymentRole.role.in_(("owner", "user")),
+                )
+            )
+        )
+    return await fetch_page(
+        session,
+        statement,
+        page,
+        sort_keys=SORT_KEYS,
+        default_order=[Deployment.created_at.desc()],
+        tiebreak=Deployment.id,
+    )
+
+
+async def update_deployment(
+    session: AsyncSession, deployment: Deployment, data: DeploymentUpdate, actor: str
+) -> None:
+    if data.name is not None:
+        deployment.name = data.name
+    if data.description is not None:
+        deployment.description = data.description
+    if data.health is not None:
+        deployment.health = data.health.model_dump(mode="json")
+        await add_event(
+            session, deployment.id, "health_settings_changed", f"changed by {actor}", actor
+        )
+    deployment.updated_at = utcnow()
+    await session.flush()
+
+
+def health_settings(deployment: Deployment) -> HealthSettings:
+    return HealthSettings.model_validate(deployment.health)
+
+
+async def add_event(
+    session: AsyncSession,
+    deployment_id: str,
+    type: str,
+    message: str,
+    actor: str,
+    details: dict[str, Any] | None = None,
+) -> None:
+    await events.add(session, DeploymentEvent, deployment_id, type, message, actor, details)
+
+
+async def list_events(
+    session: AsyncSession, deployment_id: str, page: PageRequest
+) -> tuple[list[DeploymentEvent], int]:
+    return await events.page(session, DeploymentEvent, deployment_id, page)
+
+
+async def record_status(
+    session: AsyncSession,
+    deployment_id: str,
+    status: DeploymentStatus,
+    reason: str | None,
+    event: str,
+    message: str,
+    actor: str,
+) -> None:
+    deployment = await session.get(Deployment, deployment_id)
+    if deployment is None:
+        return
+    deployment.status = status
+    deployment.status_reason = reason
+    deployment.updated_at = utcnow()
+    await add_event(session, deployment_id, event, message, actor, {"status": status})
+
+
+async def list_swaps(
+    session: AsyncSession, deployment_id: str, page: PageRequest
+) -> tuple[list[DeploymentSwap], int]:
+    statement = select(DeploymentSwap).where(DeploymentSwap.deployment_id == deployment_id)
+    return await fetch_page(
+        session,
+        statement,
+        page,
+        sort_keys={"createdAt": DeploymentSwap.created_at},
+        default_order=[DeploymentSwap.created_at.desc()],
+        tiebreak=DeploymentSwap.id,
+    )
+
+
+async def add_health_check(session: AsyncSession, check: HealthCheck) -> None:
+    """Append a check and keep only the newest HEALTH_HISTORY of the deployment."""
+    session.add(check)
+    await session.flush()
+    cutoff = await session.scalar(
+        select(HealthCheck.id)
+        .where(HealthCheck.deployment_id == check.deployment_id)
+        .order_by(HealthCheck.id.desc())
+        .offset(HEALTH_HISTORY)
+        .limit(1)
+    )
+    if cutoff is not None:
+        await session.execute(
+            delete(HealthCheck).where(
+                HealthCheck.deployment_id == check.deployment_id, HealthCheck.id <= cutoff
+            )
+        )
+
+
+async def recent_checks(session: AsyncSession, deployment_id: str, limit: int) -> list[HealthCheck]:
+    rows = await session.scalars(
+        select(HealthCheck)
+        .where(HealthCheck.deployment_id == deployment_id)
+        .order_by(HealthCheck.id.desc())
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def availability(
+    session: AsyncSession, deployment_id: str, window: timedelta
+) -> tuple[int, int]:
+    """(checks, ok) over the window."""
+    since = utcnow() - window
+    rows = await session.execute(
+        select(func.count(), func.count().filter(HealthCheck.ok.is_(True))).where(
+            HealthCheck.deployment_id == deployment_id, HealthCheck.checked_at >= since
+        )
+    )
+    total, ok = rows.one()
+    return int(total), int(ok)
+
+
+def consecutive_failures(checks: list[HealthCheck]) -> int:
+    """Failures in a row at the head of `checks` (newest first)."""
+    count = 0
+    for check in checks:
+        if check.ok:
+            break
+        count += 1
+    return count
+
+
+async def forget_deployment(session: AsyncSession, deployment_id: str) -> None:
+    for table in (HealthCheck, DeploymentEvent, DeploymentSwap, DeploymentRole):
+        await session.execute(delete(table).where(table.deployment_id == deployment_id))
+    await session.execute(delete(Deployment).where(Deployment.id == deployment_id))
+
+
+async def deployments_of_workload(session: AsyncSession, workload_id: str) -> list[str]:
+    """Deployments that route to the workload now, or are swapping to it."""
+    current = await session.scalars(
+        select(Deployment.id).where(Deployment.workload_id == workload_id)
+    )
+    swapping = await session.scalars(
+        select(DeploymentSwap.deployment_id).where(
+            DeploymentSwap.to_workload_id == workload_id, DeploymentSwap.status == "starting"
+        )
+    )
+    return sorted(set(current) | set(swapping))

@@ -1,0 +1,214 @@
+"""Secrets: values encrypted at rest, referenced by id from environment variables.
+
+Values are decrypted in one place only, `resolve`, which the supervising activity calls just
+before it hands a run plan to a runtime. Everything else sees metadata and ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import Text, cast, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from catalog.tables import Artifact, Secret, Workload, new_id, utcnow
+from models.secrets import SecretCreate, SecretRotate
+from models.spec import ArtifactSpec, ArtifactType, EnvVar, SecretEnvVar
+from models.workloads import WorkloadRuntime
+from services.errors import ConflictError, FieldProblem, InvalidInputError, Loc, NotFoundError
+from services.keyring import Keyring
+from services.listing import PageRequest, fetch_page, matching
+from services.spec_rules import normalized, spec_problems
+
+SORT_KEYS = {
+    "name": Secret.name,
+    "createdAt": Secret.created_at,
+    "updatedAt": Secret.updated_at,
+    "version": Secret.version,
+}
+# Where a secret is referenced: (JSON path of its `secretId`, the secret id).
+Reference = tuple[Loc, str]
+
+
+async def create_secret(
+    session: AsyncSession, data: SecretCreate, creator: str, keyring: Keyring
+) -> Secret:
+    if await session.scalar(select(Secret.id).where(Secret.name == data.name)):
+        raise _duplicate(data.name)
+    secret_id = new_id()  # chosen first: the ciphertext is bound to it
+    row = Secret(
+        id=secret_id,
+        name=data.name,
+        description=data.description,
+        version=1,
+        ciphertext=keyring.encrypt(secret_id, data.value.get_secret_value()),
+        created_by=creator,
+    )
+    session.add(row)
+    try:
+        await session.flush()
+    except IntegrityError:  # a concurrent create with the same name won
+        raise _duplicate(data.name) from None
+    return row
+
+
+async def get_secret(session: AsyncSession, secret_id: str) -> Secret:
+    row = await session.get(Secret, secret_id)
+    if row is None:
+        raise NotFoundError("secret", secret_id)
+    return row
+
+
+async def list_secrets(
+    session: AsyncSession, search: str | None, page: PageRequest
+) -> tuple[list[Secret], int]:
+    statement = select(Secret)
+    if search:
+        statement = statement.where(matching(search, Secret.name, Secret.id))
+    return await fetch_page(
+        session,
+        statement,
+        page,
+        sort_keys=SORT_KEYS,
+        default_order=[Secret.name.asc()],
+        tiebreak=Secret.id,
+    )
+
+
+async def rotate_secret(
+    session: AsyncSession, secret_id: str, data: SecretRotate, keyring: Keyring
+) -> Secret:
+    """A new value and version; running containers keep the old value until their next start."""
+    row = await get_secret(session, secret_id)
+    ciphertext = keyring.encrypt(secret_id, data.value.get_secret_value())
+    # One UPDATE with `version + 1`: concurrent rotations get distinct version numbers.
+    await session.execute(
+        update(Secret)
+        .where(Secret.id == secret_id)
+        .values(version=Secret.version + 1, ciphertext=ciphertext, updated_at=utcnow())
+    )
+    await session.refresh(row)
+    return row
+
+
+async def delete_secret(session: AsyncSession, secret_id: str) -> None:
+    row = await get_secret(session, secret_id)
+    artifacts, workloads = await users_of(session, secret_id)
+    if artifacts or workloads:
+        users = []
+        if artifacts:
+            users.append(f"artifacts {artifacts}")
+        if workloads:
+            users.append(f"the runtime of workloads {workloads}")
+        raise ConflictError(
+            f"secret '{secret_id}' is referenced by {' and '.join(users)}; remove those "
+            "environment variables first"
+        )
+    await session.delete(row)
+    await session.flush()
+
+
+async def users_of(session: AsyncSession, secret_id: str) -> tuple[list[str], list[str]]:
+    """Ids of the artifacts and workloads whose environment variables name the secret."""
+    # The text match narrows the rows portably (JSON on SQLite, JSONB on PostgreSQL); the
+    # parsed spec then decides, so an id that merely appears in some other field never counts.
+    pattern = f"%{secret_id}%"
+    artifact_rows = await session.execute(
+        select(Artifact.id, Artifact.spec)
+        .where(cast(Artifact.spec, Text).like(pattern))
+        .order_by(Artifact.id)
+    )
+    artifacts = [
+        artifact_id
+        for artifact_id, spec in artifact_rows
+        if _names(spec_references(ArtifactSpec.model_validate(spec), ()), secret_id)
+    ]
+    workload_rows = await session.execute(
+        select(Workload.id, Workload.runtime)
+        .where(cast(Workload.runtime, Text).like(pattern))
+        .order_by(Workload.id)
+    )
+    workloads = [
+        workload_id
+        for workload_id, runtime in workload_rows
+        if _names(runtime_references(WorkloadRuntime.model_validate(runtime), ()), secret_id)
+    ]
+    return artifacts[:20], workloads[:20]
+
+
+def spec_references(spec: ArtifactSpec, loc: Loc) -> list[Reference]:
+    found = []
+    for g, group in enumerate(spec.container_groups):
+        for c, container in enumerate(group.containers):
+            c_loc = (*loc, "containerGroups", g, "containers", c)
+            found += _env_references(container.environment_vars, c_loc)
+    return found
+
+
+def runtime_references(runtime: WorkloadRuntime, loc: Loc) -> list[Reference]:
+    found = []
+    for g, group in enumerate(runtime.container_groups):
+        for c, override in enumerate(group.containers):
+            c_loc = (*loc, "containerGroups", g, "containers", c)
+            found += _env_references(override.environment_vars, c_loc)
+    return found
+
+
+def _env_references(variables: Sequence[EnvVar], loc: Loc) -> list[Reference]:
+    return [
+        ((*loc, "environmentVars", index, "secretId"), variable.secret_id)
+        for index, variable in enumerate(variables)
+        if isinstance(variable, SecretEnvVar)
+    ]
+
+
+def _names(references: Iterable[Reference], secret_id: str) -> bool:
+    return any(found == secret_id for _, found in references)
+
+
+async def unknown_secrets(session: AsyncSession, references: list[Reference]) -> list[FieldProblem]:
+    """A problem at each reference whose secret does not exist."""
+    if not references:
+        return []
+    wanted = {secret_id for _, secret_id in references}
+    existing = set(await session.scalars(select(Secret.id).where(Secret.id.in_(wanted))))
+    return [
+        FieldProblem(loc, f"secret '{secret_id}' does not exist")
+        for loc, secret_id in references
+        if secret_id not in existing
+    ]
+
+
+async def check_references(session: AsyncSession, references: list[Reference]) -> None:
+    problems = await unknown_secrets(session, references)
+    if problems:
+        raise InvalidInputError(problems)
+
+
+async def resolve(
+    session: AsyncSession, secret_ids: Iterable[str], keyring: Keyring
+) -> dict[str, str]:
+    """Decrypted values of the secrets that exist, by id; ids that do not are left out, so the
+    runtime names the variable that lacks its value. Raises `DecryptionError`."""
+    wanted = set(secret_ids)
+    if not wanted:
+        return {}
+    rows = await session.execute(select(Secret.id, Secret.ciphertext).where(Secret.id.in_(wanted)))
+    return {secret_id: keyring.decrypt(secret_id, stored) for secret_id, stored in rows}
+
+
+def _duplicate(name: str) -> ConflictError:
+    return ConflictError(f"a secret named '{name}' already exists; rotate it, or pick another name")
+
+
+async def checked_spec_and_secrets(
+    session: AsyncSession, spec: ArtifactSpec, artifact_type: ArtifactType, loc: Loc
+) -> ArtifactSpec:
+    """`spec_rules.checked_spec`, and every secret it references exists: one 422 for all."""
+    spec = normalized(spec)
+    problems = spec_problems(spec, artifact_type, loc)
+    problems += await unknown_secrets(session, spec_references(spec, loc))
+    if problems:
+        raise InvalidInputError(problems)
+    return spec

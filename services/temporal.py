@@ -1,0 +1,18 @@
+"""Connecting to Temporal the same way everywhere: the pydantic converter, our namespace."""
+
+from __future__ import annotations
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from config.settings import Settings
+
+
+async def connect(settings: Settings, *, lazy: bool = False) -> Client:
+    """A client for the configured server; `lazy` defers the dial until the first call."""
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+        lazy=lazy,
+    )

@@ -1,0 +1,234 @@
+"""Workloads in the catalog: creation, reads, metadata edits, events and replica status.
+
+Lifecycle changes (start, stop, scale, delete) belong to the workload's workflow; this module
+only writes what the API may write itself and what the workflow's activities record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from catalog.tables import Artifact, Workload, WorkloadEvent, WorkloadReplica, utcnow
+from models.artifacts import ArtifactCreate
+from models.spec import ArtifactSpec
+from models.workloads import WorkloadCreate, WorkloadRuntime, WorkloadUpdate
+from services import artifacts, events, secrets
+from services.bundles import BundleCatalog
+from services.errors import InvalidInputError, NotFoundError
+from services.listing import PageRequest, fetch_page, matching
+from services.workload_runtime import checked_runtime
+from workflows.workload_contract import WorkloadStatus
+
+SORT_KEYS = {
+    "name": Workload.name,
+    "createdAt": Workload.created_at,
+    "updatedAt": Workload.updated_at,
+    "status": Workload.status,
+    "importance": Workload.importance,
+}
+
+
+@dataclass(frozen=True)
+class WorkloadFilter:
+    search: str | None = None
+    status: WorkloadStatus | None = None
+    artifact_id: str | None = None
+    importance: str | None = None
+
+
+async def create_workload(
+    session: AsyncSession, data: WorkloadCreate, creator: str, bundles: BundleCatalog
+) -> Workload:
+    """Write the workload (and its inline draft artifact) with status `submitted`."""
+    if data.artifact is not None:
+        inline = data.artifact
+        spec = await secrets.checked_spec_and_secrets(
+            session, inline.spec, inline.type, ("body", "artifact", "spec")
+        )
+        runtime = checked_runtime(data.runtime, spec, inline.type, bundles)
+        artifact = await artifacts.create_artifact(
+            session,
+            ArtifactCreate(
+                name=inline.name or data.name,
+                description=inline.description,
+                type=inline.type,
+                spec=spec,
+            ),
+            creator,
+        )
+    else:
+        assert data.artifact_id is not None
+        found = await session.get(Artifact, data.artifact_id)
+        if found is None:
+            raise InvalidInputError.at(
+                ("body", "artifactId"), f"artifact '{data.artifact_id}' does not exist"
+            )
+        artifact = found
+        spec = ArtifactSpec.model_validate(artifact.spec)
+        runtime = checked_runtime(data.runtime, spec, artifact.type, bundles)  # type: ignore[arg-type]
+    await secrets.check_references(
+        session, secrets.runtime_references(data.runtime, ("body", "runtime"))
+    )
+    workload = Workload(
+        name=data.name,
+        description=data.description,
+        importance=data.importance,
+        artifact_id=artifact.id,
+        status="submitted",
+        runtime=_dump(runtime),
+        created_by=creator,
+    )
+    session.add(workload)
+    await session.flush()
+    await add_event(session, workload.id, "created", f"created by {creator}", creator)
+    return workload
+
+
+async def get_workload(session: AsyncSession, workload_id: str) -> Workload:
+    workload = await session.get(Workload, workload_id)
+    if workload is None:
+        raise NotFoundError("workload", workload_id)
+    return workload
+
+
+async def list_workloads(
+    session: AsyncSession, where: WorkloadFilter, page: PageRequest
+) -> tuple[list[Workload], int]:
+    statement = select(Workload)
+    if where.search:
+        statement = statement.where(
+            matching(where.search, Workload.name, Workload.description, Workload.id)
+        )
+    if where.status:
+        statement = statement.where(Workload.status == where.status)
+    if where.artifact_id:
+        statement = statement.where(Workload.artifact_id == where.artifact_id)
+    if where.importance:
+        statement = statement.where(Workload.importance == where.importance)
+    return await fetch_page(
+        session,
+        statement,
+        page,
+        sort_keys=SORT_KEYS,
+        default_order=[Workload.created_at.desc()],
+        tiebreak=Workload.id,
+    )
+
+
+async def artifacts_of(session: AsyncSession, artifact_ids: list[str]) -> list[Artifact]:
+    if not artifact_ids:
+        return []
+    return list(await session.scalars(select(Artifact).where(Artifact.id.in_(set(artifact_ids)))))
+
+
+def replica_counts(runtime: WorkloadRuntime) -> dict[str, int]:
+    return {group.name: group.replica_count for group in runtime.container_groups}
+
+
+async def update_workload(
+    session: AsyncSession,
+    workload: Workload,
+    data: WorkloadUpdate,
+    actor: str,
+    bundles: BundleCatalog,
+) -> WorkloadRuntime | None:
+    """Apply metadata and runtime changes; return the new runtime if it changed."""
+    for field in ("name", "description", "importance"):
+        value = getattr(data, field)
+        if value is not None:
+            setattr(workload, field, value)
+    new_runtime = None
+    if data.runtime is not None:
+        artifact = await session.get(Artifact, workload.artifact_id)
+        assert artifact is not None
+        new_runtime = checked_runtime(
+            data.runtime,
+            ArtifactSpec.model_validate(artifact.spec),
+            artifact.type,  # type: ignore[arg-type]
+            bundles,
+        )
+        await secrets.check_references(
+            session, secrets.runtime_references(data.runtime, ("body", "runtime"))
+        )
+        workload.runtime = _dump(new_runtime)
+        await add_event(
+            session, workload.id, "runtime_changed", "runtime changed; applies at next start", actor
+        )
+    workload.updated_at = utcnow()
+    await session.flush()
+    return new_runtime
+
+
+async def add_event(
+    session: AsyncSession,
+    workload_id: str,
+    type: str,
+    message: str,
+    actor: str,
+    details: dict[str, Any] | None = None,
+) -> None:
+    await events.add(session, WorkloadEvent, workload_id, type, message, actor, details)
+
+
+async def list_events(
+    session: AsyncSession, workload_id: str, page: PageRequest
+) -> tuple[list[WorkloadEvent], int]:
+    await get_workload(session, workload_id)
+    return await events.page(session, WorkloadEvent, workload_id, page)
+
+
+async def list_replicas(session: AsyncSession, workload_id: str) -> list[WorkloadReplica]:
+    await get_workload(session, workload_id)
+    rows = await session.scalars(
+        select(WorkloadReplica)
+        .where(WorkloadReplica.workload_id == workload_id)
+        .order_by(WorkloadReplica.group_name, WorkloadReplica.replica_index)
+    )
+    return list(rows)
+
+
+async def record_status(
+    session: AsyncSession,
+    workload_id: str,
+    *,
+    status: WorkloadStatus,
+    generation: int,
+    reason: str | None,
+    event: str,
+    message: str,
+    actor: str,
+    at: datetime | None = None,
+) -> bool:
+    """Write a status change and its event in one transaction. False if the workload is gone."""
+    workload = await session.get(Workload, workload_id)
+    if workload is None:
+        return False
+    workload.status = status
+    workload.status_reason = reason
+    workload.generation = generation
+    workload.status_changed_at = workload.updated_at = at or utcnow()
+    details: dict[str, Any] = {"status": status, "generation": generation}
+    if reason:
+        details["reason"] = reason
+    await add_event(session, workload_id, event, message, actor, details)
+    if status in ("stopped",):
+        await session.execute(
+            delete(WorkloadReplica).where(WorkloadReplica.workload_id == workload_id)
+        )
+    return True
+
+
+async def forget_workload(session: AsyncSession, workload_id: str) -> None:
+    """Delete every catalog row of a workload (its draft artifact stays, like any artifact)."""
+    for table in (WorkloadReplica, WorkloadEvent):
+        await session.execute(delete(table).where(table.workload_id == workload_id))
+    await session.execute(delete(Workload).where(Workload.id == workload_id))
+
+
+def _dump(runtime: WorkloadRuntime) -> dict[str, Any]:
+    return runtime.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -1,0 +1,357 @@
+"""The deployment entity workflow: one per deployment, from creation until it is deleted.
+
+It keeps the deployment's status (active, degraded, inactive, swapping) true through a long
+`monitor` activity that checks health and returns only when the verdict changes, and it runs
+zero-downtime swaps: start the candidate, wait until it runs, move traffic (one catalog write
+that every gateway sees within a second), then stop the old workload once in-flight requests
+are done and the rollback window is over. A candidate that does not run in time is rolled back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.deployments import DeploymentActivities
+    from workflows.deployment_contract import (
+        ActorInput,
+        BeginSwapInput,
+        DeploymentInput,
+        DeploymentRef,
+        DeploymentResult,
+        DeploymentState,
+        DeploymentStatus,
+        EnsureStartedResult,
+        MonitorInput,
+        MonitorResult,
+        RecordDeploymentInput,
+        Retirement,
+        SwapInput,
+        SwapRecordInput,
+        SwapState,
+        WaitRunningInput,
+        WaitRunningResult,
+        WorkloadTargetInput,
+    )
+
+INVALID_TRANSITION = "InvalidTransition"
+RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
+HEARTBEAT = timedelta(seconds=10)
+# Every gateway reloads its routes twice a second; after this, none sends to the old workload
+# and the requests it already had are done (the workload's own stop drains once more).
+TRAFFIC_SETTLE = timedelta(seconds=3)
+
+
+@workflow.defn
+class DeploymentWorkflow:
+    @workflow.init
+    def __init__(self, input: DeploymentInput) -> None:
+        self.state = input.state or DeploymentState(
+            deployment_id=input.deployment_id, workload_id=input.workload_id, status=input.status
+        )
+        self._lock = asyncio.Lock()
+        self._torn_down = False
+
+    @workflow.run
+    async def run(self, input: DeploymentInput) -> None:
+        while not self._deleting():
+            if self.state.swap is not None:
+                await self._run_swap()
+            else:
+                await self._monitor_once()
+            await self._retire_due()
+            if self._continue_as_new_suggested() and not self._deleting():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(
+                    DeploymentInput(
+                        deployment_id=self.state.deployment_id,
+                        workload_id=self.state.workload_id,
+                        state=self.state,
+                    )
+                )
+        await self._tear_down()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+
+    @workflow.query
+    def current(self) -> DeploymentState:
+        return self.state
+
+    # Updates
+
+    @workflow.update
+    async def swap(self, input: SwapInput) -> DeploymentResult:
+        async with self._lock:
+            self.state.swap = SwapState(
+                swap_id=input.swap_id,
+                candidate=input.workload_id,
+                previous=self.state.workload_id,
+                previous_status=self.state.status,
+                ready_timeout_seconds=input.ready_timeout_seconds,
+                keep_previous_seconds=input.keep_previous_seconds,
+                actor=input.actor,
+            )
+            await _call(
+                DeploymentActivities.begin_swap,
+                BeginSwapInput(
+                    deployment_id=self.state.deployment_id,
+                    swap_id=input.swap_id,
+                    from_workload_id=self.state.workload_id,
+                    to_workload_id=input.workload_id,
+                    ready_timeout_seconds=input.ready_timeout_seconds,
+                    keep_previous_seconds=input.keep_previous_seconds,
+                    actor=input.actor,
+                ),
+            )
+            self.state.status = "swapping"
+        return self._result()
+
+    @swap.validator
+    def _validate_swap(self, input: SwapInput) -> None:
+        self._not_deleting()
+        if self.state.swap is not None:
+            raise ApplicationError(
+                f"swap {self.state.swap.swap_id} to workload {self.state.swap.candidate} is in "
+                "progress; cancel it first",
+                type=INVALID_TRANSITION,
+            )
+        if input.workload_id == self.state.workload_id:
+            raise ApplicationError(
+                f"workload {input.workload_id} already takes this deployment's traffic",
+                type=INVALID_TRANSITION,
+            )
+
+    @workflow.update
+    async def cancel_swap(self, input: ActorInput) -> DeploymentResult:
+        assert self.state.swap is not None
+        self.state.swap.cancelled_by = input.actor
+        swap_id = self.state.swap.swap_id
+        await workflow.wait_condition(
+            lambda: self.state.swap is None or self.state.swap.swap_id != swap_id
+        )
+        return self._result()
+
+    @cancel_swap.validator
+    def _validate_cancel(self, input: ActorInput) -> None:
+        self._not_deleting()
+        if self.state.swap is None:
+            raise ApplicationError("no swap is in progress", type=INVALID_TRANSITION)
+        if self.state.swap.cancelled_by is not None:
+            raise ApplicationError("the swap is already being cancelled", type=INVALID_TRANSITION)
+        if self.state.swap.switching:
+            raise ApplicationError(
+                "too late to cancel: traffic is moving to the candidate; swap back instead",
+                type=INVALID_TRANSITION,
+            )
+
+    @workflow.update
+    async def delete(self, input: ActorInput) -> DeploymentResult:
+        self.state.deleting = True
+        await workflow.wait_condition(lambda: self._torn_down)
+        return self._result()
+
+    @delete.validator
+    def _validate_delete(self, input: ActorInput) -> None:
+        self._not_deleting()
+
+    # Health
+
+    async def _monitor_once(self) -> None:
+        handle = workflow.start_activity_method(
+            DeploymentActivities.monitor,
+            MonitorInput(deployment_id=self.state.deployment_id, status=self.state.status),
+            start_to_close_timeout=timedelta(hours=24),
+            heartbeat_timeout=HEARTBEAT,
+            retry_policy=RETRY,
+            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+        )
+        # A timeout means a rollback window ended; the caller retires the old workload.
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(
+                lambda: (
+                    handle.done()
+                    or self.state.swap is not None
+                    or self.state.deleting
+                    or self._continue_as_new_suggested()
+                ),
+                timeout=self._until_next_retirement(),
+            )
+        if not handle.done():
+            handle.cancel()
+        try:
+            result: MonitorResult = await handle
+        except ActivityError as error:
+            if isinstance(error.cause, CancelledError):
+                return
+            raise
+        async with self._lock:
+            if (
+                self.state.swap is None
+                and not self.state.deleting
+                and result.status != self.state.status
+            ):
+                await self._record(result.status, "status_changed", result.reason or result.status)
+
+    # Swaps
+
+    async def _run_swap(self) -> None:
+        swap = self.state.swap
+        assert swap is not None
+        started: EnsureStartedResult = await _call(
+            DeploymentActivities.ensure_workload_started,
+            WorkloadTargetInput(workload_id=swap.candidate, actor=swap.actor),
+        )
+        swap.started_candidate = swap.started_candidate or started.started
+        if swap.deadline is None:
+            swap.deadline = workflow.now() + timedelta(seconds=swap.ready_timeout_seconds)
+        waiting = workflow.start_activity_method(
+            DeploymentActivities.wait_running,
+            WaitRunningInput(workload_id=swap.candidate, deadline=swap.deadline),
+            start_to_close_timeout=timedelta(seconds=swap.ready_timeout_seconds + 120),
+            heartbeat_timeout=HEARTBEAT,
+            retry_policy=RETRY,
+            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+        )
+        await workflow.wait_condition(
+            lambda: waiting.done() or swap.cancelled_by is not None or self.state.deleting
+        )
+        if not waiting.done():
+            waiting.cancel()
+        try:
+            outcome: WaitRunningResult = await waiting
+        except ActivityError as error:
+            if not isinstance(error.cause, CancelledError):
+                raise
+            who = swap.cancelled_by or "deletion of the deployment"
+            outcome = WaitRunningResult(running=False, reason=f"cancelled by {who}")
+        async with self._lock:
+            if outcome.running and swap.cancelled_by is None and not self.state.deleting:
+                swap.switching = True
+                await self._switch(swap)
+            else:
+                await self._roll_back(swap, outcome.reason or "the candidate did not run")
+            self.state.swap = None
+
+    async def _switch(self, swap: SwapState) -> None:
+        await _call(
+            DeploymentActivities.finish_swap,
+            SwapRecordInput(
+                deployment_id=self.state.deployment_id,
+                swap_id=swap.swap_id,
+                status="switched",
+                reason=f"traffic moved from {swap.previous} to {swap.candidate}",
+                workload_id=swap.candidate,
+                actor=swap.actor,
+            ),
+        )
+        self.state.workload_id = swap.candidate
+        # Swapping back inside a rollback window: the candidate must not be retired later.
+        self.state.retiring = [r for r in self.state.retiring if r.workload_id != swap.candidate]
+        stop_at = workflow.now() + TRAFFIC_SETTLE + timedelta(seconds=swap.keep_previous_seconds)
+        self.state.retiring.append(
+            Retirement(swap_id=swap.swap_id, workload_id=swap.previous, stop_at=stop_at)
+        )
+        await self._record("active", "swap_switched", f"traffic moved to workload {swap.candidate}")
+
+    async def _roll_back(self, swap: SwapState, reason: str) -> None:
+        if swap.started_candidate:
+            await _call(
+                DeploymentActivities.stop_workload,
+                WorkloadTargetInput(workload_id=swap.candidate, actor="system"),
+            )
+        cancelled = swap.cancelled_by is not None or self.state.deleting
+        await _call(
+            DeploymentActivities.finish_swap,
+            SwapRecordInput(
+                deployment_id=self.state.deployment_id,
+                swap_id=swap.swap_id,
+                status="cancelled" if cancelled else "rolled_back",
+                reason=reason,
+                actor=swap.cancelled_by or "system",
+            ),
+        )
+        event = "swap_cancelled" if cancelled else "swap_rolled_back"
+        await self._record(
+            swap.previous_status,
+            event,
+            f"traffic stays on workload {swap.previous}: {reason}",
+        )
+
+    async def _retire_due(self) -> None:
+        now = workflow.now()
+        for retirement in [r for r in self.state.retiring if r.stop_at <= now]:
+            await _call(
+                DeploymentActivities.stop_workload,
+                WorkloadTargetInput(workload_id=retirement.workload_id, actor="system"),
+            )
+            await _call(
+                DeploymentActivities.finish_swap,
+                SwapRecordInput(
+                    deployment_id=self.state.deployment_id,
+                    swap_id=retirement.swap_id,
+                    status="completed",
+                    reason=f"workload {retirement.workload_id} stopped",
+                ),
+            )
+            self.state.retiring.remove(retirement)
+
+    def _until_next_retirement(self) -> timedelta | None:
+        if not self.state.retiring:
+            return None
+        earliest = min(r.stop_at for r in self.state.retiring)
+        return max(earliest - workflow.now(), timedelta(seconds=1))
+
+    async def _tear_down(self) -> None:
+        async with self._lock:
+            # Old workloads in a rollback window no longer serve anyone: stop them now.
+            for retirement in self.state.retiring:
+                await _call(
+                    DeploymentActivities.stop_workload,
+                    WorkloadTargetInput(workload_id=retirement.workload_id, actor="system"),
+                )
+            await _call(
+                DeploymentActivities.forget_deployment,
+                DeploymentRef(deployment_id=self.state.deployment_id),
+            )
+            self._torn_down = True
+
+    # Helpers
+
+    async def _record(self, status: DeploymentStatus, event: str, message: str) -> None:
+        await _call(
+            DeploymentActivities.record_status,
+            RecordDeploymentInput(
+                deployment_id=self.state.deployment_id,
+                status=status,
+                reason=None if status == "active" else message,
+                event=event,
+                message=message,
+            ),
+        )
+        self.state.status = status
+
+    def _not_deleting(self) -> None:
+        if self.state.deleting:
+            raise ApplicationError("the deployment is being deleted", type=INVALID_TRANSITION)
+
+    def _deleting(self) -> bool:
+        return self.state.deleting
+
+    def _result(self) -> DeploymentResult:
+        return DeploymentResult(status=self.state.status, workload_id=self.state.workload_id)
+
+    def _continue_as_new_suggested(self) -> bool:
+        return workflow.info().is_continue_as_new_suggested()
+
+
+async def _call(method: Callable[..., Awaitable[Any]], arg: Any) -> Any:
+    return await workflow.execute_activity_method(
+        method, arg, start_to_close_timeout=timedelta(minutes=2), retry_policy=RETRY
+    )
