@@ -28,6 +28,7 @@ test:
 lint:
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports  # the package layers and the import-free workflows (pyproject.toml)
 
 typecheck:
 	$(BIN)/mypy

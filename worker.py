@@ -7,13 +7,13 @@ import logging
 import signal
 from contextlib import AsyncExitStack
 from datetime import timedelta
-from typing import cast
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities import activity_methods
 from activities.deployments import DeploymentActivities
 from activities.supervision import SupervisionActivities
 from activities.workload_catalog import WorkloadCatalogActivities
@@ -21,17 +21,14 @@ from catalog import database
 from catalog.tables import Deployment, Workload
 from config import logging as wapi_logging
 from config.settings import Settings
-from models.workloads import WorkloadRuntime
 from runtimes.base import Runtime
 from runtimes.factory import build_runtime
 from services import temporal
 from services.bundles import BundleCatalog
 from services.keyring import load_keyring
 from services.lifecycle import DeploymentLifecycle, WorkloadLifecycle
-from services.refs import DeploymentRef
-from services.workloads import replica_counts
+from services.refs import DeploymentRef, WorkloadRef
 from workflows.deployment import DeploymentWorkflow
-from workflows.deployment_contract import DeploymentStatus
 from workflows.workload import WorkloadWorkflow
 
 log = logging.getLogger(__name__)
@@ -61,24 +58,7 @@ def build_worker(
         client,
         task_queue=settings.temporal_task_queue,
         workflows=[WorkloadWorkflow, DeploymentWorkflow],
-        activities=[
-            deployment.record_status,
-            deployment.begin_swap,
-            deployment.finish_swap,
-            deployment.ensure_workload_started,
-            deployment.wait_running,
-            deployment.stop_workload,
-            deployment.monitor,
-            deployment.forget_deployment,
-            catalog.record_status,
-            catalog.record_scale,
-            catalog.prepare_plan,
-            catalog.forget_workload,
-            catalog.withdraw_replicas,
-            supervision.supervise,
-            supervision.halt_containers,
-            supervision.remove_containers,
-        ],
+        activities=activity_methods(catalog, supervision, deployment),
         # Long supervision activities are cancelled on shutdown and resumed on another worker.
         graceful_shutdown_timeout=timedelta(seconds=5),
         # Cancellation reaches an activity with a heartbeat reply; without this the SDK sends
@@ -95,25 +75,17 @@ async def restore_workflows(
     lifecycle = WorkloadLifecycle(
         client, task_queue=settings.temporal_task_queue, timeout=settings.update_timeout_seconds
     )
-    async with sessions() as session:
-        rows = (await session.execute(select(Workload.id, Workload.status, Workload.runtime))).all()
-    for workload_id, status, runtime in rows:
-        replicas = replica_counts(WorkloadRuntime.model_validate(runtime))
-        await lifecycle.launch(workload_id, status, replicas)
     deployments = DeploymentLifecycle(
         client, task_queue=settings.temporal_task_queue, timeout=settings.update_timeout_seconds
     )
     async with sessions() as session:
-        found = (
-            await session.execute(select(Deployment.id, Deployment.workload_id, Deployment.status))
-        ).all()
-    for deployment_id, workload_id, status in found:
-        await deployments.launch(
-            DeploymentRef(
-                id=deployment_id, workload_id=workload_id, status=cast(DeploymentStatus, status)
-            )
-        )
-    return len(rows) + len(found)
+        workload_rows = list(await session.scalars(select(Workload)))
+        deployment_rows = list(await session.scalars(select(Deployment)))
+    for workload in workload_rows:
+        await lifecycle.ensure_workflow(WorkloadRef.of(workload))
+    for deployment in deployment_rows:
+        await deployments.ensure_workflow(DeploymentRef.of(deployment))
+    return len(workload_rows) + len(deployment_rows)
 
 
 async def connect(settings: Settings, *, attempts: int = 60) -> Client:

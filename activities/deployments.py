@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, cast
 
 import httpx
 from sqlalchemy import select
@@ -25,15 +24,22 @@ from catalog.tables import (
     utcnow,
 )
 from models.spec import ArtifactSpec
-from models.workloads import WorkloadRuntime
+from models.status import DeploymentStatus
 from services import deployments
 from services.errors import ConflictError
+from services.lifecycle import WorkloadLifecycle
 from services.refs import WorkloadRef
-from services.workloads import replica_counts
 from workflows.deployment_contract import (
+    ACTIVITY_BEGIN_SWAP,
+    ACTIVITY_ENSURE_WORKLOAD_STARTED,
+    ACTIVITY_FINISH_SWAP,
+    ACTIVITY_FORGET_DEPLOYMENT,
+    ACTIVITY_MONITOR,
+    ACTIVITY_RECORD_STATUS,
+    ACTIVITY_STOP_WORKLOAD,
+    ACTIVITY_WAIT_RUNNING,
     BeginSwapInput,
-    DeploymentRef,
-    DeploymentStatus,
+    DeploymentIdInput,
     EnsureStartedResult,
     MonitorInput,
     MonitorResult,
@@ -43,15 +49,9 @@ from workflows.deployment_contract import (
     WaitRunningResult,
     WorkloadTargetInput,
 )
-from workflows.workload_contract import WorkloadStatus
-
-if TYPE_CHECKING:  # the lifecycle imports the workflows, which import these activities
-    from services.lifecycle import WorkloadLifecycle
 
 
 class DeploymentActivities:
-    """Registered as `deployment.<method>`: the workload activities own the plain names."""
-
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
@@ -63,7 +63,7 @@ class DeploymentActivities:
         self.lifecycle = lifecycle
         self.poll_seconds = poll_seconds
 
-    @activity.defn(name="deployment.record_status")
+    @activity.defn(name=ACTIVITY_RECORD_STATUS)
     async def record_status(self, input: RecordDeploymentInput) -> None:
         async with self.sessions() as session, session.begin():
             await deployments.record_status(
@@ -76,7 +76,7 @@ class DeploymentActivities:
                 input.actor,
             )
 
-    @activity.defn(name="deployment.begin_swap")
+    @activity.defn(name=ACTIVITY_BEGIN_SWAP)
     async def begin_swap(self, input: BeginSwapInput) -> None:
         async with self.sessions() as session, session.begin():
             if await session.get(DeploymentSwap, input.swap_id) is None:  # retried: written already
@@ -104,7 +104,7 @@ class DeploymentActivities:
                 input.actor,
             )
 
-    @activity.defn(name="deployment.finish_swap")
+    @activity.defn(name=ACTIVITY_FINISH_SWAP)
     async def finish_swap(self, input: SwapRecordInput) -> None:
         async with self.sessions() as session, session.begin():
             swap = await session.get(DeploymentSwap, input.swap_id)
@@ -123,7 +123,7 @@ class DeploymentActivities:
             else:
                 swap.finished_at = now
 
-    @activity.defn(name="deployment.ensure_workload_started")
+    @activity.defn(name=ACTIVITY_ENSURE_WORKLOAD_STARTED)
     async def ensure_workload_started(self, input: WorkloadTargetInput) -> EnsureStartedResult:
         try:
             ref = await self._ref(input.workload_id)
@@ -137,7 +137,7 @@ class DeploymentActivities:
             return EnsureStartedResult(started=False)  # someone started it meanwhile
         return EnsureStartedResult(started=True)
 
-    @activity.defn(name="deployment.wait_running")
+    @activity.defn(name=ACTIVITY_WAIT_RUNNING)
     async def wait_running(self, input: WaitRunningInput) -> WaitRunningResult:
         """Until the workload runs, fails, or the deadline passes; heartbeats while it waits."""
         while True:
@@ -162,7 +162,7 @@ class DeploymentActivities:
             activity.heartbeat()
             await asyncio.sleep(self.poll_seconds)
 
-    @activity.defn(name="deployment.stop_workload")
+    @activity.defn(name=ACTIVITY_STOP_WORKLOAD)
     async def stop_workload(self, input: WorkloadTargetInput) -> None:
         try:
             ref = await self._ref(input.workload_id)
@@ -173,7 +173,7 @@ class DeploymentActivities:
         with contextlib.suppress(ConflictError):  # stopped meanwhile
             await self.lifecycle.stop(ref, input.actor)
 
-    @activity.defn(name="deployment.monitor")
+    @activity.defn(name=ACTIVITY_MONITOR)
     async def monitor(self, input: MonitorInput) -> MonitorResult:
         """Check health every interval along the route traffic takes (the deployment's current
         workload, its ready replicas); record each check; return when the verdict changes."""
@@ -196,8 +196,8 @@ class DeploymentActivities:
                     activity.heartbeat()
                     await asyncio.sleep(min(left, 1.0))
 
-    @activity.defn(name="deployment.forget_deployment")
-    async def forget_deployment(self, input: DeploymentRef) -> None:
+    @activity.defn(name=ACTIVITY_FORGET_DEPLOYMENT)
+    async def forget_deployment(self, input: DeploymentIdInput) -> None:
         async with self.sessions() as session, session.begin():
             await deployments.forget_deployment(session, input.deployment_id)
 
@@ -240,7 +240,7 @@ class DeploymentActivities:
                 f"{failures} health checks failed in a row: {check.message}",
                 settings.interval_seconds,
             )
-        return ("active" if check.ok else deployment.status), None, settings.interval_seconds  # type: ignore[return-value]
+        return ("active" if check.ok else deployment.status), None, settings.interval_seconds
 
     async def _probe(
         self,
@@ -282,8 +282,4 @@ class DeploymentActivities:
             workload = await session.get(Workload, workload_id)
         if workload is None:
             raise LookupError(workload_id)
-        return WorkloadRef(
-            id=workload.id,
-            status=cast(WorkloadStatus, workload.status),
-            replicas=replica_counts(WorkloadRuntime.model_validate(workload.runtime)),
-        )
+        return WorkloadRef.of(workload)

@@ -11,11 +11,20 @@ from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import heartbeating
 from activities.replica_recorder import ReplicaRecorder
-from runtimes.base import Observation, RunPlan, Runtime, Supervisor
+from models.plan import RunPlan
+from runtimes.base import Observation, Runtime, Supervisor
 from runtimes.errors import RuntimeUnavailableError, WorkloadFailedError
 from services import secrets, workloads
 from services.keyring import DecryptionError, Keyring
-from workflows.workload_contract import ContainersInput, SuperviseInput, SuperviseResult
+from workflows.common import WORKLOAD_FAILED
+from workflows.workload_contract import (
+    ACTIVITY_HALT_CONTAINERS,
+    ACTIVITY_REMOVE_CONTAINERS,
+    ACTIVITY_SUPERVISE,
+    SuperviseInput,
+    SuperviseResult,
+    WorkloadIdInput,
+)
 
 STARTING_TICK_SECONDS = 0.2
 
@@ -38,7 +47,7 @@ class SupervisionActivities:
         self.ready_timeout = ready_timeout
         self.refresh_seconds = refresh_seconds
 
-    @activity.defn
+    @activity.defn(name=ACTIVITY_SUPERVISE)
     async def supervise(self, input: SuperviseInput) -> SuperviseResult:
         """Keep the generation's replicas running and probed; return only when the workflow
         must act: every replica ready (if asked to wait for that) or the workload failed.
@@ -70,13 +79,13 @@ class SupervisionActivities:
         finally:
             await supervisor.close()
 
-    @activity.defn
-    async def halt_containers(self, input: ContainersInput) -> None:
+    @activity.defn(name=ACTIVITY_HALT_CONTAINERS)
+    async def halt_containers(self, input: WorkloadIdInput) -> None:
         await self.runtime.halt(input.workload_id)
 
-    @activity.defn
-    async def remove_containers(self, input: ContainersInput) -> int:
-        return await self.runtime.remove(input.workload_id, keep_generation=input.keep_generation)
+    @activity.defn(name=ACTIVITY_REMOVE_CONTAINERS)
+    async def remove_containers(self, input: WorkloadIdInput) -> int:
+        return await self.runtime.remove(input.workload_id)
 
     async def _tick(self, plan: RunPlan, supervisor: Supervisor) -> Observation:
         try:
@@ -97,7 +106,7 @@ class SupervisionActivities:
                     )
             raise
         except WorkloadFailedError as error:
-            raise ApplicationError(str(error), type="WorkloadFailed", non_retryable=True) from error
+            raise ApplicationError(str(error), type=WORKLOAD_FAILED, non_retryable=True) from error
 
     async def _secrets(self, plan: RunPlan) -> dict[str, str]:
         """Values of the secrets the plan names, resolved here so they never enter a history.
@@ -123,7 +132,7 @@ class SupervisionActivities:
                 raise ApplicationError(
                     f"cannot read the secrets of environment variables {names}: {error}; "
                     "check the key (WAPI_SECRETS_KEY, or secrets.key in the state directory)",
-                    type="WorkloadFailed",
+                    type=WORKLOAD_FAILED,
                     non_retryable=True,
                 ) from None
 

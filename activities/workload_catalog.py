@@ -8,18 +8,24 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from catalog.tables import Artifact, Workload, WorkloadReplica, utcnow
+from models.plan import RunPlan
 from models.spec import ArtifactSpec
 from models.workloads import WorkloadRuntime
-from runtimes.base import RunPlan
 from services import workloads
 from services.bundles import BundleCatalog
 from services.workload_runtime import build_plan
+from workflows.common import WORKLOAD_FAILED
 from workflows.workload_contract import (
-    ContainersInput,
+    ACTIVITY_FORGET_WORKLOAD,
+    ACTIVITY_PREPARE_PLAN,
+    ACTIVITY_RECORD_SCALE,
+    ACTIVITY_RECORD_STATUS,
+    ACTIVITY_WITHDRAW_REPLICAS,
     PreparePlanInput,
     RecordScaleInput,
     RecordStatusInput,
     RecordStatusResult,
+    WorkloadIdInput,
 )
 
 
@@ -28,7 +34,7 @@ class WorkloadCatalogActivities:
         self.sessions = sessions
         self.bundles = bundles
 
-    @activity.defn
+    @activity.defn(name=ACTIVITY_RECORD_STATUS)
     async def record_status(self, input: RecordStatusInput) -> RecordStatusResult:
         async with self.sessions() as session, session.begin():
             exists = await workloads.record_status(
@@ -43,7 +49,7 @@ class WorkloadCatalogActivities:
             )
         return RecordStatusResult(exists=exists)
 
-    @activity.defn
+    @activity.defn(name=ACTIVITY_RECORD_SCALE)
     async def record_scale(self, input: RecordScaleInput) -> None:
         async with self.sessions() as session, session.begin():
             workload = await session.get(Workload, input.workload_id)
@@ -62,7 +68,7 @@ class WorkloadCatalogActivities:
                 {"replicas": str(input.replicas)},
             )
 
-    @activity.defn
+    @activity.defn(name=ACTIVITY_PREPARE_PLAN)
     async def prepare_plan(self, input: PreparePlanInput) -> RunPlan:
         """The artifact as it is now (a draft's latest edits), with the workload's runtime."""
         async with self.sessions() as session:
@@ -71,7 +77,7 @@ class WorkloadCatalogActivities:
         if workload is None or artifact is None:
             raise ApplicationError(
                 f"workload '{input.workload_id}' or its artifact no longer exists",
-                type="WorkloadFailed",
+                type=WORKLOAD_FAILED,
                 non_retryable=True,
             )
         return build_plan(
@@ -82,8 +88,8 @@ class WorkloadCatalogActivities:
             self.bundles,
         )
 
-    @activity.defn
-    async def withdraw_replicas(self, input: ContainersInput) -> None:
+    @activity.defn(name=ACTIVITY_WITHDRAW_REPLICAS)
+    async def withdraw_replicas(self, input: WorkloadIdInput) -> None:
         """Mark every replica not ready, so gateways stop sending it requests."""
         async with self.sessions() as session, session.begin():
             await session.execute(
@@ -92,7 +98,7 @@ class WorkloadCatalogActivities:
                 .values(ready=False, updated_at=utcnow())
             )
 
-    @activity.defn
-    async def forget_workload(self, input: ContainersInput) -> None:
+    @activity.defn(name=ACTIVITY_FORGET_WORKLOAD)
+    async def forget_workload(self, input: WorkloadIdInput) -> None:
         async with self.sessions() as session, session.begin():
             await workloads.forget_workload(session, input.workload_id)

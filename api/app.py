@@ -15,11 +15,12 @@ from temporalio.client import Client
 
 from api.audit import AuditMiddleware
 from api.context import AppContext
-from api.directory import ReplicaDirectory
 from api.errors import install_error_handlers
-from api.key_cache import Credentials
+from api.gateway import routes as invoke
+from api.gateway.credentials import Credentials
+from api.gateway.directory import ReplicaDirectory
+from api.gateway.proxy import ReplicaProxy, client_session
 from api.observability import ApiMetrics, RequestContextMiddleware
-from api.proxy import ReplicaProxy, client_session
 from api.routes import (
     api_keys,
     artifacts,
@@ -28,7 +29,6 @@ from api.routes import (
     collections,
     deployments,
     health,
-    invoke,
     logs,
     secrets,
     sharing,

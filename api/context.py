@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
-from api.directory import ReplicaDirectory
-from api.key_cache import Credentials
-from api.proxy import ReplicaProxy
+from api.gateway.credentials import Credentials
+from api.gateway.directory import ReplicaDirectory
+from api.gateway.proxy import ReplicaProxy
 from config.settings import Settings
 from runtimes.base import Runtime
 from services.audit_writer import AuditWriter

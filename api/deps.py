@@ -11,7 +11,6 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
-from temporalio.client import Client
 
 from api.context import AppContext
 from models.api_keys import Role
@@ -51,13 +50,6 @@ async def get_bundles(context: ContextDep) -> BundleCatalog:
 
 
 BundlesDep = Annotated[BundleCatalog, Depends(get_bundles)]
-
-
-async def get_temporal(context: ContextDep) -> Client:
-    return context.temporal
-
-
-TemporalDep = Annotated[Client, Depends(get_temporal)]
 
 
 def _temporal_calls(context: AppContext, kind: type[T]) -> T:

@@ -9,6 +9,9 @@ read the catalog. `api_process=True` runs the API as production does, in a proce
 At the end the containers of every workload in the catalog are removed.
 
 Settings are the production defaults (probe tick 1 s, ...) unless a benchmark overrides one.
+
+Why one module of this length: every benchmark starts the same stack; its pieces (engine,
+Temporal, API, worker, image) start and stop together.
 """
 
 from __future__ import annotations

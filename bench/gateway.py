@@ -6,6 +6,8 @@ histogram) hits three targets with the same path: the container's published port
 (Debian's nginx-light) as a reverse proxy in front of that port, and the gateway
 `/api/v2/endpoints/deployments/{id}/<path>` with an invoke token. Targets take turns in a
 rotating order over a few rounds, so machine noise hits all three alike.
+
+Why one module of this length: the three targets, their set-up and the report are one run.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Catalog tables. Schema changes go through a migration in `migrations/versions/`."""
+"""Catalog tables. Schema changes go through a migration in `migrations/versions/`.
+
+Why one module of this length: the whole schema reads in one place, as the migrations build it.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +24,19 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
+
+from models.api_keys import Role
+from models.audit import ActorKind
+from models.deployments import ShareRole
+from models.spec import ArtifactType
+from models.status import (
+    ArtifactStatus,
+    DeploymentStatus,
+    ReplicaState,
+    SwapStatus,
+    WorkloadStatus,
+)
+from models.workloads import Importance
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
@@ -64,7 +80,7 @@ class ApiKey(Base):
     id: Mapped[str] = mapped_column(String(24), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200))
     username: Mapped[str] = mapped_column(String(100), index=True)
-    role: Mapped[str] = mapped_column(String(20))
+    role: Mapped[Role] = mapped_column(String(20))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(16))
     created_by: Mapped[str] = mapped_column(String(100))
@@ -77,7 +93,7 @@ class ArtifactCollection(Base):
 
     id: Mapped[str] = mapped_column(String(24), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200))
-    type: Mapped[str] = mapped_column(String(20))
+    type: Mapped[ArtifactType] = mapped_column(String(20))
     last_version: Mapped[int] = mapped_column(Integer, default=0)
     created_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -94,8 +110,8 @@ class Artifact(Base):
     id: Mapped[str] = mapped_column(String(24), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
-    type: Mapped[str] = mapped_column(String(20), index=True)
-    status: Mapped[str] = mapped_column(String(20), index=True)
+    type: Mapped[ArtifactType] = mapped_column(String(20), index=True)
+    status: Mapped[ArtifactStatus] = mapped_column(String(20), index=True)
     version: Mapped[int | None] = mapped_column(Integer, default=None)
     collection_id: Mapped[str | None] = mapped_column(
         ForeignKey("artifact_collections.id"), index=True, default=None
@@ -119,9 +135,9 @@ class Workload(Base):
     id: Mapped[str] = mapped_column(String(24), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
-    importance: Mapped[str] = mapped_column(String(20), default="low")
+    importance: Mapped[Importance] = mapped_column(String(20), default="low")
     artifact_id: Mapped[str] = mapped_column(ForeignKey("artifacts.id"), index=True)
-    status: Mapped[str] = mapped_column(String(20), index=True)
+    status: Mapped[WorkloadStatus] = mapped_column(String(20), index=True)
     status_reason: Mapped[str | None] = mapped_column(Text, default=None)
     runtime: Mapped[dict[str, Any]]
     generation: Mapped[int] = mapped_column(Integer, default=0)
@@ -143,7 +159,7 @@ class WorkloadReplica(Base):
     replica_index: Mapped[int] = mapped_column(Integer, primary_key=True)
     generation: Mapped[int] = mapped_column(Integer)
     name: Mapped[str] = mapped_column(String(255))
-    state: Mapped[str] = mapped_column(String(20))
+    state: Mapped[ReplicaState] = mapped_column(String(20))
     ready: Mapped[bool] = mapped_column(default=False)
     restarts: Mapped[int] = mapped_column(Integer, default=0)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -179,7 +195,7 @@ class Deployment(Base):
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
     workload_id: Mapped[str] = mapped_column(ForeignKey("workloads.id"), index=True)
-    status: Mapped[str] = mapped_column(String(20), index=True)
+    status: Mapped[DeploymentStatus] = mapped_column(String(20), index=True)
     status_reason: Mapped[str | None] = mapped_column(Text, default=None)
     health: Mapped[dict[str, Any]]
     created_by: Mapped[str] = mapped_column(String(100))
@@ -196,7 +212,7 @@ class DeploymentRole(Base):
         ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
     )
     username: Mapped[str] = mapped_column(String(100), primary_key=True)
-    role: Mapped[str] = mapped_column(String(20))
+    role: Mapped[ShareRole] = mapped_column(String(20))
     granted_by: Mapped[str] = mapped_column(String(100))
     granted_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -229,7 +245,7 @@ class DeploymentSwap(Base):
     )
     from_workload_id: Mapped[str] = mapped_column(String(24))
     to_workload_id: Mapped[str] = mapped_column(String(24))
-    status: Mapped[str] = mapped_column(String(20))
+    status: Mapped[SwapStatus] = mapped_column(String(20))
     reason: Mapped[str | None] = mapped_column(Text, default=None)
     options: Mapped[dict[str, Any]]
     requested_by: Mapped[str] = mapped_column(String(100))
@@ -297,7 +313,7 @@ class AuditEvent(Base):
     )
     at: Mapped[datetime] = mapped_column(index=True)
     actor: Mapped[str] = mapped_column(String(100), index=True)
-    actor_kind: Mapped[str] = mapped_column(String(20))
+    actor_kind: Mapped[ActorKind] = mapped_column(String(20))
     action: Mapped[str] = mapped_column(String(100), index=True)
     resource_type: Mapped[str] = mapped_column(String(50))
     resource_id: Mapped[str | None] = mapped_column(String(64), default=None, index=True)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
 from models.common import CamelModel, InputModel, UserRef
 from models.spec import SPEC_EXAMPLE, ArtifactSpec, ArtifactType
+from models.status import ArtifactStatus
 
-ArtifactStatus = Literal["draft", "registered"]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
 Description = Annotated[str, StringConstraints(max_length=10000)]
 ResourceId = Annotated[str, StringConstraints(min_length=1, max_length=64)]

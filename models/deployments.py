@@ -10,10 +10,9 @@ from pydantic import Field, StringConstraints
 from models.api_keys import Username
 from models.artifacts import Description, Name, ResourceId
 from models.common import CamelModel, InputModel, UserRef
+from models.status import DeploymentStatus, SwapStatus
 
-DeploymentStatus = Literal["active", "degraded", "inactive", "swapping"]
 ShareRole = Literal["owner", "user", "consumer"]
-SwapStatus = Literal["starting", "switched", "completed", "rolled_back", "cancelled"]
 
 
 class HealthSettings(InputModel):

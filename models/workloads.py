@@ -11,7 +11,7 @@ from models.artifacts import Description, Name, ResourceId
 from models.bundles import ResourceBundle
 from models.common import CamelModel, InputModel, UserRef
 from models.spec import SPEC_EXAMPLE, ArtifactSpec, ArtifactType, DnsLabel, EnvVar
-from workflows.workload_contract import WorkloadStatus
+from models.status import ArtifactStatus, WorkloadStatus
 
 Importance = Literal["critical", "high", "moderate", "low"]
 Quantity = Annotated[
@@ -95,7 +95,7 @@ class ArtifactInfo(CamelModel):
     id: str
     name: str
     type: ArtifactType
-    status: Literal["draft", "registered"]
+    status: ArtifactStatus
     version: int | None
     collection_id: str | None
 

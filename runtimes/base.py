@@ -1,9 +1,6 @@
 """The runtime interface: what the workload activities ask of a local engine or a cluster.
 
-A `RunPlan` says what one generation of a workload should look like. It travels through
-Temporal histories, so it never holds secret values: environment variables that come from
-secrets name the secret, and the activity resolves them into `secrets` just before it hands
-the plan to a runtime.
+A `RunPlan` (models/plan.py) says what one generation of a workload should look like.
 
 A `Supervisor` owns one generation for as long as an activity runs: each `tick()` brings the
 containers toward the plan (create, adopt, restart, scale) and reports what it sees. The local
@@ -18,9 +15,9 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field
 
-from models.spec import Probe
+from models.plan import RunPlan
+from models.status import ReplicaState
 
-ReplicaState = Literal["pending", "starting", "running", "crashed", "terminated"]
 ProbeKind = Literal["startup", "readiness", "liveness"]
 
 # Labels put on every object a runtime creates, so a restarted worker finds what exists.
@@ -40,48 +37,6 @@ class RestartPolicy(BaseModel):
     crash_loop_limit: int = Field(
         5, ge=1, description="Restarts in a row without becoming ready before giving up."
     )
-
-
-class SecretEnv(BaseModel):
-    """An environment variable whose value is the secret `secret_id` (resolved in activities)."""
-
-    name: str
-    secret_id: str
-
-
-class ContainerPlan(BaseModel):
-    name: str
-    image: str
-    primary: bool
-    port: int | None = None
-    entrypoint: list[str] | None = None
-    command: list[str] | None = None
-    env: dict[str, str] = Field(default_factory=dict)
-    secret_env: list[SecretEnv] = Field(default_factory=list)
-    cpu: float | None = Field(None, description="CPU limit in cores.")
-    memory_bytes: int | None = Field(None, description="Memory limit in bytes.")
-    gpu_count: int = 0
-    readiness_probe: Probe | None = None
-    liveness_probe: Probe | None = None
-    startup_probe: Probe | None = None
-
-
-class GroupPlan(BaseModel):
-    name: str
-    replicas: int = Field(ge=0)
-    containers: list[ContainerPlan]
-
-    @property
-    def primary(self) -> ContainerPlan:
-        return next(c for c in self.containers if c.primary)
-
-
-class RunPlan(BaseModel):
-    """One generation of one workload. The first group is the entry point traffic goes to."""
-
-    workload_id: str
-    generation: int = Field(ge=1)
-    groups: list[GroupPlan]
 
 
 class ProbeResult(BaseModel):

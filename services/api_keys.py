@@ -66,7 +66,7 @@ async def authenticate_hash(session: AsyncSession, digest: str) -> Principal:
     row = await session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
     if row is None or row.revoked_at is not None:
         raise AuthenticationError("the API key is not valid")
-    return Principal(key_id=row.id, username=row.username, role=row.role)  # type: ignore[arg-type]
+    return Principal(key_id=row.id, username=row.username, role=row.role)
 
 
 async def get_key(session: AsyncSession, key_id: str) -> ApiKey:

@@ -9,18 +9,14 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog.tables import Artifact, ArtifactCollection, Workload, utcnow
-from models.artifacts import (
-    ArtifactClone,
-    ArtifactCreate,
-    ArtifactReplace,
-    ArtifactStatus,
-    ArtifactUpdate,
-)
+from models.artifacts import ArtifactClone, ArtifactCreate, ArtifactReplace, ArtifactUpdate
 from models.spec import ArtifactSpec, ArtifactType
+from models.status import ArtifactStatus
 from services import secrets
 from services.errors import (
     ConflictError,
     InvalidInputError,
+    Loc,
     NotFoundError,
     PreconditionFailedError,
 )
@@ -77,8 +73,15 @@ async def list_artifacts(
     )
 
 
-async def create_artifact(session: AsyncSession, data: ArtifactCreate, creator: str) -> Artifact:
-    spec = await secrets.checked_spec_and_secrets(session, data.spec, data.type, ("body", "spec"))
+async def create_artifact(
+    session: AsyncSession,
+    data: ArtifactCreate,
+    creator: str,
+    *,
+    spec_loc: Loc = ("body", "spec"),
+) -> Artifact:
+    """Check the spec (at `spec_loc` in the request) and write the artifact."""
+    spec = await secrets.checked_spec_and_secrets(session, data.spec, data.type, spec_loc)
     if data.collection_id is not None:
         await _target_collection(session, data.collection_id, data.type)
     artifact = Artifact(
@@ -107,7 +110,7 @@ async def update_artifact(
 ) -> Artifact:
     artifact = await _editable(session, artifact_id, expected_revision)
     changes = data.model_dump(exclude_unset=True, exclude={"spec", "status"})
-    artifact_type: ArtifactType = changes.get("type") or artifact.type  # type: ignore[assignment]
+    artifact_type: ArtifactType = changes.get("type") or artifact.type
     if data.spec is not None:
         checked = await secrets.checked_spec_and_secrets(
             session, data.spec, artifact_type, ("body", "spec")

@@ -49,7 +49,7 @@ async def role_of(
             DeploymentRole.username == principal.username,
         )
     )
-    return role  # type: ignore[return-value]
+    return role
 
 
 async def require(

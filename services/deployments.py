@@ -19,10 +19,10 @@ from catalog.tables import (
     utcnow,
 )
 from models.deployments import DeploymentCreate, DeploymentUpdate, HealthSettings
+from models.status import DeploymentStatus
 from services import events
-from services.errors import ConflictError, InvalidInputError, NotFoundError
+from services.errors import ConflictError, InvalidInputError
 from services.listing import PageRequest, fetch_page, matching
-from workflows.deployment_contract import DeploymentStatus
 
 HEALTH_HISTORY = 500  # checks kept per deployment
 SORT_KEYS = {
@@ -82,13 +82,6 @@ async def create_deployment(
         )
     )
     await add_event(session, deployment.id, "created", f"created by {creator}", creator)
-    return deployment
-
-
-async def get_deployment(session: AsyncSession, deployment_id: str) -> Deployment:
-    deployment = await session.get(Deployment, deployment_id)
-    if deployment is None:
-        raise NotFoundError("deployment", deployment_id)
     return deployment
 
 

@@ -1,12 +1,13 @@
-"""Lifecycle changes go to entity workflows as Updates; Temporal errors become domain errors
-here, in one place: 409 for an invalid transition, 503 when nothing answers in time."""
+"""Lifecycle changes go to entity workflows as Updates, by name; Temporal errors become domain
+errors here, in one place: 409 for an invalid transition, 503 when nothing answers in time."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
+from pydantic import BaseModel
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
@@ -14,25 +15,12 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from services.errors import ConflictError, UnavailableError
 from services.refs import DeploymentRef, WorkloadRef
-from workflows.deployment import DeploymentWorkflow
-from workflows.deployment_contract import (
-    ActorInput,
-    DeploymentInput,
-    DeploymentResult,
-    SwapInput,
-    deployment_workflow_id,
-)
-from workflows.workload import INVALID_TRANSITION, WorkloadWorkflow
-from workflows.workload_contract import (
-    ScaleInput,
-    TransitionInput,
-    TransitionResult,
-    WorkloadInput,
-    WorkloadStatus,
-    workflow_id,
-)
+from workflows import deployment_contract as deployment
+from workflows import workload_contract as workload
+from workflows.common import INVALID_TRANSITION
 
 T = TypeVar("T")
+R = TypeVar("R", bound=BaseModel)
 
 
 class WorkflowMissingError(UnavailableError):
@@ -49,22 +37,28 @@ class TemporalCalls:
 
     async def update(
         self,
-        workflow: str,
-        update: Any,
-        arg: Any,
+        workflow_id: str,
+        update: str,
+        arg: BaseModel,
+        result_type: type[R],
         *,
         what: str,
         restore: Callable[[], Awaitable[None]],
-    ) -> Any:
-        handle: WorkflowHandle[Any, Any] = self.client.get_workflow_handle(workflow)
+    ) -> R:
+        handle: WorkflowHandle[object, object] = self.client.get_workflow_handle(workflow_id)
+
+        async def send() -> R:
+            result: R = await handle.execute_update(update, arg, result_type=result_type)
+            return result
+
         try:
             try:
-                return await self.call(lambda: handle.execute_update(update, arg))
+                return await self.call(send)
             except WorkflowMissingError:
                 # The catalog has the entity but Temporal lost its workflow (e.g. a fresh
                 # Temporal database): restore it from the catalog, then retry once.
                 await restore()
-                return await self.call(lambda: handle.execute_update(update, arg))
+                return await self.call(send)
         except WorkflowUpdateFailedError as error:
             cause = error.cause
             if isinstance(cause, ApplicationError) and cause.type == INVALID_TRANSITION:
@@ -94,82 +88,87 @@ class TemporalCalls:
 class WorkloadLifecycle(TemporalCalls):
     """Start workload workflows and send them start/stop/scale/delete."""
 
-    async def launch(
-        self, workload_id: str, status: WorkloadStatus, replicas: dict[str, int]
-    ) -> None:
-        """Start the workload's workflow; a running one is kept (idempotent)."""
+    async def ensure_workflow(self, ref: WorkloadRef) -> None:
+        """Start the workload's workflow in the catalog's status; a running one is kept."""
         await self.call(
             lambda: self.client.start_workflow(
-                WorkloadWorkflow.run,
-                WorkloadInput(workload_id=workload_id, status=status, replicas=replicas),
-                id=workflow_id(workload_id),
+                workload.WORKFLOW_TYPE,
+                workload.WorkloadInput(workload_id=ref.id, status=ref.status),
+                id=workload.workflow_id(ref.id),
                 task_queue=self.task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             )
         )
 
-    async def start(self, workload: WorkloadRef, actor: str) -> TransitionResult:
-        return await self._update(workload, WorkloadWorkflow.start, TransitionInput(actor=actor))
+    async def start(self, ref: WorkloadRef, actor: str) -> workload.TransitionResult:
+        return await self._update(ref, workload.UPDATE_START, workload.TransitionInput(actor=actor))
 
-    async def stop(self, workload: WorkloadRef, actor: str) -> TransitionResult:
-        return await self._update(workload, WorkloadWorkflow.stop, TransitionInput(actor=actor))
+    async def stop(self, ref: WorkloadRef, actor: str) -> workload.TransitionResult:
+        return await self._update(ref, workload.UPDATE_STOP, workload.TransitionInput(actor=actor))
 
     async def scale(
-        self, workload: WorkloadRef, actor: str, replicas: dict[str, int]
-    ) -> TransitionResult:
+        self, ref: WorkloadRef, actor: str, replicas: dict[str, int]
+    ) -> workload.TransitionResult:
         return await self._update(
-            workload, WorkloadWorkflow.scale, ScaleInput(actor=actor, replicas=replicas)
+            ref, workload.UPDATE_SCALE, workload.ScaleInput(actor=actor, replicas=replicas)
         )
 
-    async def delete(self, workload: WorkloadRef, actor: str) -> TransitionResult:
-        return await self._update(workload, WorkloadWorkflow.delete, TransitionInput(actor=actor))
+    async def delete(self, ref: WorkloadRef, actor: str) -> workload.TransitionResult:
+        return await self._update(
+            ref, workload.UPDATE_DELETE, workload.TransitionInput(actor=actor)
+        )
 
-    async def _update(self, workload: WorkloadRef, update: Any, arg: Any) -> TransitionResult:
-        result: TransitionResult = await self.update(
-            workflow_id(workload.id),
+    async def _update(
+        self, ref: WorkloadRef, update: str, arg: BaseModel
+    ) -> workload.TransitionResult:
+        return await self.update(
+            workload.workflow_id(ref.id),
             update,
             arg,
-            what=f"workload '{workload.id}'",
-            restore=lambda: self.launch(workload.id, workload.status, workload.replicas),
+            workload.TransitionResult,
+            what=f"workload '{ref.id}'",
+            restore=lambda: self.ensure_workflow(ref),
         )
-        return result
 
 
 class DeploymentLifecycle(TemporalCalls):
     """Start deployment workflows and send them swap/cancel/delete."""
 
-    async def launch(self, deployment: DeploymentRef) -> None:
+    async def ensure_workflow(self, ref: DeploymentRef) -> None:
+        """Start the deployment's workflow in the catalog's state; a running one is kept."""
         await self.call(
             lambda: self.client.start_workflow(
-                DeploymentWorkflow.run,
-                DeploymentInput(
-                    deployment_id=deployment.id,
-                    workload_id=deployment.workload_id,
-                    status=deployment.status,
+                deployment.WORKFLOW_TYPE,
+                deployment.DeploymentInput(
+                    deployment_id=ref.id, workload_id=ref.workload_id, status=ref.status
                 ),
-                id=deployment_workflow_id(deployment.id),
+                id=deployment.deployment_workflow_id(ref.id),
                 task_queue=self.task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             )
         )
 
-    async def swap(self, deployment: DeploymentRef, swap: SwapInput) -> DeploymentResult:
-        return await self._update(deployment, DeploymentWorkflow.swap, swap)
+    async def swap(
+        self, ref: DeploymentRef, swap: deployment.SwapInput
+    ) -> deployment.DeploymentResult:
+        return await self._update(ref, deployment.UPDATE_SWAP, swap)
 
-    async def cancel_swap(self, deployment: DeploymentRef, actor: str) -> DeploymentResult:
+    async def cancel_swap(self, ref: DeploymentRef, actor: str) -> deployment.DeploymentResult:
         return await self._update(
-            deployment, DeploymentWorkflow.cancel_swap, ActorInput(actor=actor)
+            ref, deployment.UPDATE_CANCEL_SWAP, deployment.ActorInput(actor=actor)
         )
 
-    async def delete(self, deployment: DeploymentRef, actor: str) -> DeploymentResult:
-        return await self._update(deployment, DeploymentWorkflow.delete, ActorInput(actor=actor))
+    async def delete(self, ref: DeploymentRef, actor: str) -> deployment.DeploymentResult:
+        return await self._update(ref, deployment.UPDATE_DELETE, deployment.ActorInput(actor=actor))
 
-    async def _update(self, deployment: DeploymentRef, update: Any, arg: Any) -> DeploymentResult:
-        result: DeploymentResult = await self.update(
-            deployment_workflow_id(deployment.id),
+    async def _update(
+        self, ref: DeploymentRef, update: str, arg: BaseModel
+    ) -> deployment.DeploymentResult:
+        return await self.update(
+            deployment.deployment_workflow_id(ref.id),
             update,
             arg,
-            what=f"deployment '{deployment.id}'",
-            restore=lambda: self.launch(deployment),
+            deployment.DeploymentResult,
+            what=f"deployment '{ref.id}'",
+            restore=lambda: self.ensure_workflow(ref),
         )
-        return result

@@ -1,18 +1,21 @@
-"""What is needed to reach, or restore, an entity's workflow: small values, no Temporal."""
+"""What is needed to reach, or restore, an entity's workflow: small values read from the catalog."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from workflows.deployment_contract import DeploymentStatus
-from workflows.workload_contract import WorkloadStatus
+from catalog.tables import Deployment, Workload
+from models.status import DeploymentStatus, WorkloadStatus
 
 
 @dataclass(frozen=True)
 class WorkloadRef:
     id: str
     status: WorkloadStatus
-    replicas: dict[str, int]
+
+    @classmethod
+    def of(cls, row: Workload) -> WorkloadRef:
+        return cls(id=row.id, status=row.status)
 
 
 @dataclass(frozen=True)
@@ -20,3 +23,7 @@ class DeploymentRef:
     id: str
     workload_id: str
     status: DeploymentStatus
+
+    @classmethod
+    def of(cls, row: Deployment) -> DeploymentRef:
+        return cls(id=row.id, workload_id=row.workload_id, status=row.status)

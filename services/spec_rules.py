@@ -11,14 +11,6 @@ from services.errors import FieldProblem, InvalidInputError, Loc
 # Variables the platform sets on every container; an artifact may not override them.
 PLATFORM_ENV_VARS = frozenset({"WORKLOAD_ID", "WORKLOAD_REPLICA", "WORKLOAD_ENDPOINT", "PORT"})
 
-TYPE_RULES: dict[ArtifactType, str] = {
-    "generic": "One container group; any HTTP service.",
-    "agent": "One container group; the primary container needs a readiness probe.",
-    "model": "One container group; the primary container needs a readiness probe.",
-    "graph": "Two or more container groups, one per component, with distinct names.",
-    "nim": "One container group; the primary container needs a readiness probe; "
-    "workloads must use a GPU resource bundle.",
-}
 NEEDS_READINESS: frozenset[ArtifactType] = frozenset({"agent", "model", "nim"})
 
 

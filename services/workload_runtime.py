@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from models.plan import ContainerPlan, GroupPlan, RunPlan, SecretEnv
 from models.spec import (
     ArtifactSpec,
     ArtifactType,
@@ -10,7 +11,6 @@ from models.spec import (
     StringEnvVar,
 )
 from models.workloads import GroupRuntime, WorkloadRuntime
-from runtimes.base import ContainerPlan, GroupPlan, RunPlan, SecretEnv
 from services.bundles import BundleCatalog
 from services.errors import FieldProblem, InvalidInputError, Loc
 from services.quantities import parse_bytes

@@ -16,13 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from catalog.tables import Artifact, Workload, WorkloadEvent, WorkloadReplica, utcnow
 from models.artifacts import ArtifactCreate
 from models.spec import ArtifactSpec
+from models.status import WorkloadStatus
 from models.workloads import WorkloadCreate, WorkloadRuntime, WorkloadUpdate
 from services import artifacts, events, secrets
 from services.bundles import BundleCatalog
 from services.errors import InvalidInputError, NotFoundError
 from services.listing import PageRequest, fetch_page, matching
 from services.workload_runtime import checked_runtime
-from workflows.workload_contract import WorkloadStatus
 
 SORT_KEYS = {
     "name": Workload.name,
@@ -47,19 +47,16 @@ async def create_workload(
     """Write the workload (and its inline draft artifact) with status `submitted`."""
     if data.artifact is not None:
         inline = data.artifact
-        spec = await secrets.checked_spec_and_secrets(
-            session, inline.spec, inline.type, ("body", "artifact", "spec")
-        )
-        runtime = checked_runtime(data.runtime, spec, inline.type, bundles)
         artifact = await artifacts.create_artifact(
             session,
             ArtifactCreate(
                 name=inline.name or data.name,
                 description=inline.description,
                 type=inline.type,
-                spec=spec,
+                spec=inline.spec,
             ),
             creator,
+            spec_loc=("body", "artifact", "spec"),
         )
     else:
         assert data.artifact_id is not None
@@ -69,8 +66,8 @@ async def create_workload(
                 ("body", "artifactId"), f"artifact '{data.artifact_id}' does not exist"
             )
         artifact = found
-        spec = ArtifactSpec.model_validate(artifact.spec)
-        runtime = checked_runtime(data.runtime, spec, artifact.type, bundles)  # type: ignore[arg-type]
+    spec = ArtifactSpec.model_validate(artifact.spec)
+    runtime = checked_runtime(data.runtime, spec, artifact.type, bundles)
     await secrets.check_references(
         session, secrets.runtime_references(data.runtime, ("body", "runtime"))
     )
@@ -130,38 +127,64 @@ def replica_counts(runtime: WorkloadRuntime) -> dict[str, int]:
     return {group.name: group.replica_count for group in runtime.container_groups}
 
 
-async def update_workload(
+@dataclass(frozen=True)
+class WorkloadChange:
+    """A checked edit: the runtime asked for, and the replica counts that differ from now."""
+
+    runtime: WorkloadRuntime | None
+    replicas: dict[str, int]
+
+
+async def check_update(
+    session: AsyncSession, workload: Workload, data: WorkloadUpdate, bundles: BundleCatalog
+) -> WorkloadChange:
+    """Validate an edit without writing anything."""
+    if data.runtime is None:
+        return WorkloadChange(runtime=None, replicas={})
+    artifact = await session.get(Artifact, workload.artifact_id)
+    assert artifact is not None  # artifacts used by workloads cannot be deleted
+    runtime = checked_runtime(
+        data.runtime, ArtifactSpec.model_validate(artifact.spec), artifact.type, bundles
+    )
+    await secrets.check_references(
+        session, secrets.runtime_references(data.runtime, ("body", "runtime"))
+    )
+    now = replica_counts(WorkloadRuntime.model_validate(workload.runtime))
+    wanted = replica_counts(runtime)
+    return WorkloadChange(
+        runtime=runtime, replicas={g: n for g, n in wanted.items() if now.get(g) != n}
+    )
+
+
+async def apply_update(
     session: AsyncSession,
     workload: Workload,
     data: WorkloadUpdate,
+    change: WorkloadChange,
     actor: str,
-    bundles: BundleCatalog,
-) -> WorkloadRuntime | None:
-    """Apply metadata and runtime changes; return the new runtime if it changed."""
+) -> None:
+    """Write metadata and the runtime's settings. Replica counts are not written here: the
+    workload's workflow is their one writer (its `scale` Update), so the row keeps its own."""
     for field in ("name", "description", "importance"):
         value = getattr(data, field)
         if value is not None:
             setattr(workload, field, value)
-    new_runtime = None
-    if data.runtime is not None:
-        artifact = await session.get(Artifact, workload.artifact_id)
-        assert artifact is not None
-        new_runtime = checked_runtime(
-            data.runtime,
-            ArtifactSpec.model_validate(artifact.spec),
-            artifact.type,  # type: ignore[arg-type]
-            bundles,
-        )
-        await secrets.check_references(
-            session, secrets.runtime_references(data.runtime, ("body", "runtime"))
-        )
-        workload.runtime = _dump(new_runtime)
-        await add_event(
-            session, workload.id, "runtime_changed", "runtime changed; applies at next start", actor
-        )
+    if change.runtime is not None:
+        counts = replica_counts(WorkloadRuntime.model_validate(workload.runtime))
+        runtime = change.runtime.model_copy(deep=True)
+        for group in runtime.container_groups:
+            group.replica_count = counts.get(group.name, group.replica_count)
+        if _dump(runtime) != workload.runtime:
+            workload.runtime = _dump(runtime)
+            await add_event(
+                session,
+                workload.id,
+                "runtime_changed",
+                "runtime changed; applies at next start",
+                actor,
+            )
     workload.updated_at = utcnow()
     await session.flush()
-    return new_runtime
 
 
 async def add_event(
@@ -228,6 +251,15 @@ async def forget_workload(session: AsyncSession, workload_id: str) -> None:
     for table in (WorkloadReplica, WorkloadEvent):
         await session.execute(delete(table).where(table.workload_id == workload_id))
     await session.execute(delete(Workload).where(Workload.id == workload_id))
+
+
+async def discard_new_workload(
+    session: AsyncSession, workload_id: str, inline_artifact_id: str | None
+) -> None:
+    """Undo a creation whose workflow could not be started, inline artifact included."""
+    await forget_workload(session, workload_id)
+    if inline_artifact_id is not None:
+        await session.execute(delete(Artifact).where(Artifact.id == inline_artifact_id))
 
 
 def _dump(runtime: WorkloadRuntime) -> dict[str, Any]:

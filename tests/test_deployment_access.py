@@ -19,6 +19,7 @@ from aiohttp import web
 from fastapi import FastAPI
 
 from catalog import database
+from catalog.tables import Deployment
 from models.deployments import DeploymentCreate, RoleChange
 from services import deployment_access, deployments
 from tests.conftest import ADMIN_KEY, client_for
@@ -209,7 +210,9 @@ async def test_known_callers_are_served_while_the_catalog_is_away(
     upstream = await stack.enter_async_context(aiohttp_server(answering(hello, method="GET")))
     context = app.state.context
     async with context.sessions() as session, session.begin():
-        workload = (await deployments.get_deployment(session, world["id"])).workload_id
+        row = await session.get(Deployment, world["id"])
+        assert row is not None
+        workload = row.workload_id
         session.add(ready_replica(workload, upstream))
     await context.directory.refresh()
     url = f"/api/v2/endpoints/deployments/{world['id']}/hi"

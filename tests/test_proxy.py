@@ -16,7 +16,7 @@ from aiohttp import web
 from fastapi import FastAPI, Request, Response
 
 from api.errors import install_error_handlers
-from api.proxy import ReplicaProxy, client_session
+from api.gateway.proxy import ReplicaProxy, client_session
 from tests.support.live_server import serve
 from tests.support.postgres import free_port
 from tests.support.upstream import aiohttp_server, answering

@@ -1,4 +1,8 @@
-"""Secrets through the API on SQLite and PostgreSQL, their encryption, references and resolution."""
+"""Secrets through the API on SQLite and PostgreSQL, their encryption, references and resolution.
+
+Why one module of this length: one feature end to end (API, storage, encryption, references,
+resolution) on both databases, sharing its fixtures.
+"""
 
 from __future__ import annotations
 
@@ -22,9 +26,10 @@ from activities.supervision import SupervisionActivities
 from api.app import create_app
 from catalog.tables import Artifact, Secret, Workload
 from config.settings import Settings
+from models.plan import ContainerPlan, GroupPlan, RunPlan, SecretEnv
 from models.spec import ArtifactSpec
 from models.workloads import WorkloadRuntime
-from runtimes.base import ContainerPlan, GroupPlan, RunPlan, Runtime, SecretEnv
+from runtimes.base import Runtime
 from runtimes.errors import StartFailedError
 from runtimes.local.containers import environment
 from services import secrets

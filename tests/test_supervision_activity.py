@@ -20,14 +20,9 @@ from activities.supervision import SupervisionActivities
 from catalog import database
 from catalog.tables import WorkloadEvent
 from config.settings import Settings
+from models.plan import ContainerPlan, GroupPlan, RunPlan
 from models.workloads import InlineArtifact, WorkloadCreate
-from runtimes.base import (
-    ContainerPlan,
-    GroupPlan,
-    Observation,
-    ReplicaStatus,
-    RunPlan,
-)
+from runtimes.base import Observation, ReplicaStatus
 from runtimes.errors import RuntimeUnavailableError
 from runtimes.local import LocalRuntime
 from services import workloads

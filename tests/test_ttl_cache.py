@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from api.ttl_cache import TtlCache
+from api.gateway.ttl_cache import TtlCache
 
 
 async def test_concurrent_misses_share_one_lookup() -> None:

@@ -5,30 +5,50 @@ It keeps the deployment's status (active, degraded, inactive, swapping) true thr
 zero-downtime swaps: start the candidate, wait until it runs, move traffic (one catalog write
 that every gateway sees within a second), then stop the old workload once in-flight requests
 are done and the rollback window is over. A candidate that does not run in time is rolled back.
+
+Why one module of this length: the swap state machine (updates, main loop, rollback,
+retirement) shares one lock and one state; it reads top to bottom in one place.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
+from typing import TypeVar
 
+from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.deployments import DeploymentActivities
+    from models.status import DeploymentStatus
+    from workflows.common import (
+        CATALOG_RETRY,
+        HEARTBEAT_TIMEOUT,
+        INVALID_TRANSITION,
+        LONG_ACTIVITY_LEASE,
+    )
     from workflows.deployment_contract import (
+        ACTIVITY_BEGIN_SWAP,
+        ACTIVITY_ENSURE_WORKLOAD_STARTED,
+        ACTIVITY_FINISH_SWAP,
+        ACTIVITY_FORGET_DEPLOYMENT,
+        ACTIVITY_MONITOR,
+        ACTIVITY_RECORD_STATUS,
+        ACTIVITY_STOP_WORKLOAD,
+        ACTIVITY_WAIT_RUNNING,
+        QUERY_CURRENT,
+        UPDATE_CANCEL_SWAP,
+        UPDATE_DELETE,
+        UPDATE_SWAP,
+        WORKFLOW_TYPE,
         ActorInput,
         BeginSwapInput,
+        DeploymentIdInput,
         DeploymentInput,
-        DeploymentRef,
         DeploymentResult,
         DeploymentState,
-        DeploymentStatus,
         EnsureStartedResult,
         MonitorInput,
         MonitorResult,
@@ -42,15 +62,14 @@ with workflow.unsafe.imports_passed_through():
         WorkloadTargetInput,
     )
 
-INVALID_TRANSITION = "InvalidTransition"
-RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
-HEARTBEAT = timedelta(seconds=10)
+R = TypeVar("R")
+
 # Every gateway reloads its routes twice a second; after this, none sends to the old workload
 # and the requests it already had are done (the workload's own stop drains once more).
 TRAFFIC_SETTLE = timedelta(seconds=3)
 
 
-@workflow.defn
+@workflow.defn(name=WORKFLOW_TYPE)
 class DeploymentWorkflow:
     @workflow.init
     def __init__(self, input: DeploymentInput) -> None:
@@ -80,13 +99,13 @@ class DeploymentWorkflow:
         await self._tear_down()
         await workflow.wait_condition(workflow.all_handlers_finished)
 
-    @workflow.query
+    @workflow.query(name=QUERY_CURRENT)
     def current(self) -> DeploymentState:
         return self.state
 
     # Updates
 
-    @workflow.update
+    @workflow.update(name=UPDATE_SWAP)
     async def swap(self, input: SwapInput) -> DeploymentResult:
         async with self._lock:
             self.state.swap = SwapState(
@@ -99,7 +118,7 @@ class DeploymentWorkflow:
                 actor=input.actor,
             )
             await _call(
-                DeploymentActivities.begin_swap,
+                ACTIVITY_BEGIN_SWAP,
                 BeginSwapInput(
                     deployment_id=self.state.deployment_id,
                     swap_id=input.swap_id,
@@ -128,7 +147,7 @@ class DeploymentWorkflow:
                 type=INVALID_TRANSITION,
             )
 
-    @workflow.update
+    @workflow.update(name=UPDATE_CANCEL_SWAP)
     async def cancel_swap(self, input: ActorInput) -> DeploymentResult:
         assert self.state.swap is not None
         self.state.swap.cancelled_by = input.actor
@@ -151,7 +170,7 @@ class DeploymentWorkflow:
                 type=INVALID_TRANSITION,
             )
 
-    @workflow.update
+    @workflow.update(name=UPDATE_DELETE)
     async def delete(self, input: ActorInput) -> DeploymentResult:
         self.state.deleting = True
         await workflow.wait_condition(lambda: self._torn_down)
@@ -164,12 +183,13 @@ class DeploymentWorkflow:
     # Health
 
     async def _monitor_once(self) -> None:
-        handle = workflow.start_activity_method(
-            DeploymentActivities.monitor,
+        handle = workflow.start_activity(
+            ACTIVITY_MONITOR,
             MonitorInput(deployment_id=self.state.deployment_id, status=self.state.status),
-            start_to_close_timeout=timedelta(hours=24),
-            heartbeat_timeout=HEARTBEAT,
-            retry_policy=RETRY,
+            result_type=MonitorResult,
+            start_to_close_timeout=LONG_ACTIVITY_LEASE,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
+            retry_policy=CATALOG_RETRY,
             cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
         )
         # A timeout means a rollback window ended; the caller retires the old workload.
@@ -204,19 +224,21 @@ class DeploymentWorkflow:
     async def _run_swap(self) -> None:
         swap = self.state.swap
         assert swap is not None
-        started: EnsureStartedResult = await _call(
-            DeploymentActivities.ensure_workload_started,
+        started = await _call(
+            ACTIVITY_ENSURE_WORKLOAD_STARTED,
             WorkloadTargetInput(workload_id=swap.candidate, actor=swap.actor),
+            EnsureStartedResult,
         )
         swap.started_candidate = swap.started_candidate or started.started
         if swap.deadline is None:
             swap.deadline = workflow.now() + timedelta(seconds=swap.ready_timeout_seconds)
-        waiting = workflow.start_activity_method(
-            DeploymentActivities.wait_running,
+        waiting = workflow.start_activity(
+            ACTIVITY_WAIT_RUNNING,
             WaitRunningInput(workload_id=swap.candidate, deadline=swap.deadline),
+            result_type=WaitRunningResult,
             start_to_close_timeout=timedelta(seconds=swap.ready_timeout_seconds + 120),
-            heartbeat_timeout=HEARTBEAT,
-            retry_policy=RETRY,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
+            retry_policy=CATALOG_RETRY,
             cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
         )
         await workflow.wait_condition(
@@ -241,7 +263,7 @@ class DeploymentWorkflow:
 
     async def _switch(self, swap: SwapState) -> None:
         await _call(
-            DeploymentActivities.finish_swap,
+            ACTIVITY_FINISH_SWAP,
             SwapRecordInput(
                 deployment_id=self.state.deployment_id,
                 swap_id=swap.swap_id,
@@ -263,12 +285,12 @@ class DeploymentWorkflow:
     async def _roll_back(self, swap: SwapState, reason: str) -> None:
         if swap.started_candidate:
             await _call(
-                DeploymentActivities.stop_workload,
+                ACTIVITY_STOP_WORKLOAD,
                 WorkloadTargetInput(workload_id=swap.candidate, actor="system"),
             )
         cancelled = swap.cancelled_by is not None or self.state.deleting
         await _call(
-            DeploymentActivities.finish_swap,
+            ACTIVITY_FINISH_SWAP,
             SwapRecordInput(
                 deployment_id=self.state.deployment_id,
                 swap_id=swap.swap_id,
@@ -288,11 +310,11 @@ class DeploymentWorkflow:
         now = workflow.now()
         for retirement in [r for r in self.state.retiring if r.stop_at <= now]:
             await _call(
-                DeploymentActivities.stop_workload,
+                ACTIVITY_STOP_WORKLOAD,
                 WorkloadTargetInput(workload_id=retirement.workload_id, actor="system"),
             )
             await _call(
-                DeploymentActivities.finish_swap,
+                ACTIVITY_FINISH_SWAP,
                 SwapRecordInput(
                     deployment_id=self.state.deployment_id,
                     swap_id=retirement.swap_id,
@@ -313,12 +335,12 @@ class DeploymentWorkflow:
             # Old workloads in a rollback window no longer serve anyone: stop them now.
             for retirement in self.state.retiring:
                 await _call(
-                    DeploymentActivities.stop_workload,
+                    ACTIVITY_STOP_WORKLOAD,
                     WorkloadTargetInput(workload_id=retirement.workload_id, actor="system"),
                 )
             await _call(
-                DeploymentActivities.forget_deployment,
-                DeploymentRef(deployment_id=self.state.deployment_id),
+                ACTIVITY_FORGET_DEPLOYMENT,
+                DeploymentIdInput(deployment_id=self.state.deployment_id),
             )
             self._torn_down = True
 
@@ -326,7 +348,7 @@ class DeploymentWorkflow:
 
     async def _record(self, status: DeploymentStatus, event: str, message: str) -> None:
         await _call(
-            DeploymentActivities.record_status,
+            ACTIVITY_RECORD_STATUS,
             RecordDeploymentInput(
                 deployment_id=self.state.deployment_id,
                 status=status,
@@ -351,7 +373,13 @@ class DeploymentWorkflow:
         return workflow.info().is_continue_as_new_suggested()
 
 
-async def _call(method: Callable[..., Awaitable[Any]], arg: Any) -> Any:
-    return await workflow.execute_activity_method(
-        method, arg, start_to_close_timeout=timedelta(minutes=2), retry_policy=RETRY
+async def _call(activity: str, arg: BaseModel, result_type: type[R] | None = None) -> R:
+    """An activity by name, retried while the catalog or Temporal is away."""
+    result: R = await workflow.execute_activity(
+        activity,
+        arg,
+        result_type=result_type,
+        start_to_close_timeout=timedelta(minutes=2),
+        retry_policy=CATALOG_RETRY,
     )
+    return result

@@ -1,4 +1,5 @@
-"""Payloads of the deployment workflow and its activities."""
+"""How to talk to the deployment workflow: its id and type, its Updates and its activities'
+names, and one payload model per call (recorded in histories, so never a secret value)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,23 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-DeploymentStatus = Literal["active", "degraded", "inactive", "swapping"]
+from models.status import DeploymentStatus
+
+# Names recorded in histories: changing one breaks the replay of running workflows. The
+# activities are prefixed: the workload activities own the plain names.
+WORKFLOW_TYPE = "DeploymentWorkflow"
+UPDATE_SWAP = "swap"
+UPDATE_CANCEL_SWAP = "cancel_swap"
+UPDATE_DELETE = "delete"
+QUERY_CURRENT = "current"
+ACTIVITY_RECORD_STATUS = "deployment.record_status"
+ACTIVITY_BEGIN_SWAP = "deployment.begin_swap"
+ACTIVITY_FINISH_SWAP = "deployment.finish_swap"
+ACTIVITY_ENSURE_WORKLOAD_STARTED = "deployment.ensure_workload_started"
+ACTIVITY_WAIT_RUNNING = "deployment.wait_running"
+ACTIVITY_STOP_WORKLOAD = "deployment.stop_workload"
+ACTIVITY_MONITOR = "deployment.monitor"
+ACTIVITY_FORGET_DEPLOYMENT = "deployment.forget_deployment"
 
 
 def deployment_workflow_id(deployment_id: str) -> str:
@@ -129,5 +146,5 @@ class EnsureStartedResult(BaseModel):
     started: bool = Field(description="True if this call started it (so a rollback stops it).")
 
 
-class DeploymentRef(BaseModel):
+class DeploymentIdInput(BaseModel):
     deployment_id: str

@@ -9,24 +9,46 @@ what is durable.
 While a generation runs, one long `supervise` activity probes and restarts containers and only
 returns when something the workflow must act on happens (all replicas ready, or a failure), so
 an idle running workload adds no history events.
+
+Why one module of this length: the state machine's handlers, main loop and lock discipline
+read top to bottom in one place; split, the ordering guarantees would be hidden.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
+from typing import TypeVar
 
+from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.supervision import SupervisionActivities
-    from activities.workload_catalog import WorkloadCatalogActivities
+    from models.plan import RunPlan
+    from models.status import WorkloadStatus
+    from workflows.common import (
+        CATALOG_RETRY,
+        HEARTBEAT_TIMEOUT,
+        INVALID_TRANSITION,
+        LONG_ACTIVITY_LEASE,
+        RUNTIME_RETRY,
+    )
     from workflows.workload_contract import (
-        ContainersInput,
+        ACTIVITY_FORGET_WORKLOAD,
+        ACTIVITY_HALT_CONTAINERS,
+        ACTIVITY_PREPARE_PLAN,
+        ACTIVITY_RECORD_SCALE,
+        ACTIVITY_RECORD_STATUS,
+        ACTIVITY_REMOVE_CONTAINERS,
+        ACTIVITY_SUPERVISE,
+        ACTIVITY_WITHDRAW_REPLICAS,
+        QUERY_CURRENT,
+        UPDATE_DELETE,
+        UPDATE_SCALE,
+        UPDATE_START,
+        UPDATE_STOP,
+        WORKFLOW_TYPE,
         PreparePlanInput,
         RecordScaleInput,
         RecordStatusInput,
@@ -36,34 +58,20 @@ with workflow.unsafe.imports_passed_through():
         SuperviseResult,
         TransitionInput,
         TransitionResult,
+        WorkloadIdInput,
         WorkloadInput,
         WorkloadState,
-        WorkloadStatus,
     )
 
-INVALID_TRANSITION = "InvalidTransition"
+R = TypeVar("R")
 
-# Catalog writes must eventually succeed; a database outage only delays the workflow.
-CATALOG_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
-)
-# Runtime calls retry while the engine is unreachable, but not when the workload cannot run.
-RUNTIME_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=30),
-    non_retryable_error_types=["WorkloadFailed"],
-)
-# A worker that dies mid-supervision is noticed after one heartbeat timeout; the retry on
-# another worker adopts the running containers (deterministic names), it never duplicates them.
-SUPERVISION_HEARTBEAT = timedelta(seconds=10)
-SUPERVISION_LEASE = timedelta(hours=24)
 # Gateways reload their replica tables twice a second; this leaves time for that and for
 # requests already in flight to finish.
 DRAIN_GRACE = timedelta(seconds=2)
 DRAIN_PATCH = "drain-before-removing-containers"
 
 
-@workflow.defn
+@workflow.defn(name=WORKFLOW_TYPE)
 class WorkloadWorkflow:
     @workflow.init
     def __init__(self, input: WorkloadInput) -> None:
@@ -75,7 +83,6 @@ class WorkloadWorkflow:
                 workload_id=input.workload_id,
                 status=input.status if idle else "submitted",
                 desired="stopped" if idle else "running",
-                replicas=dict(input.replicas),
             )
         # Handlers and the main loop both record transitions; the lock keeps them in order.
         self._lock = asyncio.Lock()
@@ -109,13 +116,13 @@ class WorkloadWorkflow:
                 )
         await workflow.wait_condition(workflow.all_handlers_finished)
 
-    @workflow.query
+    @workflow.query(name=QUERY_CURRENT)
     def current(self) -> WorkloadState:
         return self.state
 
     # Updates
 
-    @workflow.update
+    @workflow.update(name=UPDATE_START)
     async def start(self, input: TransitionInput) -> TransitionResult:
         async with self._lock:
             self.state.desired = "running"
@@ -126,7 +133,7 @@ class WorkloadWorkflow:
     def _validate_start(self, input: TransitionInput) -> None:
         self._require({"stopped", "errored"}, "started")
 
-    @workflow.update
+    @workflow.update(name=UPDATE_STOP)
     async def stop(self, input: TransitionInput) -> TransitionResult:
         async with self._lock:
             self.state.desired = "stopped"
@@ -139,23 +146,21 @@ class WorkloadWorkflow:
     def _validate_stop(self, input: TransitionInput) -> None:
         self._require({"submitted", "initializing", "running", "errored"}, "stopped")
 
-    @workflow.update
+    @workflow.update(name=UPDATE_SCALE)
     async def scale(self, input: ScaleInput) -> TransitionResult:
+        """The one writer of replica counts: the catalog row, then the running plan."""
         async with self._lock:
-            self.state.replicas = {**self.state.replicas, **input.replicas}
             await _catalog(
-                WorkloadCatalogActivities.record_scale,
+                ACTIVITY_RECORD_SCALE,
                 RecordScaleInput(
-                    workload_id=self.state.workload_id,
-                    actor=input.actor,
-                    replicas=self.state.replicas,
+                    workload_id=self.state.workload_id, actor=input.actor, replicas=input.replicas
                 ),
             )
             plan = self.state.plan
             if plan is not None and self.state.status in ("initializing", "running"):
                 groups = [
                     group.model_copy(
-                        update={"replicas": self.state.replicas.get(group.name, group.replicas)}
+                        update={"replicas": input.replicas.get(group.name, group.replicas)}
                     )
                     for group in plan.groups
                 ]
@@ -166,11 +171,15 @@ class WorkloadWorkflow:
     @scale.validator
     def _validate_scale(self, input: ScaleInput) -> None:
         self._require({"submitted", "initializing", "running", "stopped", "errored"}, "scaled")
-        unknown = sorted(set(input.replicas) - set(self.state.replicas))
-        if unknown:
-            raise ApplicationError(f"no container group named {unknown}", type=INVALID_TRANSITION)
+        # Group names are checked against the artifact by the API; a running plan knows them too.
+        if self.state.plan is not None:
+            unknown = sorted(set(input.replicas) - {g.name for g in self.state.plan.groups})
+            if unknown:
+                raise ApplicationError(
+                    f"no container group named {unknown}", type=INVALID_TRANSITION
+                )
 
-    @workflow.update
+    @workflow.update(name=UPDATE_DELETE)
     async def delete(self, input: TransitionInput) -> TransitionResult:
         self.state.desired = "deleted"
         await workflow.wait_condition(lambda: self._torn_down)
@@ -204,15 +213,16 @@ class WorkloadWorkflow:
         plan = self.state.plan
         assert plan is not None
         self._resupervise = False
-        handle = workflow.start_activity_method(
-            SupervisionActivities.supervise,
+        handle = workflow.start_activity(
+            ACTIVITY_SUPERVISE,
             SuperviseInput(
                 plan=plan,
                 wait_for_ready=self.state.status == "initializing",
                 initializing_since=self.state.initializing_since,
             ),
-            start_to_close_timeout=SUPERVISION_LEASE,
-            heartbeat_timeout=SUPERVISION_HEARTBEAT,
+            result_type=SuperviseResult,
+            start_to_close_timeout=LONG_ACTIVITY_LEASE,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=RUNTIME_RETRY,
             # Why wait: containers must not be touched by a still-running supervisor once the
             # workflow moves on to stop or remove them.
@@ -247,7 +257,7 @@ class WorkloadWorkflow:
                 reason = result.reason or "the workload failed"
                 await self._record("errored", "errored", reason, reason=reason)
                 # Keep the stopped containers: their logs explain the failure.
-                await self._containers(SupervisionActivities.halt_containers)
+                await self._containers(ACTIVITY_HALT_CONTAINERS)
 
     async def _begin_generation(self, actor: str) -> bool:
         """Start a new generation; False if the workload is gone or cannot be planned."""
@@ -261,9 +271,10 @@ class WorkloadWorkflow:
             self.state.desired = "deleted"
             return False
         try:
-            self.state.plan = await workflow.execute_activity_method(
-                WorkloadCatalogActivities.prepare_plan,
+            self.state.plan = await workflow.execute_activity(
+                ACTIVITY_PREPARE_PLAN,
                 PreparePlanInput(workload_id=self.state.workload_id, generation=generation),
+                result_type=RunPlan,
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=RUNTIME_RETRY,
             )
@@ -272,7 +283,6 @@ class WorkloadWorkflow:
             reason = _failure_message(error)
             await self._record("errored", "errored", reason, reason=reason)
             return False
-        self.state.replicas = {group.name: group.replicas for group in self.state.plan.groups}
         return True
 
     async def _finish_stop(self) -> None:
@@ -280,17 +290,16 @@ class WorkloadWorkflow:
             if self.state.desired != "stopped" or self.state.status != "stopping":
                 return
             await self._drain()
-            await self._containers(SupervisionActivities.remove_containers)
+            await self._containers(ACTIVITY_REMOVE_CONTAINERS)
             await self._record("stopped", "stopped", "all containers removed")
 
     async def _tear_down(self) -> None:
         async with self._lock:
             if not self._gone:
                 await self._drain()
-                await self._containers(SupervisionActivities.remove_containers)
+                await self._containers(ACTIVITY_REMOVE_CONTAINERS)
                 await _catalog(
-                    WorkloadCatalogActivities.forget_workload,
-                    ContainersInput(workload_id=self.state.workload_id),
+                    ACTIVITY_FORGET_WORKLOAD, WorkloadIdInput(workload_id=self.state.workload_id)
                 )
             self._torn_down = True
 
@@ -301,8 +310,7 @@ class WorkloadWorkflow:
         if not workflow.patched(DRAIN_PATCH):
             return
         await _catalog(
-            WorkloadCatalogActivities.withdraw_replicas,
-            ContainersInput(workload_id=self.state.workload_id),
+            ACTIVITY_WITHDRAW_REPLICAS, WorkloadIdInput(workload_id=self.state.workload_id)
         )
         await workflow.sleep(DRAIN_GRACE)
 
@@ -317,8 +325,8 @@ class WorkloadWorkflow:
         *,
         reason: str | None = None,
     ) -> bool:
-        result: RecordStatusResult = await _catalog(
-            WorkloadCatalogActivities.record_status,
+        result = await _catalog(
+            ACTIVITY_RECORD_STATUS,
             RecordStatusInput(
                 workload_id=self.state.workload_id,
                 status=status,
@@ -328,15 +336,16 @@ class WorkloadWorkflow:
                 message=message,
                 reason=reason,
             ),
+            RecordStatusResult,
         )
         self.state.status = status
         self.state.reason = reason
         return result.exists
 
-    async def _containers(self, method: Callable[..., Awaitable[Any]]) -> None:
-        await workflow.execute_activity_method(
-            method,
-            ContainersInput(workload_id=self.state.workload_id),
+    async def _containers(self, activity: str) -> None:
+        await workflow.execute_activity(
+            activity,
+            WorkloadIdInput(workload_id=self.state.workload_id),
             start_to_close_timeout=timedelta(minutes=5),
             retry_policy=RUNTIME_RETRY,
         )
@@ -360,10 +369,16 @@ class WorkloadWorkflow:
         return workflow.info().is_continue_as_new_suggested()
 
 
-async def _catalog(method: Callable[..., Awaitable[Any]], arg: Any) -> Any:
-    return await workflow.execute_activity_method(
-        method, arg, start_to_close_timeout=timedelta(seconds=30), retry_policy=CATALOG_RETRY
+async def _catalog(activity: str, arg: BaseModel, result_type: type[R] | None = None) -> R:
+    """A catalog write (or read) by activity name; retried until the database answers."""
+    result: R = await workflow.execute_activity(
+        activity,
+        arg,
+        result_type=result_type,
+        start_to_close_timeout=timedelta(seconds=30),
+        retry_policy=CATALOG_RETRY,
     )
+    return result
 
 
 def _failure_message(error: ActivityError) -> str:

@@ -1,4 +1,5 @@
-"""Payloads of the workload workflow and its activities."""
+"""How to talk to the workload workflow: its id and type, its Updates and its activities'
+names, and one payload model per call (recorded in histories, so never a secret value)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,26 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from runtimes.base import RunPlan
+from models.plan import RunPlan
+from models.status import WorkloadStatus
 
-WorkloadStatus = Literal["submitted", "initializing", "running", "stopping", "stopped", "errored"]
 DesiredState = Literal["running", "stopped", "deleted"]
 
-TASK_QUEUE_DEFAULT = "workload-api"
+# Names recorded in histories: changing one breaks the replay of running workflows.
+WORKFLOW_TYPE = "WorkloadWorkflow"
+UPDATE_START = "start"
+UPDATE_STOP = "stop"
+UPDATE_SCALE = "scale"
+UPDATE_DELETE = "delete"
+QUERY_CURRENT = "current"
+ACTIVITY_RECORD_STATUS = "record_status"
+ACTIVITY_RECORD_SCALE = "record_scale"
+ACTIVITY_PREPARE_PLAN = "prepare_plan"
+ACTIVITY_WITHDRAW_REPLICAS = "withdraw_replicas"
+ACTIVITY_FORGET_WORKLOAD = "forget_workload"
+ACTIVITY_SUPERVISE = "supervise"
+ACTIVITY_HALT_CONTAINERS = "halt_containers"
+ACTIVITY_REMOVE_CONTAINERS = "remove_containers"
 
 
 def workflow_id(workload_id: str) -> str:
@@ -26,8 +41,9 @@ class WorkloadState(BaseModel):
     status: WorkloadStatus
     desired: DesiredState
     generation: int = 0
-    replicas: dict[str, int] = Field(default_factory=dict, description="Group name -> count.")
-    plan: RunPlan | None = None
+    plan: RunPlan | None = Field(
+        None, description="What the current generation runs, replica counts included."
+    )
     initializing_since: datetime | None = None
     reason: str | None = None
 
@@ -37,7 +53,6 @@ class WorkloadInput(BaseModel):
     status: WorkloadStatus = Field(
         "submitted", description="Starting status; stopped/errored start idle (recovery)."
     )
-    replicas: dict[str, int] = Field(default_factory=dict)
     state: WorkloadState | None = None
 
 
@@ -90,9 +105,10 @@ class SuperviseResult(BaseModel):
     reason: str | None = None
 
 
-class ContainersInput(BaseModel):
+class WorkloadIdInput(BaseModel):
+    """An activity call about one workload (withdraw, halt, remove, forget)."""
+
     workload_id: str
-    keep_generation: int | None = None
 
 
 class RecordScaleInput(BaseModel):

@@ -7,32 +7,19 @@ from fastapi import APIRouter, Request, status
 from api.deps import Admin, ContextDep, PageDep, SessionDep, Viewer
 from api.pagination import page_of
 from api.params import KeyId
-from catalog.tables import ApiKey
+from api.presenters.api_keys import present_api_key
 from models.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic
-from models.common import Page, UserRef
+from models.common import Page
 from services import api_keys
 
 router = APIRouter(prefix="/apiKeys", tags=["API keys"])
-
-
-def present(row: ApiKey) -> ApiKeyPublic:
-    return ApiKeyPublic(
-        id=row.id,
-        name=row.name,
-        username=row.username,
-        role=row.role,
-        prefix=row.prefix,
-        creator=UserRef(username=row.created_by),
-        created_at=row.created_at,
-        revoked_at=row.revoked_at,
-    )
 
 
 @router.post("/", status_code=status.HTTP_201_CREATED, summary="Create an API key")
 async def create_key(session: SessionDep, principal: Admin, data: ApiKeyCreate) -> ApiKeyCreated:
     """The response holds the key itself; it is stored hashed and never shown again."""
     row, key = await api_keys.create_key(session, data, principal.username)
-    return ApiKeyCreated(**present(row).model_dump(), key=key)
+    return ApiKeyCreated(**present_api_key(row).model_dump(), key=key)
 
 
 @router.get("/", summary="List API keys")
@@ -41,19 +28,19 @@ async def list_keys(
 ) -> Page[ApiKeyPublic]:
     """All keys, oldest first, revoked ones included; never their values."""
     rows, total = await api_keys.list_keys(session, page.offset, page.limit)
-    return page_of(request, rows, total, page, present)
+    return page_of(request, rows, total, page, present_api_key)
 
 
 @router.get("/me/", summary="Who am I")
 async def whoami(session: SessionDep, principal: Viewer) -> ApiKeyPublic:
     """The key this request was made with."""
-    return present(await api_keys.get_key(session, principal.key_id))
+    return present_api_key(await api_keys.get_key(session, principal.key_id))
 
 
 @router.get("/{keyId}/", summary="Get an API key")
 async def get_key(session: SessionDep, _: Admin, key_id: KeyId) -> ApiKeyPublic:
     """One key's metadata; never its value."""
-    return present(await api_keys.get_key(session, key_id))
+    return present_api_key(await api_keys.get_key(session, key_id))
 
 
 @router.delete("/{keyId}/", summary="Revoke an API key")
@@ -65,4 +52,4 @@ async def revoke_key(
     row = await api_keys.revoke_key(session, key_id, principal)
     await session.commit()
     context.credentials.forget_key(key_id)
-    return present(row)
+    return present_api_key(row)

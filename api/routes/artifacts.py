@@ -9,17 +9,18 @@ from fastapi import APIRouter, Body, Query, Request, Response, status
 from api.deps import Editor, IfMatchDep, PageDep, SessionDep, Viewer
 from api.pagination import page_of
 from api.params import ArtifactId, Search
+from api.presenters.artifacts import present_artifact
 from catalog.tables import Artifact
 from models.artifacts import (
     ArtifactClone,
     ArtifactCreate,
     ArtifactPublic,
     ArtifactReplace,
-    ArtifactStatus,
     ArtifactUpdate,
 )
-from models.common import Page, UserRef
-from models.spec import SPEC_EXAMPLE, ArtifactSpec, ArtifactType
+from models.common import Page
+from models.spec import SPEC_EXAMPLE, ArtifactType
+from models.status import ArtifactStatus
 from services import artifacts
 from services.artifacts import ArtifactFilter
 
@@ -43,26 +44,9 @@ CREATE_EXAMPLES = {
 }
 
 
-def present(row: Artifact) -> ArtifactPublic:
-    return ArtifactPublic(
-        id=row.id,
-        name=row.name,
-        description=row.description,
-        type=row.type,
-        status=row.status,
-        version=row.version,
-        collection_id=row.collection_id,
-        spec=ArtifactSpec.model_validate(row.spec),
-        creator=UserRef(username=row.created_by),
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        registered_at=row.registered_at,
-    )
-
-
 def _with_etag(response: Response, row: Artifact) -> ArtifactPublic:
     response.headers["ETag"] = f'"{row.revision}"'
-    return present(row)
+    return present_artifact(row)
 
 
 @router.post("/", status_code=status.HTTP_201_CREATED, summary="Create an artifact")
@@ -97,7 +81,7 @@ async def list_artifacts(
     """Newest first, unless `orderBy` (name, createdAt, updatedAt, status, version, type)."""
     where = ArtifactFilter(search=search, type=type, status=status, collection_id=collection_id)
     rows, total = await artifacts.list_artifacts(session, where, page)
-    return page_of(request, rows, total, page, present)
+    return page_of(request, rows, total, page, present_artifact)
 
 
 @router.get("/{artifactId}/", summary="Get an artifact")

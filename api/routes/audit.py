@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, cast
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from pydantic import AfterValidator
 
 from api.deps import Admin, PageDep, SessionDep
 from api.pagination import page_of
-from catalog.tables import AuditEvent
-from models.audit import ActorKind, AuditEventPublic, AuditVerification
+from api.presenters.audit import present_audit_event
+from models.audit import AuditEventPublic, AuditVerification
 from models.common import Page
 from services import audit
 from services.audit import AuditFilter
@@ -31,25 +31,6 @@ def _as_utc(value: datetime | None) -> datetime | None:
 
 _TEXT = {"max_length": 100, "pattern": r"^[^\x00]*$"}
 Time = Annotated[datetime | None, AfterValidator(_as_utc)]
-
-
-def present(row: AuditEvent) -> AuditEventPublic:
-    return AuditEventPublic(
-        seq=row.seq,
-        at=row.at,
-        actor=row.actor,
-        actor_kind=cast(ActorKind, row.actor_kind),
-        action=row.action,
-        resource_type=row.resource_type,
-        resource_id=row.resource_id,
-        request_id=row.request_id,
-        source_ip=row.source_ip,
-        status_code=row.status_code,
-        latency_ms=row.latency_ms,
-        summary=row.summary,
-        prev_hash=row.prev_hash,
-        hash=row.hash,
-    )
 
 
 @router.get("/", summary="List audit events")
@@ -83,7 +64,7 @@ async def list_audit_events(
         until=until,
     )
     rows, total = await audit.list_events(session, where, page)
-    return page_of(request, rows, total, page, present)
+    return page_of(request, rows, total, page, present_audit_event)
 
 
 @router.get("/verify/", summary="Verify the audit chain")

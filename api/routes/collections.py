@@ -7,27 +7,13 @@ from fastapi import APIRouter, Request
 from api.deps import PageDep, SessionDep, Viewer
 from api.pagination import page_of
 from api.params import CollectionId, Search
-from api.routes.artifacts import present as present_artifact
-from catalog.tables import ArtifactCollection
+from api.presenters.artifacts import present_artifact
+from api.presenters.collections import present_collection
 from models.artifacts import ArtifactPublic, CollectionPublic
-from models.common import Page, UserRef
+from models.common import Page
 from services import collections
 
 router = APIRouter(prefix="/registry/artifactCollections", tags=["artifact collections"])
-
-
-def present(row: ArtifactCollection) -> CollectionPublic:
-    return CollectionPublic(
-        id=row.id,
-        name=row.name,
-        type=row.type,
-        # Registered versions are never deleted, so the count is the last number handed out.
-        last_version_number=row.last_version,
-        num_artifacts=row.last_version,
-        creator=UserRef(username=row.created_by),
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
 
 
 @router.get("/", summary="List artifact collections")
@@ -36,7 +22,7 @@ async def list_collections(
 ) -> Page[CollectionPublic]:
     """Newest first unless `orderBy` (name, createdAt, updatedAt) says otherwise."""
     rows, total = await collections.list_collections(session, search, page)
-    return page_of(request, rows, total, page, present)
+    return page_of(request, rows, total, page, present_collection)
 
 
 @router.get("/{collectionId}/", summary="Get an artifact collection")
@@ -44,7 +30,7 @@ async def get_collection(
     session: SessionDep, _: Viewer, collection_id: CollectionId
 ) -> CollectionPublic:
     """One collection, with the number of its newest version."""
-    return present(await collections.get_collection(session, collection_id))
+    return present_collection(await collections.get_collection(session, collection_id))
 
 
 @router.get("/{collectionId}/versions/", summary="List the versions in a collection")

@@ -7,7 +7,7 @@ changing it needs `owner` and an API key that may change things (`editor` or `ad
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, cast
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 from sqlalchemy import select
@@ -15,28 +15,30 @@ from sqlalchemy import select
 from api.deps import DeploymentLifecycleDep, Editor, PageDep, SessionDep, Viewer
 from api.pagination import page_of
 from api.params import DeploymentId, Search
+from api.presenters.deployments import (
+    present_check,
+    present_deployment,
+    present_deployment_event,
+    present_swap,
+)
 from catalog.tables import (
-    Deployment,
-    DeploymentEvent,
     DeploymentRole,
     DeploymentSwap,
-    HealthCheck,
     new_id,
 )
-from models.common import Page, UserRef
+from models.common import Page
 from models.deployments import (
     Availability,
     DeploymentCreate,
     DeploymentEventPublic,
     DeploymentHealth,
     DeploymentPublic,
-    DeploymentStatus,
     DeploymentUpdate,
-    HealthCheckPublic,
     ShareRole,
     SwapCreate,
     SwapPublic,
 )
+from models.status import DeploymentStatus
 from services import deployment_access, deployments
 from services.api_keys import Principal
 from services.errors import UnavailableError
@@ -46,46 +48,6 @@ from workflows.deployment_contract import SwapInput
 
 router = APIRouter(prefix="/console/deployments", tags=["deployments"])
 AVAILABILITY_WINDOW = timedelta(hours=1)
-
-
-def present(request: Request, row: Deployment, role: ShareRole | None) -> DeploymentPublic:
-    return DeploymentPublic(
-        id=row.id,
-        name=row.name,
-        description=row.description,
-        status=cast(DeploymentStatus, row.status),
-        status_reason=row.status_reason,
-        workload_id=row.workload_id,
-        endpoint=f"{str(request.base_url).rstrip('/')}/api/v2/endpoints/deployments/{row.id}/",
-        health=deployments.health_settings(row),
-        role=role,
-        creator=UserRef(username=row.created_by),
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
-
-
-def present_swap(row: DeploymentSwap) -> SwapPublic:
-    return SwapPublic(
-        id=row.id,
-        deployment_id=row.deployment_id,
-        from_workload_id=row.from_workload_id,
-        to_workload_id=row.to_workload_id,
-        status=row.status,
-        reason=row.reason,
-        ready_timeout_seconds=int(row.options.get("readyTimeoutSeconds", 0)),
-        keep_previous_seconds=int(row.options.get("keepPreviousSeconds", 0)),
-        requested_by=UserRef(username=row.requested_by),
-        created_at=row.created_at,
-        switched_at=row.switched_at,
-        finished_at=row.finished_at,
-    )
-
-
-def _ref(row: Deployment) -> DeploymentRef:
-    return DeploymentRef(
-        id=row.id, workload_id=row.workload_id, status=cast(DeploymentStatus, row.status)
-    )
 
 
 @router.post("/", status_code=status.HTTP_201_CREATED, summary="Create a deployment")
@@ -100,10 +62,10 @@ async def create_deployment(
     """Put a stable, authenticated URL in front of a workload whose artifact is registered (a
     draft-backed workload answers 409). You become its owner."""
     row = await deployments.create_deployment(session, data, principal.username)
-    public = present(request, row, "owner")
+    public = present_deployment(request, row, "owner")
     await session.commit()
     try:
-        await lifecycle.launch(_ref(row))
+        await lifecycle.ensure_workflow(DeploymentRef.of(row))
     except UnavailableError:
         # Nothing half-written: without its workflow the deployment would never be monitored.
         async with session.begin():
@@ -136,7 +98,9 @@ async def list_deployments(
         readable_by=None if admin else principal.username,
     )
     roles = await _roles(session, [row.id for row in rows], principal)
-    return page_of(request, rows, total, page, lambda row: present(request, row, roles.get(row.id)))
+    return page_of(
+        request, rows, total, page, lambda row: present_deployment(request, row, roles.get(row.id))
+    )
 
 
 async def _roles(session: SessionDep, ids: list[str], principal: Principal) -> dict[str, ShareRole]:
@@ -147,7 +111,7 @@ async def _roles(session: SessionDep, ids: list[str], principal: Principal) -> d
             DeploymentRole.deployment_id.in_(ids), DeploymentRole.username == principal.username
         )
     )
-    return {deployment_id: cast(ShareRole, role) for deployment_id, role in rows}
+    return {deployment_id: role for deployment_id, role in rows}
 
 
 @router.get("/{deploymentId}/", summary="Get a deployment")
@@ -156,7 +120,7 @@ async def get_deployment(
 ) -> DeploymentPublic:
     """Status (active, degraded, inactive, swapping), the workload traffic goes to, the URL."""
     row, role = await deployment_access.require(session, deployment_id, principal, "read")
-    return present(request, row, role)
+    return present_deployment(request, row, role)
 
 
 @router.patch("/{deploymentId}/", summary="Edit a deployment")
@@ -170,7 +134,7 @@ async def update_deployment(
     """Name, description and health-check settings (applied from the next check)."""
     row, role = await deployment_access.require(session, deployment_id, principal, "manage")
     await deployments.update_deployment(session, row, data, principal.username)
-    return present(request, row, role)
+    return present_deployment(request, row, role)
 
 
 @router.delete(
@@ -184,7 +148,7 @@ async def delete_deployment(
 ) -> None:
     """Remove the URL, its tokens and roles. The workload keeps running; stop it yourself."""
     row, _ = await deployment_access.require(session, deployment_id, principal, "manage")
-    ref = _ref(row)
+    ref = DeploymentRef.of(row)
     await session.commit()
     await lifecycle.delete(ref, principal.username)
 
@@ -208,7 +172,7 @@ async def swap_workload(
     await deployments.deployable_workload(
         session, data.workload_id, loc=("body", "workloadId"), deployment_id=deployment_id
     )
-    ref, swap_id = _ref(row), new_id()
+    ref, swap_id = DeploymentRef.of(row), new_id()
     await session.commit()
     await lifecycle.swap(
         ref,
@@ -238,7 +202,7 @@ async def cancel_swap(
     """Cancel the swap in progress; traffic stays where it is and a candidate the swap started
     is stopped. Too late once traffic has moved (409): swap back instead."""
     row, _ = await deployment_access.require(session, deployment_id, principal, "manage")
-    ref = _ref(row)
+    ref = DeploymentRef.of(row)
     await session.commit()
     await lifecycle.cancel_swap(ref, principal.username)
     swaps, _ = await deployments.list_swaps(session, deployment_id, PageRequest(limit=1))
@@ -271,8 +235,8 @@ async def deployment_health(
     checks = await deployments.recent_checks(session, deployment_id, max(recent, 100))
     total, ok = await deployments.availability(session, deployment_id, AVAILABILITY_WINDOW)
     return DeploymentHealth(
-        status=cast(DeploymentStatus, row.status),
-        last_check=_check(checks[0]) if checks else None,
+        status=row.status,
+        last_check=present_check(checks[0]) if checks else None,
         consecutive_failures=deployments.consecutive_failures(checks),
         availability=Availability(
             window_seconds=int(AVAILABILITY_WINDOW.total_seconds()),
@@ -280,17 +244,7 @@ async def deployment_health(
             ok=ok,
             ratio=round(ok / total, 4) if total else None,
         ),
-        recent=[_check(check) for check in checks[:recent]],
-    )
-
-
-def _check(row: HealthCheck) -> HealthCheckPublic:
-    return HealthCheckPublic(
-        checked_at=row.checked_at,
-        ok=row.ok,
-        status_code=row.status_code,
-        latency_ms=row.latency_ms,
-        message=row.message,
+        recent=[present_check(check) for check in checks[:recent]],
     )
 
 
@@ -306,16 +260,4 @@ async def list_events(
     (`orderBy=-timestamp` for newest first)."""
     await deployment_access.require(session, deployment_id, principal, "read")
     rows, total = await deployments.list_events(session, deployment_id, page)
-    return page_of(request, rows, total, page, present_event)
-
-
-def present_event(row: DeploymentEvent) -> DeploymentEventPublic:
-    return DeploymentEventPublic(
-        id=row.id,
-        deployment_id=row.deployment_id,
-        type=row.type,
-        message=row.message,
-        details=row.details,
-        actor=row.actor,
-        timestamp=row.created_at,
-    )
+    return page_of(request, rows, total, page, present_deployment_event)

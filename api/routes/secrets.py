@@ -10,14 +10,15 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, st
 
 from api.deps import ContextDep, Editor, PageDep, SessionDep, Viewer
 from api.pagination import page_of
-from catalog.tables import Secret
-from models.common import Page, UserRef
+from api.presenters.secrets import present_secret
+from models.common import Page
 from models.secrets import SecretCreate, SecretPublic, SecretRotate
 from services import secrets
 from services.errors import UnavailableError
 from services.keyring import Keyring, KeyringError, load_keyring
 
 log = logging.getLogger(__name__)
+
 router = APIRouter(prefix="/secrets", tags=["secrets"])
 
 SecretId = Annotated[
@@ -56,18 +57,6 @@ async def get_keyring(request: Request, context: ContextDep) -> Keyring:
 KeyringDep = Annotated[Keyring, Depends(get_keyring)]
 
 
-def present(row: Secret) -> SecretPublic:
-    return SecretPublic(
-        id=row.id,
-        name=row.name,
-        description=row.description,
-        version=row.version,
-        creator=UserRef(username=row.created_by),
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
-
-
 @router.post("/", status_code=status.HTTP_201_CREATED, summary="Create a secret")
 async def create_secret(
     session: SessionDep,
@@ -95,7 +84,7 @@ async def create_secret(
     `{"name": "API_KEY", "source": "secret", "secretId": "<id>"}`. A taken name answers 409."""
     row = await secrets.create_secret(session, data, principal.username, keyring)
     response.headers["Location"] = f"/api/v2/secrets/{row.id}/"
-    return present(row)
+    return present_secret(row)
 
 
 @router.get("/", summary="List secrets")
@@ -105,13 +94,13 @@ async def list_secrets(
     """Metadata of every secret, by name unless `orderBy` (name, createdAt, updatedAt,
     version); never a value."""
     rows, total = await secrets.list_secrets(session, search, page)
-    return page_of(request, rows, total, page, present)
+    return page_of(request, rows, total, page, present_secret)
 
 
 @router.get("/{secretId}/", summary="Get a secret")
 async def get_secret(session: SessionDep, _: Viewer, secret_id: SecretId) -> SecretPublic:
     """One secret's metadata; never its value."""
-    return present(await secrets.get_secret(session, secret_id))
+    return present_secret(await secrets.get_secret(session, secret_id))
 
 
 @router.post("/{secretId}/rotate/", summary="Rotate a secret")
@@ -127,7 +116,7 @@ async def rotate_secret(
 ) -> SecretPublic:
     """Replace the value; `version` goes up by one. Running workloads keep the value they
     started with and get the new one at their next start."""
-    return present(await secrets.rotate_secret(session, secret_id, data, keyring))
+    return present_secret(await secrets.rotate_secret(session, secret_id, data, keyring))
 
 
 @router.delete("/{secretId}/", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a secret")

@@ -6,18 +6,14 @@ second of being revoked, on every gateway process.
 
 from __future__ import annotations
 
-from typing import cast
-
 from fastapi import APIRouter, status
 
 from api.deps import Editor, SessionDep, Viewer
 from api.params import DeploymentId, TokenId
-from catalog.tables import DeploymentRole, InvokeToken
-from models.common import UserRef
+from api.presenters.sharing import present_role, present_token
 from models.deployments import (
     RolesUpdate,
     SharedRole,
-    ShareRole,
     TokenCreate,
     TokenCreated,
     TokenPublic,
@@ -25,27 +21,6 @@ from models.deployments import (
 from services import deployment_access
 
 router = APIRouter(prefix="/console/deployments", tags=["deployment access"])
-
-
-def present_token(row: InvokeToken) -> TokenPublic:
-    return TokenPublic(
-        id=row.id,
-        deployment_id=row.deployment_id,
-        name=row.name,
-        prefix=row.prefix,
-        creator=UserRef(username=row.created_by),
-        created_at=row.created_at,
-        revoked_at=row.revoked_at,
-    )
-
-
-def present_role(row: DeploymentRole) -> SharedRole:
-    return SharedRole(
-        username=row.username,
-        role=cast(ShareRole, row.role),
-        granted_by=row.granted_by,
-        granted_at=row.granted_at,
-    )
 
 
 @router.post(

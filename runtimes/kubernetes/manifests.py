@@ -15,16 +15,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from models.plan import ContainerPlan, GroupPlan, RunPlan
 from models.spec import Probe
-from runtimes.base import (
-    LABEL_GENERATION,
-    LABEL_GROUP,
-    LABEL_MANAGED,
-    LABEL_WORKLOAD,
-    ContainerPlan,
-    GroupPlan,
-    RunPlan,
-)
+from runtimes.base import LABEL_GENERATION, LABEL_GROUP, LABEL_MANAGED, LABEL_WORKLOAD
 
 ANNOTATION_GENERATION = "workload-api.generation"
 ANNOTATION_SPEC_HASH = "workload-api.spec-hash"

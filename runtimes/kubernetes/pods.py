@@ -10,12 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from runtimes.base import (
-    LABEL_GENERATION,
-    LABEL_GROUP,
-    ReplicaState,
-    ReplicaStatus,
-)
+from models.status import ReplicaState
+from runtimes.base import LABEL_GENERATION, LABEL_GROUP, ReplicaStatus
 
 IMAGE_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName"})
 START_REASONS = frozenset(

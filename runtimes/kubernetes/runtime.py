@@ -11,14 +11,8 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from runtimes.base import (
-    LABEL_GENERATION,
-    LogLine,
-    ReplicaStatus,
-    RestartPolicy,
-    RunPlan,
-    Supervisor,
-)
+from models.plan import RunPlan
+from runtimes.base import LABEL_GENERATION, LogLine, ReplicaStatus, RestartPolicy, Supervisor
 from runtimes.errors import RuntimeUnavailableError
 from runtimes.kubernetes import logs as pod_logs
 from runtimes.kubernetes import manifests, pods

@@ -11,6 +11,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from models.plan import RunPlan
 from runtimes.base import (
     LABEL_GROUP,
     LABEL_MANAGED,
@@ -18,7 +19,6 @@ from runtimes.base import (
     Observation,
     ReplicaStatus,
     RestartPolicy,
-    RunPlan,
     RuntimeEvent,
 )
 from runtimes.errors import (

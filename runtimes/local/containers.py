@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from runtimes.base import ContainerPlan, GroupPlan
+from models.plan import ContainerPlan, GroupPlan
 from runtimes.errors import StartFailedError
 from runtimes.local.naming import ContainerKey
 from runtimes.local.probes import probe_port

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import aiodocker
 
-IMAGE_DIR = Path(__file__).resolve().parents[3] / "deploy" / "local" / "demo-image"
+IMAGE_DIR = Path(__file__).resolve().parents[2] / "deploy" / "local" / "demo-image"
 REPOSITORY = "localhost/wapi-demo"
 LATEST = f"{REPOSITORY}:latest"
 _BUSYBOX_PATHS = ("/bin/busybox", "/usr/bin/busybox")

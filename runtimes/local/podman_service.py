@@ -19,7 +19,7 @@ from types import TracebackType
 
 from runtimes.errors import RuntimeUnavailableError
 
-CONTAINERS_CONF = Path(__file__).resolve().parents[3] / "deploy" / "local" / "containers.conf"
+CONTAINERS_CONF = Path(__file__).resolve().parents[2] / "deploy" / "local" / "containers.conf"
 # sockaddr_un.sun_path is 108 bytes on Linux, including the terminating NUL.
 _MAX_SOCKET_PATH = 107
 

@@ -14,8 +14,9 @@ from typing import Literal
 
 import httpx
 
+from models.plan import ContainerPlan, GroupPlan
 from models.spec import Probe
-from runtimes.base import ContainerPlan, GroupPlan, ProbeKind, ProbeResult
+from runtimes.base import ProbeKind, ProbeResult
 from runtimes.local.engine import Engine
 
 Transition = Literal["failed", "recovered"]

@@ -5,14 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from runtimes.base import (
-    ContainerPlan,
-    GroupPlan,
-    ProbeKind,
-    ProbeResult,
-    ReplicaState,
-    ReplicaStatus,
-)
+from models.plan import ContainerPlan, GroupPlan
+from models.status import ReplicaState
+from runtimes.base import ProbeKind, ProbeResult, ReplicaStatus
 from runtimes.local.naming import ContainerKey, ReplicaKey
 from runtimes.local.probes import ProbeTracker
 

@@ -6,7 +6,8 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 
-from runtimes.base import LogLine, ReplicaStatus, RestartPolicy, RunPlan
+from models.plan import RunPlan
+from runtimes.base import LogLine, ReplicaStatus, RestartPolicy
 from runtimes.local.containers import LABEL_ROLE
 from runtimes.local.engine import Engine
 from runtimes.local.logs import workload_logs

@@ -10,13 +10,8 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
-from runtimes.base import (
-    Observation,
-    ReplicaStatus,
-    RestartPolicy,
-    RunPlan,
-    RuntimeEvent,
-)
+from models.plan import RunPlan
+from runtimes.base import Observation, ReplicaStatus, RestartPolicy, RuntimeEvent
 from runtimes.local.containers import LABEL_NETWORK_OF, LABEL_ROLE, create_config
 from runtimes.local.engine import ContainerSummary, Engine, inspected_ports
 from runtimes.local.logstream import parse_time

@@ -10,17 +10,9 @@ from typing import Any
 
 import kmock
 
+from models.plan import ContainerPlan, GroupPlan, RunPlan, SecretEnv
 from models.spec import ExecAction, Probe, TcpSocketAction
-from runtimes.base import (
-    LABEL_GENERATION,
-    LABEL_GROUP,
-    LABEL_MANAGED,
-    LABEL_WORKLOAD,
-    ContainerPlan,
-    GroupPlan,
-    RunPlan,
-    SecretEnv,
-)
+from runtimes.base import LABEL_GENERATION, LABEL_GROUP, LABEL_MANAGED, LABEL_WORKLOAD
 
 NAMESPACE = "wapi-workloads"
 WID = "0123456789abcdef01234567"

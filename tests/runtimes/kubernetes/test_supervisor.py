@@ -7,7 +7,7 @@ import base64
 import kmock
 import pytest
 
-from runtimes.base import RunPlan, SecretEnv
+from models.plan import RunPlan, SecretEnv
 from runtimes.errors import ImageNotFoundError, StartFailedError
 from runtimes.kubernetes import KubernetesRuntime, KubernetesSupervisor
 from runtimes.kubernetes.manifests import ANNOTATION_SPEC_HASH

@@ -13,17 +13,9 @@ from typing import Any
 import aiodocker
 import pytest
 
+from models.plan import ContainerPlan, GroupPlan, RunPlan
 from models.spec import Probe
-from runtimes.base import (
-    LABEL_WORKLOAD,
-    ContainerPlan,
-    GroupPlan,
-    Observation,
-    RestartPolicy,
-    RunPlan,
-    RuntimeEvent,
-    Supervisor,
-)
+from runtimes.base import LABEL_WORKLOAD, Observation, RestartPolicy, RuntimeEvent, Supervisor
 from runtimes.local.runtime import LocalRuntime
 
 # Fast restarts so crash loops end within seconds.

@@ -8,7 +8,8 @@ import time
 import aiodocker
 import pytest
 
-from runtimes.base import Observation, SecretEnv
+from models.plan import SecretEnv
+from runtimes.base import Observation
 from runtimes.errors import (
     ImageNotFoundError,
     RuntimeUnavailableError,

@@ -11,6 +11,7 @@ from typing import Any
 import aiodocker
 import httpx
 
+from models.plan import SecretEnv
 from runtimes.base import (
     LABEL_CONTAINER,
     LABEL_GENERATION,
@@ -19,7 +20,6 @@ from runtimes.base import (
     LABEL_REPLICA,
     LABEL_WORKLOAD,
     ReplicaStatus,
-    SecretEnv,
 )
 from runtimes.local.containers import ULIMITS
 from runtimes.local.engine import Engine

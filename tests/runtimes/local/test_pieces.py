@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from runtimes.base import GroupPlan, RunPlan, Runtime, SecretEnv, Supervisor
+from models.plan import GroupPlan, RunPlan, SecretEnv
+from runtimes.base import Runtime, Supervisor
 from runtimes.errors import StartFailedError
 from runtimes.local.containers import create_config, published_ports
 from runtimes.local.logstream import demultiplex, parse_time

@@ -8,7 +8,7 @@ import asyncio
 import time
 from typing import Any, cast
 
-from runtimes.base import GroupPlan
+from models.plan import GroupPlan
 from runtimes.local.naming import ReplicaKey
 from runtimes.local.prober import Prober
 from runtimes.local.replica import Replica

@@ -16,7 +16,7 @@ import aiohttp
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from yarl import URL
 
-from api.proxy import forwarded_headers, upstream_path
+from api.gateway.proxy import forwarded_headers, upstream_path
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The invoke gateway: `/endpoints/workloads/{id}/...` and `/endpoints/deployments/{id}/...`.
 
 Any method, path, query, headers and streamed body go to a ready replica (round robin), with
-the prefix stripped; WebSocket sessions too (`websocket_proxy.py`). Any valid API key may
+the prefix stripped; WebSocket sessions too (`websocket.py`). Any valid API key may
 invoke a workload: drafts are not governed. A deployment takes its own invoke tokens, or API
 keys of users it is shared with.
 """
@@ -15,10 +15,10 @@ from fastapi import APIRouter, Depends, Path, Request, Response, WebSocket
 from fastapi.security import HTTPAuthorizationCredentials
 from starlette.requests import HTTPConnection
 
-from api import websocket_proxy
 from api.context import AppContext
 from api.deps import ContextDep, Viewer, bearer
 from api.errors import domain_error_response, status_for
+from api.gateway import websocket as websocket_relay
 from api.observability import ApiMetrics
 from api.params import DeploymentId, WorkloadId
 from models.audit import ActorKind, AuditEntry
@@ -170,10 +170,10 @@ async def invoke_workload_websocket(
         await context.credentials.authenticate(_required(_bearer_of(websocket)))
         addresses = await _workload_addresses(context, workload_id)
         address = context.proxy.pick(addresses, target=f"workload '{workload_id}'")
-        await websocket_proxy.relay(websocket, context.proxy.client, address, path)
+        await websocket_relay.relay(websocket, context.proxy.client, address, path)
     except DomainError as error:
         await _deny(websocket, error)
-    except websocket_proxy.UpstreamRefused as error:
+    except websocket_relay.UpstreamRefused as error:
         await _deny(websocket, BadGatewayError(f"workload '{workload_id}' refused: {error}"))
 
 
@@ -194,11 +194,11 @@ async def invoke_deployment_websocket(
         known = True
         addresses = await context.directory.addresses(workload_id)
         address = context.proxy.pick(addresses, target=f"deployment '{deployment_id}'")
-        await websocket_proxy.relay(websocket, context.proxy.client, address, path)
+        await websocket_relay.relay(websocket, context.proxy.client, address, path)
     except DomainError as error:
         status = status_for(error)
         await _deny(websocket, error)
-    except websocket_proxy.UpstreamRefused as error:
+    except websocket_relay.UpstreamRefused as error:
         status = 502
         await _deny(websocket, BadGatewayError(f"deployment '{deployment_id}' refused: {error}"))
     finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from api.ttl_cache import TtlCache
+from api.gateway.ttl_cache import TtlCache
 from catalog.tables import DeploymentRole, InvokeToken
 from services import api_keys
 from services.api_keys import Principal

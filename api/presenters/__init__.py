@@ -1,0 +1,1 @@
+"""Presenters: how catalog rows look on the wire, one module per resource."""

@@ -1,0 +1,31 @@
+"""How sharing rows of the catalog look on the wire."""
+
+from __future__ import annotations
+
+from catalog.tables import DeploymentRole, InvokeToken
+from models.common import UserRef
+from models.deployments import (
+    SharedRole,
+    TokenPublic,
+)
+
+
+def present_token(row: InvokeToken) -> TokenPublic:
+    return TokenPublic(
+        id=row.id,
+        deployment_id=row.deployment_id,
+        name=row.name,
+        prefix=row.prefix,
+        creator=UserRef(username=row.created_by),
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+def present_role(row: DeploymentRole) -> SharedRole:
+    return SharedRole(
+        username=row.username,
+        role=row.role,
+        granted_by=row.granted_by,
+        granted_at=row.granted_at,
+    )

@@ -1,0 +1,104 @@
+"""How workloads rows of the catalog look on the wire."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from catalog.tables import Artifact, Workload, WorkloadEvent, WorkloadReplica
+from models.common import UserRef
+from models.status import WorkloadStatus
+from models.workloads import (
+    ArtifactInfo,
+    GroupRuntimePublic,
+    ProbeResultPublic,
+    ReplicaPublic,
+    WorkloadEventPublic,
+    WorkloadOperation,
+    WorkloadPublic,
+    WorkloadRuntime,
+)
+from services.bundles import BundleCatalog
+
+
+def endpoint_url(request: Request, workload_id: str) -> str:
+    return f"{str(request.base_url).rstrip('/')}/api/v2/endpoints/workloads/{workload_id}/"
+
+
+def present_workload(
+    request: Request, row: Workload, artifact: Artifact, bundles: BundleCatalog
+) -> WorkloadPublic:
+    runtime = WorkloadRuntime.model_validate(row.runtime)
+    return WorkloadPublic(
+        id=row.id,
+        name=row.name,
+        description=row.description,
+        importance=row.importance,
+        status=row.status,
+        status_reason=row.status_reason,
+        artifact_id=artifact.id,
+        artifact=ArtifactInfo(
+            id=artifact.id,
+            name=artifact.name,
+            type=artifact.type,
+            status=artifact.status,
+            version=artifact.version,
+            collection_id=artifact.collection_id,
+        ),
+        runtime=[
+            GroupRuntimePublic(
+                name=group.name,
+                replica_count=group.replica_count,
+                resource_bundles=group.resource_bundles,
+                resolved_bundle=next(
+                    (bundles.get(b) for b in group.resource_bundles if b in bundles), None
+                ),
+                containers=group.containers,
+            )
+            for group in runtime.container_groups
+        ],
+        endpoint=endpoint_url(request, row.id),
+        generation=row.generation,
+        creator=UserRef(username=row.created_by),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        status_changed_at=row.status_changed_at,
+    )
+
+
+def present_operation(
+    request: Request, workload_id: str, result_status: WorkloadStatus
+) -> WorkloadOperation:
+    return WorkloadOperation(
+        status=result_status,
+        workload_id=workload_id,
+        track_via=f"{str(request.base_url).rstrip('/')}/api/v2/console/workloads/{workload_id}/",
+    )
+
+
+def present_workload_event(row: WorkloadEvent) -> WorkloadEventPublic:
+    return WorkloadEventPublic(
+        id=row.id,
+        workload_id=row.workload_id,
+        type=row.type,
+        message=row.message,
+        details=row.details,
+        actor=row.actor,
+        timestamp=row.created_at,
+    )
+
+
+def present_replica(row: WorkloadReplica) -> ReplicaPublic:
+    return ReplicaPublic(
+        name=row.name,
+        group=row.group_name,
+        index=row.replica_index,
+        generation=row.generation,
+        state=row.state,
+        ready=row.ready,
+        restarts=row.restarts,
+        started_at=row.started_at,
+        address=row.address,
+        probes={kind: ProbeResultPublic.model_validate(r) for kind, r in row.probes.items()},
+        message=row.message,
+        updated_at=row.updated_at,
+    )
