@@ -46,13 +46,15 @@ class Runner:
         self.view.say(text)
 
     def wait_workload(self, workload_id: str, label: str, *statuses: WorkloadStatus) -> None:
+        """Until it has `statuses`; for `running` (the default), until every replica is ready."""
         fresh = workload_id in self.ids.values()  # made by this command: all its events are news
-        self.wapi.workloads.wait_until(
-            workload_id,
-            *statuses,
-            timeout=self.timeout,
-            on_poll=self.view.on_workload(label, fresh),
-        )
+        poll = self.view.on_workload(label, fresh)
+        if statuses in ((), ("running",)):
+            self.wapi.workloads.wait_until_ready(workload_id, timeout=self.timeout, on_poll=poll)
+        else:
+            self.wapi.workloads.wait_until(
+                workload_id, *statuses, timeout=self.timeout, on_poll=poll
+            )
 
     def wait_deployment(self, deployment_id: str, label: str) -> None:
         poll = self.view.on_deployment(label, deployment_id in self.ids.values())
@@ -143,7 +145,7 @@ def register(app: typer.Typer) -> None:
             with ProgressView(wapi, SESSION.console) as view:
                 Runner(wapi, view, wait, timeout).run(changes)
             done = summary(changes)
-            SESSION.console.print(f"deleted: {done}" if done else "nothing to delete")
+            SESSION.console.print(f"done: {done}" if done else "nothing to delete")
             return
         if kind is None or ref is None:
             raise UserError("give KIND NAME, or -f FILE", ExitCode.USAGE)

@@ -23,15 +23,25 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
+import aiodocker
 import httpx
 
 from api.app import bootstrap_catalog
 from catalog import database
 from config.settings import Settings
 from runtimes.errors import RuntimeUnavailableError
-from runtimes.local.demo_image import LATEST, build_demo_image
+from runtimes.local.demo_image import LATEST, REPOSITORY, build_demo_image
 from runtimes.local.podman_service import PodmanService
 from services import temporal
+
+# The README's CLI tour rolls a deployment from one image to another: both name the demo image.
+TOUR_TAGS = ("v1", "v2")
+
+
+async def tag_tour_images(docker_url: str, reference: str) -> None:
+    async with aiodocker.Docker(url=docker_url) as docker:
+        for tag in TOUR_TAGS:
+            await docker.images.tag(reference, REPOSITORY, tag=tag)
 
 
 class StackError(Exception):
@@ -120,6 +130,7 @@ class LocalStack:
             except RuntimeUnavailableError as error:
                 raise StackError(str(error)) from None
             self.demo_image = asyncio.run(build_demo_image(env["WAPI_DOCKER_URL"]))
+            asyncio.run(tag_tour_images(env["WAPI_DOCKER_URL"], self.demo_image))
         self._spawn("temporal", self._temporal_command(host, port))
         self._wait("temporal", self._temporal_answers, 60)
         asyncio.run(self._migrate())
@@ -195,6 +206,9 @@ class LocalStack:
             if self.settings.bootstrap_admin_key
             else str(self.settings.admin_key_file.resolve())
         )
+        demo = (
+            f"{LATEST} (also :v1 and :v2)" if self.demo_image else "(not built: an external engine)"
+        )
         print(
             f"""
 Workload API is running.
@@ -202,7 +216,7 @@ Workload API is running.
   Temporal UI   http://{temporal_host}:{self.settings.temporal_ui_port}
   Admin key     {key}
   Containers    {env.get("WAPI_DOCKER_URL", self.settings.docker_url)}
-  Demo image    {LATEST if self.demo_image else "(not built: an external engine is configured)"}
+  Demo image    {demo}
   Data and logs {self.state}
 Press Ctrl-C to stop.""",
             flush=True,

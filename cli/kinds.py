@@ -74,8 +74,8 @@ def _no_single_audit_event(ref: str) -> Any:
     )
 
 
-def _mib(value: int | None) -> str:
-    return "-" if value is None else f"{value / 2**20:g}Mi"
+def _memory(value: int) -> str:
+    return f"{value / 2**30:g}Gi" if value >= 2**30 else f"{value / 2**20:g}Mi"
 
 
 NAME_ID: list[Column] = [("NAME", lambda r: r.name), ("ID", lambda r: r.id)]
@@ -163,7 +163,7 @@ KINDS: list[Kind] = [
             ("ID", lambda r: r.id),
             ("NAME", lambda r: r.name),
             ("CPU", lambda r: r.cpu_count),
-            ("MEMORY", lambda r: _mib(r.memory_bytes)),
+            ("MEMORY", lambda r: _memory(r.memory_bytes)),
             ("GPU", lambda r: r.gpu_count or "-"),
         ],
         by_name=False,

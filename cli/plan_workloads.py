@@ -190,6 +190,8 @@ def _roll(
 
     def roll(ex: Executor) -> None:
         made = create_new(ex)
+        if ex.waiting:  # the swap would wait too; this shows its replicas coming up
+            ex.wait_workload(made.id, f"workload/{doc.name}")
         swap = ex.wapi.deployments.swap(deployment.id, SwapCreate(workload_id=made.id))
         ex.say(f"deployment/{deployment.name}: swapping to {made.id} (swap {swap.id})")
         if not ex.waiting:

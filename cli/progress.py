@@ -92,7 +92,7 @@ class ProgressView:
         page = page_at(self._seen[key])
         self._seen[key] += len(page.data)
         for event in page.data:
-            text = f"{event.timestamp:%H:%M:%S} {label} {event.type}: {event.message}"
+            text = f"{event.timestamp.astimezone():%H:%M:%S} {label} {event.type}: {event.message}"
             self.events.append(text)
             if self._display is None:
                 self.say(f"  {text}")
@@ -103,33 +103,33 @@ class ProgressView:
         """A `wait_until` callback: status, replicas ready, new events of one workload."""
 
         def poll(workload: WorkloadPublic) -> None:
-            replicas = self.wapi.workloads.replicas(workload.id)
-            wanted = sum(group.replica_count for group in workload.runtime)
-            ready = f"{sum(r.ready for r in replicas)}/{wanted}"
-            self._update(label, Row(workload.status, ready, workload.status_reason or ""))
             key = f"{'new' if fresh else 'old'}:workload:{workload.id}"
             self._new_events(
                 key, label, lambda at: self.wapi.workloads.events(workload.id, offset=at)
             )
+            replicas = self.wapi.workloads.replicas(workload.id)
+            wanted = sum(group.replica_count for group in workload.runtime)
+            ready = f"{sum(r.ready for r in replicas)}/{wanted}"
+            self._update(label, Row(workload.status, ready, workload.status_reason or ""))
 
         return poll
 
     def on_deployment(self, label: str, fresh: bool = False) -> Callable[[DeploymentPublic], None]:
         def poll(deployment: DeploymentPublic) -> None:
-            self._update(label, Row(deployment.status, note=deployment.status_reason or ""))
             key = f"{'new' if fresh else 'old'}:deployment:{deployment.id}"
             self._new_events(
                 key, label, lambda at: self.wapi.deployments.events(deployment.id, offset=at)
             )
+            self._update(label, Row(deployment.status, note=deployment.status_reason or ""))
 
         return poll
 
     def on_swap(self, label: str) -> Callable[[SwapPublic], None]:
         def poll(swap: SwapPublic) -> None:
-            self._update(f"{label} swap", Row(swap.status, note=swap.reason or ""))
             key = f"old:deployment:{swap.deployment_id}"
             self._new_events(
                 key, label, lambda at: self.wapi.deployments.events(swap.deployment_id, offset=at)
             )
+            self._update(f"{label} swap", Row(swap.status, note=swap.reason or ""))
 
         return poll

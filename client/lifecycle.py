@@ -13,6 +13,7 @@ from client.errors import WaitFailedError
 from client.operations import Async, Sync
 from client.waiting import (
     OnPoll,
+    all_ready,
     deployment_reaches,
     swap_finishes,
     wait_async,
@@ -73,6 +74,23 @@ class SyncWorkloads(Workloads[Sync]):
         what = f"workload {workload_id} to be {'/'.join(statuses or ('running',))}"
         return wait_sync(lambda: self.get(workload_id), done, what, timeout, interval, on_poll)
 
+    def wait_until_ready(
+        self,
+        workload_id: str,
+        *,
+        timeout: float = 300,
+        interval: float = 1.0,
+        on_poll: OnPoll[WorkloadPublic] = None,
+    ) -> WorkloadPublic:
+        """Poll until the workload runs with every replica ready (after a scale, say)."""
+        running = workload_reaches(("running",))
+
+        def done(workload: WorkloadPublic) -> bool:
+            return running(workload) and all_ready(workload, self.replicas(workload_id))
+
+        what = f"every replica of workload {workload_id} to be ready"
+        return wait_sync(lambda: self.get(workload_id), done, what, timeout, interval, on_poll)
+
     def watch_events(
         self, workload_id: str, interval: float = 1.0
     ) -> Iterator[WorkloadEventPublic]:
@@ -94,6 +112,29 @@ class AsyncWorkloads(Workloads[Async]):
         return await wait_async(
             lambda: self.get(workload_id), done, what, timeout, interval, on_poll
         )
+
+    async def wait_until_ready(
+        self,
+        workload_id: str,
+        *,
+        timeout: float = 300,
+        interval: float = 1.0,
+        on_poll: OnPoll[WorkloadPublic] = None,
+    ) -> WorkloadPublic:
+        running = workload_reaches(("running",))
+
+        async def fetch() -> tuple[WorkloadPublic, bool]:
+            workload = await self.get(workload_id)
+            ready = running(workload) and all_ready(workload, await self.replicas(workload_id))
+            return workload, ready
+
+        def seen(state: tuple[WorkloadPublic, bool]) -> None:
+            if on_poll is not None:
+                on_poll(state[0])
+
+        what = f"every replica of workload {workload_id} to be ready"
+        state = await wait_async(fetch, lambda s: s[1], what, timeout, interval, seen)
+        return state[0]
 
     def watch_events(
         self, workload_id: str, interval: float = 1.0

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TypeVar
 
 from client.errors import WaitFailedError, WaitTimeoutError
 from models.deployments import DeploymentPublic, SwapPublic
 from models.status import DeploymentStatus, SwapStatus, WorkloadStatus
-from models.workloads import WorkloadPublic
+from models.workloads import ReplicaPublic, WorkloadPublic
 
 T = TypeVar("T")
 Condition = Callable[[T], bool]
@@ -42,6 +42,12 @@ def workload_reaches(statuses: Iterable[WorkloadStatus]) -> Condition[WorkloadPu
         return False
 
     return check
+
+
+def all_ready(workload: WorkloadPublic, replicas: Sequence[ReplicaPublic]) -> bool:
+    """Running, with as many ready replicas as its runtime asks for."""
+    wanted = sum(group.replica_count for group in workload.runtime)
+    return workload.status == "running" and sum(r.ready for r in replicas) >= wanted
 
 
 def deployment_reaches(statuses: Iterable[DeploymentStatus]) -> Condition[DeploymentPublic]:
