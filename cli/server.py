@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import typer
-import uvicorn
 
-import worker as worker_process
 from config import logging as wapi_logging
 from config.settings import Settings
+
+# The server modules are imported inside the commands: client commands should start fast.
 
 
 def register(app: typer.Typer) -> None:
@@ -24,6 +24,8 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def api() -> None:
         """Serve the HTTP API (and the invoke gateway) on WAPI_API_HOST:WAPI_API_PORT."""
+        import uvicorn
+
         settings = Settings()
         wapi_logging.configure(settings.log_level)
         uvicorn.run(
@@ -38,6 +40,8 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def worker() -> None:
         """Run a Temporal worker for the workflows and activities."""
+        import worker as worker_process
+
         worker_process.main()
 
     @app.command()
