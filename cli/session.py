@@ -99,7 +99,7 @@ def handled(command: Callable[P, R]) -> Callable[P, R]:
         try:
             return command(*args, **kwargs)
         except (WapiError, ContextError, UserError) as error:
-            SESSION.errors.print(f"error: {error}", markup=False, highlight=False)
+            SESSION.errors.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(exit_code_for(error)) from None
         except KeyboardInterrupt:
             raise typer.Exit(130) from None

@@ -100,9 +100,11 @@ def parse(text: str, source: str = "stack") -> Stack:
     for index, raw in enumerate(raws, start=1):
         try:
             documents.append(_DOCUMENT.validate_python(raw))
-        except ValidationError as error:
+        except ValidationError as error:  # the union puts the kind first in locations
             for item in error.errors():
-                path = ".".join(str(part) for part in item["loc"])
+                kind = raw.get("kind") if isinstance(raw, dict) else None
+                loc = item["loc"][1:] if item["loc"][:1] == (kind,) else item["loc"]
+                path = ".".join(str(part) for part in loc)
                 problems.append(f"{source}: {_where(index, raw)}: {path}: {item['msg']}")
     for kind, name in _duplicates(documents):
         problems.append(f"{source}: more than one {kind} named '{name}'")
