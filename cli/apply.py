@@ -15,7 +15,7 @@ from cli.plan_stack import plan, teardown
 from cli.progress import ProgressView
 from cli.session import SESSION, ExitCode, UserError, handled
 from cli.stack import load
-from client import Client, NotFoundError
+from client import Client
 from models.status import WorkloadStatus
 
 FileOption = Annotated[
@@ -133,26 +133,25 @@ def register(app: typer.Typer) -> None:
         filename: Annotated[
             Path | None, typer.Option("--filename", "-f", help="Delete what a stack file made.")
         ] = None,
-        wait: WaitOption = False,
-        timeout: TimeoutOption = 600,
     ) -> None:
         """Delete what a stack file describes (deployments, workloads, drafts; registered
-        versions are kept), or one resource: `wapi delete workload hello`."""
+        versions are kept), or one resource: `wapi delete workload hello`. Each delete is
+        done when the command returns (containers removed)."""
         wapi = SESSION.client()
         if filename is not None:
             changes = teardown(wapi, load(filename))
             show_plan(changes)
             with ProgressView(wapi, SESSION.console) as view:
-                Runner(wapi, view, wait, timeout).run(changes)
+                Runner(wapi, view, False, 0).run(changes)
             done = summary(changes)
             SESSION.console.print(f"done: {done}" if done else "nothing to delete")
             return
         if kind is None or ref is None:
             raise UserError("give KIND NAME, or -f FILE", ExitCode.USAGE)
-        _delete_one(wapi, kind, ref, wait, timeout)
+        _delete_one(wapi, kind, ref)
 
 
-def _delete_one(wapi: Client, kind_word: str, ref: str, wait: bool, timeout: float) -> None:
+def _delete_one(wapi: Client, kind_word: str, ref: str) -> None:
     kind = kind_named(kind_word)
     found = kind.find(wapi, ref)
     deleters: dict[str, Callable[[str], object]] = {
@@ -165,13 +164,4 @@ def _delete_one(wapi: Client, kind_word: str, ref: str, wait: bool, timeout: flo
     if kind.name not in deleters:
         raise UserError(f"{kind.plural} cannot be deleted", ExitCode.USAGE)
     deleters[kind.name](found.id)
-    if wait and kind.name == "workload":
-        _gone(wapi, found.id, timeout)
     SESSION.console.print(f"{kind.name}/{short(found)} deleted", markup=False)
-
-
-def _gone(wapi: Client, workload_id: str, timeout: float) -> None:
-    try:
-        wapi.workloads.wait_until(workload_id, "stopped", timeout=timeout)
-    except NotFoundError:
-        return

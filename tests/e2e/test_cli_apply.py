@@ -116,7 +116,7 @@ async def test_a_roll_without_wait_is_finished_by_the_next_apply(
         assert f"deleted leftover {old}" in cleanup.output
     final = await wapi(stack, tmp_path, "apply", "-f", path)
     assert final.output.rstrip().endswith("no changes")
-    assert (await wapi(stack, tmp_path, "delete", "-f", path, "--wait")).exit_code == 0
+    assert (await wapi(stack, tmp_path, "delete", "-f", path)).exit_code == 0
 
 
 async def test_waits_exit_9_when_the_workload_errors_and_8_when_time_runs_out(
