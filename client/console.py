@@ -11,14 +11,8 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any, Literal
 
-from client.operations import (
-    Mode,
-    Resource,
-    invoking,
-    listing,
-    route,
-    streaming,
-)
+from client.operations import Mode, Resource, listing, route
+from client.raw_routes import invoking, streaming
 from models.common import Page
 from models.deployments import (
     DeploymentCreate,

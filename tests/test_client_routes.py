@@ -15,7 +15,8 @@ import pytest
 from api.app import create_app
 from client import AsyncClient, Client
 from client.client import resources
-from client.operations import INVOKE_METHODS, InvokeRoute, Resource, _Declared
+from client.operations import Resource, _Declared
+from client.raw_routes import INVOKE_METHODS, InvokeRoute
 
 
 @pytest.fixture(scope="module")
