@@ -16,12 +16,12 @@ from typing import Any, Protocol
 
 from cli.diff import artifact_content, differences
 from cli.session import ExitCode, UserError
-from cli.stack import ArtifactDocument, WorkloadDocument
+from cli.stack import ArtifactDocument
 from client import Client
 from models.artifacts import ArtifactCreate, ArtifactReplace
 from models.deployments import DeploymentPublic
 from models.status import WorkloadStatus
-from models.workloads import InlineArtifact, WorkloadCreate, WorkloadPublic
+from models.workloads import WorkloadPublic
 
 Key = tuple[str, str]  # (kind, name)
 
@@ -181,15 +181,3 @@ class Catalog:
         if live is None and found:
             live = max(found, key=lambda w: w.created_at)
         return live, [w for w in found if live is None or w.id != live.id]
-
-
-def workload_body(doc: WorkloadDocument, artifact_id: str | None) -> WorkloadCreate:
-    inline = doc.artifact if isinstance(doc.artifact, InlineArtifact) else None
-    return WorkloadCreate(
-        name=doc.name,
-        description=doc.description,
-        importance=doc.importance,
-        artifact_id=artifact_id,
-        artifact=inline,
-        runtime=doc.runtime,
-    )

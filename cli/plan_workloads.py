@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from cli.diff import artifact_content, differences, only_replicas_differ, runtime_groups
-from cli.plan import Catalog, Change, Executor, Target, registry_artifact, workload_body
+from cli.plan import Catalog, Change, Executor, Target, registry_artifact
 from cli.session import ExitCode, UserError
 from cli.stack import WorkloadDocument
 from client import Client
 from models.artifacts import ArtifactReplace
 from models.deployments import DeploymentPublic, SwapCreate
-from models.workloads import InlineArtifact, WorkloadPublic, WorkloadUpdate
+from models.workloads import InlineArtifact, WorkloadCreate, WorkloadPublic, WorkloadUpdate
 
 ACTIVE = ("submitted", "initializing", "running", "stopping")
 
@@ -19,6 +19,18 @@ ACTIVE = ("submitted", "initializing", "running", "stopping")
 def _label(workload: WorkloadPublic) -> str:
     artifact = workload.artifact
     return f"{artifact.name}:v{artifact.version}" if artifact.version else f"{artifact.name}:draft"
+
+
+def workload_body(doc: WorkloadDocument, artifact_id: str | None) -> WorkloadCreate:
+    inline = doc.artifact if isinstance(doc.artifact, InlineArtifact) else None
+    return WorkloadCreate(
+        name=doc.name,
+        description=doc.description,
+        importance=doc.importance,
+        artifact_id=artifact_id,
+        artifact=inline,
+        runtime=doc.runtime,
+    )
 
 
 def _leftovers(name: str, others: list[WorkloadPublic], catalog: Catalog) -> list[Change]:
