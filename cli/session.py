@@ -11,6 +11,7 @@ from enum import IntEnum
 from typing import ParamSpec, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from client import Client
@@ -81,7 +82,7 @@ def exit_code_for(error: Exception) -> ExitCode:
         return ExitCode.TIMEOUT
     if isinstance(error, WaitFailedError):
         return ExitCode.FAILED
-    if isinstance(error, ContextError):
+    if isinstance(error, ContextError | ValidationError):
         return ExitCode.INVALID
     return ExitCode.ERROR
 
@@ -98,7 +99,7 @@ def handled(command: Callable[P, R]) -> Callable[P, R]:
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
-        except (WapiError, ContextError, UserError) as error:
+        except (WapiError, ContextError, UserError, ValidationError) as error:
             SESSION.errors.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(exit_code_for(error)) from None
         except KeyboardInterrupt:

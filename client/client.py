@@ -150,7 +150,10 @@ class AsyncClient:
 
     @classmethod
     def from_context(cls, context: str | None = None, **options: object) -> AsyncClient:
-        connection = resolve(context)
+        return cls.connect(resolve(context), **options)
+
+    @classmethod
+    def connect(cls, connection: Connection, **options: object) -> AsyncClient:
         return cls(
             connection.api_url,
             connection.api_key,
