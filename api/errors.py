@@ -21,8 +21,10 @@ from services.errors import (
     DomainError,
     InvalidInputError,
     NotFoundError,
+    PayloadTooLargeError,
     PermissionDeniedError,
     PreconditionFailedError,
+    TooManyRequestsError,
     UnavailableError,
     UpstreamTimeoutError,
 )
@@ -36,6 +38,8 @@ STATUS: dict[type[DomainError], int] = {
     NotFoundError: 404,
     ConflictError: 409,
     PreconditionFailedError: 412,
+    PayloadTooLargeError: 413,
+    TooManyRequestsError: 429,
     UnavailableError: 503,
     BadGatewayError: 502,
     UpstreamTimeoutError: 504,
@@ -77,7 +81,7 @@ def domain_error_response(request: HTTPConnection, exc: DomainError) -> JSONResp
         detail = [ErrorDetail(loc=list(p.loc), msg=p.msg, type=p.type) for p in exc.problems]
     if isinstance(exc, AuthenticationError):
         headers["WWW-Authenticate"] = "Bearer"
-    if isinstance(exc, UnavailableError):
+    if isinstance(exc, UnavailableError | TooManyRequestsError):
         headers["Retry-After"] = str(exc.retry_after_seconds)
     return error_response(request, status, exc.code, exc.message, detail, headers)
 
