@@ -300,7 +300,7 @@ async def main(args: argparse.Namespace) -> None:
 async def _phases(args: argparse.Namespace, stack: Any, stage: ExitStack) -> tuple[Any, ...]:
     directory = Path(tempfile.mkdtemp(prefix="wapi-bench-gw-"))
     stage.callback(shutil.rmtree, directory, ignore_errors=True)
-    ports = {name: free_port() for name in (*THROUGHPUT, "sse")}
+    ports = {name: free_port() for name in (*THROUGHPUT, "sse", "gateway-sse")}
     backend = f"127.0.0.1:{ports['direct']}"
     sse_backend = f"127.0.0.1:{ports['sse']}"
     common = {"dir": directory / "backend", "port": ports["direct"]}
@@ -326,15 +326,14 @@ async def _phases(args: argparse.Namespace, stack: Any, stage: ExitStack) -> tup
             sse=sse_backend,
         )
         pids[name] = stage.enter_context(nginx(directory / name, conf, ports[name], name))
-    fields = {
-        "state_dir": stack.settings.state_dir,
-        "database_url": stack.settings.database_url,
-        # 2,000 streams from one caller to one replica, through one process.
-        "gateway_max_calls_per_caller": 4096,
-        "gateway_max_connections_per_replica": 4096,
-    }
-    for processes in (1, 2):
-        name = f"gateway-{processes}"
+    for name, processes in (("gateway-1", 1), ("gateway-2", 2), ("gateway-sse", 1)):
+        fields = {
+            "state_dir": directory / name,  # where its processes add up their metrics
+            "database_url": stack.settings.database_url,
+            # 2,000 streams from one caller to one replica, through one process.
+            "gateway_max_calls_per_caller": 4096,
+            "gateway_max_connections_per_replica": 4096,
+        }
         log = directory / f"{name}.log"
         pids[name] = stage.enter_context(gateway(fields, ports[name], processes, log))
     prefix = f"/api/v2/endpoints/deployments/{deployment_id}"
@@ -374,11 +373,13 @@ async def _phases(args: argparse.Namespace, stack: Any, stage: ExitStack) -> tup
 
     sse_targets = {
         "direct": (f"http://{sse_backend}/sse/stream", "", []),
+        # A gateway process of its own, that served nothing before: its memory is the
+        # streams'.
         "gateway-1": (
-            f"http://127.0.0.1:{ports['gateway-1']}/api/v2/endpoints/deployments/"
+            f"http://127.0.0.1:{ports['gateway-sse']}/api/v2/endpoints/deployments/"
             f"{sse_deployment}/sse/stream",
             sse_token,
-            pids["gateway-1"],
+            pids["gateway-sse"],
         ),
         "nginx-1": (f"http://127.0.0.1:{ports['nginx-1']}/sse/stream", "", pids["nginx-1"]),
     }

@@ -441,6 +441,23 @@ async def test_responses_without_length_are_chunked_to_the_caller(
         assert b"".join(body.split(b"\r\n")[1::2]) == b"hello world"
 
 
+async def test_heads_with_bare_line_feeds_are_passed_on(world: World) -> None:
+    """busybox httpd writes its status line and then a CGI script's own header lines, which
+    end with LF only; the caller gets CRLF."""
+
+    async def cgi(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.0 200 OK\r\nContent-Type: application/json\nX-A: 1\n\n{}")
+        await writer.drain()
+        writer.close()
+
+    async with raw_upstream(cgi) as address, world.gateway(w1=[address]) as gw:
+        response = await exchange(gw.port, get(world))
+    head, body = response.split(b"\r\n\r\n", 1)
+    assert b"\r\nContent-Type: application/json\r\nX-A: 1\r\n" in head
+    assert body == b"2\r\n{}\r\n0\r\n\r\n"  # its end was the close; the caller gets chunks
+
+
 async def test_answers_stream_through_as_they_come(world: World) -> None:
     """The first chunk arrives while the replica is still writing the rest."""
 

@@ -32,7 +32,7 @@ import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Final
 
-from api.errors import status_for
+from api.error_status import status_for
 from api.gateway import headers as h
 from api.gateway.access import ANONYMOUS, Caller, Decision, Kind, Miss, audited
 from api.gateway.paths import invoke_route

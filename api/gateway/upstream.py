@@ -18,6 +18,7 @@ Pool rules:
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, cast
@@ -29,6 +30,10 @@ from api.gateway.headers import ResponseHead, scan_response_head
 if TYPE_CHECKING:
     from api.gateway.exchange import Exchange
     from api.gateway.metrics import GatewayMetrics
+
+
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+_LINE_END = re.compile(rb"\r?\n")
 
 
 class PoolTimeoutError(Exception):
@@ -57,7 +62,7 @@ class UpstreamConnection(asyncio.Protocol):
     def __init__(self, pool: HostPool) -> None:
         self.pool = pool
         self.transport: asyncio.Transport | None = None
-        self.parser = httptools.HttpResponseParser(self)
+        self.parser = _response_parser(self)
         self.exchange: Exchange | None = None
         self.closed = False
         self.feeding = False  # inside parser.feed_data: writes to the client are batched
@@ -103,7 +108,7 @@ class UpstreamConnection(asyncio.Protocol):
         finally:
             self.feeding = False
             if self.stale_parser:  # after a HEAD response: llhttp would wait for a body
-                self.parser = httptools.HttpResponseParser(self)
+                self.parser = _response_parser(self)
                 self.stale_parser = False
         exchange.flush_client()
 
@@ -148,14 +153,21 @@ class UpstreamConnection(asyncio.Protocol):
             return
         buffer = self.head_buf
         end = buffer.find(b"\r\n\r\n")
-        if end < 0:  # llhttp accepted a head that is not CRLF-framed (bare LF): not relayed
-            raise httptools.HttpParserError("response head without CRLF line ends")
+        if end >= 0 and b"\n\n" not in buffer[:end] and b"\n\r\n" not in buffer[:end]:
+            head, after = buffer[:end], end + 4
+        else:
+            # Lines ended by a bare LF, as CGI scripts behind busybox httpd write them: llhttp
+            # accepts them; the head is passed on with CRLF.
+            blank = _BLANK_LINE.search(buffer)
+            if blank is None:
+                raise httptools.HttpParserError("response head without an end")
+            head, after = _LINE_END.sub(b"\r\n", buffer[: blank.start()]), blank.end()
         status = self.parser.get_status_code()
-        self.head_buf = buffer[end + 4 :]  # what follows: body, or the head after a 1xx
+        self.head_buf = buffer[after:]  # what follows: body, or the head after a 1xx
         if status >= 200 or status == 101:
             self.awaiting_head = False
             self.head_buf = b""
-        self.head = scan_response_head(buffer[:end])
+        self.head = scan_response_head(head)
         exchange.on_response_head(status, self.parser.should_keep_alive(), self)
 
     def on_body(self, body: bytes) -> None:
@@ -321,6 +333,16 @@ class Pools:
                 else:
                     keep.append(connection)
             pool.idle = keep
+
+
+def _response_parser(connection: UpstreamConnection) -> Any:
+    """llhttp, accepting header lines that end with a bare LF, as CGI scripts behind busybox
+    httpd write them. Only the replica's side is lenient: callers' requests are parsed
+    strictly (a lenient request parser invites request smuggling), and what the caller gets
+    is framed by the gateway anew."""
+    parser = httptools.HttpResponseParser(connection)
+    parser.set_dangerous_leniencies(lenient_optional_cr_before_lf=True)
+    return parser
 
 
 def _expire(waiter: asyncio.Future[Any]) -> None:
