@@ -52,20 +52,19 @@ BUCKETS: Final = (
     30.0,
     60.0,
 )
-STATUS_CLASSES: Final = ("1xx", "1xx", "2xx", "3xx", "4xx", "5xx")  # index: status // 100
-COUNTERS: Final = (
-    "requests",
-    "latency",
-    "deployment_requests",
-    "deployment_latency",
-    "failures",
-    "audit",
-)
-GAUGES: Final = ("in_flight", "deployment_in_flight", "connections")
+STATUS_CLASSES: Final = ("1xx", "2xx", "3xx", "4xx", "5xx")
+# A series is one list: calls in flight, calls answered per status class, a count per latency
+# bucket and +Inf, and the sum of latencies. One dict lookup and a few list updates per call.
+IN_FLIGHT: Final = 0
+ANSWERED: Final = 1  # 1xx..5xx at ANSWERED + 0..4
+BUCKET: Final = ANSWERED + len(STATUS_CLASSES)  # BUCKETS and +Inf
+SUM: Final = BUCKET + len(BUCKETS) + 1
+COUNTERS: Final = ("kinds", "deployments", "failures", "audit")  # series hold a gauge too
+GAUGES: Final = ("connections",)
 
 
-def _histogram() -> list[float]:
-    return [0.0] * (len(BUCKETS) + 2)  # one count per bucket, +Inf, then the sum
+def _series() -> list[float]:
+    return [0.0] * (SUM + 1)
 
 
 class GatewayMetrics:
@@ -73,13 +72,9 @@ class GatewayMetrics:
 
     def __init__(self, directory: Path | None = None) -> None:
         self.directory = directory
-        self.requests: dict[str, float] = {}  # "kind status_class" -> count
-        self.latency: dict[str, list[float]] = {}  # kind -> histogram
-        self.deployment_requests: dict[str, float] = {}  # "deployment status_class" -> count
-        self.deployment_latency: dict[str, list[float]] = {}  # deployment -> histogram
-        self.in_flight: dict[str, float] = {}  # kind -> now
-        self.deployment_in_flight: dict[str, float] = {}  # deployment -> now
-        self.failures: dict[str, float] = {}  # upstream failures and refusals, by kind
+        self.kinds: dict[str, list[float]] = {}  # "workload" / "deployment" -> series
+        self.deployments: dict[str, list[float]] = {}  # deployment id -> series
+        self.failures: dict[str, float] = {}  # upstream failures and refusals, by reason
         self.audit: dict[str, float] = {}  # calls recorded / dropped, batches failed
         self.connections: dict[str, float] = {"client": 0, "upstream": 0}
 
@@ -87,27 +82,34 @@ class GatewayMetrics:
 
     def started(self, kind: str, deployment: str | None) -> None:
         """A call whose target is known to exist goes upstream."""
-        self.in_flight[kind] = self.in_flight.get(kind, 0) + 1
+        series = self.kinds.get(kind) or self.kinds.setdefault(kind, _series())
+        series[IN_FLIGHT] += 1
         if deployment is not None:
-            self.deployment_in_flight[deployment] = self.deployment_in_flight.get(deployment, 0) + 1
+            own = self.deployments.get(deployment) or self.deployments.setdefault(
+                deployment, _series()
+            )
+            own[IN_FLIGHT] += 1
 
     def finished(
         self, kind: str, deployment: str | None, status: int, seconds: float, *, started: bool
     ) -> None:
         """A call answered; per-deployment series count it only if it was `started`, so an
         unknown caller cannot add deployment ids of its choosing to them."""
-        status_class = STATUS_CLASSES[min(status // 100, 5)]
-        key = f"{kind} {status_class}"
-        self.requests[key] = self.requests.get(key, 0) + 1
-        _observe(self.latency, kind, seconds)
+        answered = ANSWERED + min(max(status // 100, 1), 5) - 1
+        bucket = BUCKET + bisect.bisect_left(BUCKETS, seconds)
+        series = self.kinds.get(kind) or self.kinds.setdefault(kind, _series())
+        series[answered] += 1
+        series[bucket] += 1
+        series[SUM] += seconds
         if not started:
             return
-        self.in_flight[kind] -= 1
+        series[IN_FLIGHT] -= 1
         if deployment is not None:
-            self.deployment_in_flight[deployment] -= 1
-            key = f"{deployment} {status_class}"
-            self.deployment_requests[key] = self.deployment_requests.get(key, 0) + 1
-            _observe(self.deployment_latency, deployment, seconds)
+            own = self.deployments[deployment]
+            own[IN_FLIGHT] -= 1
+            own[answered] += 1
+            own[bucket] += 1
+            own[SUM] += seconds
 
     def count(self, table: dict[str, float], kind: str, amount: float = 1) -> None:
         table[kind] = table.get(kind, 0) + amount
@@ -130,12 +132,13 @@ class GatewayMetrics:
             log.warning("could not save gateway metrics", extra={"error": str(error)})
 
     def merged(self) -> dict[str, Any]:
-        """This process's live counters plus every other process's last saved ones."""
+        """This process's live counters plus every other process's last saved ones (of a
+        process that has exited: its counters, not its gauges)."""
         total: dict[str, Any] = json.loads(json.dumps(self.snapshot()))  # a copy to add to
         for pid, saved in self._others():
-            names = COUNTERS if not _alive(pid) else (*COUNTERS, *GAUGES)
-            for name in names:
-                _add(total[name], saved.get(name, {}))
+            alive = _alive(pid)
+            for name in (*COUNTERS, *GAUGES) if alive else COUNTERS:
+                _add(total[name], saved.get(name, {}), with_gauges=alive)
         return total
 
     def _others(self) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -162,20 +165,13 @@ def forget_exited(directory: Path) -> None:
                 path.unlink()
 
 
-def _observe(histograms: dict[str, list[float]], key: str, seconds: float) -> None:
-    counts = histograms.get(key)
-    if counts is None:
-        counts = histograms[key] = _histogram()
-    counts[bisect.bisect_left(BUCKETS, seconds)] += 1
-    counts[-1] += seconds
-
-
-def _add(into: dict[str, Any], other: dict[str, Any]) -> None:
+def _add(into: dict[str, Any], other: dict[str, Any], *, with_gauges: bool) -> None:
     for key, value in other.items():
         if isinstance(value, list):
-            mine = into.setdefault(key, [0.0] * len(value))
+            mine = into.setdefault(key, _series())
             for index, count in enumerate(value):
-                mine[index] += count
+                if index != IN_FLIGHT or with_gauges:
+                    mine[index] += count
         else:
             into[key] = into.get(key, 0) + value
 
@@ -197,26 +193,12 @@ class _Families(Collector):
 
     def collect(self) -> Iterable[Metric]:
         values = self.values
-        requests = CounterMetricFamily(
-            "wapi_gateway_requests",
-            "Invoke calls answered, by kind (workload or deployment) and status class.",
-            labels=["kind", "status_class"],
-        )
-        for key, count in sorted(values["requests"].items()):
-            requests.add_metric(key.split(" "), count)
-        yield requests
-        yield _histograms(
-            "wapi_gateway_request_duration_seconds",
-            "Time from a call's arrival to the end of its response, by kind.",
+        yield from _families(
+            "wapi_gateway",
             "kind",
-            values["latency"],
+            values["kinds"],
+            "Invoke calls, by kind (workload or deployment)",
         )
-        in_flight = GaugeMetricFamily(
-            "wapi_gateway_requests_in_flight", "Calls being served now, by kind.", labels=["kind"]
-        )
-        for kind, count in sorted(values["in_flight"].items()):
-            in_flight.add_metric([kind], count)
-        yield in_flight
         failures = CounterMetricFamily(
             "wapi_gateway_failures",
             "Calls the gateway could not forward or refused for a limit, by reason.",
@@ -241,42 +223,37 @@ class _Families(Collector):
             audit.add_metric([outcome], count)
         yield audit
         if self.per_deployment:
-            yield from self._per_deployment()
-
-    def _per_deployment(self) -> Iterator[Metric]:
-        values = self.values
-        requests = CounterMetricFamily(
-            "wapi_deployment_requests",
-            "Requests through a deployment's gateway route, by status class (2xx, 4xx, ...).",
-            labels=["deployment", "status_class"],
-        )
-        for key, count in sorted(values["deployment_requests"].items()):
-            requests.add_metric(key.split(" "), count)
-        yield requests
-        yield _histograms(
-            "wapi_deployment_request_duration_seconds",
-            "Time from a deployment request's arrival to the end of its response.",
-            "deployment",
-            values["deployment_latency"],
-        )
-        in_flight = GaugeMetricFamily(
-            "wapi_deployment_requests_in_flight",
-            "Requests a deployment's gateway route is serving now.",
-            labels=["deployment"],
-        )
-        for deployment, count in sorted(values["deployment_in_flight"].items()):
-            in_flight.add_metric([deployment], count)
-        yield in_flight
+            yield from _families(
+                "wapi_deployment", "deployment", values["deployments"], "Calls through a deployment"
+            )
 
 
-def _histograms(
-    name: str, documentation: str, label: str, values: dict[str, list[float]]
-) -> Metric:
-    family = HistogramMetricFamily(name, documentation, labels=[label])
-    for key, counts in sorted(values.items()):
+def _families(
+    prefix: str, label: str, series: dict[str, list[float]], what: str
+) -> Iterator[Metric]:
+    requests = CounterMetricFamily(
+        f"{prefix}_requests",
+        f"{what}, answered, by status class (2xx, 4xx, ...).",
+        labels=[label, "status_class"],
+    )
+    latency = HistogramMetricFamily(
+        f"{prefix}_request_duration_seconds",
+        f"{what}: time from arrival to the end of the response.",
+        labels=[label],
+    )
+    in_flight = GaugeMetricFamily(
+        f"{prefix}_requests_in_flight", f"{what}, being served now.", labels=[label]
+    )
+    for key, row in sorted(series.items()):
+        for index, status_class in enumerate(STATUS_CLASSES):
+            if row[ANSWERED + index]:
+                requests.add_metric([key, status_class], row[ANSWERED + index])
         cumulative, buckets = 0.0, []
-        for bound, count in zip((*BUCKETS, float("inf")), counts[:-1], strict=True):
-            cumulative += count
+        for index, bound in enumerate((*BUCKETS, float("inf"))):
+            cumulative += row[BUCKET + index]
             buckets.append(("+Inf" if bound == float("inf") else str(bound), cumulative))
-        family.add_metric([key], buckets, counts[-1])
-    return family
+        latency.add_metric([key], buckets, row[SUM])
+        in_flight.add_metric([key], row[IN_FLIGHT])
+    yield requests
+    yield latency
+    yield in_flight

@@ -153,7 +153,7 @@ class UpstreamConnection(asyncio.Protocol):
             return
         buffer = self.head_buf
         end = buffer.find(b"\r\n\r\n")
-        if end >= 0 and b"\n\n" not in buffer[:end] and b"\n\r\n" not in buffer[:end]:
+        if end >= 0 and buffer.find(b"\n\n", 0, end) < 0 and buffer.find(b"\n\r\n", 0, end) < 0:
             head, after = buffer[:end], end + 4
         else:
             # Lines ended by a bare LF, as CGI scripts behind busybox httpd write them: llhttp
