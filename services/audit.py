@@ -77,7 +77,8 @@ async def append(session: AsyncSession, entries: Sequence[AuditEntry]) -> list[A
     rows: list[AuditEvent] = []
     for entry in entries:
         seq += 1
-        row = AuditEvent(seq=seq, prev_hash=prev_hash, **entry.model_dump())
+        # The entry's own values (frozen, already clean): no deep copy of large summaries.
+        row = AuditEvent(seq=seq, prev_hash=prev_hash, **dict(entry))
         row.hash = prev_hash = record_hash(row)
         rows.append(row)
     session.add_all(rows)
