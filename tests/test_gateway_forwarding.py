@@ -1,6 +1,10 @@
 """The gateway's data plane against real upstream servers on loopback: what reaches the
 replica, what comes back, and how each upstream failure is answered. Raw-socket clients where
-the bytes on the wire matter; httpx and aiohttp clients where a real client's view does."""
+the bytes on the wire matter; httpx and aiohttp clients where a real client's view does.
+
+Why one module of this length: one catalog and one kind of set-up serve every case of the
+forwarding contract, grouped by what they check (routing, credentials, headers, bodies,
+responses, connections)."""
 
 from __future__ import annotations
 
@@ -10,7 +14,6 @@ import gzip
 import hashlib
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -18,18 +21,16 @@ import httpx
 import pytest
 from aiohttp import web
 
-from config.settings import Settings
-from tests.conftest import ADMIN_KEY
 from tests.support.gateway_world import (
     World,
     body_of,
-    build_world,
     echo_upstream,
     exchange,
     raw_upstream,
     read_request,
     read_response,
     request,
+    sqlite_world,
 )
 from tests.support.postgres import free_port
 from tests.support.upstream import aiohttp_server, answering
@@ -39,15 +40,8 @@ pytestmark = pytest.mark.timeout(60)
 
 @pytest.fixture(scope="module")
 async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
-    directory: Path = tmp_path_factory.mktemp("gateway")
-    settings = Settings(
-        state_dir=directory / "state",
-        database_url=f"sqlite+aiosqlite:///{directory / 'catalog.db'}",
-        bootstrap_admin_key=ADMIN_KEY,
-    )
-    built = await build_world(settings)
-    yield built
-    await built.engine.dispose()
+    async with sqlite_world(tmp_path_factory.mktemp("gateway")) as built:
+        yield built
 
 
 def get(world: World, rest: str = "/", secret: str | None = "token", extra: bytes = b"") -> bytes:

@@ -5,20 +5,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
-from config.settings import Settings
-from tests.conftest import ADMIN_KEY
 from tests.support.gateway_world import (
     World,
     body_of,
-    build_world,
     exchange,
     raw_upstream,
     read_request,
     request,
+    sqlite_world,
 )
 
 pytestmark = pytest.mark.timeout(60)
@@ -26,15 +23,8 @@ pytestmark = pytest.mark.timeout(60)
 
 @pytest.fixture(scope="module")
 async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
-    directory: Path = tmp_path_factory.mktemp("gateway-limits")
-    settings = Settings(
-        state_dir=directory / "state",
-        database_url=f"sqlite+aiosqlite:///{directory / 'catalog.db'}",
-        bootstrap_admin_key=ADMIN_KEY,
-    )
-    built = await build_world(settings)
-    yield built
-    await built.engine.dispose()
+    async with sqlite_world(tmp_path_factory.mktemp("gateway-limits")) as built:
+        yield built
 
 
 async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -17,10 +17,8 @@ from sqlalchemy import select
 from api.gateway.metrics import GatewayMetrics
 from catalog import database
 from catalog.tables import AuditEvent
-from config.settings import Settings
 from services import audit
-from tests.conftest import ADMIN_KEY
-from tests.support.gateway_world import World, build_world, echo_upstream
+from tests.support.gateway_world import World, echo_upstream, sqlite_world
 
 pytestmark = pytest.mark.timeout(60)
 METRICS_TOKEN = "metrics-token-for-tests"
@@ -28,16 +26,10 @@ METRICS_TOKEN = "metrics-token-for-tests"
 
 @pytest.fixture(scope="module")
 async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
-    directory: Path = tmp_path_factory.mktemp("gateway-observability")
-    settings = Settings(
-        state_dir=directory / "state",
-        database_url=f"sqlite+aiosqlite:///{directory / 'catalog.db'}",
-        bootstrap_admin_key=ADMIN_KEY,
-        metrics_token=METRICS_TOKEN,
-    )
-    built = await build_world(settings)
-    yield built
-    await built.engine.dispose()
+    async with sqlite_world(
+        tmp_path_factory.mktemp("gateway-observability"), metrics_token=METRICS_TOKEN
+    ) as built:
+        yield built
 
 
 def bearer(secret: str | None) -> dict[str, str]:

@@ -15,11 +15,9 @@ from aiohttp import web
 from sqlalchemy import select
 
 from catalog.tables import Deployment, InvokeToken
-from config.settings import Settings
 from services import audit, deployment_access
-from tests.conftest import ADMIN_KEY
 from tests.support.gateway import GatewayProcess
-from tests.support.gateway_world import World, build_world
+from tests.support.gateway_world import World, sqlite_world
 from tests.support.postgres import free_port
 from tests.support.upstream import aiohttp_server, answering
 
@@ -29,15 +27,8 @@ PROMISE = 1.0  # seconds: a change in the catalog reaches every gateway process 
 
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
-    settings = Settings(
-        state_dir=tmp_path / "state",
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'catalog.db'}",
-        bootstrap_admin_key=ADMIN_KEY,
-        gateway_port=free_port(),
-    )
-    built = await build_world(settings)
-    yield built
-    await built.engine.dispose()
+    async with sqlite_world(tmp_path, gateway_port=free_port()) as built:
+        yield built
 
 
 def version(name: str) -> Callable[[web.Request], Awaitable[web.Response]]:

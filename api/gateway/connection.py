@@ -3,7 +3,8 @@ byte tunnel of a WebSocket session once the replica has accepted it.
 
 Requests on a connection are answered in order, one `Exchange` at a time; a pipelined request
 waits its turn with reading paused. Writes made while the parser runs are batched and flushed
-once per read.
+once per read. (Just over 300 lines: the parser's callbacks and the connection's states are
+one protocol.)
 """
 
 from __future__ import annotations

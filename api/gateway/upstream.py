@@ -13,6 +13,9 @@ Pool rules:
   * idle connections are closed after `idle_timeout` (default 1.5 s: before gunicorn's 2 s,
     uvicorn's and Node's 5 s keep-alive, so the gateway never reuses a connection the replica
     is closing), and at once when the replica closes them (EOF on an idle connection).
+
+Why one module of this length: a connection and the pool it returns to share one life cycle
+(open, serve, idle, reuse or close), and their accounting has to agree.
 """
 
 from __future__ import annotations

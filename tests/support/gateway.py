@@ -4,10 +4,6 @@ real `wapi gateway` processes."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -20,7 +16,7 @@ import httpx
 from api.gateway.server import Gateway, listening_socket, running_gateway
 from config.settings import Settings
 from tests.support.postgres import free_port
-from tests.support.processes import settings_env
+from tests.support.processes import WapiProcess
 
 
 @dataclass
@@ -77,26 +73,21 @@ def gateway_in_thread(settings: Settings) -> Iterator[str]:
         loop.close()
 
 
-class GatewayProcess:
-    """`python -m cli gateway` with the test's settings, in a session of its own."""
+class GatewayProcess(WapiProcess):
+    """`python -m cli gateway --processes N` with the test's settings."""
+
+    command = "gateway"
 
     def __init__(self, settings: Settings, log_file: Path, processes: int = 1) -> None:
-        self.settings = settings
-        self.log_file = log_file
+        super().__init__(settings, log_file)
         self.processes = processes
-        self.process: subprocess.Popen[bytes] | None = None
+
+    def arguments(self) -> list[str]:
+        return ["--processes", str(self.processes)]
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.settings.gateway_port}"
-
-    def start(self) -> None:
-        env = {**os.environ, **settings_env(self.settings)}
-        command = [sys.executable, "-m", "cli", "gateway", "--processes", str(self.processes)]
-        with self.log_file.open("ab") as log:
-            self.process = subprocess.Popen(
-                command, stdout=log, stderr=log, env=env, start_new_session=True
-            )
 
     def wait_ready(self, within: float = 30) -> None:
         deadline = time.monotonic() + within
@@ -111,12 +102,3 @@ class GatewayProcess:
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"the gateway did not get ready: {self.log_file.read_text()}")
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()

@@ -8,6 +8,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete
@@ -86,6 +87,23 @@ def ready_replica(workload_id: str, address: str, index: int = 0) -> WorkloadRep
     )
 
 
+@contextlib.asynccontextmanager
+async def sqlite_world(directory: Path, **settings: Any) -> AsyncIterator[World]:
+    """A world on a SQLite catalog in `directory`; `settings` are more Settings fields."""
+    built = await build_world(
+        Settings(
+            state_dir=directory / "state",
+            database_url=f"sqlite+aiosqlite:///{directory / 'catalog.db'}",
+            bootstrap_admin_key=ADMIN_KEY,
+            **settings,
+        )
+    )
+    try:
+        yield built
+    finally:
+        await built.engine.dispose()
+
+
 async def build_world(settings: Settings) -> World:
     engine = database.create_engine(settings.catalog_url)
     await database.migrate(engine)
@@ -146,14 +164,19 @@ async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, dict[bytes,
     if b"content-length" in headers:
         body = await reader.readexactly(int(headers[b"content-length"]))
     elif headers.get(b"transfer-encoding") == b"chunked":
-        while True:
-            size_line = await reader.readuntil(b"\r\n")
-            size = int(size_line.strip(), 16)
-            data = await reader.readexactly(size + 2)
-            body += size_line + data
-            if size == 0:
-                break
+        body = await read_chunks(reader)
     return line, headers, body
+
+
+async def read_chunks(reader: asyncio.StreamReader) -> bytes:
+    """A chunked body up to its last chunk, framing included."""
+    body = b""
+    while True:
+        size_line = await reader.readuntil(b"\r\n")
+        size = int(size_line.strip(), 16)
+        body += size_line + await reader.readexactly(size + 2)
+        if size == 0:
+            return body
 
 
 @contextlib.asynccontextmanager
@@ -214,14 +237,7 @@ async def read_response(reader: asyncio.StreamReader) -> bytes:
         length = int(lower.split(b"\r\ncontent-length:")[1].split(b"\r\n")[0])
         return head + await reader.readexactly(length)
     if b"transfer-encoding: chunked" in lower:
-        body = b""
-        while True:
-            line = await reader.readuntil(b"\r\n")
-            size = int(line.strip(), 16)
-            data = await reader.readexactly(size + 2)
-            body += line + data
-            if size == 0:
-                return head + body
+        return head + await read_chunks(reader)
     return head
 
 
