@@ -85,8 +85,9 @@ async def test_every_deployment_call_is_audited_refused_ones_too(world: World) -
         "invoke_token",
     )
     assert served.actor.startswith("token:") and served.source_ip == "127.0.0.1"
-    assert served.summary["count"] == 3 and served.summary["columns"][3] == "path"
-    assert [call[2:4] for call in served.summary["calls"]] == [["GET", "/a"]] * 3  # no query
+    assert served.summary["count"] == 3 and served.summary["method"] == "GET"
+    assert served.summary["columns"] == ["offsetUs", "requestId", "path", "latencyUs"]
+    assert [call[2] for call in served.summary["calls"]] == ["/a"] * 3  # never the query
     request_ids = [call[1] for call in served.summary["calls"]]
     assert served.request_id == request_ids[0] and len(set(request_ids)) == 3
     assert (by_status[401].actor, by_status[401].resource_id) == ("anonymous", "nope")

@@ -115,8 +115,8 @@ async def test_a_session_through_a_deployment(world: World) -> None:
     assert [(r.action, r.actor_kind, r.summary["count"]) for r in rows] == [
         ("deployment.invoke", "invoke_token", 1)
     ]
-    [[_, _, method, path, _]] = rows[0].summary["calls"]
-    assert (method, path) == ("WEBSOCKET", "/chat/a%20b")
+    [[_, _, path, _]] = rows[0].summary["calls"]
+    assert (rows[0].summary["method"], path) == ("WEBSOCKET", "/chat/a%20b")
 
 
 async def test_a_session_through_a_workload(world: World) -> None:
