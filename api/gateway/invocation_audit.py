@@ -31,7 +31,6 @@ from services import audit
 log = logging.getLogger(__name__)
 
 CALLS_PER_RECORD: Final = 200
-RECORDS_PER_APPEND: Final = 2
 COLUMNS: Final = ["offsetUs", "requestId", "path", "latencyUs"]
 MAX_PATH: Final = 500
 SLICE: Final = 1000  # calls grouped between two yields to the event loop
@@ -57,7 +56,7 @@ class InvocationAudit:
         self.interval = interval
         self.max_pending = max_pending
         self._queue: deque[Call] = deque()
-        self._unwritten: list[AuditEntry] = []  # a batch whose write failed, retried first
+        self._unwritten: list[audit.Prepared] = []  # a batch not written yet, tried first
         self._task: asyncio.Task[None] | None = None
 
     def record(self, call: Call) -> None:
@@ -96,12 +95,10 @@ class InvocationAudit:
         if not self._unwritten:
             return True
         try:
+            # One append, prepared beforehand: the transaction holds the catalog's write lock
+            # (on SQLite, every other writer's too) for as short as possible.
             async with self.sessions() as session, session.begin():
-                # A few records per append: between them the event loop serves requests
-                # (encoding and hashing a record of 200 calls takes a fraction of a millisecond).
-                for start in range(0, len(self._unwritten), RECORDS_PER_APPEND):
-                    chunk = self._unwritten[start : start + RECORDS_PER_APPEND]
-                    await audit.append(session, chunk)
+                await audit.append(session, self._unwritten)
         except Exception:
             self.metrics.count(self.metrics.audit, "failed_writes")
             log.exception("invoke audit batch not written; retrying at the next flush")
@@ -111,11 +108,11 @@ class InvocationAudit:
         return True
 
     def _held(self) -> int:
-        return sum(entry.summary["count"] for entry in self._unwritten)
+        return sum(prepared.entry.summary["count"] for prepared in self._unwritten)
 
-    async def _entries(self) -> list[AuditEntry]:
-        """The queued calls as chain records, built a slice at a time so the event loop keeps
-        serving requests meanwhile."""
+    async def _entries(self) -> list[audit.Prepared]:
+        """The queued calls as chain records, built (and their JSON encoded) a slice at a
+        time, so the event loop keeps serving requests meanwhile."""
         groups: dict[Group, list[Call]] = {}
         queue = self._queue
         while queue:
@@ -131,7 +128,7 @@ class InvocationAudit:
         entries = []
         for key, calls in groups.items():
             for start in range(0, len(calls), CALLS_PER_RECORD):
-                entries.append(_entry(key, calls[start : start + CALLS_PER_RECORD]))
+                entries.append(audit.prepare(_entry(key, calls[start : start + CALLS_PER_RECORD])))
                 await asyncio.sleep(0)
         return entries
 
