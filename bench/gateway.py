@@ -430,15 +430,17 @@ def report(
         f"throughput: wrk -t{args.threads} -c{args.connections},"
         f" {args.rounds} rounds of {args.seconds} s"
     )
-    print("  in rotating order, median per target; CPU: the proxy's processes, in cores")
+    print("  in rotating order, median per target; CPU: the proxy's processes, in cores, and")
+    print("  per call")
     medians = {name: median_of(runs) for name, runs in throughput.items()}
     print(
-        f"  {'':<11}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'CPU':>6}{'non-2xx':>9}{'sock err':>9}"
+        f"  {'':<11}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'CPU':>6}{'us/call':>9}"
+        f"{'non-2xx':>9}{'sock err':>9}"
     )
     for name, run in medians.items():
         print(
             f"  {name:<11}{run.rate:9.0f}{run.p50_ms:9.3f}{run.p99_ms:9.3f}{run.cpu:6.2f}"
-            f"{run.bad_status:9d}{run.socket_errors:9d}"
+            f"{run.cpu / run.rate * 1e6:9.1f}{run.bad_status:9d}{run.socket_errors:9d}"
         )
     for name, runs in throughput.items():
         print(f"    rounds {name}: " + " / ".join(f"{r.rate:.0f}" for r in runs))
