@@ -31,6 +31,7 @@ import httptools
 from api.gateway.headers import ResponseHead, scan_response_head
 
 if TYPE_CHECKING:
+    from api.gateway.connection import ClientConnection
     from api.gateway.exchange import Exchange
     from api.gateway.metrics import GatewayMetrics
 
@@ -76,7 +77,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.head_buf = b""
         self.awaiting_head = False  # set when a request is sent: the next bytes are a head
         self.tunnel_eof = False
-        self.tunnel: Any = None  # the ClientConnection, once a WebSocket session is relayed
+        self.tunnel: ClientConnection | None = None  # once a WebSocket session is relayed
         self.stale_parser = False
 
     # ---- asyncio.Protocol -----------------------------------------------------------------
@@ -87,9 +88,11 @@ class UpstreamConnection(asyncio.Protocol):
         self.pool.metrics.connections["upstream"] += 1
 
     def data_received(self, data: bytes) -> None:
-        if self.tunnel is not None:
+        tunnel = self.tunnel
+        if tunnel is not None:
             self.last_activity = time.monotonic()  # for the WebSocket idle timeout
-            self.tunnel.transport.write(data)
+            if tunnel.transport is not None:
+                tunnel.transport.write(data)
             return
         exchange = self.exchange
         if exchange is None:  # a replica talking out of turn: the connection is unusable
