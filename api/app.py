@@ -16,10 +16,7 @@ from temporalio.client import Client
 from api.audit import AuditMiddleware
 from api.context import AppContext
 from api.errors import install_error_handlers
-from api.gateway import routes as invoke
 from api.gateway.credentials import Credentials
-from api.gateway.directory import ReplicaDirectory
-from api.gateway.proxy import ReplicaProxy, client_session
 from api.observability import ApiMetrics, RequestContextMiddleware
 from api.routes import (
     api_keys,
@@ -29,6 +26,7 @@ from api.routes import (
     collections,
     deployments,
     health,
+    invoke,
     logs,
     secrets,
     sharing,
@@ -114,7 +112,11 @@ OPENAPI_TAGS = [
     {"name": "workloads", "description": "Running artifacts: lifecycle, replicas, logs."},
     {"name": "deployments", "description": "Stable governed endpoints; swaps; health."},
     {"name": "deployment access", "description": "Invoke tokens and shared roles."},
-    {"name": "invoke", "description": "The gateway: calls forwarded to ready replicas."},
+    {
+        "name": "invoke",
+        "description": "Served by the invoke gateway (`wapi gateway`, WAPI_GATEWAY_URL), not by "
+        "this process: calls forwarded to ready replicas.",
+    },
     {"name": "secrets", "description": "Encrypted values for environment variables."},
     {"name": "API keys", "description": "Management credentials and their roles."},
     {"name": "audit", "description": "The hash-chained record of every change and call."},
@@ -137,13 +139,9 @@ def create_app(
             sessions = database.create_sessionmaker(engine)
             await bootstrap_catalog(settings, engine, sessions)
             reads = database.create_read_sessionmaker(engine)
-            directory = ReplicaDirectory(reads)
-            await directory.start()
-            stack.push_async_callback(directory.stop)
             audit_writer = AuditWriter(sessions, registry=app.state.metrics.registry)
             await audit_writer.start()
             stack.push_async_callback(audit_writer.stop)
-            http = await stack.enter_async_context(client_session(settings.gateway_timeout_seconds))
             runtime = build_runtime(settings)
             if runtime is not None:
                 stack.push_async_callback(runtime.close)
@@ -153,8 +151,6 @@ def create_app(
                 sessions=sessions,
                 bundles=BundleCatalog.load(settings.resource_bundles_file),
                 temporal=temporal_client or await temporal.connect(settings, lazy=True),
-                directory=directory,
-                proxy=ReplicaProxy(http),
                 runtime=runtime,
                 credentials=Credentials(reads),
                 audit=audit_writer,
@@ -177,10 +173,6 @@ def create_app(
     install_error_handlers(app)
 
     api = APIRouter(prefix=API_PREFIX, responses=ERROR_RESPONSES)
-    # The gateway's routes come first: routes are matched in order, and invoke calls are
-    # the hot path. (The OpenAPI document orders its sections by `OPENAPI_TAGS`.)
-    api.include_router(invoke.deployments_router)
-    api.include_router(invoke.router)
     for module in (
         artifacts,
         collections,
@@ -192,6 +184,7 @@ def create_app(
         api_keys,
         audit,
         secrets,
+        invoke,  # documented here, served by the gateway process
     ):
         api.include_router(module.router)
     app.include_router(api)

@@ -8,8 +8,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from api.gateway.credentials import Credentials
-from api.gateway.directory import ReplicaDirectory
-from api.gateway.proxy import ReplicaProxy
 from config.settings import Settings
 from runtimes.base import Runtime
 from services.audit_writer import AuditWriter
@@ -23,8 +21,6 @@ class AppContext:
     sessions: async_sessionmaker[AsyncSession]
     bundles: BundleCatalog
     temporal: Client
-    directory: ReplicaDirectory
-    proxy: ReplicaProxy
     runtime: Runtime | None
     credentials: Credentials
     audit: AuditWriter

@@ -198,6 +198,8 @@ class Deployment(Base):
     status: Mapped[DeploymentStatus] = mapped_column(String(20), index=True)
     status_reason: Mapped[str | None] = mapped_column(Text, default=None)
     health: Mapped[dict[str, Any]]
+    # Invoke request bodies larger than this are refused (413); None: the gateway's default.
+    max_body_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
     created_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

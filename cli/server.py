@@ -1,4 +1,5 @@
-"""Process commands: the whole local stack, or the API, the worker, a migration alone."""
+"""Process commands: the whole local stack, or the API, the gateway, the worker, a migration
+alone."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def api() -> None:
-        """Serve the HTTP API (and the invoke gateway) on WAPI_API_HOST:WAPI_API_PORT."""
+        """Serve the management API on WAPI_API_HOST:WAPI_API_PORT."""
         import uvicorn
 
         settings = Settings()
@@ -36,6 +37,19 @@ def register(app: typer.Typer) -> None:
             log_config=None,
             proxy_headers=False,
         )
+
+    @app.command()
+    def gateway(
+        processes: int = typer.Option(
+            0, min=0, help="Processes on the port (SO_REUSEPORT); 0: WAPI_GATEWAY_PROCESSES."
+        ),
+    ) -> None:
+        """Serve the invoke gateway on WAPI_GATEWAY_HOST:WAPI_GATEWAY_PORT."""
+        from api.gateway import process
+
+        settings = Settings()
+        wapi_logging.configure(settings.log_level)
+        raise typer.Exit(process.run(settings, processes or settings.gateway_processes))
 
     @app.command()
     def worker() -> None:

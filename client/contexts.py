@@ -122,7 +122,7 @@ def resolve(
         (current.api_url, _key_of(current, path.parent), current.gateway_url)
         if current
         else (None,) * 3,
-        (f"http://{settings.api_host}:{settings.api_port}", local_key, None),
+        (f"http://{settings.api_host}:{settings.api_port}", local_key, settings.public_gateway_url),
     ]
     url = next(layer[0] for layer in layers if layer[0])
     key = next((layer[1] for layer in layers if layer[1]), None)

@@ -55,8 +55,40 @@ class Settings(BaseSettings):
     restart_backoff_seconds: float = Field(1.0, gt=0)
     restart_backoff_max_seconds: float = Field(60.0, gt=0)
     crash_loop_limit: int = Field(5, ge=1, description="Restarts in a row before errored.")
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = Field(8081, ge=1, le=65535)
+    gateway_processes: int = Field(
+        1, ge=1, le=256, description="Gateway processes `wapi gateway` starts on the port."
+    )
+    gateway_url: str | None = Field(
+        None,
+        description="The invoke gateway's public base URL, used in `endpoint` fields; default "
+        "http://WAPI_GATEWAY_HOST:WAPI_GATEWAY_PORT.",
+    )
     gateway_timeout_seconds: float = Field(
-        300, gt=0, description="How long the gateway waits for a workload's answer."
+        300, gt=0, description="Longest gap the gateway waits between bytes of an answer."
+    )
+    gateway_max_body_bytes: int = Field(
+        100 * 1024 * 1024,
+        ge=0,
+        description="Largest invoke request body (a deployment may set its own); over: 413.",
+    )
+    gateway_max_calls_per_caller: int = Field(
+        1000, ge=1, description="Concurrent calls of one caller per gateway process; over: 429."
+    )
+    gateway_max_connections_per_replica: int = Field(
+        1000, ge=1, description="Connections a gateway process opens to one replica."
+    )
+    gateway_acquire_timeout_seconds: float = Field(
+        5, gt=0, description="How long a call waits for a connection to a full replica; then 503."
+    )
+    gateway_websocket_idle_seconds: float = Field(
+        300, gt=0, description="A WebSocket session with no traffic either way is closed."
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="A bearer token that shows per-deployment series on the gateway's "
+        "/metrics (admin API keys do too; anonymous scrapes get gateway-wide series).",
     )
     restore_interval_seconds: float = Field(
         300, gt=0, description="How often workers start workflows missing for catalog rows."
@@ -70,6 +102,15 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{self.state_dir.resolve() / 'catalog.db'}"
+
+    @property
+    def public_gateway_url(self) -> str:
+        return (self.gateway_url or f"http://{self.gateway_host}:{self.gateway_port}").rstrip("/")
+
+    @property
+    def gateway_metrics_dir(self) -> Path:
+        """Where gateway processes on this machine share their counters (see metrics.py)."""
+        return self.state_dir / "gateway-metrics"
 
     @property
     def admin_key_file(self) -> Path:

@@ -72,6 +72,7 @@ async def create_deployment(
         workload_id=workload.id,
         status="active" if workload.status == "running" else "inactive",
         health=data.health.model_dump(mode="json"),
+        max_body_bytes=data.max_body_bytes,
         created_by=creator,
     )
     session.add(deployment)
@@ -135,6 +136,8 @@ async def update_deployment(
         await add_event(
             session, deployment.id, "health_settings_changed", f"changed by {actor}", actor
         )
+    if "max_body_bytes" in data.model_fields_set:  # null: back to the gateway's default
+        deployment.max_body_bytes = data.max_body_bytes
     deployment.updated_at = utcnow()
     await session.flush()
 

@@ -3,28 +3,28 @@
 Callers: admin; editor and viewer keys with no role on the deployment; owner (editor key),
 user and consumer (viewer keys) by sharing; no key; a revoked key; and an invoke token.
 Temporal is unreachable in these tests, so calls that get past authorisation and reach a
-workflow answer 503: what matters here is who is let through and who is not.
+workflow answer 503: what matters here is who is let through and who is not. Invoke calls go
+to the gateway (its own process in production, here in the test's event loop) on the same
+catalog; the deployment's workload has no ready replica, so a call let through answers 503.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from aiohttp import web
 from fastapi import FastAPI
 
-from catalog import database
-from catalog.tables import Deployment
+from api.gateway.directory import ReplicaDirectory, Target
+from config.settings import Settings
 from models.deployments import DeploymentCreate, RoleChange
 from services import deployment_access, deployments
 from tests.conftest import ADMIN_KEY, client_for
 from tests.factories import ready_replica, registered_workload
-from tests.support.upstream import aiohttp_server, answering
+from tests.support.gateway import gateway_in_loop
 from tests.test_auth import make_key
 
 D = "/api/v2/console/deployments/{id}/"
@@ -111,7 +111,6 @@ async def world(app: FastAPI, api: httpx.AsyncClient) -> dict[str, str]:
         _, token = await deployment_access.create_token(session, deployment.id, "t", "owner")
         # The revoke route gets a token of its own, so the one used to invoke stays valid.
         victim, _ = await deployment_access.create_token(session, deployment.id, "v", "owner")
-    await app.state.context.directory.refresh()
     return {
         **keys,
         "token": token,
@@ -140,7 +139,24 @@ async def test_the_matrix_covers_every_deployment_route(app: FastAPI) -> None:
     assert {(m, p) for m, p in documented if "{path}" not in p} | invoke == listed
 
 
-async def test_every_caller_on_every_route(app: FastAPI, world: dict[str, str]) -> None:
+@pytest.fixture
+async def gateway_url(settings: Settings) -> AsyncIterator[str]:
+    async with gateway_in_loop(settings) as running:
+        yield running.url
+
+
+def client_to(app: FastAPI, gateway: str, template: str, key: str | None) -> httpx.AsyncClient:
+    """The management API in process, or the gateway for invoke routes."""
+    if not template.startswith("/api/v2/endpoints/"):
+        return client_for(app, key)
+    return httpx.AsyncClient(
+        base_url=gateway, headers={"Authorization": f"Bearer {key}"} if key else {}
+    )
+
+
+async def test_every_caller_on_every_route(
+    app: FastAPI, world: dict[str, str], gateway_url: str
+) -> None:
     failures = []
     for (method, template), expected in EXPECTED.items():
         callers = {**expected, "none": 401, "revoked": 401}
@@ -148,7 +164,7 @@ async def test_every_caller_on_every_route(app: FastAPI, world: dict[str, str]) 
             callers["token"] = "ok"
         for caller, outcome in callers.items():
             body = BODIES.get((method, template))
-            async with client_for(app, world.get(caller)) as client:
+            async with client_to(app, gateway_url, template, world.get(caller)) as client:
                 response = await client.request(
                     method,
                     fill(template, world),
@@ -169,65 +185,32 @@ async def test_every_caller_on_every_route(app: FastAPI, world: dict[str, str]) 
     assert failures == []
 
 
-async def test_token_is_scoped_to_one_deployment(app: FastAPI, world: dict[str, str]) -> None:
+async def test_token_is_scoped_to_one_deployment(
+    app: FastAPI, world: dict[str, str], gateway_url: str
+) -> None:
     async with app.state.context.sessions() as session, session.begin():
         other = await deployments.create_deployment(
             session, DeploymentCreate(name="other", workload_id=world["other"]), "owner"
         )
-    await app.state.context.directory.refresh()
+    path = f"/api/v2/endpoints/deployments/{other.id}/healthz"
+    async with client_to(app, gateway_url, path, world["token"]) as gateway:
+        assert (await gateway.get(path)).status_code == 403
     async with client_for(app, world["token"]) as client:
-        elsewhere = await client.get(f"/api/v2/endpoints/deployments/{other.id}/healthz")
-        assert elsewhere.status_code == 403
         # An invoke token is not a management key.
         assert (await client.get(f"/api/v2/console/deployments/{world['id']}/")).status_code == 401
         assert (await client.get("/api/v2/apiKeys/me/")).status_code == 401
 
 
 async def test_route_table_misses_read_the_catalog(app: FastAPI, world: dict[str, str]) -> None:
-    """What the API has just acknowledged takes traffic at once, even when the in-memory route
-    table was reloaded a moment before it was written."""
-    directory = app.state.context.directory
+    """What the API has just acknowledged takes traffic at once, even when the gateway's
+    in-memory route table was reloaded a moment before it was written."""
+    directory = ReplicaDirectory(app.state.context.sessions)
     await directory.refresh()
     async with app.state.context.sessions() as session, session.begin():
         fresh = await deployments.create_deployment(
             session, DeploymentCreate(name="fresh", workload_id=world["other"]), "owner"
         )
         session.add(ready_replica(world["other"], "127.0.0.1:9"))
-    assert await directory.deployment_target(fresh.id) == world["other"]
-    assert await directory.addresses(world["other"]) == ["127.0.0.1:9"]
+    assert await directory.deployment_target(fresh.id) == Target(world["other"], None)
+    assert await directory.addresses(world["other"]) == ("127.0.0.1:9",)
     assert await directory.deployment_target("missing") is None
-
-
-async def test_known_callers_are_served_while_the_catalog_is_away(
-    app: FastAPI, world: dict[str, str]
-) -> None:
-    """Route table and credentials keep their last answers: the gateway stays up."""
-    stack = AsyncExitStack()
-
-    async def hello(request: web.Request) -> web.Response:
-        return web.Response(text="hello")
-
-    upstream = await stack.enter_async_context(aiohttp_server(answering(hello, method="GET")))
-    context = app.state.context
-    async with context.sessions() as session, session.begin():
-        row = await session.get(Deployment, world["id"])
-        assert row is not None
-        workload = row.workload_id
-        session.add(ready_replica(workload, upstream))
-    await context.directory.refresh()
-    url = f"/api/v2/endpoints/deployments/{world['id']}/hi"
-    nowhere = database.create_engine("postgresql+asyncpg://wapi:x@127.0.0.1:1/catalog")
-    saved = context.directory.sessions, context.credentials.sessions
-    try:
-        async with client_for(app, world["token"]) as client:
-            assert (await client.get(url)).text == "hello"
-            context.directory.sessions = database.create_read_sessionmaker(nowhere)
-            context.credentials.sessions = database.create_read_sessionmaker(nowhere)
-            await asyncio.sleep(0.6)  # past the credential cache's half second
-            for _ in range(3):
-                answer = await client.get(url)
-                assert answer.status_code == 200 and answer.text == "hello"
-    finally:
-        context.directory.sessions, context.credentials.sessions = saved
-        await nowhere.dispose()
-        await stack.aclose()

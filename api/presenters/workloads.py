@@ -20,8 +20,10 @@ from models.workloads import (
 from services.bundles import BundleCatalog
 
 
-def endpoint_url(request: Request, workload_id: str) -> str:
-    return f"{str(request.base_url).rstrip('/')}/api/v2/endpoints/workloads/{workload_id}/"
+def invoke_url(request: Request, kind: str, resource_id: str) -> str:
+    """Where the gateway (a process of its own, see WAPI_GATEWAY_URL) serves calls to it."""
+    gateway: str = request.app.state.context.settings.public_gateway_url
+    return f"{gateway}/api/v2/endpoints/{kind}/{resource_id}/"
 
 
 def present_workload(
@@ -56,7 +58,7 @@ def present_workload(
             )
             for group in runtime.container_groups
         ],
-        endpoint=endpoint_url(request, row.id),
+        endpoint=invoke_url(request, "workloads", row.id),
         generation=row.generation,
         creator=UserRef(username=row.created_by),
         created_at=row.created_at,

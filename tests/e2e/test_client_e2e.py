@@ -24,7 +24,7 @@ def registered(stack: Stack, name: str, **container: Any) -> ArtifactCreate:
 
 
 async def test_the_async_client_follows_a_workload_from_start_to_delete(stack: Stack) -> None:
-    async with AsyncClient(stack.url, ADMIN_KEY) as wapi:
+    async with AsyncClient(stack.url, ADMIN_KEY, gateway_url=stack.gateway_url) as wapi:
         artifact = await wapi.artifacts.create(registered(stack, "svc", readinessProbe=READY))
         body = {"name": "svc", "artifactId": artifact.id, "runtime": {"containerGroups": [{}]}}
         created = await wapi.workloads.create(WorkloadCreate.model_validate(body))
@@ -54,7 +54,7 @@ async def test_the_async_client_follows_a_workload_from_start_to_delete(stack: S
 
 
 async def test_waiting_for_running_fails_fast_when_the_workload_errors(stack: Stack) -> None:
-    async with AsyncClient(stack.url, ADMIN_KEY) as wapi:
+    async with AsyncClient(stack.url, ADMIN_KEY, gateway_url=stack.gateway_url) as wapi:
         created = await wapi.workloads.create(
             {"name": "crashy", "artifact": {"spec": {"containerGroups": [
                 {"containers": [stack.container(command=["crash"])]}
@@ -84,7 +84,7 @@ async def test_a_swap_that_rolls_back_fails_its_wait(stack: Stack) -> None:
     bad = await stack.registered("bad", command=["never-ready"], readinessProbe=READY)
     live = await stack.workload_of(good["id"], "live")
     await stack.wait_status(live, "running")
-    async with AsyncClient(stack.url, ADMIN_KEY) as wapi:
+    async with AsyncClient(stack.url, ADMIN_KEY, gateway_url=stack.gateway_url) as wapi:
         deployment = await wapi.deployments.create({"name": "prod", "workloadId": live})
         await wapi.deployments.wait_until(deployment.id, "active", timeout=60, interval=0.3)
         candidate = await stack.workload_of(bad["id"], "candidate")

@@ -34,6 +34,7 @@ async def test_readme_cli_tour_runs(stack: Stack, docker_url: str, tmp_path: Pat
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
         "WAPI_API_URL": stack.url,
         "WAPI_API_KEY": ADMIN_KEY,
+        "WAPI_GATEWAY_URL": stack.gateway_url,
         "WAPI_CONFIG": str(tmp_path / "no-config.yaml"),
     }
     process = await asyncio.create_subprocess_exec(

@@ -66,6 +66,29 @@ def test_api_deployment() -> None:
     assert service["spec"]["selector"] == api["spec"]["selector"]["matchLabels"]
 
 
+def test_gateway_deployment() -> None:
+    """The invoke gateway runs apart from the management API, as its own Deployment and
+    Service, on the port the settings give it, with no access to the Kubernetes API."""
+    gateway = find("Deployment", "wapi-gateway")
+    assert gateway["spec"]["replicas"] >= 2
+    pod = gateway["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "wapi-gateway" and not pod["automountServiceAccountToken"]
+    [container] = pod["containers"]
+    assert container["image"] == IMAGE and container["command"] == ["wapi", "gateway"]
+    config = find("ConfigMap", "wapi-config")["data"]
+    assert container["ports"][0]["containerPort"] == int(config["WAPI_GATEWAY_PORT"])
+    assert config["WAPI_GATEWAY_HOST"] == "0.0.0.0"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    sources = {next(iter(s.values()))["name"] for s in container["envFrom"]}
+    assert sources == {"wapi-config", "wapi-secrets"}
+    processes = {e["name"]: e["value"] for e in container["env"]}["WAPI_GATEWAY_PROCESSES"]
+    Settings.model_validate({"gateway_processes": processes})
+    service = find("Service", "wapi-gateway")
+    assert service["spec"]["selector"] == gateway["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+
+
 def test_worker_deployment() -> None:
     pod = find("Deployment", "wapi-worker")["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "wapi-worker"
