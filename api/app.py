@@ -15,6 +15,7 @@ from temporalio.client import Client
 
 from api.audit import AuditMiddleware
 from api.context import AppContext
+from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.gateway import routes as invoke
 from api.gateway.credentials import Credentials
@@ -173,6 +174,8 @@ def create_app(
         lifespan=lifespan,
         redirect_slashes=False,
         openapi_tags=OPENAPI_TAGS,
+        docs_url=None,  # served with local assets by install_docs
+        redoc_url=None,
     )
     app.state.metrics = ApiMetrics()
     install_error_handlers(app)
@@ -198,6 +201,7 @@ def create_app(
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)
+    install_docs(app)
 
     app.add_middleware(TrailingSlashMiddleware)
     app.add_middleware(AuditMiddleware)  # inside RequestContextMiddleware: needs the request id
