@@ -38,6 +38,7 @@ from api.routes import (
 )
 from catalog import database
 from config.settings import Settings
+from console import mount as mount_console
 from models.common import ErrorBody
 from runtimes.factory import build_runtime
 from services import api_keys as api_key_service
@@ -202,6 +203,7 @@ def create_app(
     app.include_router(api)
     app.include_router(health.router)
     install_docs(app)
+    mount_console(app, settings)
 
     app.add_middleware(TrailingSlashMiddleware)
     app.add_middleware(AuditMiddleware)  # inside RequestContextMiddleware: needs the request id
