@@ -176,7 +176,7 @@ def create_app(
         redirect_slashes=False,
         openapi_tags=OPENAPI_TAGS,
         docs_url=None,  # served with local assets by install_docs
-        redoc_url=None,
+        redoc_url=None,  # ReDoc's bundle fetches its logo from a CDN (api/docs.py)
     )
     app.state.metrics = ApiMetrics()
     install_error_handlers(app)

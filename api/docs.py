@@ -1,6 +1,7 @@
-"""The API reference pages (`/docs`: Swagger UI, `/redoc`: ReDoc) with every asset served by the
-product, so they work on a machine without internet. The files come from the `fastapi-offline`
-package (Swagger UI 5 and ReDoc 2, MIT-licensed), which ships them for exactly this."""
+"""The API reference page (`/docs`, Swagger UI) with every asset served by the product, so it
+works on a machine without internet. The files come from the `fastapi-offline` package (it
+ships Swagger UI 5 for exactly this; MIT-licensed). There is no `/redoc`: ReDoc's bundle loads
+its logo from the vendor's CDN, so it cannot be served whole from here."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import (
-    get_redoc_html,
     get_swagger_ui_html,
     get_swagger_ui_oauth2_redirect_html,
 )
@@ -22,7 +22,7 @@ OAUTH2_REDIRECT = "/docs/oauth2-redirect"
 
 
 def install_docs(app: FastAPI, openapi_url: str = "/openapi.json") -> None:
-    """Add `/docs`, `/redoc` and their assets (the app is built with `docs_url=None`)."""
+    """Add `/docs` and its assets (the app is built with `docs_url=None`)."""
     app.mount(ASSETS_URL, StaticFiles(directory=ASSETS), name="docs-assets")
     title = app.title
 
@@ -42,13 +42,3 @@ def install_docs(app: FastAPI, openapi_url: str = "/openapi.json") -> None:
     @app.get(OAUTH2_REDIRECT, include_in_schema=False)
     async def swagger_ui_redirect() -> HTMLResponse:
         return get_swagger_ui_oauth2_redirect_html()
-
-    @app.get("/redoc", include_in_schema=False)
-    async def redoc() -> HTMLResponse:
-        return get_redoc_html(
-            openapi_url=openapi_url,
-            title=f"{title}: API reference",
-            redoc_js_url=f"{ASSETS_URL}/redoc.standalone.js",
-            redoc_favicon_url=f"{ASSETS_URL}/favicon.png",
-            with_google_fonts=False,
-        )
