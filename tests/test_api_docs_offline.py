@@ -14,7 +14,9 @@ from tests.support.browser import chromium, screenshots_dir
 from tests.support.live_server import serve
 
 
-async def test_the_api_reference_works_offline(tmp_path: Path, unreachable_temporal: Client) -> None:
+async def test_the_api_reference_works_offline(
+    tmp_path: Path, unreachable_temporal: Client
+) -> None:
     settings = Settings(
         state_dir=tmp_path / "state",
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'catalog.db'}",

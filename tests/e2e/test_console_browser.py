@@ -81,8 +81,8 @@ async def test_an_admin_runs_a_service_to_production_and_a_viewer_only_looks(
         await expect(page.locator("#replicas tbody tr")).to_have_count(1)
         await expect(page.locator("#logs")).to_contain_text("tick", timeout=SLOW)
         await expect(page.locator("#events")).to_contain_text("running")
-        link = page.locator("a.external")
-        assert re.search(r"/workflows/workload-[A-Za-z0-9]+$", await link.get_attribute("href") or "")
+        temporal_link = await page.locator("a.external").get_attribute("href") or ""
+        assert re.search(r"/workflows/workload-[A-Za-z0-9]+$", temporal_link)
         await page.screenshot(path=shots / "workload.png", full_page=True)
 
         # Register the draft: version 1, and the workload becomes deployable.
