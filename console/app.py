@@ -33,6 +33,7 @@ from console.visit import (
 )
 
 PREFIX = "/console"
+ROUTERS = [m.router for m in (auth, artifacts, workloads, deployments, sharing, audit)]
 STATIC = Path(str(files("console") / "static"))
 # Scripts and styles come from the console's own files only; nothing inline, nothing evaluated.
 SECURITY_HEADERS = [
@@ -60,8 +61,8 @@ def create_console(api_app: ASGIApp, settings: Settings) -> ASGIApp:
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False)
     app.state.console = Console(settings, api_app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for module in (auth, artifacts, workloads, deployments, sharing, audit):
-        app.include_router(module.router)
+    for router in ROUTERS:
+        app.include_router(router)
 
     @app.get("/", include_in_schema=False)
     async def start(request: Request) -> RedirectResponse:

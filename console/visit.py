@@ -8,6 +8,7 @@ import hmac
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
@@ -22,6 +23,7 @@ from client.transport import NO_RETRIES
 from config.settings import Settings
 from console.capabilities import Capabilities
 from console.formatting import FILTERS
+from console.links import workflow_url
 from console.session import COOKIE, Session, SessionCodec
 from console.transport import InProcessTransport
 
@@ -206,8 +208,7 @@ def render(
             "csrf": current.session.csrf if current else "",
             "here": page_address(request),
             "flash": flash,
-            "temporal_ui": console.settings.temporal_ui,
-            "temporal_namespace": console.settings.temporal_namespace,
+            "workflow_url": partial(workflow_url, console.settings),
             **context,
         },
         status_code=status,

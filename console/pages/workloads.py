@@ -23,8 +23,6 @@ PAGE = 20
 STATUSES: tuple[str, ...] = get_args(WorkloadStatus)
 EVENTS_SHOWN = 50
 LOG_LINES = 200
-# The workflow id the worker gives a workload (workflows/workload_contract.py).
-WORKFLOW_ID = "workload-{id}"
 
 
 def desired(workload: WorkloadPublic) -> int:
@@ -78,7 +76,6 @@ async def _live(visit: Visit, workload_id: str) -> dict[str, Any]:
         "ready": sum(r.ready for r in replicas),
         "desired": desired(workload),
         "deployments": served.data,
-        "workflow_id": WORKFLOW_ID.format(id=workload.id),
     }
 
 
