@@ -3,7 +3,6 @@ editing, registering, cloning and running them."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, get_args
 
 import yaml
@@ -124,11 +123,9 @@ async def create_artifact(action: ActionDep) -> Response:
 
 @router.get("/artifacts/{artifact_id}")
 async def artifact_page(visit: VisitDep, artifact_id: str) -> HTMLResponse:
-    artifact, workloads, bundles = await asyncio.gather(
-        visit.api.artifacts.get(artifact_id),
-        visit.api.workloads.list(artifact_id=artifact_id, limit=PAGE),
-        visit.api.bundles.list(limit=100),
-    )
+    artifact = await visit.api.artifacts.get(artifact_id)
+    workloads = await visit.api.workloads.list(artifact_id=artifact_id, limit=PAGE)
+    bundles = await visit.api.bundles.list(limit=100)
     return render(
         visit.request,
         "artifact.html",
@@ -235,9 +232,9 @@ async def collections_page(visit: VisitDep, search: str = "", offset: int = 0) -
 
 @router.get("/collections/{collection_id}")
 async def collection_page(visit: VisitDep, collection_id: str, offset: int = 0) -> HTMLResponse:
-    collection, versions = await asyncio.gather(
-        visit.api.collections.get(collection_id),
-        visit.api.collections.versions(collection_id, offset=max(offset, 0), limit=PAGE),
+    collection = await visit.api.collections.get(collection_id)
+    versions = await visit.api.collections.versions(
+        collection_id, offset=max(offset, 0), limit=PAGE
     )
     return render(
         visit.request,

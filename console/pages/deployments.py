@@ -8,7 +8,6 @@ through `GET .../panels/{name}`. A new aspect of a deployment (rollouts, say) is
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, get_args
@@ -44,11 +43,10 @@ class Panel:
 
 
 async def _status(visit: Visit, deployment: DeploymentPublic) -> dict[str, Any]:
-    health, workload = await asyncio.gather(
-        visit.api.deployments.health(deployment.id, recent=10),
-        visit.api.workloads.get(deployment.workload_id),
-    )
-    return {"health": health, "workload": workload}
+    return {
+        "health": await visit.api.deployments.health(deployment.id, recent=10),
+        "workload": await visit.api.workloads.get(deployment.workload_id),
+    }
 
 
 async def _traffic(visit: Visit, deployment: DeploymentPublic) -> dict[str, Any]:
@@ -176,7 +174,7 @@ async def deployments_page(
 async def deployment_page(visit: VisitDep, deployment_id: str) -> HTMLResponse:
     deployment = await visit.api.deployments.get(deployment_id)
     panels = [p for p in PANELS if p.shown(visit.can, deployment)]
-    loaded = await asyncio.gather(*(p.load(visit, deployment) for p in panels))
+    loaded = [await panel.load(visit, deployment) for panel in panels]
     return render(
         visit.request,
         "deployment.html",
