@@ -212,6 +212,7 @@ class LocalStack:
         print(
             f"""
 Workload API is running.
+  Console       {api}/console/
   API docs      {api}/docs
   Temporal UI   http://{temporal_host}:{self.settings.temporal_ui_port}
   Admin key     {key}

@@ -48,7 +48,7 @@ async def workloads_page(
         limit=PAGE,
     )
     # One call per row, one after another: on SQLite every API request takes the catalog's
-    # write lock, so concurrent calls only queue (bench/console.py: 5x slower with gather).
+    # write lock, so concurrent calls only queue (bench/console_pages.py: 7x slower so).
     replicas = [await _or_error(visit.api.workloads.replicas(w.id)) for w in page.data]
     rows = [
         {
