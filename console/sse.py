@@ -23,11 +23,6 @@ def message(data: str, *, event: str | None = None, id: str | None = None) -> st
     return "\n".join(lines) + "\n\n"
 
 
-def comment(text: str) -> str:
-    """A line EventSource ignores: keeps a quiet stream from being cut by a proxy."""
-    return f": {text}\n\n"
-
-
 class EventStream(StreamingResponse):
     media_type = "text/event-stream"
 

@@ -9,7 +9,7 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from fastapi import Depends, Request
@@ -27,6 +27,7 @@ from console.links import workflow_url
 from console.session import COOKIE, Session, SessionCodec
 from console.transport import InProcessTransport
 
+Option = TypeVar("Option", bound=str)
 FLASH_COOKIE = "wapi_console_flash"
 MAX_FORM_BYTES = 512 * 1024
 
@@ -103,10 +104,6 @@ class Visit:
     @property
     def base(self) -> str:
         return base_of(self.request)
-
-    @property
-    def console(self) -> Console:
-        return console_of(self.request)
 
 
 async def visit(request: Request) -> AsyncIterator[Visit]:
@@ -273,6 +270,6 @@ def fragment(request: Request, template: str, **context: Any) -> str:
     return html
 
 
-def choice(value: str, allowed: tuple[str, ...]) -> str | None:
+def choice(value: str, allowed: tuple[Option, ...]) -> Option | None:
     """`value` if it is one of `allowed` (a filter from the address bar), else None."""
-    return value if value in allowed else None
+    return next((option for option in allowed if option == value), None)

@@ -18,8 +18,8 @@ from models.status import ArtifactStatus
 
 router = APIRouter()
 PAGE = 20
-TYPES: tuple[str, ...] = get_args(ArtifactType)
-STATUSES: tuple[str, ...] = get_args(ArtifactStatus)
+TYPES: tuple[ArtifactType, ...] = get_args(ArtifactType)
+STATUSES: tuple[ArtifactStatus, ...] = get_args(ArtifactStatus)
 STARTER_SPEC = """\
 containerGroups:
   - containers:
@@ -37,8 +37,8 @@ async def artifacts_page(
 ) -> HTMLResponse:
     page = await visit.api.artifacts.list(
         search=search or None,
-        status=choice(status, STATUSES),  # type: ignore[arg-type]
-        type=choice(type, TYPES),  # type: ignore[arg-type]
+        status=choice(status, STATUSES),
+        type=choice(type, TYPES),
         offset=max(offset, 0),
         limit=PAGE,
     )

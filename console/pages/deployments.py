@@ -24,7 +24,7 @@ from models.status import DeploymentStatus
 
 router = APIRouter()
 PAGE = 20
-STATUSES: tuple[str, ...] = get_args(DeploymentStatus)
+STATUSES: tuple[DeploymentStatus, ...] = get_args(DeploymentStatus)
 Loader = Callable[[Visit, DeploymentPublic], Awaitable[dict[str, Any]]]
 INVOKE_BODY_SHOWN = 20_000
 
@@ -153,7 +153,7 @@ async def deployments_page(
 ) -> HTMLResponse:
     page = await visit.api.deployments.list(
         search=search or None,
-        status=choice(status, STATUSES),  # type: ignore[arg-type]
+        status=choice(status, STATUSES),
         offset=max(offset, 0),
         limit=PAGE,
     )

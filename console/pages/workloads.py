@@ -21,7 +21,7 @@ from models.workloads import WorkloadPublic
 router = APIRouter()
 T = TypeVar("T")
 PAGE = 20
-STATUSES: tuple[str, ...] = get_args(WorkloadStatus)
+STATUSES: tuple[WorkloadStatus, ...] = get_args(WorkloadStatus)
 EVENTS_SHOWN = 50
 LOG_LINES = 200
 
@@ -43,7 +43,7 @@ async def workloads_page(
 ) -> HTMLResponse:
     page = await visit.api.workloads.list(
         search=search or None,
-        status=choice(status, STATUSES),  # type: ignore[arg-type]
+        status=choice(status, STATUSES),
         offset=max(offset, 0),
         limit=PAGE,
     )
