@@ -218,6 +218,43 @@ async def test_api_refusals_come_back_to_the_page_that_asked(
         assert "404" in missing.text
 
 
+async def test_drafts_are_edited_cloned_and_deleted_as_yaml(
+    console_app: FastAPI, admin: httpx.AsyncClient
+) -> None:
+    draft = (await admin.post("/api/v2/registry/artifacts/", json=artifact(name="d"))).json()
+    page = f"/console/artifacts/{draft['id']}"
+    async with browser(console_app) as client:
+        await sign_in(client, ADMIN_KEY)
+        form = (await client.get(f"{page}/edit")).text
+        assert "imageUri: registry.example.com/team/app:1" in form
+        token = csrf_of(form)
+        edited = SPEC_YAML.replace("localhost/x:1", "localhost/x:2")
+        saved = await client.post(
+            f"{page}/edit",
+            data={
+                "csrf": token,
+                "name": "d",
+                "type": "generic",
+                "description": "v2",
+                "spec": edited,
+            },
+        )
+        assert saved.headers.get("location") == page, saved.text[-1500:]
+        now = (await admin.get(f"/api/v2/registry/artifacts/{draft['id']}/")).json()
+        assert now["description"] == "v2"
+        assert now["spec"]["containerGroups"][0]["containers"][0]["imageUri"] == "localhost/x:2"
+
+        cloned = await client.post(f"{page}/clone", data={"csrf": token, "name": "copy"})
+        copy_id = cloned.headers["location"].rsplit("/", 1)[1]
+        copy = (await admin.get(f"/api/v2/registry/artifacts/{copy_id}/")).json()
+        assert (copy["name"], copy["status"]) == ("copy", "draft")
+
+        deleted = await client.post(f"{page}/delete", data={"csrf": token})
+        assert deleted.headers["location"] == "/console/artifacts"
+        gone = await admin.get(f"/api/v2/registry/artifacts/{draft['id']}/")
+        assert gone.status_code == 404
+
+
 async def test_a_viewer_is_offered_nothing_that_changes_things(
     console_app: FastAPI, admin: httpx.AsyncClient
 ) -> None:

@@ -1,8 +1,8 @@
 """The console in a real Chromium against the live product (API, worker, Temporal, Podman):
 an admin signs in, creates a draft, runs it and watches it reach running without a reload,
 reads its logs, registers it, deploys it, invokes it and sees the call in the charts, swaps
-the deployment to another workload, and signs out; a viewer sees no button that changes
-anything. The browser can reach nothing but this machine. Screenshots of the main pages are
+the deployment to another workload, scales, starts and stops, and signs out; a viewer sees no
+button that changes anything. The browser can reach nothing but this machine. Screenshots of the main pages are
 saved (see `screenshots_dir`)."""
 
 from __future__ import annotations
@@ -135,6 +135,18 @@ async def test_an_admin_runs_a_service_to_production_and_a_viewer_only_looks(
         )
         await expect(page.locator("#current-workload")).to_have_text("hello-b", timeout=30_000)
         await page.screenshot(path=shots / "deployment-swapped.png", full_page=True)
+
+        # Scale the new workload live; start the old one again (the swap stopped it), then stop it.
+        await page.click("#current-workload")
+        await page.fill("#scale-form input[type=number]", "2")
+        await page.click("#scale-form button[type=submit]")
+        await expect(page.locator("#ready-count")).to_have_text("2/2 ready", timeout=SLOW)
+        await page.goto(workload_url)
+        await expect(page.locator("#live h2 .badge")).to_have_text("stopped", timeout=SLOW)
+        await page.click("#lifecycle >> text=Start")
+        await expect(page.locator("#live h2 .badge")).to_have_text("running", timeout=SLOW)
+        await page.click("#lifecycle >> text=Stop")
+        await expect(page.locator("#live h2 .badge")).to_have_text("stopped", timeout=SLOW)
 
         # The audit log: every action above, as the admin's API calls, and a valid chain.
         await page.click("nav.sections >> text=Audit")
