@@ -2,8 +2,8 @@
 an admin signs in, creates a draft, runs it and watches it reach running without a reload,
 reads its logs, registers it, deploys it, invokes it and sees the call in the charts, swaps
 the deployment to another workload, scales, starts and stops, and signs out; a viewer sees no
-button that changes anything. The browser can reach nothing but this machine. Screenshots of the main pages are
-saved (see `screenshots_dir`)."""
+button that changes anything. The browser can reach nothing but this machine. Screenshots of
+the main pages are saved (see `screenshots_dir`)."""
 
 from __future__ import annotations
 
