@@ -131,10 +131,20 @@ class Action:
     def get(self, name: str, default: str = "") -> str:
         return self.form.get(name, default).strip()
 
+    def number(self, name: str, default: str = "") -> int | str:
+        """A whole number, or the text as typed (for the API's 422 to name)."""
+        text = self.get(name, default)
+        return int(text) if text.isdigit() else text
+
     @property
     def back(self) -> str:
         """Where the form was sent from, to return to."""
         return safe_target(self.visit.request, self.form.get("back"))
+
+    def done(self, notice: str, to: str | None = None) -> Response:
+        """Redirect to `to` (a path in the console), or back to the form's page."""
+        target = self.visit.base + to if to else self.back
+        return see_other(self.visit.request, target, notice=notice)
 
 
 async def read_form(request: Request) -> dict[str, str]:

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from client import InvalidInputError
 from console.formatting import as_yaml
-from console.visit import Action, ActionDep, Visit, VisitDep, choice, render, see_other
+from console.visit import Action, ActionDep, Visit, VisitDep, choice, render
 from models.artifacts import ArtifactPublic
 from models.spec import ArtifactType
 from models.status import ArtifactStatus
@@ -116,9 +116,7 @@ async def create_artifact(action: ActionDep) -> Response:
     if problems:
         return _form_page(visit, values=action.form, problems=problems)
     what = f"version {artifact.version}" if artifact.version else "draft"
-    return see_other(
-        visit.request, f"{visit.base}/artifacts/{artifact.id}", notice=f"Artifact created ({what})."
-    )
+    return action.done(f"Artifact created ({what}).", to=f"/artifacts/{artifact.id}")
 
 
 @router.get("/artifacts/{artifact_id}")
@@ -162,41 +160,32 @@ async def replace_artifact(action: ActionDep, artifact_id: str) -> Response:
             problems = _problems(error)
     if problems:
         return _form_page(visit, values=action.form, artifact=artifact, problems=problems)
-    return see_other(visit.request, f"{visit.base}/artifacts/{artifact_id}", notice="Draft saved.")
+    return action.done("Draft saved.", to=f"/artifacts/{artifact_id}")
 
 
 @router.post("/artifacts/{artifact_id}/register")
 async def register(action: ActionDep, artifact_id: str) -> Response:
     artifact = await action.visit.api.artifacts.register(artifact_id)
-    return see_other(
-        action.visit.request, action.back, notice=f"Registered as version {artifact.version}."
-    )
+    return action.done(f"Registered as version {artifact.version}.")
 
 
 @router.post("/artifacts/{artifact_id}/clone")
 async def clone(action: ActionDep, artifact_id: str) -> Response:
     name = action.get("name")
     copy = await action.visit.api.artifacts.clone(artifact_id, {"name": name} if name else {})
-    return see_other(
-        action.visit.request,
-        f"{action.visit.base}/artifacts/{copy.id}",
-        notice="Cloned into a new draft.",
-    )
+    return action.done("Cloned into a new draft.", to=f"/artifacts/{copy.id}")
 
 
 @router.post("/artifacts/{artifact_id}/delete")
 async def delete(action: ActionDep, artifact_id: str) -> Response:
     await action.visit.api.artifacts.delete(artifact_id)
-    return see_other(
-        action.visit.request, f"{action.visit.base}/artifacts", notice="Draft deleted."
-    )
+    return action.done("Draft deleted.", to="/artifacts")
 
 
 @router.post("/artifacts/{artifact_id}/run")
 async def run(action: ActionDep, artifact_id: str) -> Response:
     """A workload of this artifact."""
-    replicas = action.get("replicas", "1")
-    group: dict[str, Any] = {"replicaCount": int(replicas) if replicas.isdigit() else replicas}
+    group: dict[str, Any] = {"replicaCount": action.number("replicas", "1")}
     if bundle := action.get("bundle"):
         group["resourceBundles"] = [bundle]
     workload = await action.visit.api.workloads.create(
@@ -206,11 +195,7 @@ async def run(action: ActionDep, artifact_id: str) -> Response:
             "runtime": {"containerGroups": [group]},
         }
     )
-    return see_other(
-        action.visit.request,
-        f"{action.visit.base}/workloads/{workload.id}",
-        notice=f"Workload '{workload.name}' submitted.",
-    )
+    return action.done(f"Workload '{workload.name}' submitted.", to=f"/workloads/{workload.id}")
 
 
 @router.get("/collections")

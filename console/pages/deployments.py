@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from console import charts
 from console.capabilities import Capabilities
-from console.visit import ActionDep, Visit, VisitDep, choice, render, see_other
+from console.visit import ActionDep, Visit, VisitDep, choice, render
 from models.deployments import DeploymentPublic
 from models.stats import DeploymentStats
 from models.status import DeploymentStatus
@@ -203,21 +203,20 @@ async def _render_panel(visit: Visit, deployment_id: str, name: str, **extra: An
 
 @router.post("/deployments/{deployment_id}/swap")
 async def swap(action: ActionDep, deployment_id: str) -> Response:
-    timeout = action.get("readyTimeoutSeconds", "300")
     await action.visit.api.deployments.swap(
         deployment_id,
         {
             "workloadId": action.get("workloadId"),
-            "readyTimeoutSeconds": int(timeout) if timeout.isdigit() else timeout,
+            "readyTimeoutSeconds": action.number("readyTimeoutSeconds", "300"),
         },
     )
-    return see_other(action.visit.request, action.back, notice="Swap started.")
+    return action.done("Swap started.")
 
 
 @router.post("/deployments/{deployment_id}/swap/cancel")
 async def cancel_swap(action: ActionDep, deployment_id: str) -> Response:
     await action.visit.api.deployments.cancel_swap(deployment_id)
-    return see_other(action.visit.request, action.back, notice="Swap cancelled.")
+    return action.done("Swap cancelled.")
 
 
 @router.post("/deployments/{deployment_id}/invoke")
@@ -255,14 +254,10 @@ async def create_token(action: ActionDep, deployment_id: str) -> HTMLResponse:
 @router.post("/deployments/{deployment_id}/tokens/{token_id}/revoke")
 async def revoke_token(action: ActionDep, deployment_id: str, token_id: str) -> Response:
     await action.visit.api.deployments.revoke_token(deployment_id, token_id)
-    return see_other(action.visit.request, action.back, notice="Token revoked.")
+    return action.done("Token revoked.")
 
 
 @router.post("/deployments/{deployment_id}/delete")
 async def delete(action: ActionDep, deployment_id: str) -> Response:
     await action.visit.api.deployments.delete(deployment_id)
-    return see_other(
-        action.visit.request,
-        f"{action.visit.base}/deployments",
-        notice="Deployment deleted; its workload keeps running.",
-    )
+    return action.done("Deployment deleted; its workload keeps running.", to="/deployments")

@@ -27,13 +27,12 @@ SHARED: dict[str, Callable[[AsyncClient], Sharing[Async]]] = {
 async def change_role(action: ActionDep, kind: str, resource_id: str) -> Response:
     """Grant or change a user's role; an empty role removes it."""
     resource = SHARED.get(kind)
-    request = action.visit.request
     if resource is None:
-        return see_other(request, action.back, error=f"{kind} cannot be shared")
+        return see_other(action.visit.request, action.back, error=f"{kind} cannot be shared")
     role: Any = action.get("role") or None
     username = action.get("username")
     await resource(action.visit.api).share(
         resource_id, {"roles": [{"username": username, "role": role}]}
     )
     done = f"{username} is now {role}." if role else f"{username} no longer has a role."
-    return see_other(request, action.back, notice=done)
+    return action.done(done)

@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from client import ApiError, WapiError
 from console.sse import EventStream, message
-from console.visit import ActionDep, Visit, VisitDep, choice, fragment, render, see_other
+from console.visit import ActionDep, Visit, VisitDep, choice, fragment, render
 from models.status import WorkloadStatus
 from models.workloads import WorkloadPublic
 
@@ -175,13 +175,13 @@ def _problem(request: Request, error: WapiError) -> str:
 @router.post("/workloads/{workload_id}/start")
 async def start(action: ActionDep, workload_id: str) -> Response:
     await action.visit.api.workloads.start(workload_id)
-    return see_other(action.visit.request, action.back, notice="Starting the workload.")
+    return action.done("Starting the workload.")
 
 
 @router.post("/workloads/{workload_id}/stop")
 async def stop(action: ActionDep, workload_id: str) -> Response:
     await action.visit.api.workloads.stop(workload_id)
-    return see_other(action.visit.request, action.back, notice="Stopping the workload.")
+    return action.done("Stopping the workload.")
 
 
 @router.post("/workloads/{workload_id}/scale")
@@ -190,11 +190,10 @@ async def scale(action: ActionDep, workload_id: str) -> Response:
     workload = await api.workloads.get(workload_id)
     groups = []
     for group in workload.runtime:
-        wanted = action.get(f"replicas-{group.name}", str(group.replica_count))
         groups.append(
             {
                 "name": group.name,
-                "replicaCount": int(wanted) if wanted.isdigit() else wanted,
+                "replicaCount": action.number(f"replicas-{group.name}", str(group.replica_count)),
                 "resourceBundles": group.resource_bundles,
                 "containers": [
                     c.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -203,14 +202,13 @@ async def scale(action: ActionDep, workload_id: str) -> Response:
             }
         )
     await api.workloads.update(workload_id, {"runtime": {"containerGroups": groups}})
-    return see_other(action.visit.request, action.back, notice="Replica counts changed.")
+    return action.done("Replica counts changed.")
 
 
 @router.post("/workloads/{workload_id}/delete")
 async def delete(action: ActionDep, workload_id: str) -> Response:
     await action.visit.api.workloads.delete(workload_id)
-    request = action.visit.request
-    return see_other(request, f"{action.visit.base}/workloads", notice="Workload deleted.")
+    return action.done("Workload deleted.", to="/workloads")
 
 
 @router.post("/workloads/{workload_id}/deploy")
@@ -218,8 +216,6 @@ async def deploy(action: ActionDep, workload_id: str) -> Response:
     deployment = await action.visit.api.deployments.create(
         {"name": action.get("name"), "workloadId": workload_id}
     )
-    return see_other(
-        action.visit.request,
-        f"{action.visit.base}/deployments/{deployment.id}",
-        notice=f"Deployment '{deployment.name}' created.",
+    return action.done(
+        f"Deployment '{deployment.name}' created.", to=f"/deployments/{deployment.id}"
     )
