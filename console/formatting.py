@@ -31,8 +31,10 @@ def stamp(moment: datetime | None) -> str:
 
 
 def as_yaml(value: Any) -> str:
+    """YAML of a model as a person would write it: fields left at their defaults are omitted
+    (reading it back gives the same model)."""
     if isinstance(value, BaseModel):
-        value = value.model_dump(mode="json", by_alias=True, exclude_none=True)
+        value = value.model_dump(mode="json", by_alias=True, exclude_defaults=True)
     return yaml.safe_dump(value, sort_keys=False, allow_unicode=True, width=100)
 
 
