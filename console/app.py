@@ -69,8 +69,7 @@ def create_console(api_app: ASGIApp, settings: Settings) -> ASGIApp:
         return RedirectResponse(base_of(request) + "/workloads", status_code=303)
 
     app.add_exception_handler(SignInRequired, _sign_in)
-    app.add_exception_handler(ApiError, _api_error)
-    app.add_exception_handler(WapiError, _api_error)
+    app.add_exception_handler(WapiError, _api_error)  # ApiError and connection failures
     app.add_exception_handler(FormRefused, _refused)
     return SecurityHeaders(app)
 
