@@ -15,6 +15,7 @@ from temporalio.client import Client
 
 from api.audit import AuditMiddleware
 from api.context import AppContext
+from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.gateway.credentials import Credentials
 from api.observability import ApiMetrics, RequestContextMiddleware
@@ -24,6 +25,7 @@ from api.routes import (
     audit,
     bundles,
     collections,
+    deployment_stats,
     deployments,
     health,
     invoke,
@@ -34,6 +36,7 @@ from api.routes import (
 )
 from catalog import database
 from config.settings import Settings
+from console import mount as mount_console
 from models.common import ErrorBody
 from runtimes.factory import build_runtime
 from services import api_keys as api_key_service
@@ -168,6 +171,8 @@ def create_app(
         lifespan=lifespan,
         redirect_slashes=False,
         openapi_tags=OPENAPI_TAGS,
+        docs_url=None,  # served with local assets by install_docs
+        redoc_url=None,  # ReDoc's bundle fetches its logo from a CDN (api/docs.py)
     )
     app.state.metrics = ApiMetrics()
     install_error_handlers(app)
@@ -179,6 +184,7 @@ def create_app(
         workloads,
         logs,
         deployments,
+        deployment_stats,
         sharing,
         bundles,
         api_keys,
@@ -189,6 +195,8 @@ def create_app(
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)
+    install_docs(app)
+    mount_console(app, settings)
 
     app.add_middleware(TrailingSlashMiddleware)
     app.add_middleware(AuditMiddleware)  # inside RequestContextMiddleware: needs the request id

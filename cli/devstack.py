@@ -225,6 +225,7 @@ class LocalStack:
         print(
             f"""
 Workload API is running.
+  Console       {api}/console/
   API docs      {api}/docs
   Invoke        {self.settings.public_gateway_url}/api/v2/endpoints/... (the gateway)
   Temporal UI   http://{temporal_host}:{self.settings.temporal_ui_port}

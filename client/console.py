@@ -28,6 +28,7 @@ from models.deployments import (
     TokenCreated,
     TokenPublic,
 )
+from models.stats import DeploymentStats, Resolution
 from models.status import DeploymentStatus, WorkloadStatus
 from models.workloads import (
     Importance,
@@ -178,6 +179,16 @@ class Deployments(Sharing[Mode]):
 
     @route("GET", "{id}/health/")
     def health(self, deployment_id: str, recent: int | None = None) -> DeploymentHealth: ...
+
+    @route("GET", "{id}/stats/")
+    def stats(
+        self,
+        deployment_id: str,
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        resolution: Resolution | None = None,
+    ) -> DeploymentStats:
+        """Requests, errors, latency and health checks per bucket (the last hour by default)."""
 
     @listing("GET", "{id}/events/")
     def events(

@@ -25,6 +25,20 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     temporal_task_queue: str = "workload-api"
     temporal_ui_port: int = Field(8233, ge=1, le=65535)
+    temporal_ui_url: str | None = Field(
+        None,
+        description="The Temporal UI's URL, for the console's links to workflows. Unset: "
+        "http://<temporal host>:<temporal_ui_port>.",
+    )
+    console_session_key: SecretStr | None = Field(
+        None,
+        description="Key that encrypts the console's session cookies (any long random string; "
+        "the same on every API process). Unset: one is created once in the state directory "
+        "(`console-session.key`).",
+    )
+    console_session_hours: float = Field(
+        12, gt=0, le=24 * 30, description="How long a console sign-in lasts."
+    )
     bootstrap_admin_key: SecretStr | None = Field(
         None, description="If set, this key becomes the first admin key."
     )
@@ -119,3 +133,12 @@ class Settings(BaseSettings):
     @property
     def secrets_key_file(self) -> Path:
         return self.state_dir / "secrets.key"
+
+    @property
+    def console_session_key_file(self) -> Path:
+        return self.state_dir / "console-session.key"
+
+    @property
+    def temporal_ui(self) -> str:
+        host = self.temporal_address.rsplit(":", 1)[0]
+        return (self.temporal_ui_url or f"http://{host}:{self.temporal_ui_port}").rstrip("/")

@@ -45,6 +45,7 @@ REQUIRED_ROLE: dict[tuple[str, str], str] = {
     ("DELETE", "/api/v2/console/deployments/{deploymentId}/swap/"): "editor",
     ("GET", "/api/v2/console/deployments/{deploymentId}/swaps/"): "viewer",
     ("GET", "/api/v2/console/deployments/{deploymentId}/health/"): "viewer",
+    ("GET", "/api/v2/console/deployments/{deploymentId}/stats/"): "viewer",
     ("GET", "/api/v2/console/deployments/{deploymentId}/events/"): "viewer",
     ("POST", "/api/v2/console/deployments/{deploymentId}/tokens/"): "editor",
     ("GET", "/api/v2/console/deployments/{deploymentId}/tokens/"): "editor",

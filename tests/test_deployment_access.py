@@ -53,6 +53,7 @@ EXPECTED: dict[tuple[str, str], dict[str, Any]] = {
     ("DELETE", D + "swap/"): MANAGE,
     ("GET", D + "swaps/"): READ,
     ("GET", D + "health/"): READ,
+    ("GET", D + "stats/"): READ,
     ("GET", D + "events/"): READ,
     ("POST", D + "tokens/"): MANAGE,
     ("GET", D + "tokens/"): MANAGE,
