@@ -32,6 +32,7 @@ from api.routes import (
     logs,
     secrets,
     sharing,
+    tokens,
     workloads,
 )
 from catalog import database
@@ -187,13 +188,15 @@ def create_app(
         workloads,
         logs,
         deployments,
-        sharing,
+        tokens,
         bundles,
         api_keys,
         audit,
         secrets,
     ):
         api.include_router(module.router)
+    for router in sharing.routers:
+        api.include_router(router)
     app.include_router(api)
     app.include_router(health.router)
 

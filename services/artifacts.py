@@ -12,7 +12,8 @@ from catalog.tables import Artifact, ArtifactCollection, Workload, utcnow
 from models.artifacts import ArtifactClone, ArtifactCreate, ArtifactReplace, ArtifactUpdate
 from models.spec import ArtifactSpec, ArtifactType
 from models.status import ArtifactStatus
-from services import secrets
+from services import access, secrets
+from services.api_keys import Principal
 from services.errors import (
     ConflictError,
     InvalidInputError,
@@ -50,9 +51,13 @@ async def get_artifact(session: AsyncSession, artifact_id: str) -> Artifact:
 
 
 async def list_artifacts(
-    session: AsyncSession, where: ArtifactFilter, page: PageRequest
+    session: AsyncSession, where: ArtifactFilter, page: PageRequest, principal: Principal
 ) -> tuple[list[Artifact], int]:
+    """The artifacts the caller may read that match `where`."""
     statement = select(Artifact)
+    visible = access.readable("artifact", Artifact.id, principal)
+    if visible is not None:
+        statement = statement.where(visible)
     if where.search:
         statement = statement.where(
             matching(where.search, Artifact.name, Artifact.description, Artifact.id)
@@ -76,14 +81,17 @@ async def list_artifacts(
 async def create_artifact(
     session: AsyncSession,
     data: ArtifactCreate,
-    creator: str,
+    principal: Principal,
     *,
     spec_loc: Loc = ("body", "spec"),
 ) -> Artifact:
-    """Check the spec (at `spec_loc` in the request) and write the artifact."""
-    spec = await secrets.checked_spec_and_secrets(session, data.spec, data.type, spec_loc)
+    """Check the spec (at `spec_loc` in the request) and write the artifact; the caller owns
+    it (and, registering into a new collection, the collection)."""
+    spec = await secrets.checked_spec_and_secrets(
+        session, data.spec, data.type, spec_loc, principal
+    )
     if data.collection_id is not None:
-        await _target_collection(session, data.collection_id, data.type)
+        await _target_collection(session, data.collection_id, data.type, principal)
     artifact = Artifact(
         name=data.name,
         description=data.description,
@@ -91,12 +99,13 @@ async def create_artifact(
         status="draft",
         collection_id=data.collection_id,
         spec=_dump(spec),
-        created_by=creator,
+        created_by=principal.username,
     )
     session.add(artifact)
     await session.flush()
+    access.grant_owner(session, "artifact", artifact.id, principal.username)
     if data.status == "registered":
-        await _register(session, artifact, creator)
+        await _register(session, artifact, principal)
     return artifact
 
 
@@ -104,7 +113,7 @@ async def update_artifact(
     session: AsyncSession,
     artifact_id: str,
     data: ArtifactUpdate,
-    creator: str,
+    principal: Principal,
     *,
     expected_revision: int | None,
 ) -> Artifact:
@@ -113,7 +122,7 @@ async def update_artifact(
     artifact_type: ArtifactType = changes.get("type") or artifact.type
     if data.spec is not None:
         checked = await secrets.checked_spec_and_secrets(
-            session, data.spec, artifact_type, ("body", "spec")
+            session, data.spec, artifact_type, ("body", "spec"), principal
         )
         artifact.spec = _dump(checked)
     elif "type" in changes:
@@ -122,13 +131,13 @@ async def update_artifact(
         checked_spec(stored, artifact_type, ("body", "type"))
     collection_id = changes.get("collection_id", artifact.collection_id)
     if collection_id is not None and ({"collection_id", "type"} & changes.keys()):
-        await _target_collection(session, collection_id, artifact_type)
+        await _target_collection(session, collection_id, artifact_type, principal)
     for field, value in changes.items():
         setattr(artifact, field, value)
     artifact.updated_at = utcnow()
     await session.flush()
     if data.status == "registered":
-        await _register(session, artifact, creator)
+        await _register(session, artifact, principal)
     return artifact
 
 
@@ -136,13 +145,16 @@ async def replace_artifact(
     session: AsyncSession,
     artifact_id: str,
     data: ArtifactReplace,
+    principal: Principal,
     *,
     expected_revision: int | None,
 ) -> Artifact:
     artifact = await _editable(session, artifact_id, expected_revision)
-    spec = await secrets.checked_spec_and_secrets(session, data.spec, data.type, ("body", "spec"))
+    spec = await secrets.checked_spec_and_secrets(
+        session, data.spec, data.type, ("body", "spec"), principal
+    )
     if data.collection_id is not None:
-        await _target_collection(session, data.collection_id, data.type)
+        await _target_collection(session, data.collection_id, data.type, principal)
     artifact.name = data.name
     artifact.description = data.description
     artifact.type = data.type
@@ -167,14 +179,23 @@ async def delete_artifact(
             f"artifact '{artifact_id}' is used by workloads {users}; delete them first"
         )
     await session.delete(artifact)
+    await access.forget(session, "artifact", artifact_id)
     await session.flush()
 
 
 async def clone_artifact(
-    session: AsyncSession, artifact_id: str, data: ArtifactClone, creator: str
+    session: AsyncSession, artifact_id: str, data: ArtifactClone, principal: Principal
 ) -> Artifact:
-    """A new draft with the source's fields; it registers into the source's collection."""
+    """A new draft with the source's fields, owned by the caller; it registers into the
+    source's collection (if the caller owns that). The secrets the source references must be
+    shared with the caller: a clone would otherwise hand their values to its runner."""
     source = await get_artifact(session, artifact_id)
+    await secrets.require_usable(
+        session,
+        secrets.spec_references(ArtifactSpec.model_validate(source.spec), ()),
+        principal,
+        f"artifact '{artifact_id}'",
+    )
     clone = Artifact(
         name=data.name or source.name,
         description=source.description,
@@ -182,10 +203,11 @@ async def clone_artifact(
         status="draft",
         collection_id=source.collection_id,
         spec=dict(source.spec),
-        created_by=creator,
+        created_by=principal.username,
     )
     session.add(clone)
     await session.flush()
+    access.grant_owner(session, "artifact", clone.id, principal.username)
     return clone
 
 
@@ -210,13 +232,18 @@ async def _editable(
 
 
 async def _target_collection(
-    session: AsyncSession, collection_id: str, artifact_type: str
+    session: AsyncSession,
+    collection_id: str,
+    artifact_type: str,
+    principal: Principal,
+    need: access.Need = "read",
 ) -> ArtifactCollection:
+    """The collection a draft is aimed at (the caller must see it) or registered into (the
+    caller must own it)."""
+    loc = ("body", "collectionId")
+    await access.require_reference(session, "collection", collection_id, principal, need, loc)
     collection = await session.get(ArtifactCollection, collection_id)
-    if collection is None:
-        raise InvalidInputError.at(
-            ("body", "collectionId"), f"artifact collection '{collection_id}' does not exist"
-        )
+    assert collection is not None  # access.require found it
     if collection.type != artifact_type:
         raise InvalidInputError.at(
             ("body", "collectionId"),
@@ -225,12 +252,21 @@ async def _target_collection(
     return collection
 
 
-async def _register(session: AsyncSession, artifact: Artifact, creator: str) -> None:
+async def _register(session: AsyncSession, artifact: Artifact, principal: Principal) -> None:
+    """Registering adds a version to a collection: a new one the caller then owns, or one
+    they own already."""
     if artifact.collection_id is None:
-        collection = ArtifactCollection(name=artifact.name, type=artifact.type, created_by=creator)
+        collection = ArtifactCollection(
+            name=artifact.name, type=artifact.type, created_by=principal.username
+        )
         session.add(collection)
         await session.flush()
+        access.grant_owner(session, "collection", collection.id, principal.username)
         artifact.collection_id = collection.id
+    else:
+        await _target_collection(
+            session, artifact.collection_id, artifact.type, principal, need="manage"
+        )
     # Why a single UPDATE ... RETURNING: the increment happens under the row's write lock, so
     # concurrent registrations into one collection get distinct, consecutive numbers.
     version = await session.scalar(

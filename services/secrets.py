@@ -12,11 +12,20 @@ from sqlalchemy import Text, cast, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from catalog.tables import Artifact, Secret, Workload, new_id, utcnow
+from catalog.tables import Artifact, ResourceRole, Secret, Workload, new_id, utcnow
 from models.secrets import SecretCreate, SecretRotate
 from models.spec import ArtifactSpec, ArtifactType, EnvVar, SecretEnvVar
 from models.workloads import WorkloadRuntime
-from services.errors import ConflictError, FieldProblem, InvalidInputError, Loc, NotFoundError
+from services import access
+from services.api_keys import Principal
+from services.errors import (
+    ConflictError,
+    FieldProblem,
+    InvalidInputError,
+    Loc,
+    NotFoundError,
+    PermissionDeniedError,
+)
 from services.keyring import Keyring
 from services.listing import PageRequest, fetch_page, matching
 from services.spec_rules import normalized, spec_problems
@@ -32,8 +41,9 @@ Reference = tuple[Loc, str]
 
 
 async def create_secret(
-    session: AsyncSession, data: SecretCreate, creator: str, keyring: Keyring
+    session: AsyncSession, data: SecretCreate, principal: Principal, keyring: Keyring
 ) -> Secret:
+    """Store the value encrypted; the caller owns the secret."""
     if await session.scalar(select(Secret.id).where(Secret.name == data.name)):
         raise _duplicate(data.name)
     secret_id = new_id()  # chosen first: the ciphertext is bound to it
@@ -43,13 +53,14 @@ async def create_secret(
         description=data.description,
         version=1,
         ciphertext=keyring.encrypt(secret_id, data.value.get_secret_value()),
-        created_by=creator,
+        created_by=principal.username,
     )
     session.add(row)
     try:
         await session.flush()
     except IntegrityError:  # a concurrent create with the same name won
         raise _duplicate(data.name) from None
+    access.grant_owner(session, "secret", secret_id, principal.username)
     return row
 
 
@@ -61,9 +72,13 @@ async def get_secret(session: AsyncSession, secret_id: str) -> Secret:
 
 
 async def list_secrets(
-    session: AsyncSession, search: str | None, page: PageRequest
+    session: AsyncSession, search: str | None, page: PageRequest, principal: Principal
 ) -> tuple[list[Secret], int]:
+    """Metadata of the secrets the caller may read."""
     statement = select(Secret)
+    visible = access.readable("secret", Secret.id, principal)
+    if visible is not None:
+        statement = statement.where(visible)
     if search:
         statement = statement.where(matching(search, Secret.name, Secret.id))
     return await fetch_page(
@@ -106,6 +121,7 @@ async def delete_secret(session: AsyncSession, secret_id: str) -> None:
             "environment variables first"
         )
     await session.delete(row)
+    await access.forget(session, "secret", secret_id)
     await session.flush()
 
 
@@ -167,23 +183,59 @@ def _names(references: Iterable[Reference], secret_id: str) -> bool:
     return any(found == secret_id for _, found in references)
 
 
-async def unknown_secrets(session: AsyncSession, references: list[Reference]) -> list[FieldProblem]:
-    """A problem at each reference whose secret does not exist."""
-    if not references:
-        return []
+async def _unusable(
+    session: AsyncSession, references: list[Reference], principal: Principal
+) -> set[str]:
+    """Ids of referenced secrets that do not exist or are not shared with the caller (any
+    role will do: referencing a secret is using it)."""
     wanted = {secret_id for _, secret_id in references}
-    existing = set(await session.scalars(select(Secret.id).where(Secret.id.in_(wanted))))
+    if not wanted:
+        return set()
+    usable = set(await session.scalars(select(Secret.id).where(Secret.id.in_(wanted))))
+    if principal.role != "admin":
+        shared = await session.scalars(
+            select(ResourceRole.resource_id).where(
+                ResourceRole.resource_type == "secret",
+                ResourceRole.resource_id.in_(wanted),
+                ResourceRole.username == principal.username,
+            )
+        )
+        usable &= set(shared)
+    return wanted - usable
+
+
+async def unusable_secrets(
+    session: AsyncSession, references: list[Reference], principal: Principal
+) -> list[FieldProblem]:
+    """A problem at each reference the caller may not use."""
+    unusable = await _unusable(session, references, principal)
     return [
-        FieldProblem(loc, f"secret '{secret_id}' does not exist")
+        FieldProblem(loc, f"secret '{secret_id}' does not exist or is not shared with you")
         for loc, secret_id in references
-        if secret_id not in existing
+        if secret_id in unusable
     ]
 
 
-async def check_references(session: AsyncSession, references: list[Reference]) -> None:
-    problems = await unknown_secrets(session, references)
+async def check_references(
+    session: AsyncSession, references: list[Reference], principal: Principal
+) -> None:
+    """References in a request body: a 422 at each one the caller may not use."""
+    problems = await unusable_secrets(session, references, principal)
     if problems:
         raise InvalidInputError(problems)
+
+
+async def require_usable(
+    session: AsyncSession, references: list[Reference], principal: Principal, holder: str
+) -> None:
+    """References stored in `holder` (an artifact the caller runs or clones): a 403 naming
+    the secrets the caller may not use, since running it would hand them their values."""
+    unusable = await _unusable(session, references, principal)
+    if unusable:
+        raise PermissionDeniedError(
+            f"{holder} references secrets {sorted(unusable)} that do not exist or are not "
+            "shared with you; their owners can share them (the consumer role is enough)"
+        )
 
 
 async def resolve(
@@ -203,12 +255,17 @@ def _duplicate(name: str) -> ConflictError:
 
 
 async def checked_spec_and_secrets(
-    session: AsyncSession, spec: ArtifactSpec, artifact_type: ArtifactType, loc: Loc
+    session: AsyncSession,
+    spec: ArtifactSpec,
+    artifact_type: ArtifactType,
+    loc: Loc,
+    principal: Principal,
 ) -> ArtifactSpec:
-    """`spec_rules.checked_spec`, and every secret it references exists: one 422 for all."""
+    """`spec_rules.checked_spec`, and every secret it references may be used by the caller:
+    one 422 for all."""
     spec = normalized(spec)
     problems = spec_problems(spec, artifact_type, loc)
-    problems += await unknown_secrets(session, spec_references(spec, loc))
+    problems += await unusable_secrets(session, spec_references(spec, loc), principal)
     if problems:
         raise InvalidInputError(problems)
     return spec

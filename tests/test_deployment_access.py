@@ -20,10 +20,11 @@ from fastapi import FastAPI
 
 from catalog import database
 from catalog.tables import Deployment
-from models.deployments import DeploymentCreate, RoleChange
-from services import deployment_access, deployments
+from models.deployments import DeploymentCreate
+from models.sharing import RoleChange
+from services import access, deployment_access, deployments
 from tests.conftest import ADMIN_KEY, client_for
-from tests.factories import ready_replica, registered_workload
+from tests.factories import ADMIN, ready_replica, registered_workload
 from tests.support.upstream import aiohttp_server, answering
 from tests.test_auth import make_key
 
@@ -97,14 +98,17 @@ async def world(app: FastAPI, api: httpx.AsyncClient) -> dict[str, str]:
     workload, other, spare = [await registered_workload_id(app, n) for n in ("a", "b", "c")]
     async with app.state.context.sessions() as session, session.begin():
         deployment = await deployments.create_deployment(
-            session, DeploymentCreate(name="prod", workload_id=workload), "owner"
+            session, DeploymentCreate(name="prod", workload_id=workload), ADMIN
         )
-        await deployment_access.change_roles(
+        await access.change_roles(
             session,
+            "deployment",
             deployment.id,
             [
                 RoleChange(username="user", role="user"),
                 RoleChange(username="consumer", role="consumer"),
+                RoleChange(username="owner", role="owner"),
+                RoleChange(username="admin", role=None),
             ],
             "owner",
         )
@@ -172,7 +176,7 @@ async def test_every_caller_on_every_route(app: FastAPI, world: dict[str, str]) 
 async def test_token_is_scoped_to_one_deployment(app: FastAPI, world: dict[str, str]) -> None:
     async with app.state.context.sessions() as session, session.begin():
         other = await deployments.create_deployment(
-            session, DeploymentCreate(name="other", workload_id=world["other"]), "owner"
+            session, DeploymentCreate(name="other", workload_id=world["other"]), ADMIN
         )
     await app.state.context.directory.refresh()
     async with client_for(app, world["token"]) as client:
@@ -190,7 +194,7 @@ async def test_route_table_misses_read_the_catalog(app: FastAPI, world: dict[str
     await directory.refresh()
     async with app.state.context.sessions() as session, session.begin():
         fresh = await deployments.create_deployment(
-            session, DeploymentCreate(name="fresh", workload_id=world["other"]), "owner"
+            session, DeploymentCreate(name="fresh", workload_id=world["other"]), ADMIN
         )
         session.add(ready_replica(world["other"], "127.0.0.1:9"))
     assert await directory.deployment_target(fresh.id) == world["other"]

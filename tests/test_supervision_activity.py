@@ -28,7 +28,7 @@ from runtimes.local import LocalRuntime
 from services import workloads
 from services.bundles import BundleCatalog
 from services.keyring import load_keyring
-from tests.factories import spec
+from tests.factories import ADMIN, spec
 from workflows.workload_contract import SuperviseInput
 
 
@@ -55,7 +55,7 @@ async def test_unreachable_engine_is_retried_and_reported(
         created = await workloads.create_workload(
             session,
             WorkloadCreate(name="w", artifact=InlineArtifact.model_validate({"spec": spec()})),
-            "admin",
+            ADMIN,
             BundleCatalog.load(),
         )
     runtime = LocalRuntime(f"unix://{tmp_path / 'no-engine.sock'}")

@@ -21,7 +21,7 @@ from config.settings import Settings
 from models.deployments import DeploymentCreate
 from services import deployment_access, deployments
 from tests.conftest import ADMIN_KEY
-from tests.factories import ready_replica, registered_workload
+from tests.factories import ADMIN, ready_replica, registered_workload
 from tests.support.live_server import serve
 from tests.support.upstream import aiohttp_server, answering
 
@@ -64,7 +64,7 @@ async def world(settings: Settings, catalog_engine: AsyncEngine) -> AsyncIterato
             idle = await registered_workload(session, "idle")
             session.add(ready_replica(workload.id, upstream))
             deployment = await deployments.create_deployment(
-                session, DeploymentCreate(name="d", workload_id=workload.id), "admin"
+                session, DeploymentCreate(name="d", workload_id=workload.id), ADMIN
             )
             _, token = await deployment_access.create_token(session, deployment.id, "t", "admin")
         with serve(create_app(settings)) as url:

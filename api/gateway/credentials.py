@@ -6,20 +6,24 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.gateway.ttl_cache import TtlCache
-from catalog.tables import DeploymentRole, InvokeToken
-from services import api_keys
+from catalog.tables import InvokeToken
+from models.sharing import ShareRole
+from services import api_keys, invoke_access
 from services.api_keys import Principal
 from services.errors import AuthenticationError
+from services.invoke_access import InvokeKind
 
 
 class Credentials:
-    """API keys (by hash), invoke tokens (by hash) and deployment roles (by deployment, user)."""
+    """API keys (by hash), invoke tokens (by hash) and invoke roles (by kind, id, user)."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, ttl: float = 0.5) -> None:
         self.sessions = sessions
         self._keys: TtlCache[str, Principal | None] = TtlCache(self._load_key, ttl=ttl)
         self._tokens: TtlCache[str, tuple[str, str] | None] = TtlCache(self._load_token, ttl=ttl)
-        self._roles: TtlCache[tuple[str, str], str | None] = TtlCache(self._load_role, ttl=ttl)
+        self._roles: TtlCache[tuple[InvokeKind, str, str], ShareRole | None] = TtlCache(
+            self._load_role, ttl=ttl
+        )
 
     async def authenticate(self, key: str) -> Principal:
         principal = await self._keys.get(api_keys.hash_key(key))
@@ -31,8 +35,11 @@ class Credentials:
         """(deployment id, token id) of an active invoke token."""
         return await self._tokens.get(token_hash)
 
-    async def role(self, deployment_id: str, username: str) -> str | None:
-        return await self._roles.get((deployment_id, username))
+    async def invoke_role(
+        self, kind: InvokeKind, resource_id: str, username: str
+    ) -> ShareRole | None:
+        """`invoke_access.invoke_role`, cached."""
+        return await self._roles.get((kind, resource_id, username))
 
     def forget_key(self, key_id: str) -> None:
         self._keys.forget(lambda _, principal: principal is not None and principal.key_id == key_id)
@@ -55,13 +62,7 @@ class Credentials:
             ).first()
         return (row[0], row[1]) if row else None
 
-    async def _load_role(self, key: tuple[str, str]) -> str | None:
-        deployment_id, username = key
+    async def _load_role(self, key: tuple[InvokeKind, str, str]) -> ShareRole | None:
+        kind, resource_id, username = key
         async with self.sessions() as session:
-            role: str | None = await session.scalar(
-                select(DeploymentRole.role).where(
-                    DeploymentRole.deployment_id == deployment_id,
-                    DeploymentRole.username == username,
-                )
-            )
-        return role
+            return await invoke_access.invoke_role(session, kind, resource_id, username)

@@ -1,9 +1,10 @@
 """The invoke gateway: `/endpoints/workloads/{id}/...` and `/endpoints/deployments/{id}/...`.
 
 Any method, path, query, headers and streamed body go to a ready replica (round robin), with
-the prefix stripped; WebSocket sessions too (`websocket.py`). Any valid API key may
-invoke a workload: drafts are not governed. A deployment takes its own invoke tokens, or API
-keys of users it is shared with.
+the prefix stripped; WebSocket sessions too (`websocket.py`). A workload takes API keys of
+users with a role on it (or owner/user on a deployment in front of it); a deployment takes its
+own invoke tokens, or API keys of users it is shared with. The decision and the audit record
+of every call come from `services/invoke_access.py`.
 """
 
 from __future__ import annotations
@@ -16,14 +17,15 @@ from fastapi.security import HTTPAuthorizationCredentials
 from starlette.requests import HTTPConnection
 
 from api.context import AppContext
-from api.deps import ContextDep, Viewer, bearer
+from api.deps import ContextDep, bearer
 from api.errors import domain_error_response, status_for
 from api.gateway import websocket as websocket_relay
 from api.observability import ApiMetrics
 from api.params import DeploymentId, WorkloadId
-from models.audit import ActorKind, AuditEntry
+from models.audit import ActorKind
 from models.common import ErrorBody
 from services import deployment_access, workloads
+from services.api_keys import Principal
 from services.errors import (
     AuthenticationError,
     BadGatewayError,
@@ -31,6 +33,9 @@ from services.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
+from services.invoke_access import InvokeKind, check_invoke, invocation_entry
+
+Credential = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 router = APIRouter(prefix="/endpoints/workloads", tags=["invoke"])
 
@@ -44,16 +49,51 @@ AppPath = Annotated[str, Path(description="The path inside the workload.", max_l
 
 
 async def invoke_workload(
-    request: Request, context: ContextDep, _: Viewer, workload_id: WorkloadId, path: AppPath
+    request: Request,
+    context: ContextDep,
+    workload_id: WorkloadId,
+    path: AppPath,
+    credentials: Credential,
 ) -> Response:
-    """Forward the request to a ready replica of the workload. The `Authorization` header is
-    consumed by the gateway and not forwarded; `X-Forwarded-*` and `X-Request-ID` are added."""
-    return await context.proxy.forward(
-        request,
-        await _workload_addresses(context, workload_id),
-        path,
-        target=f"workload '{workload_id}'",
-    )
+    """Forward the request to a ready replica of the workload. Send an API key whose user has
+    a role on the workload, or is owner or user of a deployment in front of it. The
+    `Authorization` header is consumed by the gateway and not forwarded; `X-Forwarded-*` and
+    `X-Request-ID` are added. Every call is written to the audit log."""
+    started = time.perf_counter()
+    actor: str = "anonymous"
+    kind: ActorKind = "anonymous"
+
+    def done(status_code: int) -> None:
+        _audit(request, "workload", workload_id, f"/{path}", request.method, status_code,
+               started, actor=actor, kind=kind)  # fmt: skip
+
+    try:
+        principal = await _authenticated(context, credentials.credentials if credentials else None)
+        actor, kind = principal.username, "api_key"
+        await _may_invoke(context, principal, "workload", workload_id)
+        return await context.proxy.forward(
+            request,
+            await _workload_addresses(context, workload_id),
+            path,
+            target=f"workload '{workload_id}'",
+            on_done=done,
+        )
+    except DomainError as error:
+        done(status_for(error))
+        raise
+
+
+async def _authenticated(context: AppContext, secret: str | None) -> Principal:
+    return await context.credentials.authenticate(_required(secret))
+
+
+async def _may_invoke(
+    context: AppContext, principal: Principal, kind: InvokeKind, resource_id: str
+) -> None:
+    role = None
+    if principal.role != "admin":
+        role = await context.credentials.invoke_role(kind, resource_id, principal.username)
+    check_invoke(principal, kind, role)
 
 
 async def _workload_addresses(context: AppContext, workload_id: str) -> list[str]:
@@ -78,7 +118,7 @@ async def invoke_deployment(
     context: ContextDep,
     deployment_id: DeploymentId,
     path: AppPath,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    credentials: Credential,
 ) -> Response:
     """Forward the request to the workload the deployment points at now. Send an invoke token
     of this deployment, or an API key whose user has a role on it. The credential is consumed
@@ -136,27 +176,42 @@ def _record_invocation(
     kind: ActorKind,
     known: bool,
 ) -> None:
-    """Count and time one call (once the deployment is known to exist) and queue its audit
-    record."""
-    context: AppContext = connection.app.state.context
+    """Count and time one deployment call (once the deployment is known to exist) and queue
+    its audit record."""
     metrics: ApiMetrics = connection.app.state.metrics
-    seconds = time.perf_counter() - started
     if known:
+        seconds = time.perf_counter() - started
         metrics.invocations.labels(deployment_id, f"{status_code // 100}xx").inc()
         metrics.invocation_latency.labels(deployment_id).observe(seconds)
+    _audit(connection, "deployment", deployment_id, path, method, status_code, started,
+           actor=actor, kind=kind)  # fmt: skip
+
+
+def _audit(
+    connection: HTTPConnection,
+    target: InvokeKind,
+    resource_id: str,
+    path: str,
+    method: str,
+    status_code: int,
+    started: float,
+    *,
+    actor: str,
+    kind: ActorKind,
+) -> None:
+    context: AppContext = connection.app.state.context
     context.audit.enqueue(
-        AuditEntry(
+        invocation_entry(
+            target,
+            resource_id,
             actor=actor,
             actor_kind=kind,
-            action="deployment.invoke",
-            resource_type="deployment",
-            resource_id=deployment_id,
+            method=method,
+            path=path,
+            status_code=status_code,
+            latency_ms=(time.perf_counter() - started) * 1000,
             request_id=getattr(connection.state, "request_id", None),
             source_ip=connection.client.host if connection.client else None,
-            status_code=status_code,
-            latency_ms=seconds * 1000,
-            # The path without its query: queries may carry credentials of their own.
-            summary={"method": method, "path": path},
         )
     )
 
@@ -164,17 +219,29 @@ def _record_invocation(
 async def invoke_workload_websocket(
     websocket: WebSocket, workload_id: WorkloadId, path: AppPath
 ) -> None:
-    """A WebSocket session with a ready replica of the workload (any valid API key)."""
+    """A WebSocket session with a ready replica of the workload, with the credentials an HTTP
+    call takes. The session is audited (status 101) when it ends."""
     context: AppContext = websocket.app.state.context
+    started = time.perf_counter()
+    actor: str = "anonymous"
+    kind: ActorKind = "anonymous"
+    status = 101
     try:
-        await context.credentials.authenticate(_required(_bearer_of(websocket)))
+        principal = await _authenticated(context, _bearer_of(websocket))
+        actor, kind = principal.username, "api_key"
+        await _may_invoke(context, principal, "workload", workload_id)
         addresses = await _workload_addresses(context, workload_id)
         address = context.proxy.pick(addresses, target=f"workload '{workload_id}'")
         await websocket_relay.relay(websocket, context.proxy.client, address, path)
     except DomainError as error:
+        status = status_for(error)
         await _deny(websocket, error)
     except websocket_relay.UpstreamRefused as error:
+        status = 502
         await _deny(websocket, BadGatewayError(f"workload '{workload_id}' refused: {error}"))
+    finally:
+        _audit(websocket, "workload", workload_id, f"/{path}", "WEBSOCKET", status, started,
+               actor=actor, kind=kind)  # fmt: skip
 
 
 async def invoke_deployment_websocket(
@@ -246,12 +313,7 @@ async def _invoker(context: AppContext, deployment_id: str, secret: str) -> tupl
             raise PermissionDeniedError("this invoke token belongs to another deployment")
         return f"token:{owner[1]}", "invoke_token"
     principal = await context.credentials.authenticate(secret)
-    if principal.role != "admin" and not await context.credentials.role(
-        deployment_id, principal.username
-    ):
-        raise PermissionDeniedError(
-            "you have no role on this deployment; an owner can share it with you"
-        )
+    await _may_invoke(context, principal, "deployment", deployment_id)
     return principal.username, "api_key"
 
 
