@@ -34,7 +34,9 @@ async def list_collections(
     if visible is not None:
         statement = statement.where(visible)
     if search:
-        statement = statement.where(matching(search, ArtifactCollection.name))
+        statement = statement.where(
+            matching(search, ArtifactCollection.name, ArtifactCollection.id)
+        )
     return await fetch_page(
         session,
         statement,
