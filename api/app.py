@@ -43,6 +43,7 @@ from services import api_keys as api_key_service
 from services import temporal
 from services.audit_writer import AuditWriter
 from services.bundles import BundleCatalog
+from services.limits import Limits
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +153,10 @@ def create_app(
                 settings=settings,
                 engine=engine,
                 sessions=sessions,
-                bundles=BundleCatalog.load(settings.resource_bundles_file),
+                bundles=BundleCatalog.load(
+                    settings.resource_bundles_file, default=settings.default_resource_bundle
+                ),
+                limits=Limits.from_settings(settings),
                 temporal=temporal_client or await temporal.connect(settings, lazy=True),
                 directory=directory,
                 proxy=ReplicaProxy(http),

@@ -14,6 +14,7 @@ from config.settings import Settings
 from runtimes.base import Runtime
 from services.audit_writer import AuditWriter
 from services.bundles import BundleCatalog
+from services.limits import Limits
 
 
 @dataclass
@@ -22,6 +23,7 @@ class AppContext:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     bundles: BundleCatalog
+    limits: Limits
     temporal: Client
     directory: ReplicaDirectory
     proxy: ReplicaProxy

@@ -21,8 +21,9 @@ from services.errors import (
     NotFoundError,
     PreconditionFailedError,
 )
+from services.limits import Limits
 from services.listing import PageRequest, fetch_page, matching
-from services.spec_rules import checked_spec
+from services.spec_rules import normalized, spec_problems
 
 
 @dataclass(frozen=True)
@@ -78,18 +79,39 @@ async def list_artifacts(
     )
 
 
+async def _checked_spec(
+    session: AsyncSession,
+    spec: ArtifactSpec,
+    artifact_type: ArtifactType,
+    loc: Loc,
+    principal: Principal,
+    limits: Limits,
+) -> ArtifactSpec:
+    """The normalized spec, if it follows the spec rules and the installation's limits (size,
+    registries) and references only secrets the caller may use: one 422 for every problem."""
+    spec = normalized(spec)
+    problems = spec_problems(spec, artifact_type, loc)
+    problems += limits.image_problems(spec, loc)
+    problems += limits.size_problems(loc, _dump(spec))
+    problems += await secrets.unusable_secrets(
+        session, secrets.spec_references(spec, loc), principal
+    )
+    if problems:
+        raise InvalidInputError(problems)
+    return spec
+
+
 async def create_artifact(
     session: AsyncSession,
     data: ArtifactCreate,
     principal: Principal,
     *,
+    limits: Limits = Limits(),
     spec_loc: Loc = ("body", "spec"),
 ) -> Artifact:
     """Check the spec (at `spec_loc` in the request) and write the artifact; the caller owns
     it (and, registering into a new collection, the collection)."""
-    spec = await secrets.checked_spec_and_secrets(
-        session, data.spec, data.type, spec_loc, principal
-    )
+    spec = await _checked_spec(session, data.spec, data.type, spec_loc, principal, limits)
     if data.collection_id is not None:
         await _target_collection(session, data.collection_id, data.type, principal)
     artifact = Artifact(
@@ -116,19 +138,22 @@ async def update_artifact(
     principal: Principal,
     *,
     expected_revision: int | None,
+    limits: Limits = Limits(),
 ) -> Artifact:
     artifact = await _editable(session, artifact_id, expected_revision)
     changes = data.model_dump(exclude_unset=True, exclude={"spec", "status"})
     artifact_type: ArtifactType = changes.get("type") or artifact.type
     if data.spec is not None:
-        checked = await secrets.checked_spec_and_secrets(
-            session, data.spec, artifact_type, ("body", "spec"), principal
+        checked = await _checked_spec(
+            session, data.spec, artifact_type, ("body", "spec"), principal, limits
         )
         artifact.spec = _dump(checked)
     elif "type" in changes:
         # A new type may reject the stored spec; check it under the new type's rules.
         stored = ArtifactSpec.model_validate(artifact.spec)
-        checked_spec(stored, artifact_type, ("body", "type"))
+        problems = spec_problems(stored, artifact_type, ("body", "type"))
+        if problems:
+            raise InvalidInputError(problems)
     collection_id = changes.get("collection_id", artifact.collection_id)
     if collection_id is not None and ({"collection_id", "type"} & changes.keys()):
         await _target_collection(session, collection_id, artifact_type, principal)
@@ -148,11 +173,10 @@ async def replace_artifact(
     principal: Principal,
     *,
     expected_revision: int | None,
+    limits: Limits = Limits(),
 ) -> Artifact:
     artifact = await _editable(session, artifact_id, expected_revision)
-    spec = await secrets.checked_spec_and_secrets(
-        session, data.spec, data.type, ("body", "spec"), principal
-    )
+    spec = await _checked_spec(session, data.spec, data.type, ("body", "spec"), principal, limits)
     if data.collection_id is not None:
         await _target_collection(session, data.collection_id, data.type, principal)
     artifact.name = data.name

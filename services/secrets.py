@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog.tables import Artifact, ResourceRole, Secret, Workload, new_id, utcnow
 from models.secrets import SecretCreate, SecretRotate
-from models.spec import ArtifactSpec, ArtifactType, EnvVar, SecretEnvVar
+from models.spec import ArtifactSpec, EnvVar, SecretEnvVar
 from models.workloads import WorkloadRuntime
 from services import access
 from services.api_keys import Principal
@@ -28,7 +28,6 @@ from services.errors import (
 )
 from services.keyring import Keyring
 from services.listing import PageRequest, fetch_page, matching
-from services.spec_rules import normalized, spec_problems
 
 SORT_KEYS = {
     "name": Secret.name,
@@ -252,20 +251,3 @@ async def resolve(
 
 def _duplicate(name: str) -> ConflictError:
     return ConflictError(f"a secret named '{name}' already exists; rotate it, or pick another name")
-
-
-async def checked_spec_and_secrets(
-    session: AsyncSession,
-    spec: ArtifactSpec,
-    artifact_type: ArtifactType,
-    loc: Loc,
-    principal: Principal,
-) -> ArtifactSpec:
-    """`spec_rules.checked_spec`, and every secret it references may be used by the caller:
-    one 422 for all."""
-    spec = normalized(spec)
-    problems = spec_problems(spec, artifact_type, loc)
-    problems += await unusable_secrets(session, spec_references(spec, loc), principal)
-    if problems:
-        raise InvalidInputError(problems)
-    return spec

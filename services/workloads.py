@@ -21,7 +21,8 @@ from models.workloads import WorkloadCreate, WorkloadRuntime, WorkloadUpdate
 from services import access, artifacts, events, secrets
 from services.api_keys import Principal
 from services.bundles import BundleCatalog
-from services.errors import NotFoundError
+from services.errors import ConflictError, FieldProblem, InvalidInputError, NotFoundError
+from services.limits import Limits
 from services.listing import PageRequest, fetch_page, matching
 from services.workload_runtime import checked_runtime
 
@@ -43,7 +44,11 @@ class WorkloadFilter:
 
 
 async def create_workload(
-    session: AsyncSession, data: WorkloadCreate, principal: Principal, bundles: BundleCatalog
+    session: AsyncSession,
+    data: WorkloadCreate,
+    principal: Principal,
+    bundles: BundleCatalog,
+    limits: Limits = Limits(),
 ) -> Workload:
     """Write the workload (and its inline draft artifact) with status `submitted`; the caller
     owns both. Running an artifact needs `use` on it if it is registered, `read` if it is a
@@ -61,6 +66,7 @@ async def create_workload(
                 spec=inline.spec,
             ),
             principal,
+            limits=limits,
             spec_loc=("body", "artifact", "spec"),
         )
     else:
@@ -78,7 +84,8 @@ async def create_workload(
             f"artifact '{artifact.id}'",
         )
     spec = ArtifactSpec.model_validate(artifact.spec)
-    runtime = checked_runtime(data.runtime, spec, artifact.type, bundles)
+    runtime = checked_runtime(data.runtime, spec, artifact.type, bundles, limits)
+    _check_runnable(artifact, runtime, limits, ("body", "artifactId"))
     await secrets.check_references(
         session, secrets.runtime_references(data.runtime, ("body", "runtime")), principal
     )
@@ -96,6 +103,21 @@ async def create_workload(
     access.grant_owner(session, "workload", workload.id, creator)
     await add_event(session, workload.id, "created", f"created by {creator}", creator)
     return workload
+
+
+def _check_runnable(
+    artifact: Artifact, runtime: WorkloadRuntime, limits: Limits, loc: tuple[str, ...]
+) -> None:
+    """The artifact's images come from allowed registries (the list may have changed since it
+    was written) and its spec with the runtime fits in a run plan."""
+    spec = ArtifactSpec.model_validate(artifact.spec)
+    problems = [
+        FieldProblem(loc, f"artifact '{artifact.id}': imageUri {problem.msg}")
+        for problem in limits.image_problems(spec, ())
+    ]
+    problems += limits.size_problems(("body", "runtime"), artifact.spec, _dump(runtime))
+    if problems:
+        raise InvalidInputError(problems)
 
 
 async def get_workload(session: AsyncSession, workload_id: str) -> Workload:
@@ -157,6 +179,7 @@ async def check_update(
     data: WorkloadUpdate,
     bundles: BundleCatalog,
     principal: Principal,
+    limits: Limits = Limits(),
 ) -> WorkloadChange:
     """Validate an edit without writing anything."""
     if data.runtime is None:
@@ -164,8 +187,11 @@ async def check_update(
     artifact = await session.get(Artifact, workload.artifact_id)
     assert artifact is not None  # artifacts used by workloads cannot be deleted
     runtime = checked_runtime(
-        data.runtime, ArtifactSpec.model_validate(artifact.spec), artifact.type, bundles
+        data.runtime, ArtifactSpec.model_validate(artifact.spec), artifact.type, bundles, limits
     )
+    problems = limits.size_problems(("body", "runtime"), artifact.spec, _dump(runtime))
+    if problems:
+        raise InvalidInputError(problems)
     await secrets.check_references(
         session, secrets.runtime_references(data.runtime, ("body", "runtime")), principal
     )
@@ -207,12 +233,19 @@ async def apply_update(
     await session.flush()
 
 
-async def check_start(session: AsyncSession, workload: Workload, principal: Principal) -> None:
-    """A start runs the artifact as it is now (a draft may have gained secret references since)
-    with the workload's runtime: the caller must be able to use every secret they name."""
+async def check_start(
+    session: AsyncSession, workload: Workload, principal: Principal, limits: Limits = Limits()
+) -> None:
+    """A start runs the artifact as it is now (a draft may have gained secret references
+    since) with the workload's runtime: the caller must be able to use every secret they
+    name, and its images must come from allowed registries."""
     artifact = await session.get(Artifact, workload.artifact_id)
     assert artifact is not None  # artifacts used by workloads cannot be deleted
-    references = secrets.spec_references(ArtifactSpec.model_validate(artifact.spec), ())
+    spec = ArtifactSpec.model_validate(artifact.spec)
+    refused = limits.image_problems(spec, ())
+    if refused:
+        raise ConflictError(f"workload '{workload.id}' cannot start: {refused[0].msg}")
+    references = secrets.spec_references(spec, ())
     references += secrets.runtime_references(WorkloadRuntime.model_validate(workload.runtime), ())
     await secrets.require_usable(session, references, principal, f"workload '{workload.id}'")
 

@@ -18,6 +18,7 @@ from models.workloads import (
     WorkloadRuntime,
 )
 from services.bundles import BundleCatalog
+from services.workload_runtime import group_bundle
 
 
 def endpoint_url(request: Request, workload_id: str) -> str:
@@ -49,9 +50,7 @@ def present_workload(
                 name=group.name,
                 replica_count=group.replica_count,
                 resource_bundles=group.resource_bundles,
-                resolved_bundle=next(
-                    (bundles.get(b) for b in group.resource_bundles if b in bundles), None
-                ),
+                resolved_bundle=group_bundle(group, bundles),
                 containers=group.containers,
             )
             for group in runtime.container_groups

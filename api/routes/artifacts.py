@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request, Response, status
 
-from api.deps import Editor, IfMatchDep, PageDep, SessionDep, Viewer
+from api.deps import Editor, IfMatchDep, LimitsDep, PageDep, SessionDep, Viewer
 from api.pagination import page_of
 from api.params import ArtifactId, Search
 from api.presenters.artifacts import present_artifact
@@ -53,12 +53,13 @@ def _with_etag(response: Response, row: Artifact) -> ArtifactPublic:
 async def create_artifact(
     session: SessionDep,
     principal: Editor,
+    limits: LimitsDep,
     response: Response,
     data: Annotated[ArtifactCreate, Body(openapi_examples=CREATE_EXAMPLES)],
 ) -> ArtifactPublic:
     """Create a draft (mutable, unversioned) or, with `status: registered`, an immutable version:
     v1 of a new collection, or the next version of `collectionId`."""
-    row = await artifacts.create_artifact(session, data, principal)
+    row = await artifacts.create_artifact(session, data, principal, limits=limits)
     response.headers["Location"] = f"/api/v2/registry/artifacts/{row.id}/"
     return _with_etag(response, row)
 
@@ -99,6 +100,7 @@ async def update_artifact(
     request: Request,
     session: SessionDep,
     principal: Editor,
+    limits: LimitsDep,
     response: Response,
     artifact_id: ArtifactId,
     revision: IfMatchDep,
@@ -117,7 +119,7 @@ async def update_artifact(
     `If-Match` answers 412."""
     await access.require(session, "artifact", artifact_id, principal, "manage")
     row = await artifacts.update_artifact(
-        session, artifact_id, data, principal, expected_revision=revision
+        session, artifact_id, data, principal, expected_revision=revision, limits=limits
     )
     if data.status == "registered":
         request.state.audit_summary = {
@@ -132,6 +134,7 @@ async def update_artifact(
 async def replace_artifact(
     session: SessionDep,
     principal: Editor,
+    limits: LimitsDep,
     response: Response,
     artifact_id: ArtifactId,
     revision: IfMatchDep,
@@ -140,7 +143,7 @@ async def replace_artifact(
     """Replace every editable field of a draft. Registered artifacts answer 409."""
     await access.require(session, "artifact", artifact_id, principal, "manage")
     row = await artifacts.replace_artifact(
-        session, artifact_id, data, principal, expected_revision=revision
+        session, artifact_id, data, principal, expected_revision=revision, limits=limits
     )
     return _with_etag(response, row)
 

@@ -17,6 +17,7 @@ from api.deps import (
     BundlesDep,
     Editor,
     LifecycleDep,
+    LimitsDep,
     PageDep,
     SessionDep,
     Viewer,
@@ -65,6 +66,7 @@ async def create_workload(
     session: SessionDep,
     principal: Editor,
     bundles: BundlesDep,
+    limits: LimitsDep,
     lifecycle: LifecycleDep,
     response: Response,
     data: WorkloadCreate,
@@ -73,7 +75,7 @@ async def create_workload(
     own draft) and start it; you own it. Running a registered artifact needs any role on it, a
     draft `owner` or `user`, and every secret it references must be shared with you. It answers
     at once with status `submitted`; follow `status`."""
-    row = await workloads.create_workload(session, data, principal, bundles)
+    row = await workloads.create_workload(session, data, principal, bundles, limits)
     public = await _present(request, session, row, bundles)
     await session.commit()
     try:
@@ -147,6 +149,7 @@ async def update_workload(
     session: SessionDep,
     principal: Editor,
     bundles: BundlesDep,
+    limits: LimitsDep,
     lifecycle: LifecycleDep,
     workload_id: WorkloadId,
     data: WorkloadUpdate,
@@ -155,7 +158,7 @@ async def update_workload(
     scale the workload (live if it runs); other runtime changes (bundles, overrides) apply at the
     next start. A scale that cannot be applied (503, 409) leaves everything unchanged."""
     row = await _workload(session, workload_id, principal, "manage")
-    change = await workloads.check_update(session, row, data, bundles, principal)
+    change = await workloads.check_update(session, row, data, bundles, principal, limits)
     if change.replicas:
         ref = WorkloadRef.of(row)
         await session.commit()  # no transaction may wait on Temporal
@@ -172,6 +175,7 @@ async def start_workload(
     request: Request,
     session: SessionDep,
     principal: Editor,
+    limits: LimitsDep,
     lifecycle: LifecycleDep,
     workload_id: WorkloadId,
 ) -> WorkloadOperation:
@@ -179,7 +183,7 @@ async def start_workload(
     are picked up. Other states answer 409 naming the current state. Every secret the artifact
     and the runtime reference must be shared with you."""
     row = await _workload(session, workload_id, principal, "manage")
-    await workloads.check_start(session, row, principal)
+    await workloads.check_start(session, row, principal, limits)
     ref = WorkloadRef.of(row)
     await session.commit()
     result = await lifecycle.start(ref, principal.username)
