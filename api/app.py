@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.client import Client
 
 from api.audit import AuditMiddleware
+from api.body_limit import BodyLimitMiddleware
 from api.context import AppContext
 from api.errors import install_error_handlers
 from api.gateway import routes as invoke
@@ -61,11 +62,13 @@ Every route but `/healthz`, `/readyz` and `/metrics` needs `Authorization: Beare
 Errors share one body: `code`, `message`, `detail[]` (JSON paths of bad fields) and `requestId`.
 """
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    400: {"model": ErrorBody, "description": "The body is not JSON that can be read."},
     401: {"model": ErrorBody, "description": "No API key, or a bad or revoked one."},
     403: {"model": ErrorBody, "description": "The key's role may not do this."},
     404: {"model": ErrorBody, "description": "No such resource."},
     409: {"model": ErrorBody, "description": "The resource's state forbids this."},
     412: {"model": ErrorBody, "description": "The `If-Match` ETag is stale."},
+    413: {"model": ErrorBody, "description": "The body is larger than the server accepts."},
     422: {"model": ErrorBody, "description": "Bad input; `detail` lists every bad field."},
 }
 
@@ -205,6 +208,7 @@ def create_app(
     app.include_router(health.router)
 
     app.add_middleware(TrailingSlashMiddleware)
+    app.add_middleware(BodyLimitMiddleware)  # inside AuditMiddleware: refusals are audited
     app.add_middleware(AuditMiddleware)  # inside RequestContextMiddleware: needs the request id
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
     return app
