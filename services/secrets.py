@@ -182,36 +182,38 @@ def _names(references: Iterable[Reference], secret_id: str) -> bool:
     return any(found == secret_id for _, found in references)
 
 
-async def _unusable(
+async def _missing_and_unshared(
     session: AsyncSession, references: list[Reference], principal: Principal
-) -> set[str]:
-    """Ids of referenced secrets that do not exist or are not shared with the caller (any
-    role will do: referencing a secret is using it)."""
+) -> tuple[set[str], set[str]]:
+    """Ids of referenced secrets that do not exist, and of those that exist but are not
+    shared with the caller (any role will do: referencing a secret is using it)."""
     wanted = {secret_id for _, secret_id in references}
     if not wanted:
-        return set()
-    usable = set(await session.scalars(select(Secret.id).where(Secret.id.in_(wanted))))
+        return set(), set()
+    existing = set(await session.scalars(select(Secret.id).where(Secret.id.in_(wanted))))
+    shared = existing
     if principal.role != "admin":
-        shared = await session.scalars(
+        rows = await session.scalars(
             select(ResourceRole.resource_id).where(
                 ResourceRole.resource_type == "secret",
-                ResourceRole.resource_id.in_(wanted),
+                ResourceRole.resource_id.in_(existing),
                 ResourceRole.username == principal.username,
             )
         )
-        usable &= set(shared)
-    return wanted - usable
+        shared = set(rows)
+    return wanted - existing, existing - shared
 
 
 async def unusable_secrets(
     session: AsyncSession, references: list[Reference], principal: Principal
 ) -> list[FieldProblem]:
-    """A problem at each reference the caller may not use."""
-    unusable = await _unusable(session, references, principal)
+    """A problem at each reference the caller may not use: one to a secret that does not
+    exist is told apart from one that is not shared only by the caller's own knowledge."""
+    missing, unshared = await _missing_and_unshared(session, references, principal)
     return [
         FieldProblem(loc, f"secret '{secret_id}' does not exist or is not shared with you")
         for loc, secret_id in references
-        if secret_id in unusable
+        if secret_id in missing | unshared
     ]
 
 
@@ -228,12 +230,13 @@ async def require_usable(
     session: AsyncSession, references: list[Reference], principal: Principal, holder: str
 ) -> None:
     """References stored in `holder` (an artifact the caller runs or clones): a 403 naming
-    the secrets the caller may not use, since running it would hand them their values."""
-    unusable = await _unusable(session, references, principal)
-    if unusable:
+    the secrets that are not shared with the caller, since running it would hand them their
+    values. One that no longer exists gives nothing away; the start then fails naming it."""
+    _, unshared = await _missing_and_unshared(session, references, principal)
+    if unshared:
         raise PermissionDeniedError(
-            f"{holder} references secrets {sorted(unusable)} that do not exist or are not "
-            "shared with you; their owners can share them (the consumer role is enough)"
+            f"{holder} references secrets {sorted(unshared)} that are not shared with you; "
+            "their owners can share them (the consumer role is enough)"
         )
 
 
