@@ -1,4 +1,8 @@
-"""Artifacts: mutable drafts, immutable registered versions, and their collections."""
+"""Artifacts: mutable drafts, immutable registered versions, and their collections.
+
+Why one module of this length: every write of an artifact passes the same spec, secret,
+limit and collection checks, which read best next to the writes.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from catalog.tables import Artifact, ArtifactCollection, Workload, utcnow
 from models.artifacts import ArtifactClone, ArtifactCreate, ArtifactReplace, ArtifactUpdate
 from models.spec import ArtifactSpec, ArtifactType
 from models.status import ArtifactStatus
-from services import access, secrets
+from services import access, secrets, sharing
 from services.api_keys import Principal
 from services.errors import (
     ConflictError,
@@ -125,7 +129,7 @@ async def create_artifact(
     )
     session.add(artifact)
     await session.flush()
-    access.grant_owner(session, "artifact", artifact.id, principal.username)
+    sharing.grant_owner(session, "artifact", artifact.id, principal.username)
     if data.status == "registered":
         await _register(session, artifact, principal)
     return artifact
@@ -203,7 +207,7 @@ async def delete_artifact(
             f"artifact '{artifact_id}' is used by workloads {users}; delete them first"
         )
     await session.delete(artifact)
-    await access.forget(session, "artifact", artifact_id)
+    await sharing.forget(session, "artifact", artifact_id)
     await session.flush()
 
 
@@ -231,7 +235,7 @@ async def clone_artifact(
     )
     session.add(clone)
     await session.flush()
-    access.grant_owner(session, "artifact", clone.id, principal.username)
+    sharing.grant_owner(session, "artifact", clone.id, principal.username)
     return clone
 
 
@@ -285,7 +289,7 @@ async def _register(session: AsyncSession, artifact: Artifact, principal: Princi
         )
         session.add(collection)
         await session.flush()
-        access.grant_owner(session, "collection", collection.id, principal.username)
+        sharing.grant_owner(session, "collection", collection.id, principal.username)
         artifact.collection_id = collection.id
     else:
         await _target_collection(

@@ -19,7 +19,7 @@ from catalog.tables import (
 )
 from models.deployments import DeploymentCreate, DeploymentUpdate, HealthSettings
 from models.status import DeploymentStatus
-from services import access, events
+from services import access, events, sharing
 from services.api_keys import Principal
 from services.errors import ConflictError
 from services.listing import PageRequest, fetch_page, matching
@@ -82,7 +82,7 @@ async def create_deployment(
     )
     session.add(deployment)
     await session.flush()
-    access.grant_owner(session, "deployment", deployment.id, creator)
+    sharing.grant_owner(session, "deployment", deployment.id, creator)
     await add_event(session, deployment.id, "created", f"created by {creator}", creator)
     return deployment
 
@@ -244,7 +244,7 @@ def consecutive_failures(checks: list[HealthCheck]) -> int:
 async def forget_deployment(session: AsyncSession, deployment_id: str) -> None:
     for table in (HealthCheck, DeploymentEvent, DeploymentSwap):
         await session.execute(delete(table).where(table.deployment_id == deployment_id))
-    await access.forget(session, "deployment", deployment_id)
+    await sharing.forget(session, "deployment", deployment_id)
     await session.execute(delete(Deployment).where(Deployment.id == deployment_id))
 
 

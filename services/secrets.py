@@ -16,7 +16,7 @@ from catalog.tables import Artifact, ResourceRole, Secret, Workload, new_id, utc
 from models.secrets import SecretCreate, SecretRotate
 from models.spec import ArtifactSpec, EnvVar, SecretEnvVar
 from models.workloads import WorkloadRuntime
-from services import access
+from services import access, sharing
 from services.api_keys import Principal
 from services.errors import (
     ConflictError,
@@ -59,7 +59,7 @@ async def create_secret(
         await session.flush()
     except IntegrityError:  # a concurrent create with the same name won
         raise _duplicate(data.name) from None
-    access.grant_owner(session, "secret", secret_id, principal.username)
+    sharing.grant_owner(session, "secret", secret_id, principal.username)
     return row
 
 
@@ -120,7 +120,7 @@ async def delete_secret(session: AsyncSession, secret_id: str) -> None:
             "environment variables first"
         )
     await session.delete(row)
-    await access.forget(session, "secret", secret_id)
+    await sharing.forget(session, "secret", secret_id)
     await session.flush()
 
 

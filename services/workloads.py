@@ -2,6 +2,9 @@
 
 Lifecycle changes (start, stop, scale, delete) belong to the workload's workflow; this module
 only writes what the API may write itself and what the workflow's activities record.
+
+Why one module of this length: the checks a workload passes before it may run (artifact
+access, secrets, limits) sit beside the writes they guard.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from models.artifacts import ArtifactCreate
 from models.spec import ArtifactSpec
 from models.status import WorkloadStatus
 from models.workloads import WorkloadCreate, WorkloadRuntime, WorkloadUpdate
-from services import access, artifacts, events, secrets
+from services import access, artifacts, events, secrets, sharing
 from services.api_keys import Principal
 from services.bundles import BundleCatalog
 from services.errors import ConflictError, FieldProblem, InvalidInputError, NotFoundError
@@ -100,7 +103,7 @@ async def create_workload(
     )
     session.add(workload)
     await session.flush()
-    access.grant_owner(session, "workload", workload.id, creator)
+    sharing.grant_owner(session, "workload", workload.id, creator)
     await add_event(session, workload.id, "created", f"created by {creator}", creator)
     return workload
 
@@ -314,7 +317,7 @@ async def forget_workload(session: AsyncSession, workload_id: str) -> None:
     for table in (WorkloadReplica, WorkloadEvent):
         await session.execute(delete(table).where(table.workload_id == workload_id))
     await session.execute(delete(Workload).where(Workload.id == workload_id))
-    await access.forget(session, "workload", workload_id)
+    await sharing.forget(session, "workload", workload_id)
 
 
 async def discard_new_workload(
@@ -324,7 +327,7 @@ async def discard_new_workload(
     await forget_workload(session, workload_id)
     if inline_artifact_id is not None:
         await session.execute(delete(Artifact).where(Artifact.id == inline_artifact_id))
-        await access.forget(session, "artifact", inline_artifact_id)
+        await sharing.forget(session, "artifact", inline_artifact_id)
 
 
 def _dump(runtime: WorkloadRuntime) -> dict[str, Any]:

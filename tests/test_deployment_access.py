@@ -19,7 +19,7 @@ from catalog import database
 from catalog.tables import Deployment
 from models.deployments import DeploymentCreate
 from models.sharing import RoleChange
-from services import access, deployment_access, deployments
+from services import deployment_access, deployments, sharing
 from tests.conftest import ADMIN_KEY, client_for
 from tests.factories import ADMIN, ready_replica, registered_workload
 from tests.support.upstream import aiohttp_server, answering
@@ -54,7 +54,7 @@ async def world(app: FastAPI, api: httpx.AsyncClient) -> dict[str, str]:
         deployment = await deployments.create_deployment(
             session, DeploymentCreate(name="prod", workload_id=workload), ADMIN
         )
-        await access.change_roles(
+        await sharing.change_roles(
             session,
             "deployment",
             deployment.id,

@@ -5,6 +5,9 @@ the prefix stripped; WebSocket sessions too (`websocket.py`). A workload takes A
 users with a role on it (or owner/user on a deployment in front of it); a deployment takes its
 own invoke tokens, or API keys of users it is shared with. The decision and the audit record
 of every call come from `services/invoke_access.py`.
+
+Why one module of this length: HTTP and WebSocket routes of both kinds share one credential,
+lookup and audit path.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from api.pagination import page_of
 from api.presenters.sharing import present_role
 from models.common import Page
 from models.sharing import ResourceType, RolesUpdate, SharedRole
-from services import access
+from services import access, sharing
 
 ROLES_DOC = (
     "`owner` (read, use, change, share, delete), `user` (read and use), `consumer` (use only: "
@@ -49,7 +49,7 @@ def shared_roles_router(kind: ResourceType, prefix: str, param: str, tag: str) -
         resource_id: resource_id_param,
     ) -> Page[SharedRole]:
         await access.require(session, kind, resource_id, principal, "read")
-        rows, total = await access.list_roles(session, kind, resource_id, page)
+        rows, total = await sharing.list_roles(session, kind, resource_id, page)
         return page_of(request, rows, total, page, present_role)
 
     async def change_roles(
@@ -59,7 +59,7 @@ def shared_roles_router(kind: ResourceType, prefix: str, param: str, tag: str) -
         data: RolesUpdate,
     ) -> Response:
         await access.require(session, kind, resource_id, principal, "manage")
-        await access.change_roles(session, kind, resource_id, data.roles, principal.username)
+        await sharing.change_roles(session, kind, resource_id, data.roles, principal.username)
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
     path = f"/{{{param}}}/sharedRoles/"

@@ -3,6 +3,9 @@
 Every call turns engine errors into the runtime's error types: an engine that cannot be reached
 is `RuntimeUnavailableError` (retryable), an image that is missing and cannot be pulled is
 `ImageNotFoundError`, a container the engine refuses to create or start is `StartFailedError`.
+
+Why one module of this length: every engine call of the runtime, with its error
+classification, in one place.
 """
 
 from __future__ import annotations

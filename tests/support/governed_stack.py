@@ -32,7 +32,7 @@ from models.sharing import ResourceType, RoleChange, ShareRole
 from models.status import WorkloadStatus
 from models.workloads import WorkloadCreate
 from runtimes.factory import build_runtime
-from services import access, artifacts, deployments, secrets, workloads
+from services import artifacts, deployments, secrets, sharing, workloads
 from services.bundles import BundleCatalog
 from services.keyring import load_keyring
 from tests.conftest import ADMIN_KEY, client_for
@@ -74,7 +74,7 @@ class GovernedStack:
         if role is None:
             return
         async with self.app.state.context.sessions() as session, session.begin():
-            await access.change_roles(
+            await sharing.change_roles(
                 session, kind, resource_id, [RoleChange(username=username, role=role)], "admin"
             )
 
