@@ -27,6 +27,7 @@ from services import temporal
 from services.bundles import BundleCatalog
 from services.keyring import load_keyring
 from services.lifecycle import DeploymentLifecycle, WorkloadLifecycle
+from services.limits import Limits
 from services.refs import DeploymentRef, WorkloadRef
 from workflows.deployment import DeploymentWorkflow
 from workflows.workload import WorkloadWorkflow
@@ -42,7 +43,7 @@ def build_worker(
     bundles: BundleCatalog,
 ) -> Worker:
     """The worker with every workflow and activity, its clients injected."""
-    catalog = WorkloadCatalogActivities(sessions, bundles)
+    catalog = WorkloadCatalogActivities(sessions, bundles, Limits.from_settings(settings))
     supervision = SupervisionActivities(
         sessions,
         runtime,
@@ -117,7 +118,13 @@ async def run(settings: Settings) -> None:
         stack.push_async_callback(runtime.close)
         client = await connect(settings)
         worker = build_worker(
-            client, settings, sessions, runtime, BundleCatalog.load(settings.resource_bundles_file)
+            client,
+            settings,
+            sessions,
+            runtime,
+            BundleCatalog.load(
+                settings.resource_bundles_file, default=settings.default_resource_bundle
+            ),
         )
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()

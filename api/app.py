@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.client import Client
 
 from api.audit import AuditMiddleware
+from api.body_limit import BodyLimitMiddleware
 from api.context import AppContext
 from api.docs import install_docs
 from api.errors import install_error_handlers
@@ -32,6 +33,7 @@ from api.routes import (
     logs,
     secrets,
     sharing,
+    tokens,
     workloads,
 )
 from catalog import database
@@ -43,6 +45,7 @@ from services import api_keys as api_key_service
 from services import temporal
 from services.audit_writer import AuditWriter
 from services.bundles import BundleCatalog
+from services.limits import Limits
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +63,13 @@ Every route but `/healthz`, `/readyz` and `/metrics` needs `Authorization: Beare
 Errors share one body: `code`, `message`, `detail[]` (JSON paths of bad fields) and `requestId`.
 """
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    400: {"model": ErrorBody, "description": "The body is not JSON that can be read."},
     401: {"model": ErrorBody, "description": "No API key, or a bad or revoked one."},
     403: {"model": ErrorBody, "description": "The key's role may not do this."},
     404: {"model": ErrorBody, "description": "No such resource."},
     409: {"model": ErrorBody, "description": "The resource's state forbids this."},
     412: {"model": ErrorBody, "description": "The `If-Match` ETag is stale."},
+    413: {"model": ErrorBody, "description": "The body is larger than the server accepts."},
     422: {"model": ErrorBody, "description": "Bad input; `detail` lists every bad field."},
 }
 
@@ -152,7 +157,10 @@ def create_app(
                 settings=settings,
                 engine=engine,
                 sessions=sessions,
-                bundles=BundleCatalog.load(settings.resource_bundles_file),
+                bundles=BundleCatalog.load(
+                    settings.resource_bundles_file, default=settings.default_resource_bundle
+                ),
+                limits=Limits.from_settings(settings),
                 temporal=temporal_client or await temporal.connect(settings, lazy=True),
                 runtime=runtime,
                 credentials=Credentials(reads),
@@ -185,7 +193,7 @@ def create_app(
         logs,
         deployments,
         deployment_stats,
-        sharing,
+        tokens,
         bundles,
         api_keys,
         audit,
@@ -193,12 +201,15 @@ def create_app(
         invoke,  # documented here, served by the gateway process
     ):
         api.include_router(module.router)
+    for router in sharing.routers:
+        api.include_router(router)
     app.include_router(api)
     app.include_router(health.router)
     install_docs(app)
     mount_console(app, settings)
 
     app.add_middleware(TrailingSlashMiddleware)
+    app.add_middleware(BodyLimitMiddleware)  # inside AuditMiddleware: refusals are audited
     app.add_middleware(AuditMiddleware)  # inside RequestContextMiddleware: needs the request id
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
     return app

@@ -12,6 +12,7 @@ from config.settings import Settings
 from runtimes.base import Runtime
 from services.audit_writer import AuditWriter
 from services.bundles import BundleCatalog
+from services.limits import Limits
 
 
 @dataclass
@@ -20,6 +21,7 @@ class AppContext:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     bundles: BundleCatalog
+    limits: Limits
     temporal: Client
     runtime: Runtime | None
     credentials: Credentials

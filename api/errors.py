@@ -88,7 +88,12 @@ async def _stale_data(request: Request, _exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    codes = {404: "not_found", 405: "method_not_allowed"}
+    codes = {
+        400: "bad_request",
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "request_too_large",
+    }
     message = "no such route" if exc.status_code == 404 else str(exc.detail)
     headers: dict[str, Any] = dict(exc.headers or {})
     return error_response(

@@ -30,6 +30,7 @@ from models.workloads import WorkloadCreate
 from services import artifacts, audit, deployments
 from services.bundles import BundleCatalog
 from services.workloads import create_workload
+from tests.factories import ADMIN
 
 WORKLOAD_COUNT = 1000
 DEPLOYMENTS = 5
@@ -49,21 +50,21 @@ async def fill(stack: Stack) -> dict[str, str]:
         registered = await artifacts.create_artifact(
             session,
             ArtifactCreate.model_validate({"name": "svc", "status": "registered", "spec": spec}),
-            "admin",
+            ADMIN,
         )
         served = []
         for index in range(WORKLOAD_COUNT - DEPLOYMENTS):
             data = WorkloadCreate.model_validate(body | {"name": f"console-{index:04d}"})
-            await create_workload(session, data, "admin", bundles)
+            await create_workload(session, data, ADMIN, bundles)
         for index in range(DEPLOYMENTS):
             workload = await create_workload(
                 session,
                 WorkloadCreate(name=f"served-{index}", artifact_id=registered.id),
-                "admin",
+                ADMIN,
                 bundles,
             )
             deployment = await deployments.create_deployment(
-                session, DeploymentCreate(name=f"prod-{index}", workload_id=workload.id), "admin"
+                session, DeploymentCreate(name=f"prod-{index}", workload_id=workload.id), ADMIN
             )
             served.append((workload.id, deployment.id))
             for second in range(0, 3600, 10):

@@ -46,7 +46,7 @@ from _stack import ROOT, process_cpu_seconds, running_stack, serving_process
 
 from models.deployments import DeploymentCreate
 from services import deployment_access, deployments
-from tests.factories import ready_replica, registered_workload
+from tests.factories import ADMIN, ready_replica, registered_workload
 from tests.support.postgres import free_port
 
 THROUGHPUT = ("direct", "nginx-1", "nginx-2", "gateway-1", "gateway-2")
@@ -399,7 +399,7 @@ async def _deployments(stack: Any, *backends: str) -> list[tuple[str, str]]:
             workload = await registered_workload(session, f"bench-{index}")
             session.add(ready_replica(workload.id, address))
             body = DeploymentCreate(name=f"bench-{index}", workload_id=workload.id)
-            deployment = await deployments.create_deployment(session, body, "admin")
+            deployment = await deployments.create_deployment(session, body, ADMIN)
             _, token = await deployment_access.create_token(session, deployment.id, "b", "admin")
             made.append((deployment.id, token))
     return made

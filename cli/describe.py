@@ -104,7 +104,7 @@ def _deployment(wapi: Client, console: Console, d: DeploymentPublic) -> None:
     _section(console, "Swaps (newest first)", swaps, wapi.deployments.swaps(d.id, limit=5).data)
     try:  # owners only
         tokens = wapi.deployments.tokens(d.id)
-        roles = wapi.deployments.roles(d.id)
+        roles = wapi.deployments.roles(d.id, limit=100).data
     except ApiError:
         tokens, roles = [], []
     token_columns: list[Column] = [

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from client.operations import Mode, Resource, listing, route
+from client.sharing import Sharing
 from models.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic
 from models.audit import AuditEventPublic, AuditVerification
 from models.bundles import ResourceBundle
@@ -16,7 +17,7 @@ from models.secrets import SecretCreate, SecretPublic, SecretRotate
 Body = Mapping[str, Any]
 
 
-class Secrets(Resource[Mode]):
+class Secrets(Sharing[Mode]):
     path = "/api/v2/secrets/"
     id_name = "secretId"
 

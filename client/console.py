@@ -11,8 +11,9 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any, Literal
 
-from client.operations import Mode, Resource, listing, route
+from client.operations import Mode, listing, route
 from client.raw_routes import invoking, streaming
+from client.sharing import Sharing
 from models.common import Page
 from models.deployments import (
     DeploymentCreate,
@@ -20,8 +21,6 @@ from models.deployments import (
     DeploymentHealth,
     DeploymentPublic,
     DeploymentUpdate,
-    RolesUpdate,
-    SharedRole,
     SwapCreate,
     SwapPublic,
     TokenCreate,
@@ -44,18 +43,7 @@ Body = Mapping[str, Any]
 LogFormat = Literal["text", "json"]
 
 
-class Sharing(Resource[Mode]):
-    """Who may use a resource: `owner`, `user` or `consumer` per username."""
-
-    @route("GET", "{id}/sharedRoles/")
-    def roles(self, resource_id: str) -> builtins.list[SharedRole]: ...
-
-    @route("PATCH", "{id}/sharedRoles/")
-    def share(self, resource_id: str, body: RolesUpdate | Body) -> builtins.list[SharedRole]:
-        """Grant, change or (with `role: None`) remove roles; one owner always stays."""
-
-
-class Workloads(Resource[Mode]):
+class Workloads(Sharing[Mode]):
     path = "/api/v2/console/workloads/"
     id_name = "workloadId"
 

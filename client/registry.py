@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from client.operations import Mode, Resource, listing, route
+from client.operations import Mode, listing, route
+from client.sharing import Sharing
 from models.artifacts import (
     ArtifactClone,
     ArtifactCreate,
@@ -22,7 +23,7 @@ Body = Mapping[str, Any]
 IF_MATCH = {"if_match": "If-Match"}
 
 
-class Artifacts(Resource[Mode]):
+class Artifacts(Sharing[Mode]):
     path = "/api/v2/registry/artifacts/"
     id_name = "artifactId"
 
@@ -68,7 +69,7 @@ class Artifacts(Resource[Mode]):
         """A new draft with the same fields, registering into the same collection."""
 
 
-class Collections(Resource[Mode]):
+class Collections(Sharing[Mode]):
     path = "/api/v2/registry/artifactCollections/"
     id_name = "collectionId"
 

@@ -111,6 +111,42 @@ class Settings(BaseSettings):
         20, gt=0, description="How long the API waits for a worker to accept a lifecycle change."
     )
 
+    # Limits every workload runs under, whatever its request says (services/limits.py).
+    default_resource_bundle: str | None = Field(
+        None,
+        description="The bundle of a container group that names none; unset: `cpu.small` if "
+        "the catalog has it, else the catalog's first bundle.",
+    )
+    allow_allocation_above_bundle: bool = Field(
+        False, description="Let `resourceAllocation` overrides exceed the group's bundle."
+    )
+    container_pids_limit: int = Field(
+        1024, ge=16, le=1_000_000, description="Processes and threads per container."
+    )
+    container_read_only_root: bool = Field(
+        False, description="Run containers with a read-only root filesystem (a tmpfs on /tmp)."
+    )
+    allowed_registries: list[str] = Field(
+        default_factory=list,
+        description="If set, images must come from these registries or registry paths, e.g. "
+        '`["registry.example.com", "localhost"]` (Docker Hub is `docker.io`).',
+    )
+    max_spec_bytes: int = Field(
+        256 * 1024,
+        ge=1024,
+        le=1024 * 1024,
+        description="Largest spec (plus a workload's runtime) in JSON bytes; run plans travel "
+        "through Temporal, whose payloads are limited to 2 MB.",
+    )
+    max_request_body_bytes: int = Field(
+        1024 * 1024, ge=1024, description="Largest management API request body."
+    )
+    metrics_deployment_labels: bool = Field(
+        False,
+        description="Show per-deployment series on the gateway's unauthenticated /metrics; "
+        "without it only the metrics token and admin keys see them.",
+    )
+
     @cached_property
     def catalog_url(self) -> str:
         if self.database_url:

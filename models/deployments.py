@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
-from models.api_keys import Username
 from models.artifacts import Description, Name, ResourceId
 from models.common import CamelModel, InputModel, UserRef
+from models.sharing import ShareRole
 from models.status import DeploymentStatus, SwapStatus
-
-ShareRole = Literal["owner", "user", "consumer"]
 
 
 class HealthSettings(InputModel):
@@ -146,26 +144,6 @@ class TokenPublic(CamelModel):
 
 class TokenCreated(TokenPublic):
     token: str = Field(description="The token itself. It is shown this once and never again.")
-
-
-class RoleChange(InputModel):
-    username: Username
-    role: ShareRole | None = Field(description="null removes the user's role.")
-
-
-class RolesUpdate(InputModel):
-    roles: list[RoleChange] = Field(
-        min_length=1,
-        max_length=100,
-        examples=[[{"username": "bob", "role": "consumer"}, {"username": "carol", "role": None}]],
-    )
-
-
-class SharedRole(CamelModel):
-    username: str
-    role: ShareRole
-    granted_by: str
-    granted_at: datetime
 
 
 class DeploymentEventPublic(CamelModel):

@@ -50,8 +50,6 @@ REQUIRED_ROLE: dict[tuple[str, str], str] = {
     ("POST", "/api/v2/console/deployments/{deploymentId}/tokens/"): "editor",
     ("GET", "/api/v2/console/deployments/{deploymentId}/tokens/"): "editor",
     ("DELETE", "/api/v2/console/deployments/{deploymentId}/tokens/{tokenId}/"): "editor",
-    ("GET", "/api/v2/console/deployments/{deploymentId}/sharedRoles/"): "viewer",
-    ("PATCH", "/api/v2/console/deployments/{deploymentId}/sharedRoles/"): "editor",
     ("GET", "/api/v2/resourceBundles/"): "viewer",
     ("GET", "/api/v2/resourceBundles/{bundleId}/"): "viewer",
     ("POST", "/api/v2/apiKeys/"): "admin",
@@ -67,14 +65,23 @@ REQUIRED_ROLE: dict[tuple[str, str], str] = {
     ("GET", "/api/v2/auditEvents/"): "admin",
     ("GET", "/api/v2/auditEvents/verify/"): "admin",
 }
+for _path in (
+    "/api/v2/registry/artifacts/{artifactId}/sharedRoles/",
+    "/api/v2/registry/artifactCollections/{collectionId}/sharedRoles/",
+    "/api/v2/console/workloads/{workloadId}/sharedRoles/",
+    "/api/v2/console/deployments/{deploymentId}/sharedRoles/",
+    "/api/v2/secrets/{secretId}/sharedRoles/",
+):
+    REQUIRED_ROLE[("GET", _path)] = "viewer"
+    REQUIRED_ROLE[("PATCH", _path)] = "editor"
 # Invoke routes are documented by the management API and served by the gateway, a process of
 # its own: the same matrix runs against the gateway.
 INVOKE_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 GATEWAY_ROLE: dict[tuple[str, str], str] = {}
 for _method in INVOKE_METHODS:
-    GATEWAY_ROLE[(_method, "/api/v2/endpoints/workloads/{workloadId}/{path}")] = "viewer"
-    # Invoking a deployment needs a role on it (see test_deployment_access.py); on a deployment
+    # Invoking needs a role on the workload or deployment (see test_access_matrix.py); on one
     # nobody shares with them, only admins get past authorisation.
+    GATEWAY_ROLE[(_method, "/api/v2/endpoints/workloads/{workloadId}/{path}")] = "admin"
     GATEWAY_ROLE[(_method, "/api/v2/endpoints/deployments/{deploymentId}/{path}")] = "admin"
 RANK = {"viewer": 0, "editor": 1, "admin": 2}
 UNAUTHENTICATED = ("GET /healthz", "GET /readyz", "GET /metrics")

@@ -14,7 +14,7 @@ from catalog import database
 from catalog.tables import Workload
 from models.deployments import DeploymentCreate, HealthSettings
 from services import deployments
-from tests.factories import ready_replica, registered_workload
+from tests.factories import ADMIN, ready_replica, registered_workload
 from workflows.deployment_contract import MonitorInput
 
 
@@ -29,7 +29,7 @@ async def test_monitor_heartbeats_through_a_slow_check(catalog_engine: AsyncEngi
             workload = await registered_workload(session)
             health = HealthSettings(timeout_seconds=2.5, failure_threshold=1)
             deployment = await deployments.create_deployment(
-                session, DeploymentCreate(name="d", workload_id=workload.id, health=health), "admin"
+                session, DeploymentCreate(name="d", workload_id=workload.id, health=health), ADMIN
             )
             row = await session.get(Workload, workload.id)
             assert row is not None

@@ -12,7 +12,7 @@ from catalog.tables import HealthCheck
 from models.audit import AuditEntry
 from models.deployments import DeploymentCreate
 from services import audit, deployments
-from tests.factories import registered_workload
+from tests.factories import ADMIN, registered_workload
 
 NOW = datetime.now(UTC).replace(second=30, microsecond=0)
 
@@ -33,12 +33,12 @@ async def deployment_with_traffic(app: FastAPI) -> str:
     async with app.state.context.sessions() as session, session.begin():
         workload = await registered_workload(session)
         deployment = await deployments.create_deployment(
-            session, DeploymentCreate(name="prod", workload_id=workload.id), "admin"
+            session, DeploymentCreate(name="prod", workload_id=workload.id), ADMIN
         )
         other = await deployments.create_deployment(
             session,
             DeploymentCreate(name="other", workload_id=(await registered_workload(session)).id),
-            "admin",
+            ADMIN,
         )
         five_ago = NOW - timedelta(minutes=5)
         await audit.append(

@@ -73,7 +73,7 @@ async def test_path_and_query_forwarded_exactly_with_the_prefix_stripped(world: 
             assert response.startswith(b"HTTP/1.1 200"), response
             assert body_of(response)["line"] == f"GET {expected} HTTP/1.1"
         response = await exchange(
-            gw.port, request("GET", world.path("workloads", "w1", "/x?y"), world.bob)
+            gw.port, request("GET", world.path("workloads", "w1", "/x?y"), world.alice)
         )
         assert body_of(response)["line"] == "GET /x?y HTTP/1.1"
 
@@ -128,10 +128,14 @@ async def test_any_method_and_unknown_routes(world: World) -> None:
         ("deployments", "d1", "token", 200),
         ("deployments", "nope", "admin", 404),
         ("deployments", "empty", "admin", 503),
-        ("workloads", "w1", "bob", 200),
+        # A workload takes keys of users with a role on it, or owner/user of a deployment in
+        # front of it (alice is user of d1, which routes to w1); a role is checked first.
+        ("workloads", "w1", "bob", 403),
+        ("workloads", "w1", "alice", 200),
         ("workloads", "w1", "token", 401),
-        ("workloads", "nope", "alice", 404),
-        ("workloads", "empty", "alice", 503),
+        ("workloads", "nope", "alice", 403),
+        ("workloads", "nope", "admin", 404),
+        ("workloads", "empty", "admin", 503),
     ],
 )
 async def test_credentials(

@@ -52,7 +52,7 @@ async def head_seq(world: World) -> int:
         )
 
 
-async def test_every_deployment_call_is_audited_refused_ones_too(world: World) -> None:
+async def test_every_call_is_audited_refused_ones_too(world: World) -> None:
     before = await head_seq(world)
     async with (
         echo_upstream() as address,
@@ -69,32 +69,40 @@ async def test_every_deployment_call_is_audited_refused_ones_too(world: World) -
         assert (await client.get(encoded, headers=bearer(world.token))).status_code == 200
         assert (await client.get(world.path(), headers=bearer(world.token2))).status_code == 403
         assert (await client.get(world.path(name="nope"))).status_code == 401
-        ok = await client.get(world.path("workloads", "w1"), headers=bearer(world.bob))
-        assert ok.status_code == 200  # workload calls are not audited (yet)
+        # alice is user of d1, so user of the workload behind it.
+        ok = await client.get(world.path("workloads", "w1"), headers=bearer(world.alice))
+        assert ok.status_code == 200
         for _ in range(40):
             rows = await invoke_records(world, before)
-            if sum(row.summary["count"] for row in rows) >= 5:
+            if sum(row.summary["count"] for row in rows) >= 6:
                 break
             await asyncio.sleep(0.1)
-    by_status = {row.status_code or 0: row for row in rows}
-    assert sorted(by_status) == [200, 401, 403] and len(rows) == 3
-    served = by_status[200]
-    assert (served.action, served.resource_id, served.actor_kind) == (
-        "deployment.invoke",
-        world.d1,
-        "invoke_token",
-    )
+    by_kind_status = {(row.action, row.status_code or 0): row for row in rows}
+    assert sorted(by_kind_status) == [
+        ("deployment.invoke", 200),
+        ("deployment.invoke", 401),
+        ("deployment.invoke", 403),
+        ("workload.invoke", 200),
+    ]
+    assert len(rows) == 4
+    served = by_kind_status[("deployment.invoke", 200)]
+    assert (served.resource_id, served.actor_kind) == (world.d1, "invoke_token")
     assert served.actor.startswith("token:") and served.source_ip == "127.0.0.1"
     assert served.summary["count"] == 3 and served.summary["method"] == "GET"
     assert served.summary["columns"] == ["offsetUs", "requestId", "path", "latencyUs"]
     assert [call[2] for call in served.summary["calls"]] == ["/a"] * 3  # never the query
     request_ids = [call[1] for call in served.summary["calls"]]
     assert served.request_id == request_ids[0] and len(set(request_ids)) == 3
-    assert (by_status[401].actor, by_status[401].resource_id) == ("anonymous", "nope")
-    assert by_status[403].actor == "anonymous"
+    unknown = by_kind_status[("deployment.invoke", 401)]
+    assert (unknown.actor, unknown.resource_id) == ("anonymous", "nope")
+    # A refused caller who is known is named: here the other deployment's token.
+    refused = by_kind_status[("deployment.invoke", 403)]
+    assert refused.actor.startswith("token:") and refused.actor != served.actor
+    workload_call = by_kind_status[("workload.invoke", 200)]
+    assert (workload_call.actor, workload_call.resource_id) == ("alice", world.workloads["w1"])
     async with world.sessions() as session:
         assert (await audit.verify(session)).valid
-    assert gw.gateway.metrics.audit["recorded"] == 5
+    assert gw.gateway.metrics.audit["recorded"] == 6
 
 
 async def test_metrics_show_deployment_ids_only_to_those_allowed(world: World) -> None:

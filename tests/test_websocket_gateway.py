@@ -20,7 +20,7 @@ from config.settings import Settings
 from models.deployments import DeploymentCreate
 from services import api_keys, deployment_access, deployments
 from tests.conftest import ADMIN_KEY
-from tests.factories import ready_replica, registered_workload
+from tests.factories import ADMIN, ready_replica, registered_workload
 from tests.support.gateway import gateway_in_loop
 from tests.support.gateway_world import exchange, raw_upstream, read_request, request
 from tests.support.upstream import aiohttp_server, answering
@@ -67,7 +67,7 @@ async def world(settings: Settings, catalog_engine: AsyncEngine) -> AsyncIterato
             idle = await registered_workload(session, "idle")
             session.add(ready_replica(workload.id, upstream))
             deployment = await deployments.create_deployment(
-                session, DeploymentCreate(name="d", workload_id=workload.id), "admin"
+                session, DeploymentCreate(name="d", workload_id=workload.id), ADMIN
             )
             _, token = await deployment_access.create_token(session, deployment.id, "t", "admin")
         async with gateway_in_loop(settings, gateway_websocket_idle_seconds=1) as running:

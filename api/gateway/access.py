@@ -6,8 +6,8 @@ has no fresh answer it raises `Miss`; the request then leaves the fast path, awa
 `Miss.load` (one catalog lookup, shared by every request waiting on the same key) and asks
 again (`Access.settled`).
 
-The rule for API keys is `may_invoke`, the one place to change who may invoke a workload or a
-deployment (per-resource ownership plugs in here). Invoke tokens are bound to one deployment.
+The rule for API keys is `may_invoke`, which applies `services/invoke_access.py` (the same
+ownership rules as the management API). Invoke tokens are bound to one deployment.
 Credentials are checked before anything else, so an unknown caller learns nothing about which
 deployments exist.
 """
@@ -25,7 +25,7 @@ from api.gateway.credentials import Credentials
 from api.gateway.directory import ReplicaDirectory
 from api.gateway.ttl_cache import MISSING, Missing, TtlCache
 from models.audit import ActorKind
-from services import deployment_access
+from services import deployment_access, invoke_access
 from services.api_keys import Principal
 from services.errors import (
     AuthenticationError,
@@ -72,6 +72,14 @@ class Decision:
         return f"{self.kind} '{self.target}'"
 
 
+class CallerRefused(PermissionDeniedError):
+    """A known caller who may not call this target (403): the audit record names them."""
+
+    def __init__(self, message: str, caller: Caller) -> None:
+        super().__init__(message)
+        self.caller = caller
+
+
 class Miss(Exception):
     """A lookup the caches cannot answer now: await `load()`, then authorize again."""
 
@@ -83,13 +91,17 @@ class Miss(Exception):
 async def may_invoke(
     session: AsyncSession, principal: Principal, kind: Kind, target_id: str
 ) -> bool:
-    """Whether the holder of an API key may invoke the workload or deployment: any valid key
-    may invoke a workload (drafts are not governed); a deployment needs a role on it, and
-    admins have every role."""
-    if kind == "workload":
+    """Whether the holder of an API key may invoke the workload or deployment: the rule of
+    `services/invoke_access.py` (any role on it, or owner/user on a deployment in front of a
+    workload; admins always)."""
+    if principal.role == "admin":
         return True
-    role = await deployment_access.role_of(session, target_id, principal)
-    return role in deployment_access.ALLOWED["invoke"]
+    role = await invoke_access.invoke_role(session, kind, target_id, principal.username)
+    try:
+        invoke_access.check_invoke(principal, kind, role)
+    except PermissionDeniedError:
+        return False
+    return True
 
 
 class Access:
@@ -126,9 +138,10 @@ class Access:
             owner = _peek(credentials.peek_token, credentials.tokens.get, self._digest(secret))
             if owner is None:
                 raise AuthenticationError("the invoke token is not valid")
+            caller = Caller(f"token:{owner[1]}", "invoke_token")
             if owner[0] != target_id:
-                raise PermissionDeniedError("this invoke token belongs to another deployment")
-            return Caller(f"token:{owner[1]}", "invoke_token")
+                raise CallerRefused("this invoke token belongs to another deployment", caller)
+            return caller
         principal = _peek(
             self.credentials.peek_key, self.credentials.keys.get, self._digest(secret)
         )
@@ -136,7 +149,7 @@ class Access:
             raise AuthenticationError("the API key is not valid")
         key = (principal, kind, target_id)
         if not _peek(self._permissions.peek, self._permissions.get, key):
-            raise PermissionDeniedError(_refusal(kind))
+            raise CallerRefused(_refusal(kind), Caller(principal.username, "api_key"))
         return Caller(principal.username, "api_key")
 
     def route(self, kind: Kind, target_id: str, caller: Caller) -> Decision:
@@ -204,15 +217,8 @@ def _peek(peek: Callable[[K], V | Missing], load: Callable[[K], Awaitable[V]], k
     return found  # type: ignore[return-value]  # not MISSING, so a V
 
 
-def audited(kind: Kind) -> bool:
-    """Which calls go to the audit log, refused ones included: today deployment calls."""
-    return kind == "deployment"
-
-
 def _refusal(kind: Kind) -> str:
-    if kind == "deployment":
-        return "you have no role on this deployment; an owner can share it with you"
-    return "you may not invoke this workload"
+    return f"you have no role on this {kind}; an owner can share it with you"
 
 
 def _bearer(authorization: bytes | None) -> bytes:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Final
 
 from api.error_status import status_for
 from api.gateway import headers as h
-from api.gateway.access import ANONYMOUS, Caller, Decision, Kind, Miss, audited
+from api.gateway.access import ANONYMOUS, Caller, CallerRefused, Decision, Kind, Miss
 from api.gateway.paths import invoke_route
 from api.gateway.upstream import PoolTimeoutError, UpstreamConnection
 from services.errors import DomainError, PayloadTooLargeError, TooManyRequestsError
@@ -177,6 +177,8 @@ class Exchange:
             self.spawn(self._slow_start())
             return
         except DomainError as error:
+            if isinstance(error, CallerRefused):
+                self.caller = error.caller
             self.refuse(error)
             return
         self._admit(self.decision)
@@ -193,6 +195,8 @@ class Exchange:
             caller = self.caller
             self.decision = await access.settled(lambda: access.route(kind, target_id, caller))
         except DomainError as error:
+            if isinstance(error, CallerRefused):
+                self.caller = error.caller
             self.refuse(error)
             return
         except Exception as error:  # the catalog is away and nothing is known about this key
@@ -649,7 +653,7 @@ class Exchange:
         seconds = time.perf_counter() - self.started
         deployment = self.target_id if kind == "deployment" else None
         gw.metrics.finished(kind, deployment, status, seconds, started=self.counted)
-        if gw.audit is not None and audited(kind):
+        if gw.audit is not None:
             caller = self.caller
             actor, actor_kind = caller if caller is not None else ANONYMOUS
             # Bytes as they are: decoding waits for the batch writer, off the request path.

@@ -52,6 +52,7 @@ class GatewayOptions:
     max_attempts: int = 3  # replicas tried when connections are refused
     max_calls_per_caller: int = 1000  # concurrent calls of one caller in this process
     metrics_token: str | None = None  # shows per-deployment metrics, as an admin key does
+    metrics_public: bool = False  # per-deployment metrics for anyone (a trusted network)
 
     @classmethod
     def of(cls, settings: Settings) -> GatewayOptions:
@@ -61,6 +62,7 @@ class GatewayOptions:
             websocket_idle_timeout=settings.gateway_websocket_idle_seconds,
             max_calls_per_caller=settings.gateway_max_calls_per_caller,
             metrics_token=token.get_secret_value() if token else None,
+            metrics_public=settings.metrics_deployment_labels,
         )
 
 
@@ -120,7 +122,10 @@ class Gateway:
         exchange.respond(200, self.metrics.exposition(per_deployment=per_deployment), PROMETHEUS)
 
     async def _may_see_deployments(self, authorization: bytes | None) -> bool:
-        """Deployment ids are shown to the metrics token and to admin API keys only."""
+        """Deployment ids are shown to the metrics token and to admin API keys only (the invoke
+        route answers 403 whether a deployment exists or not), unless configured public."""
+        if self.options.metrics_public:
+            return True
         scheme, _, secret = (authorization or b"").partition(b" ")
         secret = secret.strip()
         if scheme.lower() != b"bearer" or not secret:

@@ -16,9 +16,9 @@ from models.deployments import (
     DeploymentEventPublic,
     DeploymentPublic,
     HealthCheckPublic,
-    ShareRole,
     SwapPublic,
 )
+from models.sharing import ShareRole
 from services import deployments
 
 

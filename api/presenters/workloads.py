@@ -18,6 +18,7 @@ from models.workloads import (
     WorkloadRuntime,
 )
 from services.bundles import BundleCatalog
+from services.workload_runtime import group_bundle
 
 
 def invoke_url(request: Request, kind: str, resource_id: str) -> str:
@@ -51,9 +52,7 @@ def present_workload(
                 name=group.name,
                 replica_count=group.replica_count,
                 resource_bundles=group.resource_bundles,
-                resolved_bundle=next(
-                    (bundles.get(b) for b in group.resource_bundles if b in bundles), None
-                ),
+                resolved_bundle=group_bundle(group, bundles),
                 containers=group.containers,
             )
             for group in runtime.container_groups

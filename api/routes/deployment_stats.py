@@ -29,7 +29,7 @@ from models.stats import (
     StatsPeriod,
     StatsSummary,
 )
-from services import deployment_access
+from services import access
 from services.errors import InvalidInputError
 
 router = APIRouter(prefix="/console/deployments", tags=["deployments"])
@@ -54,7 +54,7 @@ async def deployment_stats(
     """Calls through the deployment's gateway route (count, 4xx and 5xx, mean and slowest
     response time) and health checks (run, passed) per bucket, and over the whole period. The
     first bucket starts at a multiple of the resolution, so buckets stay put between reads."""
-    await deployment_access.require(session, deployment_id, principal, "read")
+    await access.require(session, "deployment", deployment_id, principal, "read")
     end = _utc(end_time, "endTime") if end_time else datetime.now(UTC)
     start = _utc(start_time, "startTime") if start_time else end - DEFAULT_WINDOW
     if start >= end:

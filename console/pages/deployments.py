@@ -111,7 +111,7 @@ async def _roles(visit: Visit, deployment: DeploymentPublic) -> dict[str, Any]:
     return {
         "kind": "deployments",
         "resource_id": deployment.id,
-        "roles": await visit.api.deployments.roles(deployment.id),
+        "roles": (await visit.api.deployments.roles(deployment.id, limit=100)).data,
         "can_share": visit.can.manages_deployment(deployment),
     }
 

@@ -13,13 +13,17 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from client import AsyncClient
-from client.console import Sharing
 from client.operations import Async
+from client.sharing import Sharing
 from console.visit import ActionDep, see_other
 
 router = APIRouter()
 SHARED: dict[str, Callable[[AsyncClient], Sharing[Async]]] = {
+    "artifacts": lambda api: api.artifacts,
+    "collections": lambda api: api.collections,
+    "workloads": lambda api: api.workloads,
     "deployments": lambda api: api.deployments,
+    "secrets": lambda api: api.secrets,
 }
 
 

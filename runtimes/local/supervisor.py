@@ -15,7 +15,7 @@ from runtimes.base import Observation, ReplicaStatus, RestartPolicy, RuntimeEven
 from runtimes.local.containers import LABEL_NETWORK_OF, LABEL_ROLE, create_config
 from runtimes.local.engine import ContainerSummary, Engine, inspected_ports
 from runtimes.local.logstream import parse_time
-from runtimes.local.naming import ContainerKey, ReplicaKey
+from runtimes.local.naming import ContainerKey, ReplicaKey, network_name, workload_labels
 from runtimes.local.prober import Prober
 from runtimes.local.replica import Member, Replica
 
@@ -61,6 +61,7 @@ class LocalSupervisor:
             m.key for r in self._replicas.values() for m in r.members
         }
         self._images: set[str] = set()
+        self._network_ready = False
         self._failure: str | None = None
         self._failed: ReplicaKey | None = None
         self._prober = Prober(engine, probe_host)
@@ -229,6 +230,10 @@ class LocalSupervisor:
         if member.plan.image not in self._images:
             await self._engine.ensure_image(member.plan.image)
             self._images.add(member.plan.image)
+        if not self._network_ready:  # the workload's own network, before its first container
+            labels = workload_labels(self._plan.workload_id)
+            await self._engine.ensure_network(network_name(self._plan.workload_id), labels)
+            self._network_ready = True
         primary_id = None if member is replica.primary else replica.primary.id
         config = create_config(
             member.plan,

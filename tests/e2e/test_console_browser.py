@@ -167,6 +167,22 @@ async def test_an_admin_runs_a_service_to_production_and_a_viewer_only_looks(
         assert browser.refused == []
 
 
+async def share_with(stack: Stack, username: str, workload_url: str, deployment_url: str) -> None:
+    """The owner shares the workload, its artifact and the deployment (`user`: read and use);
+    a viewer key still changes nothing (docs/access.md)."""
+    workload_id = workload_url.rstrip("/").rsplit("/", 1)[-1]
+    deployment_id = deployment_url.rstrip("/").rsplit("/", 1)[-1]
+    workload = (await stack.api.get(f"/api/v2/console/workloads/{workload_id}/")).json()
+    roles = {"roles": [{"username": username, "role": "user"}]}
+    for path in (
+        f"/api/v2/registry/artifacts/{workload['artifactId']}/",
+        f"/api/v2/console/workloads/{workload_id}/",
+        f"/api/v2/console/deployments/{deployment_id}/",
+    ):
+        answer = await stack.api.patch(f"{path}sharedRoles/", json=roles)
+        assert answer.status_code == 204, answer.text
+
+
 async def viewer_only_looks(
     browser: LocalBrowser,
     stack: Stack,
@@ -175,6 +191,7 @@ async def viewer_only_looks(
     workload_url: str,
     shots: Path,
 ) -> None:
+    await share_with(stack, "vera", workload_url, deployment_url)
     page = await browser.page()
     await sign_in(page, stack.url, key)
     await expect(page.locator(".who .role")).to_have_text("viewer")

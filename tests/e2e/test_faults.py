@@ -21,6 +21,7 @@ from services.bundles import BundleCatalog
 from tests.conftest import ADMIN_KEY
 from tests.e2e.conftest import WORKLOADS, Stack, eventually, stack_settings
 from tests.e2e.test_workload_lifecycle import READY, containers_of
+from tests.factories import ADMIN
 from tests.support.gateway import gateway_in_thread
 from tests.support.live_server import serve
 from tests.support.processes import ApiProcess, DevServer, WorkerProcess
@@ -161,7 +162,7 @@ async def test_a_row_left_without_its_workflow_is_picked_up(faults: FaultStack) 
                         },
                     }
                 ),
-                "admin",
+                ADMIN,
                 BundleCatalog.load(),
             )
     finally:

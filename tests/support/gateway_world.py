@@ -18,10 +18,11 @@ from catalog import database
 from catalog.tables import WorkloadReplica
 from config.settings import Settings
 from models.api_keys import ApiKeyCreate
-from models.deployments import DeploymentCreate, RoleChange
-from services import api_keys, deployment_access, deployments
+from models.deployments import DeploymentCreate
+from models.sharing import RoleChange
+from services import api_keys, deployment_access, deployments, sharing
 from tests.conftest import ADMIN_KEY
-from tests.factories import registered_workload
+from tests.factories import ADMIN, registered_workload
 from tests.support.gateway import Running, gateway_in_loop
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -116,15 +117,15 @@ async def build_world(settings: Settings) -> World:
         ids = {}
         for name, target in (("d1", "w1"), ("d2", "w2"), ("empty", "empty")):
             created = DeploymentCreate(name=name, workload_id=workloads[target])
-            ids[name] = (await deployments.create_deployment(session, created, "admin")).id
+            ids[name] = (await deployments.create_deployment(session, created, ADMIN)).id
         _, token = await deployment_access.create_token(session, ids["d1"], "t", "admin")
         _, token2 = await deployment_access.create_token(session, ids["d2"], "t", "admin")
         keys = {}
         for name in ("alice", "bob"):
             data = ApiKeyCreate(name=name, username=name, role="viewer")
             keys[name] = (await api_keys.create_key(session, data, "admin"))[1]
-        await deployment_access.change_roles(
-            session, ids["d1"], [RoleChange(username="alice", role="user")], "admin"
+        await sharing.change_roles(
+            session, "deployment", ids["d1"], [RoleChange(username="alice", role="user")], "admin"
         )
     return World(
         settings, engine, sessions, workloads, ids, token, token2, keys["alice"], keys["bob"]
