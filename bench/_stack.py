@@ -54,7 +54,7 @@ from runtimes.local.podman_service import PodmanService  # noqa: E402
 from services.bundles import BundleCatalog  # noqa: E402
 from tests.support.fixtures_temporal import TEMPORAL_BIN, dev_server_args  # noqa: E402
 from tests.support.live_server import serve  # noqa: E402
-from tests.support.postgres import free_port  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
 from worker import build_worker  # noqa: E402
 
 WORKLOADS = "/api/v2/console/workloads/"

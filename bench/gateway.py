@@ -47,7 +47,7 @@ from _stack import ROOT, process_cpu_seconds, running_stack, serving_process
 from models.deployments import DeploymentCreate
 from services import deployment_access, deployments
 from tests.factories import ADMIN, ready_replica, registered_workload
-from tests.support.postgres import free_port
+from tests.support.ports import free_port
 
 THROUGHPUT = ("direct", "nginx-1", "nginx-2", "gateway-1", "gateway-2")
 MODERATE = ("direct", "nginx-1", "gateway-1")

@@ -6,7 +6,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -61,7 +61,22 @@ class Settings(BaseSettings):
         description="Docker Engine API URL (unix:///run/docker.sock, tcp://...). Unset: `wapi run` "
         "starts a Podman API service of its own and sets it.",
     )
+    publish_port_range: str = Field(
+        "20000-32767",
+        pattern=r"^\d{4,5}-\d{4,5}$",
+        description="Host ports (low-high) for containers' published ports on the local runtime; "
+        "keep it outside the kernel's ephemeral range (net.ipv4.ip_local_port_range).",
+    )
     kubernetes_namespace: str = "workload-api"
+
+    @field_validator("publish_port_range")
+    @classmethod
+    def _ordered_port_range(cls, value: str) -> str:
+        low, high = (int(part) for part in value.split("-"))
+        if not 1024 <= low < high <= 65535:
+            raise ValueError("must be low-high with 1024 <= low < high <= 65535")
+        return value
+
     probe_tick_seconds: float = Field(1.0, gt=0, description="How often replicas are checked.")
     ready_timeout_seconds: float = Field(
         600, gt=0, description="A starting workload that is not ready by then is errored."
@@ -152,6 +167,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{self.state_dir.resolve() / 'catalog.db'}"
+
+    @property
+    def publish_ports(self) -> tuple[int, int]:
+        low, high = self.publish_port_range.split("-")
+        return int(low), int(high)
 
     @property
     def public_gateway_url(self) -> str:

@@ -26,4 +26,8 @@ def build_runtime(settings: Settings) -> Runtime | None:
         return None
     from runtimes.local.runtime import LocalRuntime
 
-    return LocalRuntime(settings.docker_url, restart_policy=restart_policy(settings))
+    return LocalRuntime(
+        settings.docker_url,
+        restart_policy=restart_policy(settings),
+        publish_ports=settings.publish_ports,
+    )

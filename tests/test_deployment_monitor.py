@@ -15,6 +15,7 @@ from catalog.tables import Workload
 from models.deployments import DeploymentCreate, HealthSettings
 from services import deployments
 from tests.factories import ADMIN, ready_replica, registered_workload
+from tests.support.ports import free_port
 from workflows.deployment_contract import MonitorInput
 
 
@@ -23,7 +24,7 @@ async def test_monitor_heartbeats_through_a_slow_check(catalog_engine: AsyncEngi
         await asyncio.sleep(60)
 
     sessions = database.create_sessionmaker(catalog_engine)
-    async with await asyncio.start_server(never_answer, "127.0.0.1", 0) as server:
+    async with await asyncio.start_server(never_answer, "127.0.0.1", free_port()) as server:
         port = server.sockets[0].getsockname()[1]
         async with sessions() as session, session.begin():
             workload = await registered_workload(session)

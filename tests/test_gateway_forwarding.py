@@ -32,7 +32,7 @@ from tests.support.gateway_world import (
     request,
     sqlite_world,
 )
-from tests.support.postgres import free_port
+from tests.support.ports import free_port
 from tests.support.upstream import aiohttp_server, answering
 
 pytestmark = pytest.mark.timeout(60)

@@ -18,7 +18,7 @@ from catalog.tables import Deployment, InvokeToken
 from services import audit, deployment_access
 from tests.support.gateway import GatewayProcess
 from tests.support.gateway_world import World, sqlite_world
-from tests.support.postgres import free_port
+from tests.support.ports import free_port
 from tests.support.upstream import aiohttp_server, answering
 
 pytestmark = pytest.mark.timeout(120)

@@ -31,6 +31,7 @@ from services import workloads
 from services.bundles import BundleCatalog
 from services.keyring import load_keyring
 from tests.factories import ADMIN, spec
+from tests.support.ports import free_port
 from workflows.workload_contract import SuperviseInput
 
 
@@ -130,7 +131,7 @@ async def test_an_image_pull_counts_against_the_ready_timeout(
     async def never_answer(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         held.append(writer)
 
-    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    server = await asyncio.start_server(never_answer, "127.0.0.1", free_port())
     port = server.sockets[0].getsockname()[1]
     stuck = plan_for("w")
     stuck.groups[0].containers[0].image = f"127.0.0.1:{port}/never/answers:1"

@@ -105,7 +105,7 @@ def create_config(
     if primary_id is None:
         ports = published_ports(group)
         config["ExposedPorts"] = {f"{port}/tcp": {} for port in ports}
-        # An empty HostPort asks the engine for a free one; read back from the container list.
+        # An empty HostPort is filled from the publish range when the container is created.
         host["PortBindings"] = {
             f"{port}/tcp": [{"HostIp": PUBLISH_HOST_IP, "HostPort": ""}] for port in ports
         }

@@ -24,8 +24,9 @@ from runtimes.errors import (
     RuntimeUnavailableError,
     StartFailedError,
 )
+from runtimes.local.host_ports import HostPorts, HostPortsExhaustedError
 from runtimes.local.logstream import RawLine, demultiplex
-from runtimes.local.naming import ContainerKey, workload_filter
+from runtimes.local.naming import ContainerKey, managed_filter, workload_filter
 
 T = TypeVar("T")
 
@@ -86,9 +87,10 @@ def inspected_ports(info: dict[str, Any]) -> dict[int, int]:
 class Engine:
     """The calls the local runtime makes, with errors classified."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, publish_ports: tuple[int, int] = (20000, 32767)) -> None:
         self.url = url
         self._client: aiodocker.Docker | None = None
+        self._host_ports = HostPorts(*publish_ports, published=self._published_ports)
 
     @property
     def _docker(self) -> aiodocker.Docker:
@@ -130,7 +132,15 @@ class Engine:
 
     async def list_containers(self, workload_id: str) -> list[ContainerSummary]:
         """Every container of the workload, running or not."""
-        filters = json.dumps(workload_filter(workload_id))
+        return await self._list(workload_filter(workload_id))
+
+    async def _published_ports(self) -> list[int]:
+        """Host ports published by any managed container, running or not."""
+        rows = await self._list(managed_filter())
+        return [port for row in rows for port in row.ports.values()]
+
+    async def _list(self, filter_by: dict[str, list[str]]) -> list[ContainerSummary]:
+        filters = json.dumps(filter_by)
         try:
             rows = await self._call(
                 self._docker._query_json(
@@ -216,8 +226,10 @@ class Engine:
         )
 
     async def create(self, name: str, config: dict[str, Any]) -> str:
-        """Create the container and return its id; adopt an existing one of the same name."""
+        """Create the container and return its id; adopt an existing one of the same name.
+        Ports published with no host port get one from the publish range."""
         containers = self._docker.containers
+        await self._choose_host_ports(config)
         try:
             created = await self._call(containers.create(config, name=name), "create")
             return created.id
@@ -233,6 +245,22 @@ class Engine:
             raise StartFailedError(
                 f"the engine refused to create container '{name}': {error.message}"
             ) from error
+
+    async def _choose_host_ports(self, config: dict[str, Any]) -> None:
+        bindings = [
+            binding
+            for hosts in (config.get("HostConfig") or {}).get("PortBindings", {}).values()
+            for binding in hosts
+            if not binding.get("HostPort")
+        ]
+        if not bindings:
+            return
+        try:
+            ports = await self._host_ports.claim(len(bindings))
+        except HostPortsExhaustedError as error:
+            raise StartFailedError(str(error)) from error
+        for binding, port in zip(bindings, ports, strict=True):
+            binding["HostPort"] = str(port)
 
     async def _created_by_another(self, name: str) -> str | None:
         """The id of the container another creator made under `name`. Podman reserves the

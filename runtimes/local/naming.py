@@ -90,6 +90,11 @@ def workload_labels(workload_id: str) -> dict[str, str]:
     return {LABEL_MANAGED: "true", LABEL_WORKLOAD: workload_id}
 
 
+def managed_filter() -> dict[str, list[str]]:
+    """A Docker list filter for every container this product manages."""
+    return {"label": [f"{LABEL_MANAGED}=true"]}
+
+
 def workload_filter(workload_id: str) -> dict[str, list[str]]:
     """A Docker list filter for every container of one workload."""
     return {"label": [f"{LABEL_MANAGED}=true", f"{LABEL_WORKLOAD}={workload_id}"]}

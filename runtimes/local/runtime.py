@@ -23,6 +23,7 @@ class LocalRuntime:
         restart_policy: Backoff of restarts and the crash-loop limit.
         probe_host: Host where published ports answer; probes and replica addresses use it.
         stop_grace_seconds: Time between SIGTERM and SIGKILL when stopping a container.
+        publish_ports: The host port range (low, high) published ports are given.
     """
 
     name = "local"
@@ -34,8 +35,9 @@ class LocalRuntime:
         restart_policy: RestartPolicy = RestartPolicy(),
         probe_host: str = "127.0.0.1",
         stop_grace_seconds: int = 10,
+        publish_ports: tuple[int, int] = (20000, 32767),
     ) -> None:
-        self._engine = Engine(docker_url)
+        self._engine = Engine(docker_url, publish_ports)
         self._policy = restart_policy
         self._probe_host = probe_host
         self._grace = stop_grace_seconds

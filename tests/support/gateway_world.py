@@ -24,6 +24,7 @@ from services import api_keys, deployment_access, deployments, sharing
 from tests.conftest import ADMIN_KEY
 from tests.factories import ADMIN, registered_workload
 from tests.support.gateway import Running, gateway_in_loop
+from tests.support.ports import free_port
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -144,7 +145,7 @@ async def raw_upstream(handler: Handler) -> AsyncIterator[str]:
         ):
             await handler(reader, writer)
 
-    server = await asyncio.start_server(quietly, "127.0.0.1", 0)
+    server = await asyncio.start_server(quietly, "127.0.0.1", free_port())
     port = server.sockets[0].getsockname()[1]
     try:
         yield f"127.0.0.1:{port}"

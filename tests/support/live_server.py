@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import uvicorn
 from fastapi import FastAPI
 
-from tests.support.postgres import free_port
+from tests.support.ports import free_port
 
 
 @contextmanager

@@ -6,12 +6,13 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from tests.support.ports import free_port
 
 
 def _binary(name: str) -> str:
@@ -23,13 +24,6 @@ def _binary(name: str) -> str:
             f"PostgreSQL's {name} is missing; `make test` installs the postgresql package"
         )
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextmanager

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from config.settings import Settings
 from tests.support.fixtures_temporal import TEMPORAL_BIN, dev_server_args
-from tests.support.postgres import free_port
+from tests.support.ports import free_port
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from aiohttp import web
 
-from tests.support.postgres import free_port
+from tests.support.ports import free_port
 
 
 @asynccontextmanager

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -21,6 +20,7 @@ from runtimes.kubernetes.manifests import secret_name
 from runtimes.kubernetes.supervisor import KubernetesSupervisor
 from tests.runtimes.kubernetes.cluster import NAMESPACE, WID, graph_plan, live, pod, put
 from tests.runtimes.kubernetes.conftest import configuration_for
+from tests.support.ports import free_port
 
 SECRETS = {"5ec0000000000000000000aa": "value"}
 LOG_PATH = f"/api/v1/namespaces/{NAMESPACE}/pods/{{}}/log"
@@ -84,10 +84,7 @@ async def test_ping(runtime: KubernetesRuntime) -> None:
 
 
 def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
+    return free_port()
 
 
 @pytest.fixture

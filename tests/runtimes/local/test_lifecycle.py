@@ -87,6 +87,7 @@ async def test_serving_replica_becomes_ready_and_answers_on_its_address(
     [binding] = info["NetworkSettings"]["Ports"]["8080/tcp"]
     assert binding["HostIp"] == "127.0.0.1"  # published on loopback only
     assert replica.address == f"127.0.0.1:{binding['HostPort']}"
+    assert 20000 <= int(binding["HostPort"]) <= 32767  # the publish range, not the engine's pick
     assert (info["HostConfig"]["NanoCpus"], info["HostConfig"]["Memory"]) == (5 * 10**8, 2**26)
     limits = await exec_in(docker, row["Id"], "sh", "-c", "ulimit -n; ulimit -u")
     assert limits.split() == ["1024", "4096"]

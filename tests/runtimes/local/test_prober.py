@@ -13,6 +13,7 @@ from runtimes.local.naming import ReplicaKey
 from runtimes.local.prober import Prober
 from runtimes.local.replica import Replica
 from tests.runtimes.local.conftest import container, probe
+from tests.support.ports import free_port
 
 
 async def http_server(delay: float) -> asyncio.Server:
@@ -23,7 +24,7 @@ async def http_server(delay: float) -> asyncio.Server:
         await writer.drain()
         writer.close()
 
-    return await asyncio.start_server(answer, "127.0.0.1", 0)
+    return await asyncio.start_server(answer, "127.0.0.1", free_port())
 
 
 def running_replica(index: int, host_port: int, timeout: int) -> Replica:

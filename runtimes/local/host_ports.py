@@ -1,0 +1,71 @@
+"""Host ports for published container ports, chosen by us rather than by the engine.
+
+Why: rootful Podman publishes a port with NAT rules and holds no socket on it, so the port it
+picked still looks free to the next `bind(0)`. A second container could be given the same port
+(its callers would then reach the first container), and any process that later listens on it
+(a test server, a Temporal dev server's internal service) never sees a connection. So ports come
+from a range of their own, outside the kernel's ephemeral range that `bind(0)` draws from, and
+never one a managed container already publishes.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import time
+from collections.abc import Awaitable, Callable, Iterable
+
+# A port we handed out stays reserved this long even before the engine lists it.
+_CLAIM_SECONDS = 120.0
+# How long the engine's list of published ports is trusted.
+_REFRESH_SECONDS = 30.0
+
+
+class HostPortsExhaustedError(RuntimeError):
+    """Every port of the range is published or in use."""
+
+
+class HostPorts:
+    """Chooses free host ports in `[low, high]`; `published` lists what containers hold."""
+
+    def __init__(
+        self, low: int, high: int, published: Callable[[], Awaitable[Iterable[int]]]
+    ) -> None:
+        self.low, self.high = low, high
+        self._published = published
+        self._known: set[int] = set()
+        self._known_at = float("-inf")
+        self._claims: dict[int, float] = {}
+
+    async def claim(self, count: int) -> list[int]:
+        """`count` distinct ports that no container publishes and nothing listens on."""
+        now = time.monotonic()
+        if now - self._known_at > _REFRESH_SECONDS:
+            self._known = set(await self._published())
+            self._known_at = now
+        self._claims = {port: at for port, at in self._claims.items() if now - at < _CLAIM_SECONDS}
+        taken = self._known | set(self._claims)
+        chosen: list[int] = []
+        # Random probes rather than a scan: several workers on one engine rarely collide.
+        for _ in range(4 * (self.high - self.low + 1)):
+            if len(chosen) == count:
+                break
+            port = random.randint(self.low, self.high)
+            if port not in taken and port not in chosen and _bindable(port):
+                chosen.append(port)
+        if len(chosen) < count:
+            raise HostPortsExhaustedError(
+                f"no free host port left in {self.low}-{self.high} (WAPI_PUBLISH_PORT_RANGE)"
+            )
+        self._claims.update(dict.fromkeys(chosen, now))
+        return chosen
+
+
+def _bindable(port: int) -> bool:
+    """Nothing listens on the port (a Docker daemon's proxy would, for its containers)."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
