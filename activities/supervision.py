@@ -163,7 +163,9 @@ class SupervisionActivities:
                 for kind, result in replica.probes.items()
                 if not result.ok
             ]
+            # The runtime's own reason (an image pull being retried, the scheduler's message).
+            reasons = failing or ([replica.message] if replica.message else [])
             details.append(
-                f"{replica.name} ({replica.state}{': ' + '; '.join(failing) if failing else ''})"
+                f"{replica.name} ({replica.state}{': ' + '; '.join(reasons) if reasons else ''})"
             )
         return f"not ready after {seconds} s: " + (", ".join(details) or "no replica reported")

@@ -68,6 +68,19 @@ class Settings(BaseSettings):
         "keep it outside the kernel's ephemeral range (net.ipv4.ip_local_port_range).",
     )
     kubernetes_namespace: str = "workload-api"
+    kubernetes_gpu_product_label: str = Field(
+        "nvidia.com/gpu.product",
+        description="Node label naming each node's GPU product (NVIDIA GPU feature discovery's); "
+        "GPU bundles only schedule onto nodes whose label matches the bundle's GPU type.",
+    )
+    kubernetes_gpu_products: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Bundle GPU type -> the product label values that count as it, e.g. "
+        '`{"h100": ["NVIDIA-H100-80GB-HBM3"]}`. A type not listed must equal the label value.',
+    )
+    kubernetes_gpu_runtime_class: str | None = Field(
+        None, description="runtimeClassName for GPU pods (e.g. `nvidia`), if the cluster needs one."
+    )
 
     @field_validator("publish_port_range")
     @classmethod

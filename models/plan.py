@@ -34,6 +34,11 @@ class ContainerPlan(BaseModel):
     pids_limit: int = Field(1024, description="Processes and threads the container may have.")
     read_only_root: bool = Field(False, description="A read-only root filesystem.")
     gpu_count: int = 0
+    gpu_type: str | None = Field(
+        None,
+        description="The bundle's GPU type (e.g. `h100`); the Kubernetes runtime selects "
+        "nodes by it.",
+    )
     readiness_probe: Probe | None = None
     liveness_probe: Probe | None = None
     startup_probe: Probe | None = None

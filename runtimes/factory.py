@@ -17,10 +17,18 @@ def restart_policy(settings: Settings) -> RestartPolicy:
 def build_runtime(settings: Settings) -> Runtime | None:
     """The configured runtime, or None for a local runtime with no engine URL (API-only use)."""
     if settings.runtime == "kubernetes":
+        from runtimes.kubernetes.gpu import ClusterOptions
         from runtimes.kubernetes.runtime import KubernetesRuntime
 
+        options = ClusterOptions(
+            gpu_product_label=settings.kubernetes_gpu_product_label,
+            gpu_products=settings.kubernetes_gpu_products,
+            gpu_runtime_class=settings.kubernetes_gpu_runtime_class,
+        )
         return KubernetesRuntime(
-            namespace=settings.kubernetes_namespace, restart_policy=restart_policy(settings)
+            namespace=settings.kubernetes_namespace,
+            restart_policy=restart_policy(settings),
+            options=options,
         )
     if settings.docker_url is None:
         return None

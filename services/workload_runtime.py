@@ -178,6 +178,7 @@ def build_plan(
                     pids_limit=limits.pids,
                     read_only_root=limits.read_only_root,
                     gpu_count=bundle.gpu_count if container.primary else 0,
+                    gpu_type=bundle.gpu_type_label if container.primary else None,
                     readiness_probe=container.readiness_probe,
                     liveness_probe=container.liveness_probe,
                     startup_probe=container.startup_probe,

@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 from api.deps import ContextDep, SessionDep, Viewer
 from api.params import WorkloadId
 from runtimes.base import LogLine
-from runtimes.errors import RuntimeUnavailableError
+from runtimes.errors import LogsNotReadyError, RuntimeUnavailableError
 from services import access
 from services.errors import UnavailableError
 
@@ -28,7 +28,15 @@ Name = Annotated[str | None, Query(max_length=255, pattern=r"^[A-Za-z0-9_.-]+$")
     responses={
         200: {
             "content": {"text/plain": {}, "application/x-ndjson": {}},
-            "description": "One line per log record: time, replica/container, stream, message.",
+            "description": "One line per log record: time, replica/container, stream, message. "
+            "Empty, with an `X-Logs-Waiting` header saying why, while every container asked "
+            "for is still waiting to start (e.g. pulling its image).",
+            "headers": {
+                "X-Logs-Waiting": {
+                    "description": "Why there are no lines yet (the cluster's reason).",
+                    "schema": {"type": "string"},
+                }
+            },
         }
     },
 )
@@ -59,6 +67,12 @@ async def workload_logs(
         first = await anext(lines, None)
     except RuntimeUnavailableError as error:
         raise UnavailableError(f"the container runtime is unreachable: {error}") from None
+    except LogsNotReadyError as waiting:
+        # Header values are one line of latin-1; the reason comes from the cluster.
+        reason = " ".join(str(waiting).split()).encode("latin-1", "replace").decode("latin-1")
+        return StreamingResponse(
+            _nothing(), media_type="text/plain; charset=utf-8", headers={"X-Logs-Waiting": reason}
+        )
     render = _json if format == "json" else _text
     media = "application/x-ndjson" if format == "json" else "text/plain; charset=utf-8"
     return StreamingResponse(_rendered(first, lines, render), media_type=media)
@@ -72,6 +86,11 @@ async def _rendered(
     yield render(first)
     async for line in rest:
         yield render(line)
+
+
+async def _nothing() -> AsyncIterator[str]:
+    return
+    yield  # an async generator that yields nothing
 
 
 def _text(line: LogLine) -> str:

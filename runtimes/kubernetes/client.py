@@ -3,7 +3,17 @@
 Every call runs in a worker thread (`asyncio.to_thread`), gets a default timeout (the stock
 client has none, so one stuck request would hang an activity), returns plain JSON dicts (we
 build manifests as dicts and read status as dicts; no generated models in between) and turns
-transport and server errors into the runtime's error vocabulary.
+transport and server errors into the runtime's error vocabulary, the way a real API server
+answers them:
+
+- 403 naming a user that "cannot" do something is RBAC: retryable (the Role can be fixed);
+  any other 403 is an admission webhook, a quota, PodSecurity or a LimitRange refusing the
+  object: not retryable, and the error names the policy.
+- 429 (API priority and fairness) is retried after the server's `Retry-After`, a few times.
+- 400 "is waiting to start" on a log read is `ContainerWaiting`, not a broken plan.
+
+The `call_api` override is written against the 37.x client (`pyproject.toml` pins it): 33-36
+had another signature.
 """
 
 from __future__ import annotations
@@ -11,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -18,11 +29,23 @@ import urllib3
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from runtimes.errors import RuntimeUnavailableError, StartFailedError
+from runtimes.errors import PolicyRejectedError, RuntimeUnavailableError, StartFailedError
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
 FIELD_MANAGER = "workload-api"
 MERGE_PATCH = "application/merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"  # server-side apply; JSON is YAML
+# 429: how often and how long (per wait) we honour Retry-After before calling it unavailable.
+THROTTLE_ATTEMPTS = 4
+THROTTLE_MAX_WAIT_SECONDS = 30.0
+_RBAC_DENIAL = re.compile(r'User "[^"]*" cannot [a-z]+ resource')
+_POLICIES = (
+    (re.compile(r'admission webhook "([^"]+)" denied'), 'admission webhook "{}"'),
+    (re.compile(r"ValidatingAdmissionPolicy '([^']+)'"), "ValidatingAdmissionPolicy '{}'"),
+    (re.compile(r"exceeded quota: ([-.a-z0-9]+)"), 'ResourceQuota "{}"'),
+    (re.compile(r'violates PodSecurity "([^"]+)"'), 'PodSecurity "{}"'),
+    (re.compile(r"(maximum|minimum) [a-z-]+ usage per (Container|Pod)"), "a LimitRange"),
+)
 
 # kind -> (API class, snake-case name used in the generated method names)
 _KINDS: dict[str, tuple[str, str]] = {
@@ -30,6 +53,8 @@ _KINDS: dict[str, tuple[str, str]] = {
     "Service": ("core", "service"),
     "Secret": ("core", "secret"),
     "Pod": ("core", "pod"),
+    "ConfigMap": ("core", "config_map"),
+    "EndpointSlice": ("discovery", "endpoint_slice"),
 }
 T = TypeVar("T")
 
@@ -40,6 +65,10 @@ class NotFound(Exception):
 
 class Conflict(Exception):
     """The object already exists (409)."""
+
+
+class ContainerWaiting(Exception):
+    """A log read of a container that has not started yet (400 "is waiting to start")."""
 
 
 class TimeoutApiClient(k8s.ApiClient):
@@ -88,23 +117,50 @@ def _status_message(exc: k8s.ApiException) -> str:
     return str(message or exc.reason or "no message")
 
 
+def policy_name(message: str) -> str | None:
+    """The admission policy a 403 message names (webhook, quota, PodSecurity...), if any."""
+    for pattern, template in _POLICIES:
+        match = pattern.search(message)
+        if match:
+            return template.format(match.group(1))
+    return None
+
+
 def _translate(exc: Exception, what: str) -> Exception:
     if isinstance(exc, k8s.ApiException):
         status = exc.status or 0
+        message = _status_message(exc)
         if status == 404:
             return NotFound(what)
         if status == 409:
             return Conflict(what)
+        if status == 400 and "is waiting to start" in message:
+            return ContainerWaiting(message)
         if status in (400, 422):
             # The server rejected what we built from the plan: the plan cannot run as is.
-            return StartFailedError(f"Kubernetes rejected {what}: {_status_message(exc)}")
-        if status in (401, 403):
+            return StartFailedError(f"Kubernetes rejected {what}: {message}")
+        if status == 401 or (status == 403 and _RBAC_DENIAL.search(message)):
             return RuntimeUnavailableError(
-                f"Kubernetes refused {what} ({status}): {_status_message(exc)}; "
+                f"Kubernetes refused {what} ({status}): {message}; "
                 "check the worker's service account and Role"
             )
+        if status == 403:
+            policy = policy_name(message) or "an admission policy"
+            return PolicyRejectedError(f"{policy} refused {what}: {message}")
+        if status == 429:
+            return RuntimeUnavailableError(f"Kubernetes is throttling {what}: {message}")
         return RuntimeUnavailableError(f"Kubernetes failed {what} ({status}): {exc.reason}")
     return RuntimeUnavailableError(f"Kubernetes API did not answer {what}: {exc}")
+
+
+def retry_after(exc: k8s.ApiException) -> float:
+    """The seconds a 429 asks us to wait (1 if it does not say), capped."""
+    headers = exc.headers or {}
+    try:
+        seconds = float(headers.get("Retry-After") or 1)
+    except ValueError:
+        seconds = 1.0
+    return min(max(seconds, 0.0), THROTTLE_MAX_WAIT_SECONDS)
 
 
 def _read_json(response: Any) -> dict[str, Any]:
@@ -130,20 +186,29 @@ class KubeApi:
         self.api_client = api_client
         self.namespace = namespace
         self.host: str = api_client.configuration.host
-        self._apps = k8s.AppsV1Api(api_client)
-        self._core = k8s.CoreV1Api(api_client)
+        self._apis: dict[str, Any] = {
+            "apps": k8s.AppsV1Api(api_client),
+            "core": k8s.CoreV1Api(api_client),
+            "discovery": k8s.DiscoveryV1Api(api_client),
+        }
+        self._core = self._apis["core"]
 
     def _method(self, verb: str, kind: str) -> Callable[..., Any]:
         api, singular = _KINDS[kind]
-        target = self._apps if api == "apps" else self._core
-        method: Callable[..., Any] = getattr(target, f"{verb}_namespaced_{singular}")
+        method: Callable[..., Any] = getattr(self._apis[api], f"{verb}_namespaced_{singular}")
         return method
 
     async def _call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        try:
-            return await asyncio.to_thread(fn, *args, **kwargs)
-        except (k8s.ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise _translate(exc, what) from exc
+        for attempt in range(1, THROTTLE_ATTEMPTS + 1):
+            try:
+                return await asyncio.to_thread(fn, *args, **kwargs)
+            except k8s.ApiException as exc:
+                if exc.status != 429 or attempt == THROTTLE_ATTEMPTS:
+                    raise _translate(exc, what) from exc
+                await asyncio.sleep(retry_after(exc))
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                raise _translate(exc, what) from exc
+        raise AssertionError("unreachable")  # the last attempt returns or raises
 
     async def create(self, body: Mapping[str, Any]) -> dict[str, Any]:
         kind, name = body["kind"], body["metadata"]["name"]
@@ -152,6 +217,26 @@ class KubeApi:
             f"creating {kind} {name}",
             lambda: _read_json(
                 method(self.namespace, body, field_manager=FIELD_MANAGER, _preload_content=False)
+            ),
+        )
+
+    async def apply(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Server-side apply as our field manager; `force` takes back fields someone else
+        (a `kubectl scale`, an edit) changed, which is how drift is repaired."""
+        kind, name = body["kind"], body["metadata"]["name"]
+        method = self._method("patch", kind)
+        return await self._call(
+            f"applying {kind} {name}",
+            lambda: _read_json(
+                method(
+                    name,
+                    self.namespace,
+                    body,
+                    field_manager=FIELD_MANAGER,
+                    force=True,
+                    _content_type=APPLY_PATCH,
+                    _preload_content=False,
+                )
             ),
         )
 
@@ -197,7 +282,7 @@ class KubeApi:
 
     async def list(self, kind: str, labels: Mapping[str, str]) -> list[dict[str, Any]]:
         method = self._method("list", kind)
-        selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+        selector = _selector(labels)
         document = await self._call(
             f"listing {kind}s",
             lambda: _read_json(
@@ -242,6 +327,10 @@ class KubeApi:
             f"listing Deployments in {self.namespace}",
             lambda: _read_json(method(self.namespace, limit=1, _preload_content=False)),
         )
+
+
+def _selector(labels: Mapping[str, str]) -> str:
+    return ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
 
 
 def has_labels(item: Mapping[str, Any], labels: Mapping[str, str]) -> bool:

@@ -19,8 +19,8 @@ from typing import Any
 import urllib3
 
 from runtimes.base import LogLine
-from runtimes.errors import RuntimeError_, RuntimeUnavailableError
-from runtimes.kubernetes.client import KubeApi, NotFound
+from runtimes.errors import LogsNotReadyError, RuntimeError_, RuntimeUnavailableError
+from runtimes.kubernetes.client import ContainerWaiting, KubeApi, NotFound
 
 # A followed stream that stays silent this long ends (the caller can follow again).
 FOLLOW_IDLE_SECONDS = 3600.0
@@ -59,14 +59,29 @@ def query(tail: int | None, since: datetime | None) -> dict[str, Any]:
 async def read(
     api: KubeApi, targets: Sequence[Target], tail: int | None, since: datetime | None
 ) -> list[LogLine]:
-    """All matching lines of all targets, oldest first."""
-    lines: list[LogLine] = []
+    """All matching lines of all targets, oldest first. Raises `LogsNotReadyError` (with the
+    API server's reason) when no line was read because every container is still waiting."""
+    texts: dict[Target, str] = {}
+    waiting: list[str] = []
     for pod, container in targets:
         try:
-            text = await api.read_log(pod, container, **query(tail, since))
+            texts[pod, container] = await api.read_log(pod, container, **query(tail, since))
         except NotFound:
             continue  # the pod went away between listing and reading
-        lines.extend(parse_line(raw, pod, container) for raw in text.splitlines())
+        except ContainerWaiting as exc:
+            waiting.append(str(exc))  # still pulling its image, or waiting for init containers
+    if waiting and not any(texts.values()):
+        raise LogsNotReadyError("; ".join(waiting)[:1000])
+    return merge(texts, tail, since)
+
+
+def merge(texts: dict[Target, str], tail: int | None, since: datetime | None) -> list[LogLine]:
+    """Timestamped log texts of several containers as one list, oldest first."""
+    lines = [
+        parse_line(raw, pod, container)
+        for (pod, container), text in texts.items()
+        for raw in text.splitlines()
+    ]
     floor = datetime.min.replace(tzinfo=UTC)
     lines.sort(key=lambda line: line.timestamp or floor)  # stable: unstamped keep their order
     if since is not None:
@@ -105,8 +120,8 @@ async def follow(
                     return
                 text = raw.decode("utf-8", errors="replace").rstrip("\n")
                 put(parse_line(text, pod, container))
-        except NotFound:
-            pass
+        except (NotFound, ContainerWaiting):
+            pass  # gone, or not started: nothing to follow (yet)
         except (RuntimeError_, urllib3.exceptions.HTTPError, OSError) as exc:
             if not stop.is_set() and not isinstance(exc, urllib3.exceptions.ReadTimeoutError):
                 put(exc if isinstance(exc, RuntimeError_) else _unavailable(exc))

@@ -1,9 +1,13 @@
 """RunPlan -> Kubernetes manifests, as plain dicts. Pure functions: no I/O, no clients.
 
-One Deployment per container group (all containers of the group share a pod, so sidecars
-reach the primary on localhost), one Service for the entry group, and one Secret holding the
-resolved values of secret environment variables, which containers read via `secretKeyRef`,
-so no secret value is ever written into a pod spec.
+Per workload one parent, the ConfigMap `wapi-W` (the "anchor"), owns everything else through
+ownerReferences, so deleting it lets the garbage collector remove the rest. Under it: one
+Deployment per container group (all containers of the group share a pod, so sidecars reach
+the primary on localhost), one Service per group with a port (`wapi-W` for the entry group,
+`wapi-W-<group>` for the others: in-workload discovery), and an immutable Secret named by a
+hash of its content holding the resolved values of secret environment variables, which
+containers read via `secretKeyRef`, so no secret value is ever written into a pod spec and a
+pod of an older generation that restarts mid-rollout still reads the values it started with.
 
 Every container is confined as on the local runtime: no capabilities, no privilege
 escalation, the runtime's default seccomp profile, CPU and memory limits (the pids limit is
@@ -21,12 +25,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from models.plan import ContainerPlan, GroupPlan, RunPlan
-from models.spec import Probe
 from runtimes.base import LABEL_GENERATION, LABEL_GROUP, LABEL_MANAGED, LABEL_WORKLOAD
+from runtimes.kubernetes import gpu
+from runtimes.kubernetes.gpu import GPU_RESOURCE, ClusterOptions
+from runtimes.kubernetes.probes import native_probe
 
 ANNOTATION_GENERATION = "workload-api.generation"
 ANNOTATION_SPEC_HASH = "workload-api.spec-hash"
-GPU_RESOURCE = "nvidia.com/gpu"
+LABEL_ROLE = "workload-api.role"  # "anchor" on the parent object, "last-logs" on kept logs
 PORT_NAME = "http"
 TMP_VOLUME = "tmp"
 _NAME_LIMIT = 63  # DNS-1123 label: Service names, and short enough for readable pod names
@@ -47,12 +53,19 @@ def deployment_name(workload_id: str, group: str) -> str:
     return object_name(workload_id, group)
 
 
-def service_name(workload_id: str) -> str:
+def anchor_name(workload_id: str) -> str:
     return object_name(workload_id)
 
 
-def secret_name(workload_id: str) -> str:
-    return object_name(workload_id, "secrets")
+def service_name(workload_id: str, group: str | None = None) -> str:
+    """`wapi-W` for the entry group (the gateway's), `wapi-W-<group>` for the others."""
+    return object_name(workload_id) if group is None else object_name(workload_id, group)
+
+
+def secret_name(workload_id: str, data: Mapping[str, str]) -> str:
+    """Named by its content: a Secret is immutable, a new content is a new Secret."""
+    digest = hashlib.sha256(json.dumps(dict(sorted(data.items()))).encode()).hexdigest()[:10]
+    return object_name(workload_id, "secrets", digest)
 
 
 def secret_key(secret_id: str) -> str:
@@ -68,25 +81,73 @@ def group_labels(workload_id: str, group: str) -> dict[str, str]:
     return {**workload_labels(workload_id), LABEL_GROUP: group}
 
 
-def entry_address(plan: RunPlan, namespace: str) -> str | None:
-    """Where the gateway reaches the entry group from inside the cluster."""
-    port = plan.groups[0].primary.port
-    if port is None:
-        return None
-    return f"{service_name(plan.workload_id)}.{namespace}.svc:{port}"
+def build_anchor(workload_id: str, namespace: str) -> dict[str, Any]:
+    """The workload's one parent object; it holds nothing but its identity."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": anchor_name(workload_id),
+            "namespace": namespace,
+            "labels": {**workload_labels(workload_id), LABEL_ROLE: "anchor"},
+        },
+        "data": {"workloadId": workload_id},
+    }
 
 
-def manifests(plan: RunPlan, namespace: str, secrets: Mapping[str, str]) -> list[dict[str, Any]]:
-    """Everything one generation needs, in the order to apply it (Secret before its users)."""
+def kept_logs_name(workload_id: str) -> str:
+    return object_name(workload_id, "last-logs")
+
+
+def build_kept_logs(workload_id: str, namespace: str, texts: Mapping[str, str]) -> dict[str, Any]:
+    """The last log lines of stopped pods, by `<pod>.<container>` (valid ConfigMap keys)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": kept_logs_name(workload_id),
+            "namespace": namespace,
+            "labels": {**workload_labels(workload_id), LABEL_ROLE: "last-logs"},
+        },
+        "data": dict(sorted(texts.items())),
+    }
+
+
+def owner_reference(anchor: Mapping[str, Any]) -> dict[str, Any]:
+    meta = anchor["metadata"]
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+    }
+
+
+def manifests(
+    plan: RunPlan,
+    namespace: str,
+    secrets: Mapping[str, str],
+    *,
+    owner: Mapping[str, Any] | None = None,
+    options: ClusterOptions | None = None,
+) -> list[dict[str, Any]]:
+    """Everything one generation needs, in the order to apply it (Secret before its users);
+    `owner` is the live anchor, whose uid the ownerReferences name."""
+    options = options or ClusterOptions()
     objects: list[dict[str, Any]] = []
     secret = build_secret(plan, namespace, secrets)
     if secret is not None:
         objects.append(secret)
-    objects.extend(build_deployment(plan, group, namespace) for group in plan.groups)
-    service = build_service(plan, namespace)
-    if service is not None:
-        objects.append(service)
-    return objects
+    secret_ref = secret["metadata"]["name"] if secret else None
+    objects.extend(
+        build_deployment(plan, group, namespace, secret_ref, options) for group in plan.groups
+    )
+    objects.extend(build_services(plan, namespace))
+    if owner is not None:
+        for manifest in objects:
+            manifest["metadata"]["ownerReferences"] = [owner_reference(owner)]
+    return [with_spec_hash(manifest) for manifest in objects]
 
 
 def build_secret(
@@ -104,33 +165,42 @@ def build_secret(
     if missing:
         raise ValueError(f"secret values were not resolved for: {', '.join(missing)}")
     data = {secret_key(sid): base64.b64encode(secrets[sid].encode()).decode() for sid in wanted}
+    data = dict(sorted(data.items()))
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": _metadata(secret_name(plan.workload_id), namespace, plan, None),
+        "metadata": _metadata(secret_name(plan.workload_id, data), namespace, plan, None),
         "type": "Opaque",
-        "data": dict(sorted(data.items())),
+        "immutable": True,
+        "data": data,
     }
 
 
-def build_deployment(plan: RunPlan, group: GroupPlan, namespace: str) -> dict[str, Any]:
+def build_deployment(
+    plan: RunPlan,
+    group: GroupPlan,
+    namespace: str,
+    secret_ref: str | None = None,
+    options: ClusterOptions | None = None,
+) -> dict[str, Any]:
     generation = str(plan.generation)
     selector = group_labels(plan.workload_id, group.name)
-    gpu = any(container.gpu_count > 0 for container in group.containers)
+    gpu_settings = gpu.pod_settings(group, options or ClusterOptions())
     pod_spec: dict[str, Any] = {
-        "containers": [_container(plan, container) for container in group.containers],
+        "containers": [
+            _container(container, secret_ref, shm="volumes" in gpu_settings)
+            for container in group.containers
+        ],
         # Workloads are user code: no API token, and no injected *_SERVICE_HOST variables.
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
-        # Always present (maybe empty) so a merge patch also clears it when GPUs go away.
-        "tolerations": (
-            [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}] if gpu else []
-        ),
+        **gpu_settings,
     }
     if any(container.read_only_root for container in group.containers):
-        pod_spec["volumes"] = [{"name": TMP_VOLUME, "emptyDir": {"sizeLimit": "64Mi"}}]
-    manifest = {
+        tmp = {"name": TMP_VOLUME, "emptyDir": {"sizeLimit": "64Mi"}}
+        pod_spec["volumes"] = [tmp, *pod_spec.get("volumes", [])]
+    return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": _metadata(
@@ -139,6 +209,7 @@ def build_deployment(plan: RunPlan, group: GroupPlan, namespace: str) -> dict[st
         "spec": {
             "replicas": group.replicas,
             "revisionHistoryLimit": 3,
+            "strategy": gpu.rollout_strategy(group),
             "selector": {"matchLabels": selector},
             "template": {
                 "metadata": {
@@ -150,25 +221,32 @@ def build_deployment(plan: RunPlan, group: GroupPlan, namespace: str) -> dict[st
             },
         },
     }
-    return with_spec_hash(manifest)
 
 
-def build_service(plan: RunPlan, namespace: str) -> dict[str, Any] | None:
-    entry = plan.groups[0]
-    port = entry.primary.port
-    if port is None:
-        return None
-    manifest = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": _metadata(service_name(plan.workload_id), namespace, plan, entry),
-        "spec": {
-            "type": "ClusterIP",
-            "selector": group_labels(plan.workload_id, entry.name),
-            "ports": [{"name": PORT_NAME, "port": port, "targetPort": port, "protocol": "TCP"}],
-        },
-    }
-    return with_spec_hash(manifest)
+def build_services(plan: RunPlan, namespace: str) -> list[dict[str, Any]]:
+    """A ClusterIP Service per group with a port; the gateway routes to the entry group's
+    ready endpoints (EndpointSlices), the groups find each other by these names."""
+    services = []
+    for position, group in enumerate(plan.groups):
+        port = group.primary.port
+        if port is None:
+            continue
+        name = service_name(plan.workload_id, None if position == 0 else group.name)
+        services.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": _metadata(name, namespace, plan, group),
+                "spec": {
+                    "type": "ClusterIP",
+                    "selector": group_labels(plan.workload_id, group.name),
+                    "ports": [
+                        {"name": PORT_NAME, "port": port, "targetPort": port, "protocol": "TCP"}
+                    ],
+                },
+            }
+        )
+    return services
 
 
 def with_spec_hash(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -188,7 +266,7 @@ def _metadata(name: str, namespace: str, plan: RunPlan, group: GroupPlan | None)
     return {"name": name, "namespace": namespace, "labels": labels}
 
 
-def _container(plan: RunPlan, container: ContainerPlan) -> dict[str, Any]:
+def _container(container: ContainerPlan, secret_ref: str | None, *, shm: bool) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "name": container.name,
         "image": container.image,
@@ -200,18 +278,20 @@ def _container(plan: RunPlan, container: ContainerPlan) -> dict[str, Any]:
             "readOnlyRootFilesystem": container.read_only_root,
         },
     }
-    if container.read_only_root:
-        spec["volumeMounts"] = [{"name": TMP_VOLUME, "mountPath": "/tmp"}]
+    mounts = [{"name": TMP_VOLUME, "mountPath": "/tmp"}] if container.read_only_root else []
+    if shm:
+        mounts.append(gpu.shm_mount())
+    if mounts:
+        spec["volumeMounts"] = mounts
     if container.entrypoint is not None:
         spec["command"] = list(container.entrypoint)  # Kubernetes' command replaces ENTRYPOINT
     if container.command is not None:
         spec["args"] = list(container.command)  # and its args replace CMD
     env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in container.env.items()]
-    ref = secret_name(plan.workload_id)
     env += [
         {
             "name": item.name,
-            "valueFrom": {"secretKeyRef": {"name": ref, "key": secret_key(item.secret_id)}},
+            "valueFrom": {"secretKeyRef": {"name": secret_ref, "key": secret_key(item.secret_id)}},
         }
         for item in container.secret_env
     ]
@@ -250,42 +330,3 @@ def memory_quantity(value: int) -> str:
         if value % size == 0:
             return f"{value // size}{suffix}"
     return str(value)
-
-
-def native_probe(probe: Probe, container: ContainerPlan, *, liveness_like: bool) -> dict[str, Any]:
-    """Our probe -> a Kubernetes probe; the kubelet runs it, not us."""
-    result: dict[str, Any] = {}
-    if probe.path is not None:
-        action: dict[str, Any] = {
-            "path": probe.path,
-            "port": _probe_port(probe.port, container),
-            "scheme": probe.scheme,
-        }
-        if probe.http_headers:
-            action["httpHeaders"] = [{"name": k, "value": v} for k, v in probe.http_headers.items()]
-        result["httpGet"] = action
-    elif probe.tcp_socket is not None:
-        result["tcpSocket"] = {"port": _probe_port(probe.tcp_socket.port, container)}
-    elif probe.exec_ is not None:
-        result["exec"] = {"command": list(probe.exec_.command)}
-    else:
-        raise ValueError(f"container '{container.name}': probe has no action")
-    result.update(
-        initialDelaySeconds=probe.initial_delay_seconds,
-        periodSeconds=probe.period_seconds,
-        timeoutSeconds=probe.timeout_seconds,
-        # Kubernetes requires 1 for liveness and startup probes (the spec rules enforce it too).
-        successThreshold=1 if liveness_like else probe.success_threshold,
-        failureThreshold=probe.failure_threshold,
-    )
-    return result
-
-
-def _probe_port(port: int | None, container: ContainerPlan) -> int:
-    if port is not None:
-        return port
-    if container.port is None:
-        raise ValueError(
-            f"container '{container.name}': probe needs a port; the container has none"
-        )
-    return container.port

@@ -13,7 +13,10 @@ from typing import Any, Literal
 from models.status import ReplicaState
 from runtimes.base import LABEL_GENERATION, LABEL_GROUP, ReplicaStatus
 
-IMAGE_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName"})
+# A registry 5xx, a rate limit or a slow mirror fail a pull too: the kubelet backs off and
+# retries, and so do we, until the ready timeout. Only a malformed name never gets better.
+PULL_RETRY_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff"})
+IMAGE_REASONS = frozenset({"InvalidImageName", "ErrImageNeverPull"})
 START_REASONS = frozenset(
     {"CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
 )
@@ -108,6 +111,9 @@ def state_of(pod: dict[str, Any]) -> tuple[ReplicaState, str]:
         reason = waiting.get("reason")
         if reason == CRASH_LOOP or (reason in START_REASONS):
             return "crashed", f"{container.get('name')}: {reason}"
+        if reason in PULL_RETRY_REASONS:
+            detail = str(waiting.get("message") or "").strip()
+            return "starting", f"{container.get('name')}: {reason}, retrying: {detail}"[:500]
         if reason and reason != "ContainerCreating":
             return "starting", f"{container.get('name')}: {reason}"
     if phase == "Running":
@@ -117,13 +123,14 @@ def state_of(pod: dict[str, Any]) -> tuple[ReplicaState, str]:
         ):
             return "running", ""
         return "starting", "containers are starting"
-    scheduled = any(
-        c.get("type") == "PodScheduled" and c.get("status") == "True"
-        for c in status.get("conditions") or []
+    scheduling: dict[str, Any] = next(
+        (c for c in status.get("conditions") or [] if c.get("type") == "PodScheduled"), {}
     )
-    if scheduled:
+    if scheduling.get("status") == "True":
         return "starting", "pulling images and creating containers"
-    return "pending", str(status.get("message") or "waiting to be scheduled")
+    # The scheduler says why on the condition: "0/3 nodes are available: 3 Insufficient ...".
+    reason = scheduling.get("message") or status.get("message") or "waiting to be scheduled"
+    return "pending", str(reason)
 
 
 def replica_status(pod: dict[str, Any], *, index: int, address: str | None) -> ReplicaStatus:
@@ -142,9 +149,27 @@ def replica_status(pod: dict[str, Any], *, index: int, address: str | None) -> R
     )
 
 
-def pod_address(pod: dict[str, Any], port: int | None) -> str | None:
-    ip = _status(pod).get("podIP")
-    return f"{ip}:{port}" if ip and port is not None else None
+def ready_endpoints(slices: list[dict[str, Any]], port: int) -> dict[str, str]:
+    """Pod name -> `ip:port` of the ready, not terminating endpoints of EndpointSlices.
+
+    Per the EndpointSlice API an unset `ready` means ready; `port` is the container port (the
+    Service's targetPort), which is what a slice lists."""
+    found: dict[str, str] = {}
+    for endpoint_slice in slices:
+        if endpoint_slice.get("addressType", "IPv4") not in ("IPv4", "IPv6"):
+            continue  # FQDN slices are not pod addresses
+        ipv6 = endpoint_slice.get("addressType") == "IPv6"
+        for endpoint in endpoint_slice.get("endpoints") or []:
+            conditions = endpoint.get("conditions") or {}
+            if conditions.get("ready") is False or conditions.get("terminating") is True:
+                continue
+            target = endpoint.get("targetRef") or {}
+            addresses = endpoint.get("addresses") or []
+            if target.get("kind", "Pod") != "Pod" or not target.get("name") or not addresses:
+                continue
+            host = f"[{addresses[0]}]" if ipv6 else addresses[0]
+            found[str(target["name"])] = f"{host}:{port}"
+    return found
 
 
 def problem(

@@ -1,19 +1,23 @@
 """Supervising one generation on Kubernetes: apply the manifests once, then read pods.
 
-Applying is idempotent so a retried activity never duplicates anything: create, and on 409
-read the live object and patch it only if it differs from the plan. Every later tick is one
-pod list; the kubelet does the probing and restarting, we report and explain.
+Applying is server-side apply as the field manager `workload-api`, with `force`: idempotent,
+so a retried activity never duplicates anything, and it takes back whatever someone changed
+by hand. Each object is read first: one that already matches the plan (same spec hash) is
+left alone, one that is still being deleted is waited for (applying to it would "adopt" an
+object about to vanish), one not managed by this workload is refused. Every later tick is one
+pod list plus the entry Service's EndpointSlices (the addresses the gateway routes to); the
+kubelet does the probing and restarting, we report and explain.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from models.plan import RunPlan
 from runtimes.base import (
-    LABEL_GROUP,
     LABEL_MANAGED,
     LABEL_WORKLOAD,
     Observation,
@@ -28,11 +32,16 @@ from runtimes.errors import (
     StartFailedError,
 )
 from runtimes.kubernetes import manifests, pods
-from runtimes.kubernetes.client import Conflict, KubeApi, NotFound
+from runtimes.kubernetes.client import ContainerWaiting, KubeApi, NotFound
+from runtimes.kubernetes.gpu import ClusterOptions
 
 # Missing pods are explained from Deployment conditions, at most this often (one extra list).
 _CONDITION_CHECK_SECONDS = 30.0
 _FAILURE_LOG_LINES = 5
+# An object being deleted (finalizers, foreground deletion) is waited for this long per apply.
+TERMINATING_WAIT_SECONDS = 30.0
+_TERMINATING_POLL_SECONDS = 0.5
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"  # set by the EndpointSlice controller
 
 
 class KubernetesSupervisor:
@@ -43,8 +52,10 @@ class KubernetesSupervisor:
         secrets: Mapping[str, str],
         previous: list[ReplicaStatus],
         restart_policy: RestartPolicy,
+        options: ClusterOptions | None = None,
     ) -> None:
         self._api = api
+        self._options = options or ClusterOptions()
         self._plan = plan
         # Held in memory only: the values go into the Secret object and nowhere else.
         self._secrets = dict(secrets)
@@ -55,7 +66,8 @@ class KubernetesSupervisor:
         for status in previous:
             self._indexes.setdefault(status.group, {})[status.name] = status.index
         self._groups = {group.name: group for group in plan.groups}
-        self._entry_address = manifests.entry_address(plan, api.namespace)
+        self._secret_name: str | None = None
+        self._old_secrets_pruned = False
         self._condition_messages: dict[str, str] = {}
         self._conditions_checked = float("-inf")
 
@@ -65,8 +77,9 @@ class KubernetesSupervisor:
             self._applied = True
         found = await self._api.list("Pod", manifests.workload_labels(self._plan.workload_id))
         found.sort(key=pods.creation_key)
-        statuses = self._statuses(found)
+        statuses = self._statuses(found, await self._ready_endpoints())
         failure = await self._failure(found)
+        await self._prune_old_secrets(found)
         events = self._events(statuses, {pods.name(pod): pod for pod in found})
         events += await self._deployment_events(statuses)
         self._seen = {status.name: status for status in statuses}
@@ -79,68 +92,104 @@ class KubernetesSupervisor:
 
     async def apply(self) -> dict[str, str]:
         """Bring the cluster objects to the plan; returns what happened to each object."""
+        wid, namespace = self._plan.workload_id, self._api.namespace
+        anchor = manifests.build_anchor(wid, namespace)
+        live_anchor = await self._live(anchor)
+        outcome = {f"ConfigMap/{anchor['metadata']['name']}": "unchanged"}
+        if live_anchor is None:
+            live_anchor = await self._api.apply(anchor)
+            outcome[f"ConfigMap/{anchor['metadata']['name']}"] = "created"
         try:
-            objects = manifests.manifests(self._plan, self._api.namespace, self._secrets)
+            objects = manifests.manifests(
+                self._plan, namespace, self._secrets, owner=live_anchor, options=self._options
+            )
         except ValueError as exc:
             raise StartFailedError(str(exc)) from exc
-        outcome: dict[str, str] = {}
         for manifest in objects:
             outcome[f"{manifest['kind']}/{manifest['metadata']['name']}"] = await self._ensure(
                 manifest
             )
-        wid = self._plan.workload_id
-        kinds_present = {manifest["kind"] for manifest in objects}
-        # A previous generation may have had secrets or a port this one lacks.
-        for kind, name in (
-            ("Secret", manifests.secret_name(wid)),
-            ("Service", manifests.service_name(wid)),
-        ):
-            if kind not in kinds_present and await self._api.delete(kind, name):
-                outcome[f"{kind}/{name}"] = "deleted"
-        for deployment in await self._api.list("Deployment", manifests.workload_labels(wid)):
-            group = (deployment["metadata"].get("labels") or {}).get(LABEL_GROUP)
-            name = deployment["metadata"]["name"]
-            if group not in self._groups and await self._api.delete("Deployment", name):
-                outcome[f"Deployment/{name}"] = "deleted"
+            if manifest["kind"] == "Secret":
+                self._secret_name = manifest["metadata"]["name"]
+        # A previous generation may have had groups or ports this one lacks. (Its Secrets
+        # stay until its pods are gone: they may restart meanwhile.)
+        wanted = {(manifest["kind"], manifest["metadata"]["name"]) for manifest in objects}
+        for kind in ("Deployment", "Service"):
+            for item in await self._api.list(kind, manifests.workload_labels(wid)):
+                name = item["metadata"]["name"]
+                if (kind, name) not in wanted and await self._api.delete(kind, name):
+                    outcome[f"{kind}/{name}"] = "deleted"
         return outcome
 
     async def _ensure(self, manifest: dict[str, Any]) -> str:
+        live = await self._live(manifest)
+        if live is not None and _matches(manifest, live):
+            return "unchanged"
+        await self._api.apply(manifest)
+        return "created" if live is None else "applied"
+
+    async def _live(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
+        """The live object (None if there is none), once it is not being deleted."""
         kind, name = manifest["kind"], manifest["metadata"]["name"]
-        try:
-            await self._api.create(manifest)
-            return "created"
-        except Conflict:
-            pass
-        try:
-            live = await self._api.get(kind, name)
-        except NotFound:
-            raise RuntimeUnavailableError(f"{kind} {name} vanished while applying; retry") from None
-        labels = live.get("metadata", {}).get("labels") or {}
+        deadline = time.monotonic() + TERMINATING_WAIT_SECONDS
+        while True:
+            try:
+                live = await self._api.get(kind, name)
+            except NotFound:
+                return None
+            if not live["metadata"].get("deletionTimestamp"):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeUnavailableError(
+                    f"{kind} {name} is still being deleted after "
+                    f"{TERMINATING_WAIT_SECONDS:.0f} s (finalizers: "
+                    f"{live['metadata'].get('finalizers') or 'none'}); will retry"
+                )
+            await asyncio.sleep(_TERMINATING_POLL_SECONDS)
+        labels = live["metadata"].get("labels") or {}
         if labels.get(LABEL_MANAGED) != "true" or labels.get(LABEL_WORKLOAD) != (
             self._plan.workload_id
         ):
             raise StartFailedError(f"{kind} {name} exists and is not managed by this workload")
-        patch = _patch_for(manifest, live)
-        if patch is None:
-            return "unchanged"
-        await self._api.patch(kind, name, patch)
-        return "patched"
+        return live
+
+    async def _prune_old_secrets(self, found: list[dict[str, Any]]) -> None:
+        """Once no pod of an older generation is left, no one reads older Secrets."""
+        if self._old_secrets_pruned or not self._applied:
+            return
+        if any(pods.generation(pod) != self._plan.generation for pod in found):
+            return
+        labels = manifests.workload_labels(self._plan.workload_id)
+        for secret in await self._api.list("Secret", labels):
+            name = secret["metadata"]["name"]
+            if name != self._secret_name:
+                await self._api.delete("Secret", name)
+        self._old_secrets_pruned = True
 
     # Reading
 
-    def _statuses(self, found: list[dict[str, Any]]) -> list[ReplicaStatus]:
+    async def _ready_endpoints(self) -> dict[str, str]:
+        """Pod name -> `ip:port` of the entry Service's ready endpoints, as kube-proxy sees
+        them. Only these take invoke traffic: pods of other groups, and entry pods the
+        endpoints controller has not (or no longer) marked ready, get no address."""
+        entry = self._plan.groups[0]
+        port = entry.primary.port
+        if port is None:
+            return {}
+        service = manifests.service_name(self._plan.workload_id)
+        slices = await self._api.list("EndpointSlice", {SERVICE_NAME_LABEL: service})
+        return pods.ready_endpoints(slices, port)
+
+    def _statuses(
+        self, found: list[dict[str, Any]], endpoints: dict[str, str]
+    ) -> list[ReplicaStatus]:
         indexes = self._assign_indexes(found)
         entry = self._plan.groups[0].name
         statuses = []
         for pod in found:
-            group = self._groups.get(pods.group(pod))
-            if pods.group(pod) == entry:
-                address = self._entry_address
-            else:
-                address = pods.pod_address(pod, group.primary.port if group else None)
-            statuses.append(
-                pods.replica_status(pod, index=indexes[pods.name(pod)], address=address)
-            )
+            name = pods.name(pod)
+            address = endpoints.get(name) if pods.group(pod) == entry else None
+            statuses.append(pods.replica_status(pod, index=indexes[name], address=address))
         return statuses
 
     def _assign_indexes(self, found: list[dict[str, Any]]) -> dict[str, int]:
@@ -182,7 +231,7 @@ class KubernetesSupervisor:
             text = await self._api.read_log(
                 pod, container, previous=True, tail_lines=_FAILURE_LOG_LINES
             )
-        except (RuntimeError_, NotFound):
+        except (RuntimeError_, NotFound, ContainerWaiting):
             return ""  # the explanation is still useful without the log lines
         lines = [line for line in text.splitlines() if line.strip()][-_FAILURE_LOG_LINES:]
         return f"; last log lines: {' | '.join(lines)[:1000]}" if lines else ""
@@ -246,23 +295,15 @@ class KubernetesSupervisor:
         return events
 
 
-def _patch_for(desired: dict[str, Any], live: dict[str, Any]) -> dict[str, Any] | None:
-    """The merge patch that makes `live` match `desired`, or None if it already does."""
-    if desired["kind"] == "Secret":
-        live_data = live.get("data") or {}
-        same_labels = (live["metadata"].get("labels") or {}) == desired["metadata"]["labels"]
-        if live_data == desired["data"] and same_labels:
-            return None
-        # Keys no longer wanted must be nulled out: a merge patch keeps keys it does not name.
-        removed = {key: None for key in live_data if key not in desired["data"]}
-        return {**desired, "data": {**removed, **desired["data"]}}
+def _matches(desired: dict[str, Any], live: dict[str, Any]) -> bool:
+    """The live object is what we would apply: same spec hash (and, for a Deployment, the
+    same replica count: `halt()` and a `kubectl scale` change it without the hash)."""
     live_hash = (live["metadata"].get("annotations") or {}).get(manifests.ANNOTATION_SPEC_HASH)
-    desired_hash = desired["metadata"]["annotations"][manifests.ANNOTATION_SPEC_HASH]
-    # Replicas are compared too: halt() scales to 0 without changing the hash.
-    same_replicas = (live.get("spec") or {}).get("replicas") == desired["spec"].get("replicas")
-    if live_hash == desired_hash and same_replicas:
-        return None
-    return desired
+    if live_hash != desired["metadata"]["annotations"][manifests.ANNOTATION_SPEC_HASH]:
+        return False
+    if desired["kind"] != "Deployment":
+        return True
+    return bool((live.get("spec") or {}).get("replicas") == desired["spec"]["replicas"])
 
 
 def _last_run(pod: dict[str, Any]) -> str:

@@ -23,6 +23,8 @@ RESOURCES = {
     "v1/services": "Service",
     "v1/secrets": "Secret",
     "v1/pods": "Pod",
+    "v1/configmaps": "ConfigMap",
+    "discovery.k8s.io/v1/endpointslices": "EndpointSlice",
 }
 _PLURALS = {kind: resource for resource, kind in RESOURCES.items()}
 
@@ -142,6 +144,31 @@ def pod(
                 }
             ],
         },
+    }
+
+
+def endpoint_slice(
+    service: str, endpoints: list[tuple[str, str, bool]], *, name: str | None = None
+) -> dict[str, Any]:
+    """An EndpointSlice as the endpoints controller writes it: (pod, ip, ready) each."""
+    return {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": name or f"{service}-abcde",
+            "namespace": NAMESPACE,
+            "labels": {"kubernetes.io/service-name": service},
+        },
+        "addressType": "IPv4",
+        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+        "endpoints": [
+            {
+                "addresses": [ip],
+                "conditions": {"ready": ready, "serving": ready, "terminating": False},
+                "targetRef": {"kind": "Pod", "name": pod, "namespace": NAMESPACE},
+            }
+            for pod, ip, ready in endpoints
+        ],
     }
 
 

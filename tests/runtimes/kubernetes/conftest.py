@@ -11,12 +11,13 @@ from kubernetes import client as k8s
 from runtimes.base import RestartPolicy
 from runtimes.kubernetes import KubernetesRuntime
 from tests.runtimes.kubernetes.cluster import NAMESPACE, RESOURCES
+from tests.runtimes.kubernetes.emulator import ApiServer
 
 
 @pytest.fixture
 async def cluster() -> AsyncIterator[kmock.KubernetesEmulator]:
     """An empty emulated cluster on a random local port (`cluster.url`)."""
-    async with kmock.KubernetesEmulator() as emulator, kmock.Server(emulator):
+    async with ApiServer() as emulator, kmock.Server(emulator):
         # The emulator only lists kinds it knows of; a real API server knows them all.
         for resource, kind in RESOURCES.items():
             emulator.resources[resource] = kmock.ResourceInfo(namespaced=True, kind=kind)

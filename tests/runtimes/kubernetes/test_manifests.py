@@ -11,6 +11,7 @@ import pytest
 
 from runtimes.base import LABEL_GENERATION, LABEL_GROUP, LABEL_MANAGED, LABEL_WORKLOAD
 from runtimes.kubernetes import manifests
+from runtimes.kubernetes.gpu import ClusterOptions
 from tests.runtimes.kubernetes.cluster import (
     NAMESPACE,
     SECRET_ID,
@@ -20,9 +21,18 @@ from tests.runtimes.kubernetes.cluster import (
     single_plan,
 )
 
-# The newest schema shipped with kubernetes-validate and an older, still common, release.
+# The supported range (docs/operations.md): the newest schema kubernetes-validate ships, and
+# the oldest release still supported upstream when this was written.
 K8S_VERSIONS = [kubernetes_validate.latest_version(), "1.30"]
 SECRETS = {SECRET_ID: SECRET_VALUE}
+SECRET_NAME = manifests.secret_name(
+    WID, {SECRET_ID: base64.b64encode(SECRET_VALUE.encode()).decode()}
+)
+OWNER = {"metadata": {"name": f"wapi-{WID}", "uid": "4f0a6c1e-1111-4222-8333-944445555666"}}
+GPU_OPTIONS = ClusterOptions(
+    gpu_products={"h100": ["NVIDIA-H100-80GB-HBM3", "NVIDIA-H100-PCIe"]},
+    gpu_runtime_class="nvidia",
+)
 
 
 def by_kind(objects: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -35,7 +45,13 @@ def by_kind(objects: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 @pytest.mark.parametrize("version", K8S_VERSIONS)
 @pytest.mark.parametrize("plan", [single_plan(), graph_plan()], ids=["single", "graph"])
 def test_every_manifest_validates_strictly(plan: Any, version: str) -> None:
-    objects = manifests.manifests(plan, NAMESPACE, SECRETS)
+    for group in plan.groups:
+        group.primary.gpu_type = "h100"
+    objects = manifests.manifests(plan, NAMESPACE, SECRETS, owner=OWNER, options=GPU_OPTIONS)
+    objects += [
+        manifests.build_anchor(WID, NAMESPACE),
+        manifests.build_kept_logs(WID, NAMESPACE, {"web-a.main": "line\n"}),
+    ]
     assert objects
     for obj in objects:
         # strict: unknown fields (a typo such as "imagePullPolicyy") fail too.
@@ -78,7 +94,7 @@ def test_single_container_deployment_fields() -> None:
         {
             "name": "API_TOKEN",
             "valueFrom": {
-                "secretKeyRef": {"name": f"wapi-{WID}-secrets", "key": SECRET_ID},
+                "secretKeyRef": {"name": SECRET_NAME, "key": SECRET_ID},
             },
         },
     ]
@@ -115,7 +131,8 @@ def test_probes_become_native_probes() -> None:
 def test_secret_values_live_only_in_the_secret() -> None:
     objects = by_kind(manifests.manifests(single_plan(), NAMESPACE, SECRETS))
     [secret] = objects["Secret"]
-    assert secret["metadata"]["name"] == f"wapi-{WID}-secrets"
+    assert secret["metadata"]["name"] == SECRET_NAME
+    assert secret["immutable"] is True
     assert base64.b64decode(secret["data"][SECRET_ID]).decode() == SECRET_VALUE
     for kind in ("Deployment", "Service"):
         text = json.dumps(objects[kind])
@@ -141,10 +158,77 @@ def test_multi_container_group_shares_one_pod() -> None:
     shipper = containers[1]
     assert "ports" not in shipper and "resources" not in shipper
     assert shipper["args"] == ["--target", "http://localhost:8080"]
-    assert web["spec"]["template"]["spec"]["tolerations"] == []  # no GPU in this group
+    pod = web["spec"]["template"]["spec"]
+    assert "tolerations" not in pod and "affinity" not in pod  # no GPU in this group
+    assert web["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": "25%", "maxUnavailable": 0}
 
 
-def test_graph_has_one_deployment_per_group_and_a_service_for_the_entry() -> None:
+def test_a_new_secret_value_is_a_new_immutable_secret() -> None:
+    first = by_kind(manifests.manifests(single_plan(), NAMESPACE, SECRETS))
+    rotated = by_kind(manifests.manifests(single_plan(2), NAMESPACE, {SECRET_ID: "rotated"}))
+    same = by_kind(manifests.manifests(single_plan(2), NAMESPACE, SECRETS))
+    names = [objects["Secret"][0]["metadata"]["name"] for objects in (first, rotated, same)]
+    assert names[0] != names[1] and names[0] == names[2]
+    env = rotated["Deployment"][0]["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert env[1]["valueFrom"]["secretKeyRef"]["name"] == names[1]
+
+
+def test_every_object_is_owned_by_the_anchor() -> None:
+    objects = manifests.manifests(graph_plan(), NAMESPACE, SECRETS, owner=OWNER)
+    for obj in objects:
+        [reference] = obj["metadata"]["ownerReferences"]
+        assert reference == {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "name": f"wapi-{WID}",
+            "uid": OWNER["metadata"]["uid"],
+            "controller": True,
+        }
+
+
+def test_gpu_groups_select_nodes_by_product_and_roll_without_a_spare_gpu() -> None:
+    plan = graph_plan()
+    plan.groups[1].primary.gpu_type = "h100"
+    plan.groups[1].primary.memory_bytes = 64 * 2**30
+    deployments = by_kind(manifests.manifests(plan, NAMESPACE, SECRETS, options=GPU_OPTIONS))
+    model = next(d for d in deployments["Deployment"] if d["metadata"]["name"].endswith("model"))
+    pod = model["spec"]["template"]["spec"]
+    terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert terms["nodeSelectorTerms"] == [
+        {
+            "matchExpressions": [
+                {
+                    "key": "nvidia.com/gpu.product",
+                    "operator": "In",
+                    "values": ["NVIDIA-H100-80GB-HBM3", "NVIDIA-H100-PCIe"],
+                }
+            ]
+        }
+    ]
+    assert pod["runtimeClassName"] == "nvidia"
+    assert {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "32768Mi"}} in pod[
+        "volumes"
+    ]
+    assert {"name": "dshm", "mountPath": "/dev/shm"} in pod["containers"][0]["volumeMounts"]
+    assert model["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 0, "maxUnavailable": 1}
+
+
+def test_a_gpu_type_without_a_mapping_must_match_the_label_exactly() -> None:
+    plan = single_plan()
+    plan.groups[0].primary.gpu_type = "t4"
+    options = ClusterOptions(gpu_product_label="example.com/gpu")
+    [deployment] = by_kind(manifests.manifests(plan, NAMESPACE, SECRETS, options=options))[
+        "Deployment"
+    ]
+    affinity = deployment["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]
+    [term] = affinity["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert term == {
+        "matchExpressions": [{"key": "example.com/gpu", "operator": "In", "values": ["t4"]}]
+    }
+    assert "runtimeClassName" not in deployment["spec"]["template"]["spec"]
+
+
+def test_graph_has_one_deployment_per_group_and_a_service_per_group() -> None:
     objects = by_kind(manifests.manifests(graph_plan(), NAMESPACE, SECRETS))
     names = {d["metadata"]["name"]: d for d in objects["Deployment"]}
     assert sorted(names) == [f"wapi-{WID}-model", f"wapi-{WID}-web"]
@@ -152,8 +236,10 @@ def test_graph_has_one_deployment_per_group_and_a_service_for_the_entry() -> Non
     assert model["spec"]["replicas"] == 2
     limits = model["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
     assert limits == {"nvidia.com/gpu": "2"}
-    [service] = objects["Service"]
-    assert service["metadata"]["name"] == f"wapi-{WID}"
+    services = {s["metadata"]["name"]: s for s in objects["Service"]}
+    assert sorted(services) == [f"wapi-{WID}", f"wapi-{WID}-model"]
+    assert services[f"wapi-{WID}-model"]["spec"]["selector"][LABEL_GROUP] == "model"
+    service = services[f"wapi-{WID}"]
     assert service["spec"]["selector"] == {
         LABEL_MANAGED: "true",
         LABEL_WORKLOAD: WID,
@@ -162,16 +248,15 @@ def test_graph_has_one_deployment_per_group_and_a_service_for_the_entry() -> Non
     assert service["spec"]["ports"] == [
         {"name": "http", "port": 8080, "targetPort": 8080, "protocol": "TCP"}
     ]
-    assert manifests.entry_address(graph_plan(), NAMESPACE) == f"wapi-{WID}.{NAMESPACE}.svc:8080"
 
 
 def test_a_new_generation_changes_the_pod_template_and_the_hash() -> None:
-    first = manifests.build_deployment(single_plan(1), single_plan(1).groups[0], NAMESPACE)
-    second = manifests.build_deployment(single_plan(2), single_plan(2).groups[0], NAMESPACE)
+    [first] = by_kind(manifests.manifests(single_plan(1), NAMESPACE, SECRETS))["Deployment"]
+    [second] = by_kind(manifests.manifests(single_plan(2), NAMESPACE, SECRETS))["Deployment"]
     assert first["spec"]["template"] != second["spec"]["template"]
     hash_key = manifests.ANNOTATION_SPEC_HASH
     assert first["metadata"]["annotations"][hash_key] != second["metadata"]["annotations"][hash_key]
-    again = manifests.build_deployment(single_plan(1), single_plan(1).groups[0], NAMESPACE)
+    [again] = by_kind(manifests.manifests(single_plan(1), NAMESPACE, SECRETS))["Deployment"]
     assert again == first  # deterministic: a retry computes the same object
 
 
@@ -197,7 +282,7 @@ def test_every_container_is_confined(read_only: bool) -> None:
         pod = deployment["spec"]["template"]["spec"]
         assert pod["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
         assert pod["automountServiceAccountToken"] is False
-        assert ("volumes" in pod) is read_only
+        assert any(v["name"] == "tmp" for v in pod.get("volumes", [])) is read_only
         for container in pod["containers"]:
             assert container["securityContext"] == {
                 "allowPrivilegeEscalation": False,
@@ -207,6 +292,6 @@ def test_every_container_is_confined(read_only: bool) -> None:
             }
             limits = container["resources"]["limits"]
             assert limits["cpu"] == "500m" and limits["memory"] == "256Mi"
-            mounts = container.get("volumeMounts", [])
+            mounts = [m for m in container.get("volumeMounts", []) if m["name"] != "dshm"]
             assert mounts == ([{"name": "tmp", "mountPath": "/tmp"}] if read_only else [])
         kubernetes_validate.validate(deployment, K8S_VERSIONS[0], strict=True)

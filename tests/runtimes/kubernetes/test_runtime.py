@@ -13,10 +13,15 @@ import kmock
 import pytest
 
 from runtimes.base import LogLine, Runtime
-from runtimes.errors import RuntimeUnavailableError, StartFailedError
-from runtimes.kubernetes import KubernetesRuntime, load_configuration
+from runtimes.errors import (
+    LogsNotReadyError,
+    PolicyRejectedError,
+    RuntimeUnavailableError,
+    StartFailedError,
+    WorkloadFailedError,
+)
+from runtimes.kubernetes import KubernetesRuntime, client, load_configuration
 from runtimes.kubernetes.logs import THREAD_PREFIX
-from runtimes.kubernetes.manifests import secret_name
 from runtimes.kubernetes.supervisor import KubernetesSupervisor
 from tests.runtimes.kubernetes.cluster import NAMESPACE, WID, graph_plan, live, pod, put
 from tests.runtimes.kubernetes.conftest import configuration_for
@@ -52,8 +57,10 @@ async def test_remove_deletes_everything_and_counts(
     await deploy(runtime)
     put(cluster, pod("web-a"))  # pods belong to the Deployments' garbage collection
 
-    assert await runtime.remove(WID) == 4  # 2 Deployments, the Service, the Secret
+    # 2 Deployments, 2 Services, the Secret, the anchor ConfigMap
+    assert await runtime.remove(WID) == 6
     assert live(cluster, "Deployment") == live(cluster, "Service") == live(cluster, "Secret") == {}
+    assert live(cluster, "ConfigMap") == {}
     assert await runtime.remove(WID) == 0  # idempotent
     deletes = [r for r in cluster["delete"] if r.resource == kmock.resource("apps/v1/deployments")]
     assert {r.data["propagationPolicy"] for r in deletes} == {"Background"}
@@ -63,11 +70,12 @@ async def test_remove_can_keep_one_generation(
     runtime: KubernetesRuntime, cluster: kmock.KubernetesEmulator
 ) -> None:
     await deploy(runtime, generation=1)
-    await deploy(runtime, generation=2)  # patches the same objects to generation 2
+    await deploy(runtime, generation=2)  # applies the same objects as generation 2
 
     assert await runtime.remove(WID, keep_generation=2) == 0
     assert len(live(cluster, "Deployment")) == 2
-    assert await runtime.remove(WID, keep_generation=1) == 4
+    assert await runtime.remove(WID, keep_generation=1) == 5
+    assert list(live(cluster, "ConfigMap")) == [f"wapi-{WID}"]  # the workload's, not a generation's
 
 
 async def test_remove_leaves_other_workloads_alone(
@@ -76,7 +84,7 @@ async def test_remove_leaves_other_workloads_alone(
     await deploy(runtime)
     assert await runtime.remove("another0000000000000000") == 0
     assert len(live(cluster, "Deployment")) == 2
-    assert secret_name(WID) in live(cluster, "Secret")
+    assert len(live(cluster, "Secret")) == 1
 
 
 async def test_ping(runtime: KubernetesRuntime) -> None:
@@ -122,23 +130,86 @@ async def test_a_hanging_api_times_out(cluster: kmock.KubernetesEmulator) -> Non
     assert time.monotonic() - started < 5
 
 
-async def test_forbidden_names_the_service_account(
+DEPLOYMENT_WRITE = f"patch /apis/apps/v1/namespaces/{NAMESPACE}/deployments/wapi-{WID}-web"
+
+
+async def test_an_rbac_403_names_the_service_account_and_is_retryable(
     runtime: KubernetesRuntime, cluster: kmock.KubernetesEmulator
 ) -> None:
-    forbidden = kmock.KubernetesError(
-        status=403, reason="Forbidden", message='deployments.apps is forbidden: User "x"'
+    message = (
+        'deployments.apps "wapi-x-web" is forbidden: User "system:serviceaccount:workload-api:'
+        'wapi-worker" cannot patch resource "deployments" in API group "apps" in the namespace '
+        f'"{NAMESPACE}"'
     )
-    cluster[f"post /apis/apps/v1/namespaces/{NAMESPACE}/deployments"] << forbidden
+    cluster[DEPLOYMENT_WRITE] << kmock.KubernetesError(403, "Forbidden", message)
     with pytest.raises(RuntimeUnavailableError, match="service account") as caught:
         await runtime.supervisor(graph_plan(), SECRETS, []).tick()
-    assert "deployments.apps is forbidden" in str(caught.value)
+    assert "cannot patch resource" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("message", "policy"),
+    [
+        (
+            'admission webhook "validate.kyverno.svc-fail" denied the request: policy '
+            "require-labels: validation error: label 'team' is required",
+            'admission webhook "validate.kyverno.svc-fail"',
+        ),
+        (
+            'deployments.apps "wapi-x-web" is forbidden: exceeded quota: gpu-quota, requested: '
+            "count/deployments.apps=1, used: count/deployments.apps=10, limited: "
+            "count/deployments.apps=10",
+            'ResourceQuota "gpu-quota"',
+        ),
+        (
+            "deployments.apps \"wapi-x-web\" is forbidden: ValidatingAdmissionPolicy 'no-gpu' "
+            "with binding 'no-gpu-binding' denied request: GPUs are not allowed here",
+            "ValidatingAdmissionPolicy 'no-gpu'",
+        ),
+    ],
+    ids=["webhook", "quota", "admission-policy"],
+)
+async def test_a_policy_403_is_a_clear_non_retryable_failure_naming_the_policy(
+    runtime: KubernetesRuntime, cluster: kmock.KubernetesEmulator, message: str, policy: str
+) -> None:
+    cluster[DEPLOYMENT_WRITE] << kmock.KubernetesError(403, "Forbidden", message)
+    with pytest.raises(PolicyRejectedError) as caught:
+        await runtime.supervisor(graph_plan(), SECRETS, []).tick()
+    assert isinstance(caught.value, WorkloadFailedError)  # the activity does not retry it
+    assert str(caught.value).startswith(f"{policy} refused applying Deployment")
+    assert message in str(caught.value)
+
+
+async def test_429_waits_as_long_as_retry_after_says_then_succeeds(
+    runtime: KubernetesRuntime, cluster: kmock.KubernetesEmulator
+) -> None:
+    status = {"kind": "Status", "status": "Failure", "reason": "TooManyRequests", "code": 429,
+              "message": "Too many requests, please try again later."}  # fmt: skip
+    path = f"get /apis/apps/v1/namespaces/{NAMESPACE}/deployments"
+    first_only = cluster[path][lambda request: request.id == 0]
+    first_only << 429 << kmock.headers({"Retry-After": "1"}) << status
+    started = time.monotonic()
+    await runtime.ping()
+    assert time.monotonic() - started >= 1  # waited as told, not retried at once
+    assert len(list(cluster[path])) == 2
+
+
+async def test_429_for_too_long_is_unavailable(
+    runtime: KubernetesRuntime, cluster: kmock.KubernetesEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(client, "THROTTLE_MAX_WAIT_SECONDS", 0.0)
+    path = f"get /apis/apps/v1/namespaces/{NAMESPACE}/deployments"
+    cluster[path] << kmock.KubernetesError(429, "TooManyRequests", "slow down")
+    with pytest.raises(RuntimeUnavailableError, match="throttling"):
+        await runtime.ping()
+    assert len(list(cluster[path])) == client.THROTTLE_ATTEMPTS
 
 
 async def test_rejected_manifest_is_start_failed(
     runtime: KubernetesRuntime, cluster: kmock.KubernetesEmulator
 ) -> None:
     invalid = kmock.KubernetesError(status=422, reason="Invalid", message="spec.template: bad")
-    cluster[f"post /apis/apps/v1/namespaces/{NAMESPACE}/deployments"] << invalid
+    cluster[DEPLOYMENT_WRITE] << invalid
     with pytest.raises(StartFailedError, match=r"spec\.template: bad"):
         await runtime.supervisor(graph_plan(), SECRETS, []).tick()
 
@@ -163,6 +234,46 @@ async def test_logs_merge_pods_oldest_first_with_tail(
     assert request.params["container"] == "main"
     assert [line async for line in runtime.logs(WID, tail=0)] == []
     assert len([line async for line in runtime.logs(WID, tail=50)]) == 3
+
+
+async def test_logs_of_a_container_waiting_to_start_are_an_empty_page_with_the_reason(
+    runtime: KubernetesRuntime, cluster: kmock.KubernetesEmulator
+) -> None:
+    put(cluster, pod("web-a", ready=False, waiting=("ContainerCreating", "")))
+    waiting = 'container "main" in pod "web-a" is waiting to start: ContainerCreating'
+    cluster["get " + LOG_PATH.format("web-a")] << kmock.KubernetesError(400, "BadRequest", waiting)
+
+    with pytest.raises(LogsNotReadyError, match="waiting to start: ContainerCreating"):
+        [line async for line in runtime.logs(WID)]
+
+    put(cluster, pod("web-b", created="2026-01-01T00:00:05Z"))  # one has started: its lines
+    cluster["get " + LOG_PATH.format("web-b")] << b"2026-01-01T10:00:02Z hello\n"
+    assert [x.message async for x in runtime.logs(WID)] == ["hello"]
+
+
+async def test_stop_keeps_the_last_logs_readable(
+    runtime: KubernetesRuntime, cluster: kmock.KubernetesEmulator
+) -> None:
+    await deploy(runtime)
+    put(cluster, pod("web-a"))
+    put(cluster, pod("model-a", group="model", created="2026-01-01T00:00:03Z"))
+    cluster["get " + LOG_PATH.format("web-a")] << b"2026-01-01T10:00:01Z one\n"
+    cluster["get " + LOG_PATH.format("model-a")] << b"2026-01-01T10:00:02Z two\n"
+
+    await runtime.halt(WID)
+    for name in ("web-a", "model-a"):  # what the ReplicaSets do after the scale to zero
+        del cluster.objects["v1/pods", NAMESPACE, name]
+
+    lines = [line async for line in runtime.logs(WID)]
+    assert [(x.replica, x.container, x.message) for x in lines] == [
+        ("web-a", "main", "one"),
+        ("model-a", "main", "two"),
+    ]
+    assert [x.message async for x in runtime.logs(WID, replica="model-a", tail=5)] == ["two"]
+    request = next(iter(cluster["get " + LOG_PATH.format("web-a")]))
+    assert request.params["limitBytes"] and request.params["tailLines"] == "1000"
+    kept = live(cluster, "ConfigMap")[f"wapi-{WID}-last-logs"]
+    assert kept["metadata"]["ownerReferences"][0]["name"] == f"wapi-{WID}"  # removed with it
 
 
 async def test_logs_of_one_replica_since_a_time(
@@ -242,6 +353,19 @@ current-context: emu
 def test_missing_kubeconfig_is_unavailable(tmp_path: Path) -> None:
     with pytest.raises(RuntimeUnavailableError, match="credentials"):
         load_configuration(str(tmp_path / "nope"))
+
+
+def test_the_installed_client_is_the_one_the_runtime_is_written_for() -> None:
+    """`TimeoutApiClient.call_api` overrides the 37.x signature; pyproject pins that range."""
+    import inspect
+
+    from kubernetes import __version__ as installed
+    from kubernetes import client as k8s
+
+    assert installed.split(".")[0] == "37"
+    ours = inspect.signature(client.TimeoutApiClient.call_api).parameters
+    theirs = inspect.signature(k8s.ApiClient.call_api).parameters
+    assert list(ours) == list(theirs)
 
 
 def test_the_runtime_satisfies_the_protocol(runtime: KubernetesRuntime) -> None:

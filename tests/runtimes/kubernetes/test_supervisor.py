@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 
 import kmock
@@ -10,12 +11,13 @@ import pytest
 from models.plan import RunPlan, SecretEnv
 from runtimes.errors import ImageNotFoundError, StartFailedError
 from runtimes.kubernetes import KubernetesRuntime, KubernetesSupervisor
-from runtimes.kubernetes.manifests import ANNOTATION_SPEC_HASH
+from runtimes.kubernetes.manifests import ANNOTATION_SPEC_HASH, secret_name
 from tests.runtimes.kubernetes.cluster import (
     NAMESPACE,
     SECRET_ID,
     SECRET_VALUE,
     WID,
+    endpoint_slice,
     graph_plan,
     live,
     pod,
@@ -27,6 +29,8 @@ from tests.runtimes.kubernetes.cluster import (
 SECRETS = {SECRET_ID: SECRET_VALUE}
 WEB = f"wapi-{WID}-web"
 MODEL = f"wapi-{WID}-model"
+ANCHOR = f"wapi-{WID}"
+SECRET = secret_name(WID, {SECRET_ID: base64.b64encode(SECRET_VALUE.encode()).decode()})
 
 
 def supervise(runtime: KubernetesRuntime, plan: RunPlan, **kw: object) -> KubernetesSupervisor:
@@ -44,12 +48,36 @@ async def test_first_tick_creates_deployments_service_and_secret(
     deployments = live(cluster, "Deployment")
     assert sorted(deployments) == [MODEL, WEB]
     assert deployments[MODEL]["spec"]["replicas"] == 2
-    assert sorted(live(cluster, "Service")) == [f"wapi-{WID}"]
-    secret = live(cluster, "Secret")[f"wapi-{WID}-secrets"]
+    assert sorted(live(cluster, "Service")) == [f"wapi-{WID}", MODEL]  # one per group
+    secret = live(cluster, "Secret")[SECRET]
     assert base64.b64decode(secret["data"][SECRET_ID]).decode() == SECRET_VALUE
     env = deployments[WEB]["spec"]["template"]["spec"]["containers"][0]["env"]
-    assert {"name": "API_TOKEN", "valueFrom": {"secretKeyRef": {"name": f"wapi-{WID}-secrets",
+    assert {"name": "API_TOKEN", "valueFrom": {"secretKeyRef": {"name": SECRET,
             "key": SECRET_ID}}} in env  # fmt: skip
+    # Every write is a server-side apply by our field manager, forcing ownership back.
+    writes = list(cluster["patch"])
+    assert len(writes) == 1 + 2 + 2 + 1  # anchor, Deployments, Services, Secret
+    assert not list(cluster["post"])
+    for write in writes:
+        assert write.headers["Content-Type"] == "application/apply-patch+yaml"
+        assert write.params["fieldManager"] == "workload-api"
+        assert write.params["force"] == "true"
+
+
+async def test_one_parent_owns_everything_and_its_deletion_collects_the_rest(
+    runtime: KubernetesRuntime, cluster: kmock.KubernetesEmulator
+) -> None:
+    await supervise(runtime, graph_plan()).apply()
+    anchor = live(cluster, "ConfigMap")[ANCHOR]
+    for kind in ("Deployment", "Service", "Secret"):
+        for obj in live(cluster, kind).values():
+            [owner] = obj["metadata"]["ownerReferences"]
+            assert (owner["kind"], owner["name"]) == ("ConfigMap", ANCHOR)
+            assert owner["uid"] == anchor["metadata"]["uid"]
+
+    await runtime.api.delete("ConfigMap", ANCHOR)  # a worker dying mid-remove leaves this
+
+    assert live(cluster, "Deployment") == live(cluster, "Service") == live(cluster, "Secret") == {}
 
 
 async def test_a_retried_apply_duplicates_nothing_and_writes_nothing(
@@ -63,22 +91,53 @@ async def test_a_retried_apply_duplicates_nothing_and_writes_nothing(
 
     assert set(again.values()) == {"unchanged"}
     assert len(live(cluster, "Deployment")) == 2
-    assert len(live(cluster, "Service")) == 1 and len(live(cluster, "Secret")) == 1
-    assert versions(cluster, "Deployment", WEB) == 1  # never patched
-    assert not list(cluster["patch"])
+    assert len(live(cluster, "Service")) == 2 and len(live(cluster, "Secret")) == 1
+    assert versions(cluster, "Deployment", WEB) == 1  # never written again
+    assert len(list(cluster["patch"])) == 6  # the first apply's writes only
 
 
-async def test_changing_replicas_patches_in_place(
+async def test_changing_replicas_applies_in_place(
     runtime: KubernetesRuntime, cluster: kmock.KubernetesEmulator
 ) -> None:
     await supervise(runtime, single_plan(replicas=2)).apply()
     outcome = await supervise(runtime, single_plan(replicas=5)).apply()
 
-    assert outcome[f"Deployment/{WEB}"] == "patched"
+    assert outcome[f"Deployment/{WEB}"] == "applied"
     assert live(cluster, "Deployment")[WEB]["spec"]["replicas"] == 5
     assert versions(cluster, "Deployment", WEB) == 2
-    [patch] = [r for r in cluster["patch"] if r.name == WEB]
-    assert patch.headers["Content-Type"] == "application/merge-patch+json"
+
+
+async def test_a_scaled_by_hand_deployment_is_taken_back(
+    runtime: KubernetesRuntime, cluster: kmock.KubernetesEmulator
+) -> None:
+    await supervise(runtime, single_plan(replicas=2)).apply()
+    await runtime.api.patch("Deployment", WEB, {"spec": {"replicas": 7}})  # kubectl scale
+
+    outcome = await supervise(runtime, single_plan(replicas=2)).apply()
+
+    assert outcome[f"Deployment/{WEB}"] == "applied"
+    assert live(cluster, "Deployment")[WEB]["spec"]["replicas"] == 2
+
+
+async def test_a_terminating_object_is_waited_for_not_adopted(
+    runtime: KubernetesRuntime, cluster: kmock.KubernetesEmulator
+) -> None:
+    await supervise(runtime, single_plan()).apply()
+    old_uid = live(cluster, "Deployment")[WEB]["metadata"]["uid"]
+    # Deleted with a finalizer still on it: the API server answers it, marked, for a while.
+    await runtime.api.patch("Deployment", WEB, {"metadata": {"finalizers": ["example.com/x"]}})
+    await runtime.api.delete("Deployment", WEB)
+    assert live(cluster, "Deployment")[WEB]["metadata"]["deletionTimestamp"]
+
+    applying = asyncio.create_task(supervise(runtime, single_plan()).apply())
+    await asyncio.sleep(1.2)
+    assert not applying.done()  # waiting, not writing into the dying object
+    assert len([r for r in cluster["patch"] if r.name == WEB]) == 2  # ours and the finalizer's
+    await runtime.api.patch("Deployment", WEB, {"metadata": {"finalizers": []}})  # released
+
+    outcome = await asyncio.wait_for(applying, 30)
+    assert outcome[f"Deployment/{WEB}"] == "created"
+    assert live(cluster, "Deployment")[WEB]["metadata"]["uid"] != old_uid
 
 
 async def test_a_new_generation_rolls_the_template_and_drops_removed_groups(
@@ -97,25 +156,41 @@ async def test_a_new_generation_rolls_the_template_and_drops_removed_groups(
     assert deployments[WEB]["metadata"]["annotations"][ANNOTATION_SPEC_HASH] != before
 
 
-async def test_secret_keys_no_longer_used_are_removed(
+async def test_new_secret_values_are_a_new_secret_and_the_old_one_outlives_its_pods(
     runtime: KubernetesRuntime, cluster: kmock.KubernetesEmulator
 ) -> None:
     await supervise(runtime, single_plan()).apply()
     other = "5ec0000000000000000000bb"
     plan = single_plan(generation=2, secret_env=[SecretEnv(name="OTHER", secret_id=other)])
+    put(cluster, pod("web-old", generation=1))  # still running mid-rollout, may restart
 
-    await runtime.supervisor(plan, {other: "v2"}, []).tick()
+    supervisor = runtime.supervisor(plan, {other: "v2"}, [])
+    await supervisor.tick()
 
-    data = live(cluster, "Secret")[f"wapi-{WID}-secrets"]["data"]
-    assert data == {other: base64.b64encode(b"v2").decode()}  # the old value is gone
+    secrets = live(cluster, "Secret")
+    assert len(secrets) == 2 and secrets[SECRET]["data"] == {
+        SECRET_ID: base64.b64encode(SECRET_VALUE.encode()).decode()
+    }  # untouched: the old pod reads what it started with
+    new = next(name for name in secrets if name != SECRET)
+    assert secrets[new]["immutable"] is True
+    assert secrets[new]["data"] == {other: base64.b64encode(b"v2").decode()}
+
+    del cluster.objects["v1/pods", NAMESPACE, "web-old"]  # the rollout finished
+    await supervisor.tick()
+    assert sorted(live(cluster, "Secret")) == [new]
 
 
 async def test_an_object_of_someone_else_is_not_taken_over(
     runtime: KubernetesRuntime, cluster: kmock.KubernetesEmulator
 ) -> None:
-    put(cluster, {"kind": "Service", "metadata": {"name": f"wapi-{WID}", "labels": {"app": "x"}}})
+    put(cluster, {"kind": "Service", "metadata": {"name": MODEL, "labels": {"app": "x"}}})
     with pytest.raises(StartFailedError, match="not managed by this workload"):
-        await supervise(runtime, single_plan()).tick()
+        await supervise(runtime, graph_plan()).tick()
+    assert not [
+        r
+        for r in cluster["patch"]
+        if r.name == MODEL and r.resource == kmock.resource("v1/services")
+    ]
 
 
 async def test_pods_are_reported_as_replicas(
@@ -127,6 +202,9 @@ async def test_pods_are_reported_as_replicas(
     other = pod("stranger")
     other["metadata"]["labels"]["workload-api.workload"] = "someone-else"
     put(cluster, other)
+    ready = [("web-a", "10.1.0.7", True), ("web-b", "10.1.0.8", False)]
+    put(cluster, endpoint_slice(f"wapi-{WID}", ready))
+    put(cluster, endpoint_slice(MODEL, [("model-a", "10.1.0.9", True)]))
 
     observation = await supervise(runtime, graph_plan()).tick()
 
@@ -135,8 +213,10 @@ async def test_pods_are_reported_as_replicas(
     web_a, web_b, model_a = replicas["web-a"], replicas["web-b"], replicas["model-a"]
     assert (web_a.index, web_a.state, web_a.ready, web_a.restarts) == (0, "running", True, 0)
     assert (web_b.index, web_b.ready, web_b.restarts) == (1, False, 2)
-    assert web_a.address == f"wapi-{WID}.{NAMESPACE}.svc:8080"  # entry group: the Service
-    assert model_a.address == "10.1.0.9:9000"  # other groups: the pod itself
+    # Entry group: its Service's ready endpoints, pod by pod (the gateway balances across them);
+    # not ready there: no address. Other groups: none, so invoke traffic never reaches them.
+    assert (web_a.address, web_b.address) == ("10.1.0.7:8080", None)
+    assert model_a.address is None
     assert web_a.started_at is not None and web_a.started_at.year == 2026
     assert not observation.all_ready(graph_plan())  # model wants 2 replicas, web-b not ready
 
@@ -185,17 +265,55 @@ async def test_previous_status_avoids_repeating_events_after_a_worker_restart(
     assert (await resumed.tick()).events == []
 
 
-async def test_image_pull_backoff_is_image_not_found(
+async def test_a_failing_image_pull_is_retried_then_succeeds(
     runtime: KubernetesRuntime, cluster: kmock.KubernetesEmulator
 ) -> None:
-    message = 'Back-off pulling image "registry.example.com/team/agent:1.4"'
-    put(cluster, pod("web-a", ready=False, waiting=("ImagePullBackOff", message)))
+    """A registry 5xx or rate limit: the kubelet backs off and pulls again. Not a failure; the
+    reason is the replica's message (the ready timeout's error quotes it)."""
+    message = "failed to pull: 503 Service Unavailable (registry.example.com)"
+    put(cluster, pod("web-a", ready=False, waiting=("ErrImagePull", message)))
+    supervisor = supervise(runtime, single_plan())
 
+    observation = await supervisor.tick()
+    assert observation.failure is None
+    [replica] = observation.replicas
+    assert replica.state == "starting"
+    assert "ErrImagePull, retrying" in replica.message and "503" in replica.message
+
+    backoff = 'Back-off pulling image "registry.example.com/team/agent:1.4"'
+    put(cluster, pod("web-a", ready=False, waiting=("ImagePullBackOff", backoff)))
+    assert (await supervisor.tick()).failure is None
+
+    put(cluster, pod("web-a"))  # the next pull worked
+    [replica] = (await supervisor.tick()).replicas
+    assert (replica.state, replica.ready) == ("running", True)
+
+
+async def test_an_invalid_image_name_is_image_not_found(
+    runtime: KubernetesRuntime, cluster: kmock.KubernetesEmulator
+) -> None:
+    message = 'Failed to apply default image tag "Bad//Name": invalid reference format'
+    put(cluster, pod("web-a", ready=False, waiting=("InvalidImageName", message)))
     with pytest.raises(ImageNotFoundError) as caught:
         await supervise(runtime, single_plan()).tick()
+    assert "InvalidImageName" in str(caught.value)
 
-    text = str(caught.value)
-    assert "registry.example.com/team/agent:1.4" in text and "ImagePullBackOff" in text
+
+async def test_the_schedulers_message_is_the_replicas_reason(
+    runtime: KubernetesRuntime, cluster: kmock.KubernetesEmulator
+) -> None:
+    unschedulable = pod("web-a", phase="Pending", ready=False)
+    message = "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."
+    unschedulable["status"] = {
+        "phase": "Pending",
+        "conditions": [
+            {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+             "message": message}
+        ],
+    }  # fmt: skip
+    put(cluster, unschedulable)
+    [replica] = (await supervise(runtime, single_plan()).tick()).replicas
+    assert (replica.state, replica.message) == ("pending", message)
 
 
 async def test_an_old_generation_pulling_badly_is_not_this_generations_failure(
