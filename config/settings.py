@@ -6,7 +6,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -24,6 +24,26 @@ class Settings(BaseSettings):
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
     temporal_task_queue: str = "workload-api"
+    temporal_tls: bool = Field(
+        False,
+        description="Connect to Temporal over TLS (implied by any other WAPI_TEMPORAL_TLS_* "
+        "setting or an API key). Without a CA file the system's trusted roots verify the server.",
+    )
+    temporal_tls_ca_file: Path | None = Field(
+        None, description="PEM file of the CA that signed the Temporal frontend's certificate."
+    )
+    temporal_tls_cert_file: Path | None = Field(
+        None, description="PEM client certificate for mutual TLS (with WAPI_TEMPORAL_TLS_KEY_FILE)."
+    )
+    temporal_tls_key_file: Path | None = Field(
+        None, description="PEM key of the client certificate."
+    )
+    temporal_tls_server_name: str | None = Field(
+        None, description="Name to verify the server's certificate against, if not its address."
+    )
+    temporal_api_key: SecretStr | None = Field(
+        None, description="API key sent as a bearer token on every Temporal call (Temporal Cloud)."
+    )
     temporal_ui_port: int = Field(8233, ge=1, le=65535)
     temporal_ui_url: str | None = Field(
         None,
@@ -81,6 +101,14 @@ class Settings(BaseSettings):
     kubernetes_gpu_runtime_class: str | None = Field(
         None, description="runtimeClassName for GPU pods (e.g. `nvidia`), if the cluster needs one."
     )
+
+    @model_validator(mode="after")
+    def _client_certificate_and_key_together(self) -> Settings:
+        if (self.temporal_tls_cert_file is None) != (self.temporal_tls_key_file is None):
+            raise ValueError(
+                "WAPI_TEMPORAL_TLS_CERT_FILE and WAPI_TEMPORAL_TLS_KEY_FILE go together"
+            )
+        return self
 
     @field_validator("publish_port_range")
     @classmethod
