@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from urllib.parse import quote
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,8 +20,18 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(8080, ge=1, le=65535)
     database_url: str | None = Field(
-        None, description="SQLAlchemy async URL; default is a SQLite file in the state directory."
+        None,
+        description="SQLAlchemy async URL. Unset: built from the WAPI_DATABASE_HOST... parts if "
+        "WAPI_DATABASE_HOST is set, else a SQLite file in the state directory.",
     )
+    # The URL in parts, as database operators write them into Secrets (host, port, dbname,
+    # user, password), so a Deployment can read each key with secretKeyRef.
+    database_host: str | None = None
+    database_port: int = Field(5432, ge=1, le=65535)
+    database_name: str = "wapi"
+    database_user: str | None = None
+    database_password: SecretStr | None = None
+    database_driver: str = Field("postgresql+asyncpg", description="SQLAlchemy dialect+driver.")
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
     temporal_task_queue: str = "workload-api"
@@ -207,6 +218,14 @@ class Settings(BaseSettings):
     def catalog_url(self) -> str:
         if self.database_url:
             return self.database_url
+        if self.database_host:
+            # Quoted as SQLAlchemy parses URLs: a password may hold '@', '/' or ':'.
+            credentials = quote(self.database_user or "", safe="")
+            if self.database_password is not None:
+                credentials += ":" + quote(self.database_password.get_secret_value(), safe="")
+            host = f"{self.database_host}:{self.database_port}"
+            at = f"{credentials}@" if credentials else ""
+            return f"{self.database_driver}://{at}{host}/{quote(self.database_name, safe='')}"
         return f"sqlite+aiosqlite:///{self.state_dir.resolve() / 'catalog.db'}"
 
     @property
