@@ -210,16 +210,6 @@ class KubeApi:
                 raise _translate(exc, what) from exc
         raise AssertionError("unreachable")  # the last attempt returns or raises
 
-    async def create(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        kind, name = body["kind"], body["metadata"]["name"]
-        method = self._method("create", kind)
-        return await self._call(
-            f"creating {kind} {name}",
-            lambda: _read_json(
-                method(self.namespace, body, field_manager=FIELD_MANAGER, _preload_content=False)
-            ),
-        )
-
     async def apply(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """Server-side apply as our field manager; `force` takes back fields someone else
         (a `kubectl scale`, an edit) changed, which is how drift is repaired."""

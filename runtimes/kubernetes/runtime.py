@@ -108,7 +108,7 @@ class KubernetesRuntime:
             if kind == "ConfigMap" and keep_generation is not None:
                 continue  # the anchor and kept logs belong to the workload, not a generation
             items = await self.api.list(kind, labels)
-            items.sort(key=lambda item: _is_anchor(item))  # the anchor goes last
+            items.sort(key=_is_anchor)  # the anchor goes last
             for item in items:
                 meta = item["metadata"]
                 generation = (meta.get("labels") or {}).get(LABEL_GENERATION)
