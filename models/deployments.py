@@ -49,6 +49,9 @@ class DeploymentCreate(InputModel):
 
 
 class DeploymentUpdate(InputModel):
+    """A field left out or null stays unchanged, except `maxBodyBytes`, where null means the
+    gateway's default."""
+
     name: Name | None = Field(None, examples=["support-agent-prod"])
     description: Description | None = None
     health: HealthSettings | None = None

@@ -88,7 +88,7 @@ class WorkloadCreate(InputModel):
 
 class WorkloadUpdate(InputModel):
     """Metadata changes apply at once; replica counts scale a live workload; other runtime
-    changes apply at the next start."""
+    changes apply at the next start. A field left out or null stays unchanged."""
 
     name: Name | None = Field(None, examples=["support-agent"])
     description: Description | None = None

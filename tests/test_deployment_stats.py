@@ -14,7 +14,9 @@ from models.deployments import DeploymentCreate
 from services import audit, deployments
 from tests.factories import ADMIN, registered_workload
 
-NOW = datetime.now(UTC).replace(second=30, microsecond=0)
+# Mid-minute (no bucket edge near it) and always in the past: a call "now" must fall inside
+# a period that ends at the time of the request.
+NOW = (datetime.now(UTC) - timedelta(minutes=1)).replace(second=30, microsecond=0)
 
 
 def call(deployment_id: str, at: datetime, status: int, latency_ms: float) -> AuditEntry:
@@ -100,3 +102,14 @@ async def test_coarser_buckets_and_bad_periods(app: FastAPI, api: httpx.AsyncCli
     assert too_many.json()["detail"][0]["loc"] == ["query", "resolution"]
     missing = await api.get("/api/v2/console/deployments/nope/stats/")
     assert missing.status_code == 404
+
+
+async def test_times_far_from_now_are_answered(app: FastAPI, api: httpx.AsyncClient) -> None:
+    """Found by the stateful fuzz run: on PostgreSQL, an `endTime` in the year 389 put a
+    bucket origin outside a 32-bit integer and answered 500."""
+    deployment_id = await deployment_with_traffic(app)
+    url = f"/api/v2/console/deployments/{deployment_id}/stats/"
+    for end in ("0389-04-09T17:19:11-16:33", "9999-12-31T22:00:00+00:00"):
+        answer = await api.get(url, params={"endTime": end, "resolution": "PT1M"})
+        assert answer.status_code == 200, answer.text
+        assert sum(b["totalRequests"] for b in answer.json()["buckets"]) == 0

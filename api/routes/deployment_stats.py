@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from sqlalchemy import Integer, Row, cast, extract, func, select
+from sqlalchemy import BigInteger, Integer, Row, cast, extract, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -119,7 +119,10 @@ def _bucket(session: AsyncSession, column: Any, first: int, step: int) -> Column
     if session.get_bind().dialect.name == "sqlite":
         seconds = cast(func.strftime("%s", column), Integer)
         return ((seconds - first) // step).label("bucket")
-    return func.floor((extract("epoch", column) - first) / step).label("bucket")
+    # BIGINT: times long before 1970 are far outside the 32-bit integer a bare int binds as.
+    return func.floor((extract("epoch", column) - literal(first, BigInteger)) / step).label(
+        "bucket"
+    )
 
 
 async def _calls(
