@@ -7,6 +7,7 @@ pod list; the kubelet does the probing and restarting, we report and explain.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -71,6 +72,9 @@ class KubernetesSupervisor:
         events += await self._deployment_events(statuses)
         self._seen = {status.name: status for status in statuses}
         return Observation(replicas=statuses, events=events, failure=failure)
+
+    async def wait(self, at_most: float) -> None:
+        await asyncio.sleep(min(at_most, 1.0))
 
     async def close(self) -> None:
         """Nothing to release: the runtime owns the API client; pods keep running."""

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import aiodocker
 import aiohttp
 
+from runtimes.base import LABEL_MANAGED, LABEL_WORKLOAD
 from runtimes.errors import (
     ImageNotFoundError,
     RuntimeUnavailableError,
@@ -23,6 +24,7 @@ from runtimes.errors import (
 )
 from runtimes.local.logstream import RawLine, demultiplex
 from runtimes.local.naming import ContainerKey, workload_filter
+from runtimes.output import EXEC_OUTPUT_BYTES, LOG_LINE_BYTES
 
 T = TypeVar("T")
 
@@ -64,6 +66,30 @@ def _summary(row: dict[str, Any]) -> ContainerSummary:
         ports=ports,
         labels=labels,
     )
+
+
+def inspected_summary(info: dict[str, Any]) -> ContainerSummary:
+    """The list row an inspect result amounts to."""
+    config = info.get("Config") or {}
+    labels = config.get("Labels") or {}
+    return ContainerSummary(
+        id=str(info["Id"]),
+        name=str(info.get("Name", "")).lstrip("/"),
+        key=ContainerKey.from_labels(labels),
+        state=str((info.get("State") or {}).get("Status", "")).lower(),
+        ports=inspected_ports(info),
+        labels=labels,
+    )
+
+
+@dataclass(frozen=True)
+class ContainerEvent:
+    """The engine says something happened to a container of ours (started, died, removed...)."""
+
+    container_id: str
+    workload_id: str
+    action: str
+    time_nano: int
 
 
 def inspected_ports(info: dict[str, Any]) -> dict[int, int]:
@@ -235,10 +261,11 @@ class Engine:
         container = self._docker.containers.container(container_id)
         try:
             execution = await self._call(container.exec(command), "exec")
-            output: list[bytes] = []
+            output = bytearray()
             async with execution.start(detach=False) as stream:
+                # Read to the end (the exit code comes after), keeping only the first bytes.
                 while (message := await stream.read_out()) is not None:
-                    output.append(message.data)
+                    output += message.data[: EXEC_OUTPUT_BYTES - len(output)]
             details = await self._call(execution.inspect(), "exec inspect")
         except aiodocker.DockerError as error:
             if error.status == _CONNECTION_FAILED:
@@ -248,7 +275,7 @@ class Engine:
         except (aiohttp.ClientError, OSError) as error:
             raise self._unavailable("exec", str(error)) from error
         code = details.get("ExitCode")
-        return (code if isinstance(code, int) else -1), b"".join(output).decode(errors="replace")
+        return (code if isinstance(code, int) else -1), output.decode(errors="replace")
 
     async def log_lines(
         self,
@@ -257,8 +284,10 @@ class Engine:
         tail: int | None = None,
         since: float | None = None,
         follow: bool = False,
+        max_line_bytes: int = LOG_LINE_BYTES,
     ) -> AsyncIterator[RawLine]:
-        """Lines of the container's log with their stream and timestamp."""
+        """Lines of the container's log with their stream and timestamp, each cut at
+        `max_line_bytes`."""
         params = {"stdout": "true", "stderr": "true", "timestamps": "true"}
         params["tail"] = "all" if tail is None else str(tail)
         if since is not None:
@@ -271,7 +300,7 @@ class Engine:
                 params=params,
                 timeout=aiohttp.ClientTimeout(sock_connect=5),
             ) as response:
-                async for line in demultiplex(response.content):
+                async for line in demultiplex(response.content, max_line_bytes=max_line_bytes):
                     yield line
         except aiodocker.DockerError as error:
             if error.status == 404:
@@ -281,3 +310,38 @@ class Engine:
             raise self._unavailable("logs", str(error)) from error
         except (aiohttp.ClientError, OSError) as error:
             raise self._unavailable("logs", str(error)) from error
+
+    async def events(self, since: float) -> AsyncIterator[ContainerEvent]:
+        """Events of managed containers from `since` (epoch seconds) on, as they happen; ends
+        when the engine closes the stream. Replaying from `since` means a subscription that
+        opens late misses nothing (Podman answers nothing, not even headers, until an event)."""
+        filters = json.dumps({"type": ["container"], "label": [f"{LABEL_MANAGED}=true"]})
+        params = {"filters": filters, "since": str(int(since))}
+        try:
+            async with self._docker._query(
+                "events",
+                params=params,
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=None),
+            ) as response:
+                while line := await response.content.readline():
+                    if event := _container_event(line):
+                        yield event
+        except aiodocker.DockerError as error:
+            raise self._unavailable("events", error.message) from error
+        except (aiohttp.ClientError, OSError, ValueError) as error:
+            raise self._unavailable("events", str(error) or type(error).__name__) from error
+
+
+def _container_event(line: bytes) -> ContainerEvent | None:
+    try:
+        event = json.loads(line)
+        actor = event.get("Actor") or {}
+        attributes = actor.get("Attributes") or {}
+        return ContainerEvent(
+            container_id=str(actor.get("ID") or event["id"]),
+            workload_id=str(attributes[LABEL_WORKLOAD]),
+            action=str(event.get("Action") or event.get("status") or ""),
+            time_nano=int(event.get("timeNano") or 0),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None  # not one of ours, or not an event we understand

@@ -83,6 +83,9 @@ async def test_never_ready_stays_not_ready_with_the_probe_message(
                 and o.replicas[0].state == "running"
             ),
         )
+        # The verdict flips after failureThreshold (3) counted periods; failures within the
+        # first period are retried sooner and not counted.
+        await tick_until(supervisor, lambda o: bool(watch.of("probe_failed")), watch=watch)
         # Several more probe periods: still not ready, no restarts, no failure.
         deadline = time.monotonic() + 2.0
         await tick_until(supervisor, lambda o: time.monotonic() > deadline, watch=watch)
