@@ -48,7 +48,18 @@ class Settings(BaseSettings):
         "starts a Podman API service of its own and sets it.",
     )
     kubernetes_namespace: str = "workload-api"
-    probe_tick_seconds: float = Field(1.0, gt=0, description="How often replicas are checked.")
+    supervision_capacity: int = Field(
+        1000,
+        ge=1,
+        description="Long activities (workload supervisions, deployment health monitors) one "
+        "worker runs at once. More wait for a worker with room, and their workloads say so.",
+    )
+    worker_metrics_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Where a worker serves Prometheus /metrics (on WAPI_API_HOST); unset: none.",
+    )
     ready_timeout_seconds: float = Field(
         600, gt=0, description="A starting workload that is not ready by then is errored."
     )

@@ -135,7 +135,6 @@ def stack_settings(
         temporal_address=temporal_address,
         temporal_task_queue=task_queue,
         docker_url=docker_url,
-        probe_tick_seconds=0.25,
         ready_timeout_seconds=15,
         restart_backoff_seconds=0.2,
         restart_backoff_max_seconds=1,
