@@ -24,6 +24,7 @@ def clip(text: str, limit: int) -> str:
 
 
 def last_lines(lines: list[str]) -> str:
-    """The last non-empty lines as one short string, for a reason or an event."""
-    kept = [clip(line.strip(), REASON_LINE_BYTES) for line in lines if line.strip()]
+    """The last non-empty lines (each already cut to REASON_LINE_BYTES by its reader) as one
+    string, for a reason or an event."""
+    kept = [line.strip() for line in lines if line.strip()]
     return " | ".join(kept[-REASON_LINES:])

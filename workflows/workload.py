@@ -174,7 +174,7 @@ class WorkloadWorkflow:
     async def start(self, input: TransitionInput) -> TransitionResult:
         async with self._lock:
             if workflow.patched(SUPERVISION_PATCH):
-                self._require({"stopped", "errored"}, "started")
+                self._validate_start(input)  # again: the state may have moved on meanwhile
             self.state.desired = "running"
             await self._begin_generation(input.actor)
         return self._result()
@@ -182,12 +182,14 @@ class WorkloadWorkflow:
     @start.validator
     def _validate_start(self, input: TransitionInput) -> None:
         self._require({"stopped", "errored"}, "started")
+        if self.state.desired == "running":
+            raise ApplicationError("a start is already under way", type=INVALID_TRANSITION)
 
     @workflow.update(name=UPDATE_STOP)
     async def stop(self, input: TransitionInput) -> TransitionResult:
         async with self._lock:
             if workflow.patched(SUPERVISION_PATCH):
-                self._require({"submitted", "initializing", "running", "errored"}, "stopped")
+                self._validate_stop(input)  # again: the state may have moved on meanwhile
             self.state.desired = "stopped"
             await self._record(
                 "stopping", "stop_requested", f"stop requested by {input.actor}", input.actor
@@ -196,14 +198,19 @@ class WorkloadWorkflow:
 
     @stop.validator
     def _validate_stop(self, input: TransitionInput) -> None:
+        if self.state.desired == "running" and self.state.status in ("stopped", "errored"):
+            return  # a start is under way: this stop follows it
         self._require({"submitted", "initializing", "running", "errored"}, "stopped")
+        # Only an errored workload is both meant to be stopped and still to be stopped.
+        if self.state.desired == "stopped" and self.state.status != "errored":
+            raise ApplicationError("a stop is already under way", type=INVALID_TRANSITION)
 
     @workflow.update(name=UPDATE_SCALE)
     async def scale(self, input: ScaleInput) -> TransitionResult:
         """The one writer of replica counts: the catalog row, then the running plan."""
         async with self._lock:
             if workflow.patched(SUPERVISION_PATCH):
-                self._validate_scale(input)
+                self._validate_scale(input)  # again: the state may have moved on meanwhile
             await _catalog(
                 ACTIVITY_RECORD_SCALE,
                 RecordScaleInput(
@@ -381,6 +388,9 @@ class WorkloadWorkflow:
 
     async def _capacity_lacking(self) -> None:
         """No worker took the supervision in time: say so once, then keep waiting."""
+        # Time spent waiting for a worker does not count against the ready timeout: without
+        # a start time, the supervision counts from when a worker takes it.
+        self.state.initializing_since = None
         if self._waiting_for_capacity:
             return
         self._waiting_for_capacity = True

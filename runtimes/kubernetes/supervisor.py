@@ -30,10 +30,10 @@ from runtimes.errors import (
 )
 from runtimes.kubernetes import manifests, pods
 from runtimes.kubernetes.client import Conflict, KubeApi, NotFound
+from runtimes.output import LOG_LINE_BYTES, REASON_LINE_BYTES, REASON_LINES, clip, last_lines
 
 # Missing pods are explained from Deployment conditions, at most this often (one extra list).
 _CONDITION_CHECK_SECONDS = 30.0
-_FAILURE_LOG_LINES = 5
 
 
 class KubernetesSupervisor:
@@ -184,12 +184,16 @@ class KubernetesSupervisor:
     async def _last_lines(self, pod: str, container: str) -> str:
         try:
             text = await self._api.read_log(
-                pod, container, previous=True, tail_lines=_FAILURE_LOG_LINES
+                pod,
+                container,
+                previous=True,
+                tail_lines=REASON_LINES,
+                limit_bytes=REASON_LINES * LOG_LINE_BYTES,
             )
         except (RuntimeError_, NotFound):
             return ""  # the explanation is still useful without the log lines
-        lines = [line for line in text.splitlines() if line.strip()][-_FAILURE_LOG_LINES:]
-        return f"; last log lines: {' | '.join(lines)[:1000]}" if lines else ""
+        lines = last_lines([clip(line, REASON_LINE_BYTES) for line in text.splitlines()])
+        return f"; last log lines: {lines}" if lines else ""
 
     def _events(
         self, statuses: list[ReplicaStatus], by_name: dict[str, dict[str, Any]]

@@ -22,7 +22,7 @@ from runtimes.factory import build_runtime
 from services.bundles import BundleCatalog
 from tests.conftest import ADMIN_KEY
 from tests.support.live_server import serve
-from worker import build_worker
+from worker import WorkerGroup, build_worker
 
 WORKLOADS = "/api/v2/console/workloads/"
 
@@ -34,6 +34,7 @@ class Stack:
     settings: Settings
     image: str
     temporal: Client
+    worker: WorkerGroup | None = None
 
     def container(self, command: list[str] | None = None, **fields: Any) -> dict[str, Any]:
         container: dict[str, Any] = {"imageUri": self.image, "port": 8080, **fields}
@@ -126,7 +127,7 @@ async def eventually(
 
 
 def stack_settings(
-    tmp_path: Path, temporal_address: str, docker_url: str, task_queue: str
+    tmp_path: Path, temporal_address: str, docker_url: str, task_queue: str, **overrides: Any
 ) -> Settings:
     return Settings(
         state_dir=tmp_path / "state",
@@ -141,16 +142,23 @@ def stack_settings(
         crash_loop_limit=3,
         update_timeout_seconds=20,
         restore_interval_seconds=2,
+        **overrides,
     )
 
 
 @asynccontextmanager
 async def open_stack(
-    tmp_path: Path, client: Client, docker_url: str, image: str, task_queue: str
+    tmp_path: Path,
+    client: Client,
+    docker_url: str,
+    image: str,
+    task_queue: str,
+    **overrides: Any,
 ) -> AsyncIterator[Stack]:
-    """A live API and an in-process worker on `client`'s Temporal; containers removed after."""
+    """A live API and an in-process worker on `client`'s Temporal; containers removed after.
+    `overrides` are Settings fields."""
     settings = stack_settings(
-        tmp_path, client.service_client.config.target_host, docker_url, task_queue
+        tmp_path, client.service_client.config.target_host, docker_url, task_queue, **overrides
     )
     runtime = build_runtime(settings)
     assert runtime is not None
@@ -167,7 +175,7 @@ async def open_stack(
                 ) as api,
             ):
                 try:
-                    yield Stack(url, api, settings, image, client)
+                    yield Stack(url, api, settings, image, client, worker)
                 finally:
                     workloads = (await api.get(WORKLOADS, params={"limit": 100})).json()["data"]
                     leftovers = [workload["id"] for workload in workloads]
