@@ -129,21 +129,21 @@ async def eventually(
 def stack_settings(
     tmp_path: Path, temporal_address: str, docker_url: str, task_queue: str, **overrides: Any
 ) -> Settings:
-    return Settings(
-        state_dir=tmp_path / "state",
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'catalog.db'}",
-        bootstrap_admin_key=ADMIN_KEY,
-        temporal_address=temporal_address,
-        temporal_task_queue=task_queue,
-        docker_url=docker_url,
-        ready_timeout_seconds=15,
-        restart_backoff_seconds=0.2,
-        restart_backoff_max_seconds=1,
-        crash_loop_limit=3,
-        update_timeout_seconds=20,
-        restore_interval_seconds=2,
-        **overrides,
-    )
+    fields: dict[str, Any] = {
+        "state_dir": tmp_path / "state",
+        "database_url": f"sqlite+aiosqlite:///{tmp_path / 'catalog.db'}",
+        "bootstrap_admin_key": ADMIN_KEY,
+        "temporal_address": temporal_address,
+        "temporal_task_queue": task_queue,
+        "docker_url": docker_url,
+        "ready_timeout_seconds": 15,
+        "restart_backoff_seconds": 0.2,
+        "restart_backoff_max_seconds": 1,
+        "crash_loop_limit": 3,
+        "update_timeout_seconds": 20,
+        "restore_interval_seconds": 2,
+    }
+    return Settings(**(fields | overrides))
 
 
 @asynccontextmanager
