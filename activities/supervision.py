@@ -75,7 +75,6 @@ class SupervisionActivities:
                 plan, await self._secrets(plan), await recorder.previous()
             )
             try:
-                await self._announce()
                 return await self._supervise(input, supervisor, recorder, claim)
             finally:
                 await supervisor.close()
@@ -97,8 +96,8 @@ class SupervisionActivities:
         plan = input.plan
         info = activity.info()
         deadline = (input.initializing_since or datetime.now(UTC)) + self.ready_timeout
-        # A heartbeat a few times per timeout; the SDK sends at most one per 0.8 x timeout.
-        beat_every = (info.heartbeat_timeout or timedelta(seconds=4)).total_seconds() / 4
+        # A heartbeat twice per timeout; the SDK sends at most one per 0.8 x timeout.
+        beat_every = (info.heartbeat_timeout or timedelta(seconds=2)).total_seconds() / 2
         started = RuntimeEvent(
             type="supervision_started",
             message=f"supervised by worker {self.worker or '?'} (attempt {info.attempt})",
@@ -106,28 +105,36 @@ class SupervisionActivities:
         )
         pending: list[RuntimeEvent] = [started]
         released = asyncio.ensure_future(claim.released.wait())
+        announcing: asyncio.Task[None] | None = None
+        due = True
         try:
             while not claim.released.is_set():
-                observation = await self._tick(plan, supervisor)
-                await recorder.store(observation, pending)
-                pending = []
-                if observation.failure:
-                    return SuperviseResult(outcome="failed", reason=observation.failure)
-                if input.wait_for_ready:
-                    if observation.all_ready(plan):
+                if due:
+                    observation = await self._tick(plan, supervisor)
+                    await recorder.store(observation, pending)
+                    pending = []
+                    # After the first tick: the containers need not wait for the signal, nor
+                    # share the CPU with what it sets off.
+                    announcing = announcing or asyncio.create_task(self._announce())
+                    if observation.failure:
+                        return SuperviseResult(outcome="failed", reason=observation.failure)
+                    if input.wait_for_ready and observation.all_ready(plan):
                         return SuperviseResult(outcome="ready")
-                    if datetime.now(UTC) > deadline:
-                        return SuperviseResult(
-                            outcome="failed", reason=self._not_ready(observation)
-                        )
+                if input.wait_for_ready and datetime.now(UTC) > deadline:
+                    return SuperviseResult(outcome="failed", reason=self._not_ready(observation))
                 activity.heartbeat()
-                left = (deadline - datetime.now(UTC)).total_seconds()
-                at_most = min(beat_every, left) if input.wait_for_ready else beat_every
-                changed = asyncio.ensure_future(supervisor.wait(max(at_most, 0.0)))
-                await asyncio.wait({changed, released}, return_when=asyncio.FIRST_COMPLETED)
-                changed.cancel()
+                at_most = beat_every
+                if input.wait_for_ready:
+                    at_most = min(at_most, (deadline - datetime.now(UTC)).total_seconds())
+                # Tick again only when the runtime has something new, not to heartbeat.
+                waiting = asyncio.ensure_future(supervisor.wait(max(at_most, 0.0)))
+                await asyncio.wait({waiting, released}, return_when=asyncio.FIRST_COMPLETED)
+                due = waiting.done() and waiting.result()
+                waiting.cancel()
         finally:
             released.cancel()
+            if announcing is not None:
+                announcing.cancel()  # long done, unless Temporal is away: it no longer matters
         return SuperviseResult(outcome="released")
 
     async def _announce(self) -> None:

@@ -101,9 +101,10 @@ class Supervisor(Protocol):
         engine cannot be reached and `WorkloadFailedError` when the plan cannot run at all."""
         ...
 
-    async def wait(self, at_most: float) -> None:
-        """Return when the next tick has something to do (the runtime reported a change, a
-        probe finished, a probe or restart fell due), or after `at_most` seconds."""
+    async def wait(self, at_most: float) -> bool:
+        """Return True when the next tick has something to do (the runtime reported a
+        change, a probe finished, a probe or restart fell due), False after `at_most` seconds
+        of nothing."""
         ...
 
     async def close(self) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,7 +117,7 @@ class Activities:
 @pytest.fixture
 async def fakes(temporal_client: Client, task_queue: str) -> AsyncIterator[Activities]:
     fakes = Activities()
-    methods = [
+    methods: list[Callable[..., Any]] = [
         fakes.record_status,
         fakes.record_scale,
         fakes.prepare_plan,

@@ -91,14 +91,17 @@ class KubernetesSupervisor:
         self._seen = {status.name: status for status in statuses}
         return Observation(replicas=statuses, events=events, failure=failure)
 
-    async def wait(self, at_most: float) -> None:
-        if not self._watch.synced:
+    async def wait(self, at_most: float) -> bool:
+        polling = not self._watch.synced
+        if polling:
             at_most = min(at_most, _POLL_SECONDS)
         if not self._changed.is_set():
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(at_most):
                     await self._changed.wait()
+        changed = self._changed.is_set() or polling
         self._changed.clear()
+        return changed
 
     async def close(self) -> None:
         """Stop listening; the runtime owns the API client and the watch; pods keep running."""

@@ -109,6 +109,7 @@ class Engine:
     def __init__(self, url: str) -> None:
         self.url = url
         self._client: aiodocker.Docker | None = None
+        self._images: set[str] = set()  # seen present; a create that misses one looks again
 
     @property
     def _docker(self) -> aiodocker.Docker:
@@ -175,8 +176,11 @@ class Engine:
 
     async def ensure_image(self, image: str) -> None:
         """Use the local image if present, otherwise pull it once."""
+        if image in self._images:
+            return
         try:
             await self._call(self._docker.images.inspect(image), "inspect image")
+            self._images.add(image)
             return
         except aiodocker.DockerError as error:
             if error.status != 404:
@@ -187,9 +191,22 @@ class Engine:
             raise ImageNotFoundError(
                 f"image '{image}' is not present locally and pulling it failed: {error.message}"
             ) from error
+        self._images.add(image)
 
     async def create(self, name: str, config: dict[str, Any]) -> str:
-        """Create the container and return its id; adopt an existing one of the same name."""
+        """Create the container and return its id; adopt an existing one of the same name.
+        An image removed since `ensure_image` saw it is looked for (and pulled) again, once."""
+        try:
+            return await self._create(name, config)
+        except ImageNotFoundError:
+            image = str(config.get("Image"))
+            if image not in self._images:
+                raise
+            self._images.discard(image)
+            await self.ensure_image(image)
+            return await self._create(name, config)
+
+    async def _create(self, name: str, config: dict[str, Any]) -> str:
         containers = self._docker.containers
         try:
             created = await self._call(containers.create(config, name=name), "create")

@@ -40,8 +40,10 @@ def _runnable(replica: Replica, tracker: ProbeTracker) -> bool:
     if replica.restart_at is not None:
         return False
     member = replica.member(tracker.container)
-    # Only containers seen running; liveness and readiness wait for startup.
-    if member.state != "running" or member.down:
+    # Containers seen running, or just started by the supervisor (a probe that passes is
+    # proof enough, and comes sooner than the engine's event); liveness and readiness wait
+    # for startup.
+    if not member.up:
         return False
     return tracker.kind == "startup" or replica.started_up(tracker.container)
 
@@ -96,7 +98,7 @@ class Prober:
             del self._in_flight[key]
             # A container restarted meanwhile has new trackers: this answer is about the old one.
             current = any(t is run.tracker for t in run.replica.trackers)
-            if current and run.member.state == "running" and not run.member.down:
+            if current and run.member.up:
                 outcome = run.task.result()
                 runs.append(ProbeRun(run.replica, run.member, run.tracker, outcome, run.started))
         return runs

@@ -21,9 +21,11 @@ from runtimes.local.engine import Engine
 Transition = Literal["failed", "recovered"]
 _MAX_MESSAGE = 300
 # Until a container's startup or readiness probe first succeeds, a failure within its first
-# period is retried sooner (this delay, doubling) and not counted: a replica that answers
-# 50 ms after it starts is ready then, not a whole period later.
+# period is retried sooner (after this delay, growing by half each time: about a dozen
+# probes in a 10 s period) and not counted: a replica that answers 50 ms after it starts is
+# ready then, not a whole period later.
 EARLY_RETRY_SECONDS = 0.05
+EARLY_RETRY_GROWTH = 1.5
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,7 @@ class ProbeTracker:
         early = self.passing is None and self.successes == 0 and now < self.early_until
         if early and not outcome.ok:
             self.next_due = min(now + self.early_delay, self.early_until)
-            self.early_delay *= 2
+            self.early_delay *= EARLY_RETRY_GROWTH
             return None
         if outcome.ok:
             self.successes, self.failures = self.successes + 1, 0

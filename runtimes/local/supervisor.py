@@ -71,7 +71,6 @@ class LocalSupervisor:
         self._members: set[ContainerKey] = {
             m.key for r in self._replicas.values() for m in r.members
         }
-        self._images: set[str] = set()
         self._failure: str | None = None
         self._failed: ReplicaKey | None = None
         self._wake = asyncio.Event()
@@ -97,18 +96,22 @@ class LocalSupervisor:
         self._stale = True
         self._wake.set()
 
-    async def wait(self, at_most: float) -> None:
-        """Until an event, a probe result, a probe or restart falling due, or `at_most` s."""
+    async def wait(self, at_most: float) -> bool:
+        """Until an event, a probe result, a probe or restart falling due (True), or `at_most`
+        seconds (False)."""
+        limit = at_most
         if self._failure is None:
-            at_most = min(at_most, self._next_due() - time.monotonic())
+            limit = min(limit, self._next_due() - time.monotonic())
             if not self._events.streaming:
                 self._stale = True
-                at_most = min(at_most, POLL_SECONDS)
-        if at_most > 0 and not self._wake.is_set():
+                limit = min(limit, POLL_SECONDS)
+        if limit > 0 and not self._wake.is_set():
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(at_most):
+                async with asyncio.timeout(limit):
                     await self._wake.wait()
+        woken = self._wake.is_set() or limit < at_most
         self._wake.clear()
+        return woken
 
     def _next_due(self) -> float:
         due = self._prober.next_due(self._replicas.values())
@@ -316,9 +319,7 @@ class LocalSupervisor:
         )
 
     async def _create(self, replica: Replica, member: Member, now: float) -> None:
-        if member.plan.image not in self._images:
-            await self._engine.ensure_image(member.plan.image)
-            self._images.add(member.plan.image)
+        await self._engine.ensure_image(member.plan.image)
         primary_id = None if member is replica.primary else replica.primary.id
         config = create_config(
             member.plan,
