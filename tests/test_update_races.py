@@ -220,6 +220,27 @@ async def test_a_stop_sent_during_a_start_follows_it(
     assert len(fakes.of("remove")) == 1
 
 
+async def test_a_start_sent_during_a_stop_follows_it(
+    fakes: Activities, temporal_client: Client, task_queue: str
+) -> None:
+    """A client that reads `stopped` and starts at once may reach the workflow before the
+    workflow has seen its own `stopped` record: the start waits for the stop, then applies."""
+    handle = await stopped_workload(temporal_client, task_queue)
+    actor = wc.TransitionInput(actor="alice")
+    await handle.execute_update(wc.UPDATE_START, actor)
+    await _eventually(lambda: current(handle), lambda s: s.status == "running")
+    await handle.execute_update(wc.UPDATE_STOP, actor)
+    fakes.hold.set()  # the next record is `stopped`, after the drain's two seconds
+    await asyncio.wait_for(fakes.holding.wait(), 30)
+    start = asyncio.ensure_future(outcome(handle.execute_update(wc.UPDATE_START, actor)))
+    await asyncio.sleep(1)
+    fakes.release.set()
+    assert await start == "ok"
+    await _eventually(lambda: current(handle), lambda s: s.status == "running")
+    events = [(event, generation) for _, event, generation in fakes.of("status")]
+    assert events[2:] == [("stop_requested", 1), ("stopped", 1), ("starting", 2), ("running", 2)]
+
+
 async def test_two_stops_stop_once(
     fakes: Activities, temporal_client: Client, task_queue: str
 ) -> None:

@@ -172,18 +172,30 @@ class WorkloadWorkflow:
 
     @workflow.update(name=UPDATE_START)
     async def start(self, input: TransitionInput) -> TransitionResult:
+        checked = workflow.patched(SUPERVISION_PATCH)
+        if checked:
+            await workflow.wait_condition(lambda: not self._stopping())
         async with self._lock:
-            if workflow.patched(SUPERVISION_PATCH):
-                self._validate_start(input)  # again: the state may have moved on meanwhile
+            if checked:
+                self._check_start()  # again: the state may have moved on meanwhile
             self.state.desired = "running"
             await self._begin_generation(input.actor)
         return self._result()
 
     @start.validator
     def _validate_start(self, input: TransitionInput) -> None:
+        if not self._stopping():
+            self._check_start()
+        # else a stop is under way (perhaps recorded, and not yet seen here): this start
+        # waits for it to finish, then starts.
+
+    def _check_start(self) -> None:
         self._require({"stopped", "errored"}, "started")
         if self.state.desired == "running":
             raise ApplicationError("a start is already under way", type=INVALID_TRANSITION)
+
+    def _stopping(self) -> bool:
+        return self.state.desired == "stopped" and self.state.status == "stopping"
 
     @workflow.update(name=UPDATE_STOP)
     async def stop(self, input: TransitionInput) -> TransitionResult:
