@@ -39,7 +39,7 @@ pytest:
 bench:
 	scripts/ensure-system-packages.sh bench
 	$(MAKE) --no-print-directory deps
-	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
+	for script in bench/[!_]*.py; do $(BIN)/python $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

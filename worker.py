@@ -32,6 +32,7 @@ from services import temporal
 from services.bundles import BundleCatalog
 from services.keyring import load_keyring
 from services.lifecycle import DeploymentLifecycle, WorkloadLifecycle
+from services.limits import Limits
 from services.refs import DeploymentRef, WorkloadRef
 from workflows.common import supervision_queue, worker_queue
 from workflows.deployment import DeploymentWorkflow
@@ -81,7 +82,7 @@ def build_worker(
     main_queue = settings.temporal_task_queue
     own_queue = worker_queue(main_queue, identity)
     slots = SupervisionSlots(settings.supervision_capacity)
-    catalog = WorkloadCatalogActivities(sessions, bundles)
+    catalog = WorkloadCatalogActivities(sessions, bundles, Limits.from_settings(settings))
     supervision = SupervisionActivities(
         sessions,
         runtime,
@@ -177,7 +178,13 @@ async def run(settings: Settings) -> None:
         stack.push_async_callback(runtime.close)
         client = await connect(settings)
         worker = build_worker(
-            client, settings, sessions, runtime, BundleCatalog.load(settings.resource_bundles_file)
+            client,
+            settings,
+            sessions,
+            runtime,
+            BundleCatalog.load(
+                settings.resource_bundles_file, default=settings.default_resource_bundle
+            ),
         )
         if settings.worker_metrics_port:
             start_http_server(

@@ -110,7 +110,16 @@ class SupervisionActivities:
         try:
             while not claim.released.is_set():
                 if due:
-                    observation = await self._tick(plan, supervisor)
+                    try:
+                        # While starting, a tick (an image pull most of all) counts against
+                        # the ready timeout: it is cut off at the deadline.
+                        remaining = (deadline - datetime.now(UTC)).total_seconds()
+                        async with asyncio.timeout(
+                            max(remaining, 1.0) if input.wait_for_ready else None
+                        ):
+                            observation = await self._tick(plan, supervisor)
+                    except TimeoutError:
+                        return SuperviseResult(outcome="failed", reason=self._still_starting())
                     await recorder.store(observation, pending)
                     pending = []
                     # After the first tick: the containers need not wait for the signal, nor
@@ -218,6 +227,13 @@ class SupervisionActivities:
                     type=WORKLOAD_FAILED,
                     non_retryable=True,
                 ) from None
+
+    def _still_starting(self) -> str:
+        seconds = int(self.ready_timeout.total_seconds())
+        return (
+            f"not ready after {seconds} s: the runtime was still creating containers (pulling "
+            "images counts against the ready timeout, WAPI_READY_TIMEOUT_SECONDS)"
+        )
 
     def _not_ready(self, observation: Observation) -> str:
         seconds = int(self.ready_timeout.total_seconds())

@@ -13,6 +13,7 @@ from models.spec import ArtifactSpec
 from models.workloads import WorkloadRuntime
 from services import workloads
 from services.bundles import BundleCatalog
+from services.limits import Limits
 from services.workload_runtime import build_plan
 from workflows.common import WORKLOAD_FAILED
 from workflows.workload_contract import (
@@ -30,9 +31,15 @@ from workflows.workload_contract import (
 
 
 class WorkloadCatalogActivities:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], bundles: BundleCatalog) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        bundles: BundleCatalog,
+        limits: Limits = Limits(),
+    ) -> None:
         self.sessions = sessions
         self.bundles = bundles
+        self.limits = limits
 
     @activity.defn(name=ACTIVITY_RECORD_STATUS)
     async def record_status(self, input: RecordStatusInput) -> RecordStatusResult:
@@ -80,12 +87,19 @@ class WorkloadCatalogActivities:
                 type=WORKLOAD_FAILED,
                 non_retryable=True,
             )
+        spec = ArtifactSpec.model_validate(artifact.spec)
+        refused = self.limits.image_problems(spec, ())
+        if refused:  # the allow-list may have changed since the artifact was written
+            raise ApplicationError(
+                f"image {refused[0].msg}", type=WORKLOAD_FAILED, non_retryable=True
+            )
         return build_plan(
             input.workload_id,
             input.generation,
-            ArtifactSpec.model_validate(artifact.spec),
+            spec,
             WorkloadRuntime.model_validate(workload.runtime),
             self.bundles,
+            self.limits,
         )
 
     @activity.defn(name=ACTIVITY_WITHDRAW_REPLICAS)

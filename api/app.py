@@ -14,12 +14,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.client import Client
 
 from api.audit import AuditMiddleware
+from api.body_limit import BodyLimitMiddleware
 from api.context import AppContext
+from api.docs import install_docs
 from api.errors import install_error_handlers
-from api.gateway import routes as invoke
 from api.gateway.credentials import Credentials
-from api.gateway.directory import ReplicaDirectory
-from api.gateway.proxy import ReplicaProxy, client_session
 from api.observability import ApiMetrics, RequestContextMiddleware
 from api.routes import (
     api_keys,
@@ -27,21 +26,26 @@ from api.routes import (
     audit,
     bundles,
     collections,
+    deployment_stats,
     deployments,
     health,
+    invoke,
     logs,
     secrets,
     sharing,
+    tokens,
     workloads,
 )
 from catalog import database
 from config.settings import Settings
+from console import mount as mount_console
 from models.common import ErrorBody
 from runtimes.factory import build_runtime
 from services import api_keys as api_key_service
 from services import temporal
 from services.audit_writer import AuditWriter
 from services.bundles import BundleCatalog
+from services.limits import Limits
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +63,13 @@ Every route but `/healthz`, `/readyz` and `/metrics` needs `Authorization: Beare
 Errors share one body: `code`, `message`, `detail[]` (JSON paths of bad fields) and `requestId`.
 """
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    400: {"model": ErrorBody, "description": "The body is not JSON that can be read."},
     401: {"model": ErrorBody, "description": "No API key, or a bad or revoked one."},
     403: {"model": ErrorBody, "description": "The key's role may not do this."},
     404: {"model": ErrorBody, "description": "No such resource."},
     409: {"model": ErrorBody, "description": "The resource's state forbids this."},
     412: {"model": ErrorBody, "description": "The `If-Match` ETag is stale."},
+    413: {"model": ErrorBody, "description": "The body is larger than the server accepts."},
     422: {"model": ErrorBody, "description": "Bad input; `detail` lists every bad field."},
 }
 
@@ -114,7 +120,11 @@ OPENAPI_TAGS = [
     {"name": "workloads", "description": "Running artifacts: lifecycle, replicas, logs."},
     {"name": "deployments", "description": "Stable governed endpoints; swaps; health."},
     {"name": "deployment access", "description": "Invoke tokens and shared roles."},
-    {"name": "invoke", "description": "The gateway: calls forwarded to ready replicas."},
+    {
+        "name": "invoke",
+        "description": "Served by the invoke gateway (`wapi gateway`, WAPI_GATEWAY_URL), not by "
+        "this process: calls forwarded to ready replicas.",
+    },
     {"name": "secrets", "description": "Encrypted values for environment variables."},
     {"name": "API keys", "description": "Management credentials and their roles."},
     {"name": "audit", "description": "The hash-chained record of every change and call."},
@@ -137,13 +147,9 @@ def create_app(
             sessions = database.create_sessionmaker(engine)
             await bootstrap_catalog(settings, engine, sessions)
             reads = database.create_read_sessionmaker(engine)
-            directory = ReplicaDirectory(reads)
-            await directory.start()
-            stack.push_async_callback(directory.stop)
             audit_writer = AuditWriter(sessions, registry=app.state.metrics.registry)
             await audit_writer.start()
             stack.push_async_callback(audit_writer.stop)
-            http = await stack.enter_async_context(client_session(settings.gateway_timeout_seconds))
             runtime = build_runtime(settings)
             if runtime is not None:
                 stack.push_async_callback(runtime.close)
@@ -151,10 +157,11 @@ def create_app(
                 settings=settings,
                 engine=engine,
                 sessions=sessions,
-                bundles=BundleCatalog.load(settings.resource_bundles_file),
+                bundles=BundleCatalog.load(
+                    settings.resource_bundles_file, default=settings.default_resource_bundle
+                ),
+                limits=Limits.from_settings(settings),
                 temporal=temporal_client or await temporal.connect(settings, lazy=True),
-                directory=directory,
-                proxy=ReplicaProxy(http),
                 runtime=runtime,
                 credentials=Credentials(reads),
                 audit=audit_writer,
@@ -172,32 +179,37 @@ def create_app(
         lifespan=lifespan,
         redirect_slashes=False,
         openapi_tags=OPENAPI_TAGS,
+        docs_url=None,  # served with local assets by install_docs
+        redoc_url=None,  # ReDoc's bundle fetches its logo from a CDN (api/docs.py)
     )
     app.state.metrics = ApiMetrics()
     install_error_handlers(app)
 
     api = APIRouter(prefix=API_PREFIX, responses=ERROR_RESPONSES)
-    # The gateway's routes come first: routes are matched in order, and invoke calls are
-    # the hot path. (The OpenAPI document orders its sections by `OPENAPI_TAGS`.)
-    api.include_router(invoke.deployments_router)
-    api.include_router(invoke.router)
     for module in (
         artifacts,
         collections,
         workloads,
         logs,
         deployments,
-        sharing,
+        deployment_stats,
+        tokens,
         bundles,
         api_keys,
         audit,
         secrets,
+        invoke,  # documented here, served by the gateway process
     ):
         api.include_router(module.router)
+    for router in sharing.routers:
+        api.include_router(router)
     app.include_router(api)
     app.include_router(health.router)
+    install_docs(app)
+    mount_console(app, settings)
 
     app.add_middleware(TrailingSlashMiddleware)
+    app.add_middleware(BodyLimitMiddleware)  # inside AuditMiddleware: refusals are audited
     app.add_middleware(AuditMiddleware)  # inside RequestContextMiddleware: needs the request id
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
     return app

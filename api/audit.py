@@ -1,6 +1,11 @@
 """`AuditMiddleware`: every management request under /api/v2 leaves an audit record, refused
 ones included, and the record is committed before the client sees the response.
 
+Records are bounded: an unauthenticated request gets a fixed shape (method and route, nothing
+the caller chose but a path cut short), an authenticated one the names of the body's top-level
+fields (never values), at most 100 of them, each cut short. A body that is not JSON, or JSON too
+deep to parse, is recorded without field names.
+
 If writing the record fails, the response is still sent and the failure is logged at ERROR
 with the whole entry (which holds no secret values): failing an action that has already been
 carried out would tell the client something false about its own request.
@@ -26,6 +31,8 @@ GATEWAY_PREFIX = "/api/v2/endpoints/"
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_BODY_BYTES = 1 << 20
 MAX_FIELDS = 100
+MAX_NAME = 64  # characters kept of a field name or resource id
+MAX_PATH = 200  # characters kept of a path no route takes
 
 
 def is_audited(scope: Scope) -> bool:
@@ -43,7 +50,7 @@ def _json_object(data: bytes | None) -> dict[str, Any] | None:
         return None
     try:
         value = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to parse
         return None
     return value if isinstance(value, dict) else None
 
@@ -67,7 +74,7 @@ class _BodyTap:
     def field_names(self) -> list[str] | None:
         """Sorted top-level keys of a JSON object body; the values are never kept."""
         body = _json_object(b"".join(self._chunks) if self._size <= MAX_BODY_BYTES else None)
-        return None if body is None else sorted(body)[:MAX_FIELDS]
+        return None if body is None else sorted(name[:MAX_NAME] for name in body)[:MAX_FIELDS]
 
 
 def created_id(start: Message, body: bytes | None) -> str | None:
@@ -86,6 +93,7 @@ def build_entry(
 ) -> AuditEntry:
     """The record of one management request."""
     state: dict[str, Any] = scope.get("state", {})
+    principal = state.get("principal")
     reported = state.get("audit_summary")
     # What the route chose to report comes first; what we observed takes precedence.
     summary: dict[str, Any] = dict(reported) if isinstance(reported, dict) else {}
@@ -93,25 +101,25 @@ def build_entry(
     resource_id: str | None = None
     if what is None:  # no route takes this path and method
         action, resource_type = "request.unrouted", "route"
-        summary.update(method=scope["method"], path=scope.get("path", ""))
+        summary.update(method=scope["method"], path=str(scope.get("path", ""))[:MAX_PATH])
     else:
         action, resource_type = what.action, what.resource_type
         if what.id_param:
-            resource_id = scope.get("path_params", {}).get(what.id_param)
+            resource_id = str(scope.get("path_params", {}).get(what.id_param, ""))[:MAX_NAME]
+            resource_id = resource_id or None
     if new_id and (resource_id is None or (what and what.verb == "create")):
         if resource_id is not None:
             summary["parentId"] = resource_id
         resource_id = new_id
     elif new_id and new_id != resource_id:
         summary["createdId"] = new_id  # e.g. a clone: the source is the resource acted on
-    principal = state.get("principal")
     actor: str = "anonymous"
     kind: ActorKind = "anonymous"
     if isinstance(principal, Principal):
         actor, kind = principal.username, "api_key"
         summary["keyId"] = principal.key_id
-    if fields is not None:
-        summary["fields"] = fields
+        if fields is not None:  # anonymous callers choose no content of the record
+            summary["fields"] = fields
     client = scope.get("client")
     return AuditEntry(
         actor=actor,
@@ -153,14 +161,15 @@ class AuditMiddleware:
             nonlocal recorded
             recorded = True
             latency = (time.perf_counter() - started) * 1000
-            entry = build_entry(scope, status, new_id, tap.field_names(), latency)
+            entry = None
             try:
+                entry = build_entry(scope, status, new_id, tap.field_names(), latency)
                 await writer.append_now(entry)
             except Exception:
                 log.error(
                     "AUDIT RECORD LOST: the request was answered but could not be recorded",
                     exc_info=True,
-                    extra={"audit": entry.model_dump(mode="json")},
+                    extra={"audit": entry.model_dump(mode="json") if entry else None},
                 )
 
         async def send_after_recording(message: Message) -> None:

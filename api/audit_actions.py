@@ -15,8 +15,9 @@ ACTION_OVERRIDES: dict[tuple[str, str], str] = {
     ("DELETE", "/api/v2/apiKeys/{keyId}/"): "apiKey.revoke",
     ("DELETE", "/api/v2/console/deployments/{deploymentId}/swap/"): "deployment.cancelSwap",
     ("DELETE", "/api/v2/console/deployments/{deploymentId}/tokens/{tokenId}/"): "token.revoke",
-    ("PATCH", "/api/v2/console/deployments/{deploymentId}/sharedRoles/"): "deployment.share",
 }
+# Trailing segments that name an action on the resource, though they look like collections.
+ACTION_SEGMENTS = {"sharedRoles": "share"}
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,9 @@ def route_action(method: str, template: str) -> RouteAction:
         id_param = segments[last].strip("{}")
         tail = segments[last + 1 :]
         resource = segments[last - 1] if last else "api"
-        if len(tail) == 1 and not tail[0].endswith("s"):
+        if len(tail) == 1 and tail[0] in ACTION_SEGMENTS:
+            verb = ACTION_SEGMENTS[tail[0]]
+        elif len(tail) == 1 and not tail[0].endswith("s"):
             verb = tail[0]
         elif tail:
             resource = tail[-1]

@@ -8,12 +8,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from api.gateway.credentials import Credentials
-from api.gateway.directory import ReplicaDirectory
-from api.gateway.proxy import ReplicaProxy
 from config.settings import Settings
 from runtimes.base import Runtime
 from services.audit_writer import AuditWriter
 from services.bundles import BundleCatalog
+from services.limits import Limits
 
 
 @dataclass
@@ -22,9 +21,8 @@ class AppContext:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     bundles: BundleCatalog
+    limits: Limits
     temporal: Client
-    directory: ReplicaDirectory
-    proxy: ReplicaProxy
     runtime: Runtime | None
     credentials: Credentials
     audit: AuditWriter

@@ -18,6 +18,7 @@ from services.api_keys import Principal
 from services.bundles import BundleCatalog
 from services.errors import AuthenticationError, PermissionDeniedError, PreconditionFailedError
 from services.lifecycle import DeploymentLifecycle, TemporalCalls, WorkloadLifecycle
+from services.limits import Limits
 from services.listing import PageRequest
 
 T = TypeVar("T", bound=TemporalCalls)
@@ -50,6 +51,13 @@ async def get_bundles(context: ContextDep) -> BundleCatalog:
 
 
 BundlesDep = Annotated[BundleCatalog, Depends(get_bundles)]
+
+
+async def get_limits(context: ContextDep) -> Limits:
+    return context.limits
+
+
+LimitsDep = Annotated[Limits, Depends(get_limits)]
 
 
 def _temporal_calls(context: AppContext, kind: type[T]) -> T:

@@ -1,4 +1,5 @@
-"""The one place domain errors become HTTP responses, all in the `ErrorBody` shape."""
+"""The one place domain errors become HTTP responses, all in the `ErrorBody` shape (the
+status of each kind of error: `api/error_status.py`, which the gateway shares)."""
 
 from __future__ import annotations
 
@@ -13,33 +14,17 @@ from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import HTTPConnection
 
+from api.error_status import status_for
 from models.common import ErrorBody, ErrorDetail
 from services.errors import (
     AuthenticationError,
-    BadGatewayError,
-    ConflictError,
     DomainError,
     InvalidInputError,
-    NotFoundError,
-    PermissionDeniedError,
-    PreconditionFailedError,
+    TooManyRequestsError,
     UnavailableError,
-    UpstreamTimeoutError,
 )
 
 log = logging.getLogger(__name__)
-
-STATUS: dict[type[DomainError], int] = {
-    InvalidInputError: 422,
-    AuthenticationError: 401,
-    PermissionDeniedError: 403,
-    NotFoundError: 404,
-    ConflictError: 409,
-    PreconditionFailedError: 412,
-    UnavailableError: 503,
-    BadGatewayError: 502,
-    UpstreamTimeoutError: 504,
-}
 
 
 def error_response(
@@ -59,10 +44,6 @@ def error_response(
     return JSONResponse(body.model_dump(by_alias=True), status_code=status, headers=headers)
 
 
-def status_for(error: DomainError) -> int:
-    return next(code for kind, code in STATUS.items() if isinstance(error, kind))
-
-
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
     return domain_error_response(request, exc)
@@ -77,7 +58,7 @@ def domain_error_response(request: HTTPConnection, exc: DomainError) -> JSONResp
         detail = [ErrorDetail(loc=list(p.loc), msg=p.msg, type=p.type) for p in exc.problems]
     if isinstance(exc, AuthenticationError):
         headers["WWW-Authenticate"] = "Bearer"
-    if isinstance(exc, UnavailableError):
+    if isinstance(exc, UnavailableError | TooManyRequestsError):
         headers["Retry-After"] = str(exc.retry_after_seconds)
     return error_response(request, status, exc.code, exc.message, detail, headers)
 
@@ -107,7 +88,12 @@ async def _stale_data(request: Request, _exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    codes = {404: "not_found", 405: "method_not_allowed"}
+    codes = {
+        400: "bad_request",
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "request_too_large",
+    }
     message = "no such route" if exc.status_code == 404 else str(exc.detail)
     headers: dict[str, Any] = dict(exc.headers or {})
     return error_response(

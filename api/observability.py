@@ -6,7 +6,7 @@ import logging
 import secrets
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("api.access")
@@ -29,25 +29,6 @@ class ApiMetrics:
             "wapi_http_request_duration_seconds",
             "HTTP request latency by route template.",
             ["method", "route"],
-            registry=self.registry,
-        )
-        # One label value per deployment: bounded by the number of deployments.
-        self.invocations = Counter(
-            "wapi_deployment_requests_total",
-            "Requests through a deployment's gateway route, by status class (2xx, 4xx, ...).",
-            ["deployment", "status_class"],
-            registry=self.registry,
-        )
-        self.invocation_latency = Histogram(
-            "wapi_deployment_request_duration_seconds",
-            "Time from a deployment request's arrival to the end of its response.",
-            ["deployment"],
-            registry=self.registry,
-        )
-        self.in_flight = Gauge(
-            "wapi_deployment_requests_in_flight",
-            "Requests a deployment's gateway route is serving now.",
-            ["deployment"],
             registry=self.registry,
         )
 

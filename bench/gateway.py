@@ -1,13 +1,26 @@
-"""Invoke gateway throughput and latency against the container directly and against nginx.
+"""The invoke gateway against nginx and against the backend directly, in one run.
 
-One replica of the demo image (`serve`: busybox httpd, one connection per request) runs under
-a deployment. The same load generator (wrk: a few connections, a fixed duration, its latency
-histogram) hits three targets with the same path: the container's published port, nginx
-(Debian's nginx-light) as a reverse proxy in front of that port, and the gateway
-`/api/v2/endpoints/deployments/{id}/<path>` with an invoke token. Targets take turns in a
-rotating order over a few rounds, so machine noise hits all three alike.
+Backend: nginx answering from memory (one worker, keep-alive): fast enough that the proxies in
+front of it, not the backend, are what is measured. A deployment in the catalog routes to it
+(a workload whose ready replica is that address; no container is needed to measure the
+gateway). Targets, the same path through each:
 
-Why one module of this length: the three targets, their set-up and the report are one run.
+  direct      the backend itself
+  nginx-1/2   nginx as a reverse proxy, 1 or 2 worker processes (upstream keep-alive,
+              HTTP/1.1, X-Forwarded-*, a buffered access log: what a production config has)
+  gateway-1/2 `wapi gateway --processes 1` or `2`, with an invoke token: authenticated,
+              counted, timed and audited (hash-chained, in batches) per call
+
+Phases: (1) throughput, wrk with 16 connections, targets in rotating order over a few
+rounds, the median per target; (2) latency at moderate load, 2 connections; (3) management
+API latency (a deployment GET, the API process) idle and while wrk saturates the two-process
+gateway; (4) 2,000 concurrent server-sent-event streams through one gateway process: memory
+per stream and the latency each event gets, against the same streams straight to the
+backend and through nginx. The machine's load average is printed at the start and the end:
+the machine is shared, so compare ratios from one run.
+
+Why one module of this length: the targets, their set-up, the four phases and the report
+are one run.
 """
 
 from __future__ import annotations
@@ -15,35 +28,31 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-from _stack import (
-    READY_PROBE,
-    ROOT,
-    WORKLOADS,
-    Stack,
-    process_cpu_seconds,
-    running_stack,
-    serving_process,
-)
+from _stack import ROOT, process_cpu_seconds, running_stack, serving_process
 
+from models.deployments import DeploymentCreate
+from services import deployment_access, deployments
+from tests.factories import ADMIN, ready_replica, registered_workload
 from tests.support.postgres import free_port
 
-ARTIFACTS = "/api/v2/registry/artifacts/"
-DEPLOYMENTS = "/api/v2/console/deployments/"
-TARGETS = ("direct", "nginx", "gateway")
+THROUGHPUT = ("direct", "nginx-1", "nginx-2", "gateway-1", "gateway-2")
+MODERATE = ("direct", "nginx-1", "gateway-1")
 WARMUP_SECONDS = 2
-# wrk's `done` hook prints the exact numbers (microseconds) as one JSON line. wrk counts a
-# status >= 400 as a status error; the demo image answers nothing in 3xx.
+# wrk's `done` hook prints the exact numbers (microseconds) as one JSON line.
 REPORT_LUA = """done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
@@ -52,36 +61,60 @@ REPORT_LUA = """done = function(summary, latency, requests)
     latency:percentile(50), latency:percentile(99)))
 end
 """
-NGINX_CONF = """worker_processes 1;
-pid {dir}/nginx.pid;
-events {{ worker_connections 1024; }}
+NGINX_COMMON = """pid {dir}/nginx.pid;
+events {{ worker_connections 8192; }}
 http {{
-    access_log {dir}/access.log;
     client_body_temp_path {dir}/body;
     proxy_temp_path {dir}/proxy;
     fastcgi_temp_path {dir}/fastcgi;
     uwsgi_temp_path {dir}/uwsgi;
     scgi_temp_path {dir}/scgi;
-    upstream container {{ server {backend}; }}
+    keepalive_requests 1000000;
+"""
+BACKEND_CONF = (
+    "worker_processes 1;\n"
+    + NGINX_COMMON
+    + """    access_log off;
     server {{
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{port} backlog=4096;
+        default_type text/plain;
+        location / {{ return 200 "hello from the backend\\n"; }}
+    }}
+}}
+"""
+)
+PROXY_CONF = (
+    "worker_processes {workers};\n"
+    + NGINX_COMMON
+    + """    access_log {dir}/access.log combined buffer=64k flush=1s;
+    upstream backend {{ server {backend}; keepalive 128; }}
+    upstream sse {{ server {sse}; keepalive 128; }}
+    server {{
+        listen 127.0.0.1:{port} reuseport backlog=4096;
+        location /sse/ {{
+            proxy_pass http://sse;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+            proxy_read_timeout 3600s;
+        }}
         location / {{
-            proxy_pass http://container;
-            proxy_set_header Host $host;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header X-Forwarded-For $remote_addr;
             proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $host;
+            proxy_set_header X-Real-IP $remote_addr;
         }}
     }}
 }}
 """
-NGINX_CHOICES = [
-    "worker_processes 1 (the gateway is one uvicorn worker; Debian's default `auto` = 2 here)",
-    "proxy_pass to an upstream with no `keepalive` (busybox closes every connection anyway),",
-    "  nginx's default HTTP/1.0 upstream requests, proxy buffering on (default), Host and",
-    "  X-Forwarded-For/-Proto set; client keep-alive on (default); access log on, combined",
-    "  format, to a temp file (the gateway audits every call); config, pid, logs and temp",
-    "  paths in a temp dir, run as `nginx -p <dir> -e <log> -c <conf> -g 'daemon off;'`",
-]
+)
+NGINX_CHOICES = (
+    "nginx proxy: upstream keep-alive (128), HTTP/1.1 upstream, X-Forwarded-For/-Proto/-Host"
+    " and X-Real-IP set, combined access log buffered 64k; SSE location unbuffered"
+)
 
 
 @dataclass
@@ -92,11 +125,19 @@ class Run:
     socket_errors: int
     p50_ms: float
     p99_ms: float
-    cpu: float  # CPU seconds the API process used meanwhile
+    cpu: float  # CPU seconds of the proxy's processes meanwhile
 
     @property
     def rate(self) -> float:
         return self.requests / self.seconds
+
+
+@dataclass
+class Target:
+    name: str
+    url: str
+    pids: list[int]
+    auth: str = ""
 
 
 def tool(name: str) -> str:
@@ -109,25 +150,79 @@ def ensure_tools() -> None:
         subprocess.run([str(ROOT / "scripts/ensure-system-packages.sh"), "bench"], check=False)
     missing = [name for name in ("nginx", "wrk") if not tool(name)]
     if missing:
-        raise SystemExit(
-            f"bench/gateway.py needs {' and '.join(missing)} (Debian packages nginx-light, wrk):"
-            " run scripts/ensure-system-packages.sh bench as root"
-        )
+        raise SystemExit(f"bench/gateway.py needs {' and '.join(missing)} (Debian packages)")
 
 
-async def wrk(url: str, seconds: int, options: list[str], api_pid: int) -> Run:
-    command = [tool("wrk"), *options, f"-d{seconds}s", "--latency", url]
-    cpu = process_cpu_seconds(api_pid)
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def family(pid: int) -> list[int]:
+    """`pid` and its descendants (nginx workers, gateway processes)."""
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            found += family(int(child))
+    return found
+
+
+def cpu_of(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        with suppress(FileNotFoundError):
+            total += process_cpu_seconds(pid)
+    return total
+
+
+def rss_kib(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total
+
+
+@contextmanager
+def nginx(directory: Path, conf: str, port: int, what: str) -> Iterator[list[int]]:
+    """nginx with `conf`, serving on `port`; yields its pids (master and workers)."""
+    directory.mkdir(parents=True)
+    directory.chmod(0o755)  # workers run as `nobody` and use the temp paths in here
+    path = directory / "nginx.conf"
+    path.write_text(conf)
+    log = directory / "error.log"
+    command = [tool("nginx"), "-p", str(directory), "-e", str(log), "-c", str(path)]
+    process = subprocess.Popen([*command, "-g", "daemon off;"], stdout=subprocess.DEVNULL)
+    with serving_process(process, f"http://127.0.0.1:{port}/", what, log, within=10):
+        yield family(process.pid)
+
+
+@contextmanager
+def gateway(fields: dict[str, Any], port: int, processes: int, log: Path) -> Iterator[list[int]]:
+    env = os.environ | {f"WAPI_{name.upper()}": str(value) for name, value in fields.items()}
+    env |= {"WAPI_GATEWAY_PORT": str(port), "WAPI_LOG_LEVEL": "WARNING"}
+    command = [sys.executable, "-m", "cli", "gateway", "--processes", str(processes)]
+    with log.open("ab") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=out)
+    with serving_process(process, f"http://127.0.0.1:{port}/readyz", "the gateway", log, within=60):
+        time.sleep(0.5)  # every process of the supervisor is up
+        yield family(process.pid)
+
+
+async def wrk(target: Target, seconds: float, connections: int, threads: int, lua: str) -> Run:
+    command = [tool("wrk"), f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    command += ["-s", lua]
+    if target.auth:
+        command += ["-H", f"Authorization: Bearer {target.auth}"]
+    cpu = cpu_of(target.pids)
     process = await asyncio.create_subprocess_exec(
-        *command, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        *command, target.url, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     out, err = await asyncio.wait_for(process.communicate(), seconds + 60)
-    cpu = process_cpu_seconds(api_pid) - cpu
+    cpu = cpu_of(target.pids) - cpu
     lines = [line for line in out.decode().splitlines() if line.startswith("WRK ")]
     if process.returncode != 0 or not lines:
-        raise RuntimeError(
-            f"wrk {url} failed ({process.returncode}): {out.decode()} {err.decode()}"
-        )
+        raise RuntimeError(f"wrk {target.url} failed: {out.decode()} {err.decode()}")
     found = json.loads(lines[0][4:])
     return Run(
         found["requests"],
@@ -140,225 +235,273 @@ async def wrk(url: str, seconds: int, options: list[str], api_pid: int) -> Run:
     )
 
 
-@contextmanager
-def nginx(backend: str) -> Iterator[str]:
-    """nginx in front of `backend` (host:port), on a free loopback port; yields its URL."""
-    directory = Path(tempfile.mkdtemp(prefix="wapi-bench-nginx-"))
-    directory.chmod(0o755)  # the worker runs as `nobody` and uses the temp paths in here
-    port = free_port()
-    conf = directory / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(dir=directory, port=port, backend=backend))
-    log = directory / "error.log"
-    command = [tool("nginx"), "-p", str(directory), "-e", str(log), "-c", str(conf)]
-    process = subprocess.Popen([*command, "-g", "daemon off;"], stdout=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        # SIGTERM at the end: fast shutdown of the master and its worker.
-        with serving_process(process, f"{url}/healthz", "nginx", log, within=10):
-            yield url
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-async def post(stack: Stack, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    response = await stack.api.post(path, json=body)
-    if response.status_code != 201:
-        raise RuntimeError(f"POST {path}: {response.status_code} {response.text}")
-    created: dict[str, Any] = response.json()
-    return created
-
-
-async def deployed(stack: Stack) -> tuple[str, str, str]:
-    """A registered artifact, one running replica of it and a deployment in front of it:
-    (the workload id, the deployment id, an invoke token)."""
-    container = {
-        "imageUri": stack.image,
-        "port": 8080,
-        "command": ["serve"],
-        "readinessProbe": READY_PROBE,
-    }
-    spec = {"containerGroups": [{"containers": [container]}]}
-    artifact = await post(stack, ARTIFACTS, {"name": "gw", "status": "registered", "spec": spec})
-    runtime = {"containerGroups": [{"replicaCount": 1}]}
-    body = {"name": "gw", "artifactId": artifact["id"], "runtime": runtime}
-    workload_id: str = (await post(stack, WORKLOADS, body))["id"]
-    stack.created.add(workload_id)
-    await stack.wait_running(workload_id, poll=0.2)
-    body = {"name": "gw", "workloadId": workload_id}
-    deployment_id: str = (await post(stack, DEPLOYMENTS, body))["id"]
-    token: str = (await post(stack, f"{DEPLOYMENTS}{deployment_id}/tokens/", {"name": "bench"}))[
-        "token"
-    ]
-    return workload_id, deployment_id, token
-
-
-async def replica(stack: Stack, workload_id: str) -> dict[str, Any]:
-    """The workload's replica, once it has a published address."""
-    for _ in range(100):
-        found = (await stack.api.get(f"{WORKLOADS}{workload_id}/replicas/")).json()
-        if found and found[0]["address"]:
-            first: dict[str, Any] = found[0]
-            return first
-        await asyncio.sleep(0.2)
-    raise RuntimeError(f"the replica has no address: {found}")
-
-
-async def answers(url: str, headers: dict[str, str]) -> None:
-    """Wait until `url` answers 200 (the gateway learns of a new deployment within seconds)."""
-    async with httpx.AsyncClient(headers=headers, trust_env=False, timeout=10) as client:
-        for _ in range(100):
-            if (response := await client.get(url)).status_code == 200:
-                return
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"{url}: {response.status_code} {response.text}")
-
-
-def median_run(runs: list[Run]) -> tuple[float, float, float, int, int]:
-    return (
-        statistics.median(r.rate for r in runs),
-        statistics.median(r.p50_ms for r in runs),
-        statistics.median(r.p99_ms for r in runs),
+def median_of(runs: list[Run]) -> Run:
+    return Run(
+        int(statistics.median(r.requests for r in runs)),
+        statistics.median(r.seconds for r in runs),
         sum(r.bad_status for r in runs),
         sum(r.socket_errors for r in runs),
+        statistics.median(r.p50_ms for r in runs),
+        statistics.median(r.p99_ms for r in runs),
+        statistics.median(r.cpu / r.seconds for r in runs),  # cores, not seconds
     )
 
 
-async def audit_check(stack: Stack, sent: int) -> None:
-    await asyncio.sleep(2)  # the audit writer flushes every 0.5 s
-    params: dict[str, str | int] = {"action": "deployment.invoke", "limit": 1}
-    page = (await stack.api.get("/api/v2/auditEvents/", params=params)).json()
-    metrics = (await stack.api.get("/metrics")).text.splitlines()
-    writer = [line for line in metrics if line.startswith("wapi_audit_")]
-    print(f"  audit: {page['totalCount']} deployment.invoke records; wrk counted {sent} gateway")
-    print("  responses (warm-ups included; calls cut off at the end of a run are audited too)")
-    print(f"  audit writer: {', '.join(writer)}")
+async def management_latency(api: httpx.AsyncClient, path: str, calls: int) -> list[float]:
+    seconds = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        response = await api.get(path)
+        seconds.append(time.perf_counter() - started)
+        if response.status_code != 200:
+            raise RuntimeError(f"GET {path}: {response.status_code} {response.text}")
+    return seconds
 
 
-async def main(
-    paths: list[str], rounds: int, seconds: int, threads: int, conns: int, versions: str
-) -> None:
-    options = [f"-t{threads}", f"-c{conns}"]
-    results: dict[str, dict[str, list[Run]]] = {p: {t: [] for t in TARGETS} for p in paths}
-    sent = 0
-    async with running_stack(api_process=True) as stack:
-        assert stack.api_pid is not None
-        workload_id, deployment_id, token = await deployed(stack)
-        address: str = (await replica(stack, workload_id))["address"]
-        gateway = f"{stack.url}/api/v2/endpoints/deployments/{deployment_id}"
-        with nginx(address) as proxy, tempfile.NamedTemporaryFile("w", suffix=".lua") as lua:
-            lua.write(REPORT_LUA)
-            lua.flush()
-            auth = ["-H", f"Authorization: Bearer {token}"]
-            wrk_options = {
-                "direct": [*options, "-s", lua.name],
-                "nginx": [*options, "-s", lua.name],
-                "gateway": [*options, "-s", lua.name, *auth],
-            }
-            for path in paths:
-                urls = {"direct": f"http://{address}{path}", "nginx": proxy + path}
-                urls["gateway"] = gateway + path
-                for target in TARGETS:
-                    headers = {"Authorization": f"Bearer {token}"} if target == "gateway" else {}
-                    await answers(urls[target], headers)
-                    warm = await wrk(
-                        urls[target], WARMUP_SECONDS, wrk_options[target], stack.api_pid
-                    )
-                    sent += warm.requests if target == "gateway" else 0
-                for index in range(rounds):
-                    turn = index % len(TARGETS)
-                    for target in TARGETS[turn:] + TARGETS[:turn]:
-                        try:
-                            run = await wrk(
-                                urls[target], seconds, wrk_options[target], stack.api_pid
-                            )
-                        except RuntimeError as error:
-                            now = await stack.api.get(f"{WORKLOADS}{workload_id}/replicas/")
-                            raise RuntimeError(f"{error}; replicas now: {now.text}") from None
-                        results[path][target].append(run)
-                        sent += run.requests if target == "gateway" else 0
-            after = await replica(stack, workload_id)
-        print_report(results, address, rounds, seconds, threads, conns)
-        print(f"  tools: {versions}")
-        moved = "unchanged" if after["address"] == address else f"now {after['address']}"
-        print(f"  the replica at the end: restarts {after['restarts']}, address {moved}")
-        await audit_check(stack, sent)
-    print(f"  containers removed at teardown: {stack.leftovers} (expected 1)")
+def ms(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000
 
 
-def print_report(
-    results: dict[str, dict[str, list[Run]]],
-    address: str,
-    rounds: int,
-    seconds: int,
-    threads: int,
-    conns: int,
-) -> None:
-    print("invoke gateway against the container directly and against nginx")
-    print(f"  backend: one replica of the demo image `serve` (busybox httpd) at {address}")
-    print(f"  load: wrk, {threads} threads, {conns} connections, the same for every target")
-    print(f"  {WARMUP_SECONDS} s warm-up per target, then {rounds} rounds of {seconds} s runs in")
-    print("  rotating order; per target the median of the rounds; non-2xx (wrk counts a status")
-    print("  >= 400; the demo image answers no 3xx) and socket errors summed over the rounds")
-    print("  nginx config:")
-    for line in NGINX_CHOICES:
-        print(f"    {line}")
-    for path, by_target in results.items():
-        print(f"GET {path}")
-        for index in range(rounds):
-            cells = "   ".join(
-                f"{target} {run.rate:5.0f}/s p50 {run.p50_ms:5.2f} p99 {run.p99_ms:6.2f}"
-                for target, run in ((t, by_target[t][index]) for t in TARGETS)
-            )
-            print(f"  round {index + 1}: {cells}")
-        print(f"  {'':<9}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'sock err':>9}")
-        summary = {target: median_run(runs) for target, runs in by_target.items()}
-        for target, (rate, p50, p99, bad, sock) in summary.items():
-            cpu = sum(r.cpu for r in by_target[target]) / sum(r.seconds for r in by_target[target])
-            print(
-                f"  {target:<9}{rate:9.0f}{p50:9.2f}{p99:9.2f}{bad:9d}{sock:9d}"
-                f"   API process CPU {cpu:4.0%} of a core"
-            )
-        gw = summary["gateway"]
-        for other in ("direct", "nginx"):
-            base = summary[other]
-            print(
-                f"  gateway/{other:<6}: throughput {gw[0] / base[0]:5.2f}x"
-                f"   p50 {gw[1] / base[1]:5.2f}x   p99 {gw[2] / base[2]:5.2f}x"
-            )
-    print("notes:")
-    if any(run.socket_errors for by_target in results.values() for run in by_target["direct"]):
-        print(
-            "  - socket errors direct: a CGI sends no Content-Length, so busybox ends the body by"
+async def sse(
+    url: str, streams: int, seconds: float, auth: str, watch: list[int]
+) -> dict[str, Any]:
+    """Run the SSE client against `url`; the proxy's RSS (KiB) idle and with the streams held."""
+    idle = rss_kib(watch) if watch else 0
+    command = [sys.executable, str(ROOT / "bench/_sse.py"), "client", url]
+    command += ["--streams", str(streams), "--seconds", str(seconds), "--auth", auth]
+    process = await asyncio.create_subprocess_exec(*command, stdout=subprocess.PIPE)
+    assert process.stdout is not None
+    held = json.loads(await asyncio.wait_for(process.stdout.readline(), 120))
+    cpu = cpu_of(watch)
+    loaded = rss_kib(watch) if watch else 0
+    result: dict[str, Any] = json.loads(await asyncio.wait_for(process.stdout.readline(), 120))
+    cpu = cpu_of(watch) - cpu
+    await process.wait()
+    result.update(
+        held_at_sample=held["held"],
+        rss_idle_kib=idle,
+        rss_held_kib=loaded,
+        cpu_cores=cpu / seconds,
+    )
+    return result
+
+
+async def main(args: argparse.Namespace) -> None:
+    print("invoke gateway against nginx and against the backend directly")
+    print(f"  load average at the start: {load_average()} (1, 5, 15 min; 2 cores)")
+    async with running_stack(containers=False, api_process=True) as stack:
+        with ExitStack() as stage:
+            results = await _phases(args, stack, stage)
+    report(args, *results)
+    print(f"  load average at the end: {load_average()}")
+
+
+async def _phases(args: argparse.Namespace, stack: Any, stage: ExitStack) -> tuple[Any, ...]:
+    directory = Path(tempfile.mkdtemp(prefix="wapi-bench-gw-"))
+    stage.callback(shutil.rmtree, directory, ignore_errors=True)
+    ports = {name: free_port() for name in (*THROUGHPUT, "sse", "gateway-sse")}
+    backend = f"127.0.0.1:{ports['direct']}"
+    sse_backend = f"127.0.0.1:{ports['sse']}"
+    common = {"dir": directory / "backend", "port": ports["direct"]}
+    pids: dict[str, list[int]] = {"direct": []}
+    stage.enter_context(
+        nginx(directory / "backend", BACKEND_CONF.format(**common), ports["direct"], "the backend")
+    )
+    sse_process = subprocess.Popen(  # noqa: ASYNC220 - started once, before any measurement
+        [sys.executable, str(ROOT / "bench/_sse.py"), "backend", str(ports["sse"]),
+         "--interval", str(args.sse_interval)]
+    )  # fmt: skip
+    stage.callback(sse_process.terminate)
+    (deployment_id, token), (sse_deployment, sse_token) = await _deployments(
+        stack, backend, sse_backend
+    )
+    for workers in (1, 2):
+        name = f"nginx-{workers}"
+        conf = PROXY_CONF.format(
+            workers=workers,
+            dir=directory / name,
+            port=ports[name],
+            backend=backend,
+            sse=sse_backend,
         )
-        print("    closing the connection; wrk counts the response, then a read error at the close")
-        print("    (one per request); the proxies frame the body for their client, which sees none")
-    print("  - direct and nginx open a new TCP connection to busybox httpd per request, and so")
-    print(
-        "    does the gateway (its httpx pool cannot reuse a closed connection); the client keeps"
+        pids[name] = stage.enter_context(nginx(directory / name, conf, ports[name], name))
+    for name, processes in (("gateway-1", 1), ("gateway-2", 2), ("gateway-sse", 1)):
+        fields = {
+            "state_dir": directory / name,  # where its processes add up their metrics
+            "database_url": stack.settings.database_url,
+            # 2,000 streams from one caller to one replica, through one process.
+            "gateway_max_calls_per_caller": 4096,
+            "gateway_max_connections_per_replica": 4096,
+        }
+        log = directory / f"{name}.log"
+        pids[name] = stage.enter_context(gateway(fields, ports[name], processes, log))
+    prefix = f"/api/v2/endpoints/deployments/{deployment_id}"
+    targets = {
+        name: Target(
+            name,
+            f"http://127.0.0.1:{ports[name]}{prefix if name.startswith('gateway') else ''}/",
+            pids[name],
+            token if name.startswith("gateway") else "",
+        )
+        for name in THROUGHPUT
+    }
+    lua = directory / "report.lua"
+    lua.write_text(REPORT_LUA)
+    for target in targets.values():
+        await wrk(target, WARMUP_SECONDS, args.connections, args.threads, str(lua))
+    throughput: dict[str, list[Run]] = {name: [] for name in THROUGHPUT}
+    for index in range(args.rounds):
+        turn = index % len(THROUGHPUT)
+        for name in THROUGHPUT[turn:] + THROUGHPUT[:turn]:
+            run = await wrk(targets[name], args.seconds, args.connections, args.threads, str(lua))
+            throughput[name].append(run)
+    moderate: dict[str, list[Run]] = {name: [] for name in MODERATE}
+    for index in range(args.rounds):
+        turn = index % len(MODERATE)
+        for name in MODERATE[turn:] + MODERATE[:turn]:
+            moderate[name].append(await wrk(targets[name], args.seconds, 2, 1, str(lua)))
+
+    management = f"/api/v2/console/deployments/{deployment_id}/"
+    idle = await management_latency(stack.api, management, args.management_calls)
+    saturating = asyncio.create_task(
+        wrk(targets["gateway-2"], args.seconds * 2, args.connections * 2, args.threads, str(lua))
     )
-    print("    its connections to nginx and to the gateway alive")
-    print("  - the gateway is the API process as production runs it (`python -m cli")
-    print("    api`: uvicorn, one worker), serving the management API too; it shares the")
-    print("    machine's cores with wrk, nginx, Podman, the Temporal dev server and the worker")
-    print("    (in this bench process). Per call it authenticates the token (in-memory lookup),")
-    print("    counts and times it (Prometheus) and queues an audit entry (written in batches)")
-    print("  - 'API process CPU' is the API process's CPU time during a target's runs: near")
-    print("    100% means the gateway is bound by its one Python core")
+    await asyncio.sleep(1)
+    loaded = await management_latency(stack.api, management, args.management_calls)
+    saturation = await saturating
+
+    sse_targets = {
+        "direct": (f"http://{sse_backend}/sse/stream", "", []),
+        # A gateway process of its own, that served nothing before: its memory is the
+        # streams'.
+        "gateway-1": (
+            f"http://127.0.0.1:{ports['gateway-sse']}/api/v2/endpoints/deployments/"
+            f"{sse_deployment}/sse/stream",
+            sse_token,
+            pids["gateway-sse"],
+        ),
+        "nginx-1": (f"http://127.0.0.1:{ports['nginx-1']}/sse/stream", "", pids["nginx-1"]),
+    }
+    streams: dict[str, dict[str, Any]] = {}
+    for name, (url, auth, watch) in sse_targets.items():
+        streams[name] = await sse(url, args.streams, args.sse_seconds, auth, watch)
+    audit = await _audit_outcome(stack, ports["gateway-1"])
+    return throughput, moderate, idle, loaded, saturation, streams, audit
+
+
+async def _deployments(stack: Any, *backends: str) -> list[tuple[str, str]]:
+    """A deployment in front of each backend (a workload whose ready replica is that
+    address), with an invoke token each: [(deployment id, token)]."""
+    made = []
+    async with stack.sessions() as session, session.begin():
+        for index, address in enumerate(backends):
+            workload = await registered_workload(session, f"bench-{index}")
+            session.add(ready_replica(workload.id, address))
+            body = DeploymentCreate(name=f"bench-{index}", workload_id=workload.id)
+            deployment = await deployments.create_deployment(session, body, ADMIN)
+            _, token = await deployment_access.create_token(session, deployment.id, "b", "admin")
+            made.append((deployment.id, token))
+    return made
+
+
+async def _audit_outcome(stack: Any, gateway_port: int) -> str:
+    await asyncio.sleep(1.5)  # the last batches are written every half second
+    async with httpx.AsyncClient(trust_env=False) as client:
+        text = (await client.get(f"http://127.0.0.1:{gateway_port}/metrics")).text
+    lines = [line for line in text.splitlines() if line.startswith("wapi_gateway_audit_total")]
+    verified = (await stack.api.get("/api/v2/auditEvents/verify/")).json()
+    return f"{', '.join(lines)}; chain valid: {verified['valid']} ({verified['checked']} records)"
+
+
+def report(
+    args: argparse.Namespace,
+    throughput: dict[str, list[Run]],
+    moderate: dict[str, list[Run]],
+    idle: list[float],
+    loaded: list[float],
+    saturation: Run,
+    streams: dict[str, dict[str, Any]],
+    audit: str,
+) -> None:
+    print("  backend: nginx answering from memory, 1 worker, keep-alive; GET / (23 bytes)")
+    print(f"  {NGINX_CHOICES}")
+    print(
+        f"throughput: wrk -t{args.threads} -c{args.connections},"
+        f" {args.rounds} rounds of {args.seconds} s"
+    )
+    print("  in rotating order, median per target; CPU: the proxy's processes, in cores, and")
+    print("  per call")
+    medians = {name: median_of(runs) for name, runs in throughput.items()}
+    print(
+        f"  {'':<11}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'CPU':>6}{'us/call':>9}"
+        f"{'non-2xx':>9}{'sock err':>9}"
+    )
+    for name, run in medians.items():
+        print(
+            f"  {name:<11}{run.rate:9.0f}{run.p50_ms:9.3f}{run.p99_ms:9.3f}{run.cpu:6.2f}"
+            f"{run.cpu / run.rate * 1e6:9.1f}{run.bad_status:9d}{run.socket_errors:9d}"
+        )
+    for name, runs in throughput.items():
+        print(f"    rounds {name}: " + " / ".join(f"{r.rate:.0f}" for r in runs))
+    for mine, theirs in (
+        ("gateway-1", "nginx-1"),
+        ("gateway-2", "nginx-2"),
+        ("gateway-1", "direct"),
+    ):
+        a, b = medians[mine], medians[theirs]
+        print(
+            f"  {mine}/{theirs}: throughput {a.rate / b.rate:.2f}x, p50 {a.p50_ms / b.p50_ms:.2f}x,"
+            f" p99 {a.p99_ms / b.p99_ms:.2f}x"
+        )
+    one, two = medians["gateway-1"], medians["gateway-2"]
+    print(f"  gateway-2/gateway-1: throughput {two.rate / one.rate:.2f}x")
+    print("moderate load: wrk -t1 -c2 (two calls in flight), median p50 and p99 per target")
+    mod = {name: median_of(runs) for name, runs in moderate.items()}
+    for name, run in mod.items():
+        added = run.p50_ms - mod["direct"].p50_ms
+        print(
+            f"  {name:<11}{run.rate:9.0f} req/s  p50 {run.p50_ms:.3f} ms"
+            f" (+{added:.3f} over direct)  p99 {run.p99_ms:.3f} ms"
+        )
+    print("management API (GET a deployment, the API process) while wrk saturates gateway-2")
+    print(
+        f"  idle: p50 {ms(idle, 0.5):.2f} ms, p99 {ms(idle, 0.99):.2f} ms;"
+        f" gateway saturated ({saturation.rate:.0f} req/s, -c{args.connections * 2}):"
+        f" p50 {ms(loaded, 0.5):.2f} ms, p99 {ms(loaded, 0.99):.2f} ms;"
+        f" {len(loaded)} calls, all 200"
+    )
+    print(
+        f"server-sent events: {args.streams} streams per target, one event per stream every"
+        f" {args.sse_interval} s, latency measured over {args.sse_seconds} s"
+    )
+    direct = streams["direct"]["p50_ms"]
+    for name, result in streams.items():
+        held = result["held"]
+        per = (result["rss_held_kib"] - result["rss_idle_kib"]) / max(1, held)
+        memory = (
+            f", RSS {result['rss_idle_kib'] / 1024:.0f} -> {result['rss_held_kib'] / 1024:.0f} MiB"
+            f" ({per:.1f} KiB per stream), CPU {result['cpu_cores']:.2f} cores"
+            if name != "direct"
+            else ""
+        )
+        print(
+            f"  {name:<10} held {held}, {result['events']} events, p50 {result['p50_ms']:.3f} ms"
+            f" (+{result['p50_ms'] - direct:.3f}), p99 {result['p99_ms']:.3f} ms,"
+            f" failed {result['failed']}{memory}"
+        )
+    print(f"  audit of the gateway's calls: {audit}")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument(
-        "--path", action="append", help="path to request (default /healthz and /cgi-bin/echo)"
-    )
-    parser.add_argument("--rounds", type=int, default=3, help="rounds over the targets")
-    parser.add_argument("--seconds", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=5, help="seconds per wrk run")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
-    parser.add_argument("--connections", type=int, default=8, help="wrk connections")
-    args = parser.parse_args()
-    paths = args.path or ["/healthz", "/cgi-bin/echo"]
+    parser.add_argument("--connections", type=int, default=16, help="wrk connections")
+    parser.add_argument("--management-calls", type=int, default=200)
+    parser.add_argument("--streams", type=int, default=2000)
+    parser.add_argument("--sse-seconds", type=float, default=10)
+    parser.add_argument("--sse-interval", type=float, default=0.25)
     ensure_tools()
-    wrk_version = subprocess.run([tool("wrk"), "-v"], capture_output=True, text=True).stdout
-    nginx_version = subprocess.run([tool("nginx"), "-v"], capture_output=True, text=True).stderr
-    versions = f"{wrk_version.splitlines()[0]}; {nginx_version.strip()}"
-    asyncio.run(main(paths, args.rounds, args.seconds, args.threads, args.connections, versions))
+    asyncio.run(main(parser.parse_args()))

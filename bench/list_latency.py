@@ -18,8 +18,11 @@ import httpx
 from _stack import READY_PROBE, WORKLOADS, Stack, percentile, running_stack
 
 from models.workloads import WorkloadCreate
+from services.api_keys import Principal
 from services.bundles import BundleCatalog
 from services.workloads import create_workload
+
+ADMIN = Principal(key_id="bench", username="admin", role="admin")
 
 SIZES = (10, 200)
 WARMUP = 20
@@ -34,7 +37,7 @@ async def fill(stack: Stack, total: int) -> str:
         have = (await stack.api.get(WORKLOADS, params={"limit": 1})).json()["totalCount"]
         for index in range(have, total):
             data = WorkloadCreate.model_validate(body | {"name": f"list-{index:03d}"})
-            await create_workload(session, data, "admin", bundles)
+            await create_workload(session, data, ADMIN, bundles)
     page = (await stack.api.get(WORKLOADS, params={"limit": 1, "orderBy": "createdAt"})).json()
     if page["totalCount"] != total:
         raise RuntimeError(f"expected {total} workloads, the API counts {page['totalCount']}")

@@ -27,7 +27,7 @@ from sqlalchemy.types import TypeDecorator
 
 from models.api_keys import Role
 from models.audit import ActorKind
-from models.deployments import ShareRole
+from models.sharing import ResourceType, ShareRole
 from models.spec import ArtifactType
 from models.status import (
     ArtifactStatus,
@@ -198,19 +198,23 @@ class Deployment(Base):
     status: Mapped[DeploymentStatus] = mapped_column(String(20), index=True)
     status_reason: Mapped[str | None] = mapped_column(Text, default=None)
     health: Mapped[dict[str, Any]]
+    # Invoke request bodies larger than this are refused (413); None: the gateway's default.
+    max_body_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
     created_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class DeploymentRole(Base):
-    """Sharing: `owner` manages and shares, `user` reads and invokes, `consumer` invokes."""
+class ResourceRole(Base):
+    """Sharing on every resource: `owner` changes, shares and deletes it, `user` reads and uses
+    it, `consumer` only uses it. No foreign key: one table serves every kind of resource, and
+    the services delete a resource's roles with it."""
 
-    __tablename__ = "deployment_roles"
+    __tablename__ = "resource_roles"
+    __table_args__ = (Index("ix_resource_roles_username_type", "username", "resource_type"),)
 
-    deployment_id: Mapped[str] = mapped_column(
-        ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
-    )
+    resource_type: Mapped[ResourceType] = mapped_column(String(20), primary_key=True)
+    resource_id: Mapped[str] = mapped_column(String(24), primary_key=True)
     username: Mapped[str] = mapped_column(String(100), primary_key=True)
     role: Mapped[ShareRole] = mapped_column(String(20))
     granted_by: Mapped[str] = mapped_column(String(100))

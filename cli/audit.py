@@ -9,13 +9,15 @@ from typing import Annotated
 
 import typer
 
-from catalog import database
 from config.settings import Settings
 from models.audit import AuditVerification
-from services import audit as audit_service
 
 
 async def _verify(url: str, anchor: tuple[int, str] | None) -> AuditVerification:
+    # Imported here: every `wapi` command would otherwise load SQLAlchemy and Alembic.
+    from catalog import database
+    from services import audit as audit_service
+
     engine = database.create_engine(url)
     try:
         async with database.create_sessionmaker(engine)() as session:

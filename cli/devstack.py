@@ -1,10 +1,11 @@
 """`wapi run`: the whole product on one machine, as child processes of one supervisor.
 
 Order: a Podman API service (unless WAPI_DOCKER_URL points at an engine), the Temporal dev
-server persisting to SQLite, the catalog migration, the worker, the API. Ctrl-C stops them in
-reverse order. Everything lives in WAPI_STATE_DIR, so running it again keeps all data. Workload
-containers are not children: like pods when a control plane restarts, they keep running and
-the next start adopts them.
+server persisting to SQLite, the catalog migration, the worker, the API, the invoke gateway
+(WAPI_GATEWAY_PROCESSES processes on WAPI_GATEWAY_PORT). Ctrl-C stops them in reverse order.
+Everything lives in WAPI_STATE_DIR, so running it again keeps all data. Workload containers
+are not children: like pods when a control plane restarts, they keep running and the next
+start adopts them.
 """
 
 from __future__ import annotations
@@ -23,15 +24,25 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
+import aiodocker
 import httpx
 
 from api.app import bootstrap_catalog
 from catalog import database
 from config.settings import Settings
 from runtimes.errors import RuntimeUnavailableError
-from runtimes.local.demo_image import LATEST, build_demo_image
+from runtimes.local.demo_image import LATEST, REPOSITORY, build_demo_image
 from runtimes.local.podman_service import PodmanService
 from services import temporal
+
+# The README's CLI tour rolls a deployment from one image to another: both name the demo image.
+TOUR_TAGS = ("v1", "v2")
+
+
+async def tag_tour_images(docker_url: str, reference: str) -> None:
+    async with aiodocker.Docker(url=docker_url) as docker:
+        for tag in TOUR_TAGS:
+            await docker.images.tag(reference, REPOSITORY, tag=tag)
 
 
 class StackError(Exception):
@@ -106,8 +117,13 @@ class LocalStack:
 
     def _start_all(self) -> dict[str, str]:
         host, port = self.settings.temporal_address.rsplit(":", 1)
-        for name, check_port in (("API", self.settings.api_port), ("Temporal", int(port))):
-            if _port_in_use(self.settings.api_host if name == "API" else host, check_port):
+        settings = self.settings
+        for name, check_host, check_port in (
+            ("API", settings.api_host, settings.api_port),
+            ("gateway", settings.gateway_host, settings.gateway_port),
+            ("Temporal", host, int(port)),
+        ):
+            if _port_in_use(check_host, check_port):
                 raise StackError(
                     f"port {check_port} for the {name} is in use; is `wapi run` already running?"
                 )
@@ -120,12 +136,17 @@ class LocalStack:
             except RuntimeUnavailableError as error:
                 raise StackError(str(error)) from None
             self.demo_image = asyncio.run(build_demo_image(env["WAPI_DOCKER_URL"]))
+            asyncio.run(tag_tour_images(env["WAPI_DOCKER_URL"], self.demo_image))
         self._spawn("temporal", self._temporal_command(host, port))
         self._wait("temporal", self._temporal_answers, 60)
         asyncio.run(self._migrate())
         self._spawn("worker", [sys.executable, "-m", "cli", "worker"], env)
         self._spawn("api", [sys.executable, "-m", "cli", "api"], env)
-        self._wait("api", self._api_answers, 60)
+        self._wait("api", lambda: self._answers(f"{self._api_url}/healthz"), 60)
+        self._spawn("gateway", [sys.executable, "-m", "cli", "gateway"], env)
+        # Ready once it has read its first route table from the catalog.
+        gateway = f"http://{self.settings.gateway_host}:{self.settings.gateway_port}/readyz"
+        self._wait("gateway", lambda: self._answers(gateway), 60)
         return env
 
     def _temporal_command(self, host: str, port: str) -> list[str]:
@@ -173,9 +194,12 @@ class LocalStack:
 
         return asyncio.run(check())
 
-    def _api_answers(self) -> bool:
+    @property
+    def _api_url(self) -> str:
+        return f"http://{self.settings.api_host}:{self.settings.api_port}"
+
+    def _answers(self, url: str) -> bool:
         try:
-            url = f"http://{self.settings.api_host}:{self.settings.api_port}/healthz"
             return httpx.get(url, timeout=1).status_code == 200
         except httpx.HTTPError:
             return False
@@ -188,21 +212,26 @@ class LocalStack:
             await engine.dispose()
 
     def _banner(self, env: dict[str, str]) -> None:
-        api = f"http://{self.settings.api_host}:{self.settings.api_port}"
+        api = self._api_url
         temporal_host = self.settings.temporal_address.rsplit(":", 1)[0]
         key = (
             "WAPI_BOOTSTRAP_ADMIN_KEY (as you set it)"
             if self.settings.bootstrap_admin_key
             else str(self.settings.admin_key_file.resolve())
         )
+        demo = (
+            f"{LATEST} (also :v1 and :v2)" if self.demo_image else "(not built: an external engine)"
+        )
         print(
             f"""
 Workload API is running.
+  Console       {api}/console/
   API docs      {api}/docs
+  Invoke        {self.settings.public_gateway_url}/api/v2/endpoints/... (the gateway)
   Temporal UI   http://{temporal_host}:{self.settings.temporal_ui_port}
   Admin key     {key}
   Containers    {env.get("WAPI_DOCKER_URL", self.settings.docker_url)}
-  Demo image    {LATEST if self.demo_image else "(not built: an external engine is configured)"}
+  Demo image    {demo}
   Data and logs {self.state}
 Press Ctrl-C to stop.""",
             flush=True,

@@ -1,15 +1,16 @@
-"""Process commands: the whole local stack, or the API, the worker, a migration alone."""
+"""Process commands: the whole local stack, or the API, the gateway, the worker, a migration
+alone."""
 
 from __future__ import annotations
 
 import asyncio
 
 import typer
-import uvicorn
 
-import worker as worker_process
 from config import logging as wapi_logging
 from config.settings import Settings
+
+# The server modules are imported inside the commands: client commands should start fast.
 
 
 def register(app: typer.Typer) -> None:
@@ -23,7 +24,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def api() -> None:
-        """Serve the HTTP API (and the invoke gateway) on WAPI_API_HOST:WAPI_API_PORT."""
+        """Serve the management API on WAPI_API_HOST:WAPI_API_PORT."""
+        import uvicorn
+
         settings = Settings()
         wapi_logging.configure(settings.log_level)
         uvicorn.run(
@@ -36,8 +39,23 @@ def register(app: typer.Typer) -> None:
         )
 
     @app.command()
+    def gateway(
+        processes: int = typer.Option(
+            0, min=0, help="Processes on the port (SO_REUSEPORT); 0: WAPI_GATEWAY_PROCESSES."
+        ),
+    ) -> None:
+        """Serve the invoke gateway on WAPI_GATEWAY_HOST:WAPI_GATEWAY_PORT."""
+        from api.gateway import process
+
+        settings = Settings()
+        wapi_logging.configure(settings.log_level)
+        raise typer.Exit(process.run(settings, processes or settings.gateway_processes))
+
+    @app.command()
     def worker() -> None:
         """Run a Temporal worker for the workflows and activities."""
+        import worker as worker_process
+
         worker_process.main()
 
     @app.command()

@@ -25,6 +25,20 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     temporal_task_queue: str = "workload-api"
     temporal_ui_port: int = Field(8233, ge=1, le=65535)
+    temporal_ui_url: str | None = Field(
+        None,
+        description="The Temporal UI's URL, for the console's links to workflows. Unset: "
+        "http://<temporal host>:<temporal_ui_port>.",
+    )
+    console_session_key: SecretStr | None = Field(
+        None,
+        description="Key that encrypts the console's session cookies (any long random string; "
+        "the same on every API process). Unset: one is created once in the state directory "
+        "(`console-session.key`).",
+    )
+    console_session_hours: float = Field(
+        12, gt=0, le=24 * 30, description="How long a console sign-in lasts."
+    )
     bootstrap_admin_key: SecretStr | None = Field(
         None, description="If set, this key becomes the first admin key."
     )
@@ -66,14 +80,82 @@ class Settings(BaseSettings):
     restart_backoff_seconds: float = Field(1.0, gt=0)
     restart_backoff_max_seconds: float = Field(60.0, gt=0)
     crash_loop_limit: int = Field(5, ge=1, description="Restarts in a row before errored.")
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = Field(8081, ge=1, le=65535)
+    gateway_processes: int = Field(
+        1, ge=1, le=256, description="Gateway processes `wapi gateway` starts on the port."
+    )
+    gateway_url: str | None = Field(
+        None,
+        description="The invoke gateway's public base URL, used in `endpoint` fields; default "
+        "http://WAPI_GATEWAY_HOST:WAPI_GATEWAY_PORT.",
+    )
     gateway_timeout_seconds: float = Field(
-        300, gt=0, description="How long the gateway waits for a workload's answer."
+        300, gt=0, description="Longest gap the gateway waits between bytes of an answer."
+    )
+    gateway_max_body_bytes: int = Field(
+        100 * 1024 * 1024,
+        ge=0,
+        description="Largest invoke request body (a deployment may set its own); over: 413.",
+    )
+    gateway_max_calls_per_caller: int = Field(
+        1000, ge=1, description="Concurrent calls of one caller per gateway process; over: 429."
+    )
+    gateway_max_connections_per_replica: int = Field(
+        1000, ge=1, description="Connections a gateway process opens to one replica."
+    )
+    gateway_acquire_timeout_seconds: float = Field(
+        5, gt=0, description="How long a call waits for a connection to a full replica; then 503."
+    )
+    gateway_websocket_idle_seconds: float = Field(
+        300, gt=0, description="A WebSocket session with no traffic either way is closed."
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="A bearer token that shows per-deployment series on the gateway's "
+        "/metrics (admin API keys do too; anonymous scrapes get gateway-wide series).",
     )
     restore_interval_seconds: float = Field(
         300, gt=0, description="How often workers start workflows missing for catalog rows."
     )
     update_timeout_seconds: float = Field(
         20, gt=0, description="How long the API waits for a worker to accept a lifecycle change."
+    )
+
+    # Limits every workload runs under, whatever its request says (services/limits.py).
+    default_resource_bundle: str | None = Field(
+        None,
+        description="The bundle of a container group that names none; unset: `cpu.small` if "
+        "the catalog has it, else the catalog's first bundle.",
+    )
+    allow_allocation_above_bundle: bool = Field(
+        False, description="Let `resourceAllocation` overrides exceed the group's bundle."
+    )
+    container_pids_limit: int = Field(
+        1024, ge=16, le=1_000_000, description="Processes and threads per container."
+    )
+    container_read_only_root: bool = Field(
+        False, description="Run containers with a read-only root filesystem (a tmpfs on /tmp)."
+    )
+    allowed_registries: list[str] = Field(
+        default_factory=list,
+        description="If set, images must come from these registries or registry paths, e.g. "
+        '`["registry.example.com", "localhost"]` (Docker Hub is `docker.io`).',
+    )
+    max_spec_bytes: int = Field(
+        256 * 1024,
+        ge=1024,
+        le=1024 * 1024,
+        description="Largest spec (plus a workload's runtime) in JSON bytes; run plans travel "
+        "through Temporal, whose payloads are limited to 2 MB.",
+    )
+    max_request_body_bytes: int = Field(
+        1024 * 1024, ge=1024, description="Largest management API request body."
+    )
+    metrics_deployment_labels: bool = Field(
+        False,
+        description="Show per-deployment series on the gateway's unauthenticated /metrics; "
+        "without it only the metrics token and admin keys see them.",
     )
 
     @cached_property
@@ -83,9 +165,27 @@ class Settings(BaseSettings):
         return f"sqlite+aiosqlite:///{self.state_dir.resolve() / 'catalog.db'}"
 
     @property
+    def public_gateway_url(self) -> str:
+        return (self.gateway_url or f"http://{self.gateway_host}:{self.gateway_port}").rstrip("/")
+
+    @property
+    def gateway_metrics_dir(self) -> Path:
+        """Where gateway processes on this machine share their counters (see metrics.py)."""
+        return self.state_dir / "gateway-metrics"
+
+    @property
     def admin_key_file(self) -> Path:
         return self.state_dir / "admin.key"
 
     @property
     def secrets_key_file(self) -> Path:
         return self.state_dir / "secrets.key"
+
+    @property
+    def console_session_key_file(self) -> Path:
+        return self.state_dir / "console-session.key"
+
+    @property
+    def temporal_ui(self) -> str:
+        host = self.temporal_address.rsplit(":", 1)[0]
+        return (self.temporal_ui_url or f"http://{host}:{self.temporal_ui_port}").rstrip("/")

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
-from models.api_keys import Username
 from models.artifacts import Description, Name, ResourceId
 from models.common import CamelModel, InputModel, UserRef
+from models.sharing import ShareRole
 from models.status import DeploymentStatus, SwapStatus
-
-ShareRole = Literal["owner", "user", "consumer"]
 
 
 class HealthSettings(InputModel):
@@ -26,6 +24,19 @@ class HealthSettings(InputModel):
     failure_threshold: int = Field(3, ge=1, le=100, description="Failures in a row: degraded.")
 
 
+MaxBodyBytes = Annotated[
+    int | None,
+    Field(
+        ge=0,
+        le=2**40,
+        description="Invoke request bodies larger than this many bytes are refused with 413 "
+        "before they reach the workload; null: the gateway's default "
+        "(WAPI_GATEWAY_MAX_BODY_BYTES).",
+        examples=[10485760],
+    ),
+]
+
+
 class DeploymentCreate(InputModel):
     name: Name = Field(examples=["support-agent-prod"])
     description: Description = ""
@@ -34,12 +45,14 @@ class DeploymentCreate(InputModel):
         examples=["65f1c0ffee65f1c0ffee65f1"],
     )
     health: HealthSettings = Field(default_factory=HealthSettings)
+    max_body_bytes: MaxBodyBytes = None
 
 
 class DeploymentUpdate(InputModel):
     name: Name | None = Field(None, examples=["support-agent-prod"])
     description: Description | None = None
     health: HealthSettings | None = None
+    max_body_bytes: MaxBodyBytes = None
 
 
 class DeploymentPublic(CamelModel):
@@ -49,8 +62,13 @@ class DeploymentPublic(CamelModel):
     status: DeploymentStatus
     status_reason: str | None
     workload_id: str = Field(description="The workload traffic goes to now.")
-    endpoint: str = Field(description="The stable invoke URL; always ends with '/'.")
+    endpoint: str = Field(
+        description="The stable invoke URL, served by the gateway; always ends with '/'."
+    )
     health: HealthSettings
+    max_body_bytes: int | None = Field(
+        description="Largest invoke request body; null: the gateway's default."
+    )
     role: ShareRole | None = Field(description="Your role on this deployment.")
     creator: UserRef
     created_at: datetime
@@ -126,26 +144,6 @@ class TokenPublic(CamelModel):
 
 class TokenCreated(TokenPublic):
     token: str = Field(description="The token itself. It is shown this once and never again.")
-
-
-class RoleChange(InputModel):
-    username: Username
-    role: ShareRole | None = Field(description="null removes the user's role.")
-
-
-class RolesUpdate(InputModel):
-    roles: list[RoleChange] = Field(
-        min_length=1,
-        max_length=100,
-        examples=[[{"username": "bob", "role": "consumer"}, {"username": "carol", "role": None}]],
-    )
-
-
-class SharedRole(CamelModel):
-    username: str
-    role: ShareRole
-    granted_by: str
-    granted_at: datetime
 
 
 class DeploymentEventPublic(CamelModel):

@@ -30,6 +30,9 @@ class ContainerPlan(BaseModel):
     secret_env: list[SecretEnv] = Field(default_factory=list)
     cpu: float | None = Field(None, description="CPU limit in cores.")
     memory_bytes: int | None = Field(None, description="Memory limit in bytes.")
+    # Defaults, not None: plans recorded before these fields existed get the same limits.
+    pids_limit: int = Field(1024, description="Processes and threads the container may have.")
+    read_only_root: bool = Field(False, description="A read-only root filesystem.")
     gpu_count: int = 0
     readiness_probe: Probe | None = None
     liveness_probe: Probe | None = None

@@ -224,6 +224,23 @@ class ContainerGroup(InputModel):
 class ArtifactSpec(InputModel):
     container_groups: list[ContainerGroup] = Field(min_length=1, max_length=16)
 
+    def normalized(self) -> ArtifactSpec:
+        """The defaults that depend on siblings filled in: the implied primary and container
+        names. The server stores specs this way, and `wapi apply` compares them this way."""
+        groups = []
+        for group in self.container_groups:
+            containers = list(group.containers)
+            if len(containers) == 1 and containers[0].primary is None:
+                containers[0] = containers[0].model_copy(update={"primary": True})
+            named = []
+            for index, container in enumerate(containers):
+                update: dict[str, object] = {"primary": bool(container.primary)}
+                if container.name is None:
+                    update["name"] = "main" if container.primary else f"sidecar-{index}"
+                named.append(container.model_copy(update=update))
+            groups.append(group.model_copy(update={"containers": named}))
+        return self.model_copy(update={"container_groups": groups})
+
 
 SPEC_EXAMPLE = {
     "containerGroups": [

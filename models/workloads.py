@@ -20,9 +20,13 @@ Quantity = Annotated[
 
 
 class ResourceAllocation(InputModel):
-    cpu: float | None = Field(None, gt=0, le=512, description="CPU cores, fractions allowed.")
+    cpu: float | None = Field(
+        None, ge=0.01, le=512, description="CPU cores, fractions allowed; at most the bundle's."
+    )
     memory: Quantity | None = Field(
-        None, description="e.g. `512Mi`, `2Gi`, `1G`.", examples=["1Gi"]
+        None,
+        description="Whole bytes, e.g. `512Mi`, `2Gi`, `1G`; at least 6Mi, at most the bundle's.",
+        examples=["1Gi"],
     )
 
 
@@ -42,7 +46,8 @@ class GroupRuntime(InputModel):
     resource_bundles: list[Annotated[str, StringConstraints(max_length=64)]] = Field(
         default_factory=list,
         max_length=8,
-        description="Candidate bundle ids; the first is used. It limits the primary container.",
+        description="Candidate bundle ids; the first known one is used (none: the default "
+        "bundle). It limits every container of the group; GPUs go to the primary container.",
         examples=[["cpu.small"]],
     )
     containers: list[ContainerOverride] = Field(default_factory=list, max_length=16)
@@ -104,7 +109,10 @@ class GroupRuntimePublic(CamelModel):
     name: str
     replica_count: int
     resource_bundles: list[str]
-    resolved_bundle: ResourceBundle | None
+    resolved_bundle: ResourceBundle = Field(
+        description="The bundle every container of the group is limited by: the first known "
+        "of `resourceBundles`, else the installation's default bundle."
+    )
     containers: list[ContainerOverride]
 
 

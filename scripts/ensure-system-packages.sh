@@ -15,6 +15,8 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 if [ "$profile" = test ]; then
   # The suite runs the catalog against a throwaway PostgreSQL cluster of its own.
   have initdb || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+  # The console's browser tests drive Debian's Chromium through Playwright (no browser download).
+  [ -x /usr/bin/chromium ] || need+=(chromium)
 fi
 if [ "$profile" = bench ]; then
   have nginx || need+=(nginx-light)

@@ -1,4 +1,8 @@
-"""Artifacts: mutable drafts, immutable registered versions, and their collections."""
+"""Artifacts: mutable drafts, immutable registered versions, and their collections.
+
+Why one module of this length: every write of an artifact passes the same spec, secret,
+limit and collection checks, which read best next to the writes.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,8 @@ from catalog.tables import Artifact, ArtifactCollection, Workload, utcnow
 from models.artifacts import ArtifactClone, ArtifactCreate, ArtifactReplace, ArtifactUpdate
 from models.spec import ArtifactSpec, ArtifactType
 from models.status import ArtifactStatus
-from services import secrets
+from services import access, secrets, sharing
+from services.api_keys import Principal
 from services.errors import (
     ConflictError,
     InvalidInputError,
@@ -20,8 +25,9 @@ from services.errors import (
     NotFoundError,
     PreconditionFailedError,
 )
+from services.limits import Limits
 from services.listing import PageRequest, fetch_page, matching
-from services.spec_rules import checked_spec
+from services.spec_rules import normalized, spec_problems
 
 
 @dataclass(frozen=True)
@@ -50,9 +56,13 @@ async def get_artifact(session: AsyncSession, artifact_id: str) -> Artifact:
 
 
 async def list_artifacts(
-    session: AsyncSession, where: ArtifactFilter, page: PageRequest
+    session: AsyncSession, where: ArtifactFilter, page: PageRequest, principal: Principal
 ) -> tuple[list[Artifact], int]:
+    """The artifacts the caller may read that match `where`."""
     statement = select(Artifact)
+    visible = access.readable("artifact", Artifact.id, principal)
+    if visible is not None:
+        statement = statement.where(visible)
     if where.search:
         statement = statement.where(
             matching(where.search, Artifact.name, Artifact.description, Artifact.id)
@@ -73,17 +83,41 @@ async def list_artifacts(
     )
 
 
+async def _checked_spec(
+    session: AsyncSession,
+    spec: ArtifactSpec,
+    artifact_type: ArtifactType,
+    loc: Loc,
+    principal: Principal,
+    limits: Limits,
+) -> ArtifactSpec:
+    """The normalized spec, if it follows the spec rules and the installation's limits (size,
+    registries) and references only secrets the caller may use: one 422 for every problem."""
+    spec = normalized(spec)
+    problems = spec_problems(spec, artifact_type, loc)
+    problems += limits.image_problems(spec, loc)
+    problems += limits.size_problems(loc, _dump(spec))
+    problems += await secrets.unusable_secrets(
+        session, secrets.spec_references(spec, loc), principal
+    )
+    if problems:
+        raise InvalidInputError(problems)
+    return spec
+
+
 async def create_artifact(
     session: AsyncSession,
     data: ArtifactCreate,
-    creator: str,
+    principal: Principal,
     *,
+    limits: Limits = Limits(),
     spec_loc: Loc = ("body", "spec"),
 ) -> Artifact:
-    """Check the spec (at `spec_loc` in the request) and write the artifact."""
-    spec = await secrets.checked_spec_and_secrets(session, data.spec, data.type, spec_loc)
+    """Check the spec (at `spec_loc` in the request) and write the artifact; the caller owns
+    it (and, registering into a new collection, the collection)."""
+    spec = await _checked_spec(session, data.spec, data.type, spec_loc, principal, limits)
     if data.collection_id is not None:
-        await _target_collection(session, data.collection_id, data.type)
+        await _target_collection(session, data.collection_id, data.type, principal)
     artifact = Artifact(
         name=data.name,
         description=data.description,
@@ -91,12 +125,13 @@ async def create_artifact(
         status="draft",
         collection_id=data.collection_id,
         spec=_dump(spec),
-        created_by=creator,
+        created_by=principal.username,
     )
     session.add(artifact)
     await session.flush()
+    sharing.grant_owner(session, "artifact", artifact.id, principal.username)
     if data.status == "registered":
-        await _register(session, artifact, creator)
+        await _register(session, artifact, principal)
     return artifact
 
 
@@ -104,31 +139,34 @@ async def update_artifact(
     session: AsyncSession,
     artifact_id: str,
     data: ArtifactUpdate,
-    creator: str,
+    principal: Principal,
     *,
     expected_revision: int | None,
+    limits: Limits = Limits(),
 ) -> Artifact:
     artifact = await _editable(session, artifact_id, expected_revision)
     changes = data.model_dump(exclude_unset=True, exclude={"spec", "status"})
     artifact_type: ArtifactType = changes.get("type") or artifact.type
     if data.spec is not None:
-        checked = await secrets.checked_spec_and_secrets(
-            session, data.spec, artifact_type, ("body", "spec")
+        checked = await _checked_spec(
+            session, data.spec, artifact_type, ("body", "spec"), principal, limits
         )
         artifact.spec = _dump(checked)
     elif "type" in changes:
         # A new type may reject the stored spec; check it under the new type's rules.
         stored = ArtifactSpec.model_validate(artifact.spec)
-        checked_spec(stored, artifact_type, ("body", "type"))
+        problems = spec_problems(stored, artifact_type, ("body", "type"))
+        if problems:
+            raise InvalidInputError(problems)
     collection_id = changes.get("collection_id", artifact.collection_id)
     if collection_id is not None and ({"collection_id", "type"} & changes.keys()):
-        await _target_collection(session, collection_id, artifact_type)
+        await _target_collection(session, collection_id, artifact_type, principal)
     for field, value in changes.items():
         setattr(artifact, field, value)
     artifact.updated_at = utcnow()
     await session.flush()
     if data.status == "registered":
-        await _register(session, artifact, creator)
+        await _register(session, artifact, principal)
     return artifact
 
 
@@ -136,13 +174,15 @@ async def replace_artifact(
     session: AsyncSession,
     artifact_id: str,
     data: ArtifactReplace,
+    principal: Principal,
     *,
     expected_revision: int | None,
+    limits: Limits = Limits(),
 ) -> Artifact:
     artifact = await _editable(session, artifact_id, expected_revision)
-    spec = await secrets.checked_spec_and_secrets(session, data.spec, data.type, ("body", "spec"))
+    spec = await _checked_spec(session, data.spec, data.type, ("body", "spec"), principal, limits)
     if data.collection_id is not None:
-        await _target_collection(session, data.collection_id, data.type)
+        await _target_collection(session, data.collection_id, data.type, principal)
     artifact.name = data.name
     artifact.description = data.description
     artifact.type = data.type
@@ -167,14 +207,23 @@ async def delete_artifact(
             f"artifact '{artifact_id}' is used by workloads {users}; delete them first"
         )
     await session.delete(artifact)
+    await sharing.forget(session, "artifact", artifact_id)
     await session.flush()
 
 
 async def clone_artifact(
-    session: AsyncSession, artifact_id: str, data: ArtifactClone, creator: str
+    session: AsyncSession, artifact_id: str, data: ArtifactClone, principal: Principal
 ) -> Artifact:
-    """A new draft with the source's fields; it registers into the source's collection."""
+    """A new draft with the source's fields, owned by the caller; it registers into the
+    source's collection (if the caller owns that). The secrets the source references must be
+    shared with the caller: a clone would otherwise hand their values to its runner."""
     source = await get_artifact(session, artifact_id)
+    await secrets.require_usable(
+        session,
+        secrets.spec_references(ArtifactSpec.model_validate(source.spec), ()),
+        principal,
+        f"artifact '{artifact_id}'",
+    )
     clone = Artifact(
         name=data.name or source.name,
         description=source.description,
@@ -182,10 +231,11 @@ async def clone_artifact(
         status="draft",
         collection_id=source.collection_id,
         spec=dict(source.spec),
-        created_by=creator,
+        created_by=principal.username,
     )
     session.add(clone)
     await session.flush()
+    sharing.grant_owner(session, "artifact", clone.id, principal.username)
     return clone
 
 
@@ -210,13 +260,18 @@ async def _editable(
 
 
 async def _target_collection(
-    session: AsyncSession, collection_id: str, artifact_type: str
+    session: AsyncSession,
+    collection_id: str,
+    artifact_type: str,
+    principal: Principal,
+    need: access.Need = "read",
 ) -> ArtifactCollection:
+    """The collection a draft is aimed at (the caller must see it) or registered into (the
+    caller must own it)."""
+    loc = ("body", "collectionId")
+    await access.require_reference(session, "collection", collection_id, principal, need, loc)
     collection = await session.get(ArtifactCollection, collection_id)
-    if collection is None:
-        raise InvalidInputError.at(
-            ("body", "collectionId"), f"artifact collection '{collection_id}' does not exist"
-        )
+    assert collection is not None  # access.require found it
     if collection.type != artifact_type:
         raise InvalidInputError.at(
             ("body", "collectionId"),
@@ -225,12 +280,21 @@ async def _target_collection(
     return collection
 
 
-async def _register(session: AsyncSession, artifact: Artifact, creator: str) -> None:
+async def _register(session: AsyncSession, artifact: Artifact, principal: Principal) -> None:
+    """Registering adds a version to a collection: a new one the caller then owns, or one
+    they own already."""
     if artifact.collection_id is None:
-        collection = ArtifactCollection(name=artifact.name, type=artifact.type, created_by=creator)
+        collection = ArtifactCollection(
+            name=artifact.name, type=artifact.type, created_by=principal.username
+        )
         session.add(collection)
         await session.flush()
+        sharing.grant_owner(session, "collection", collection.id, principal.username)
         artifact.collection_id = collection.id
+    else:
+        await _target_collection(
+            session, artifact.collection_id, artifact.type, principal, need="manage"
+        )
     # Why a single UPDATE ... RETURNING: the increment happens under the row's write lock, so
     # concurrent registrations into one collection get distinct, consecutive numbers.
     version = await session.scalar(

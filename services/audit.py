@@ -58,11 +58,41 @@ def record_hash(row: AuditEvent) -> str:
     return hashlib.sha256(row.prev_hash.encode() + b"\n" + canonical(row)).hexdigest()
 
 
-async def append(session: AsyncSession, entries: Sequence[AuditEntry]) -> list[AuditEvent]:
+@dataclass(frozen=True)
+class Prepared:
+    """An entry with its canonical JSON made ahead, all but `seq`, which only the append knows:
+    what `canonical` makes of the row is `{before,"seq":N,after}`, as `seq` sorts between
+    `resource_type` and `source_ip`. Large entries (the gateway's, listing hundreds of calls)
+    are prepared before the transaction, so the write lock is held for as short as possible."""
+
+    entry: AuditEntry
+    before: bytes
+    after: bytes
+
+    def canonical(self, seq: int) -> bytes:
+        return b'%s,"seq":%d,%s' % (self.before, seq, self.after)
+
+
+def prepare(entry: AuditEntry) -> Prepared:
+    record: dict[str, Any] = {name: getattr(entry, name) for name in HASHED_FIELDS}
+    record["at"] = format_at(entry.at)
+    before = {key: value for key, value in record.items() if key < "seq"}
+    after = {key: value for key, value in record.items() if key > "seq"}
+    return Prepared(entry, _canonical_json(before)[:-1], _canonical_json(after)[1:])
+
+
+def _canonical_json(value: dict[str, Any]) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+async def append(
+    session: AsyncSession, entries: Sequence[AuditEntry | Prepared]
+) -> list[AuditEvent]:
     """Chain `entries` onto the log in the session's transaction; they become visible, with
     consecutive seqs, when the caller commits. Concurrent appenders queue on a lock."""
     if not entries:
         return []
+    ready = [entry if isinstance(entry, Prepared) else prepare(entry) for entry in entries]
     connection = await session.connection()
     if connection.dialect.name == "postgresql":
         # Held until commit, so no other appender reads the tail before ours is written.
@@ -75,11 +105,13 @@ async def append(session: AsyncSession, entries: Sequence[AuditEntry]) -> list[A
     ).first()
     seq, prev_hash = (tail.seq, tail.hash) if tail else (0, GENESIS)
     rows: list[AuditEvent] = []
-    for entry in entries:
+    for prepared in ready:
         seq += 1
-        row = AuditEvent(seq=seq, prev_hash=prev_hash, **entry.model_dump())
-        row.hash = prev_hash = record_hash(row)
+        digest = hashlib.sha256(prev_hash.encode() + b"\n" + prepared.canonical(seq)).hexdigest()
+        # The entry's own values (frozen, already clean): no deep copy of large summaries.
+        row = AuditEvent(seq=seq, prev_hash=prev_hash, hash=digest, **dict(prepared.entry))
         rows.append(row)
+        prev_hash = digest
     session.add_all(rows)
     await session.flush()
     return rows

@@ -1,5 +1,6 @@
-"""`AuditWriter`: one per process. Management actions are written before they are answered;
-deployment invocations are queued and written in batches so the gateway never waits on SQL."""
+"""`AuditWriter`: one per API process. Management actions are written before they are
+answered (`append_now`); records that can wait are queued and written in batches (`enqueue`).
+(Invoke calls are recorded by the gateway process: api/gateway/invocation_audit.py.)"""
 
 from __future__ import annotations
 

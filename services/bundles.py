@@ -12,15 +12,28 @@ from models.bundles import ResourceBundle
 from services.errors import NotFoundError
 from services.quantities import parse_bytes
 
+PREFERRED_DEFAULT = "cpu.small"
+
 
 class BundleCatalog:
-    """Bundles by id, in the order the file lists them."""
+    """Bundles by id, in the order the file lists them, and the default bundle: the one a
+    container group runs on when it names none (every container runs with limits)."""
 
-    def __init__(self, bundles: list[ResourceBundle]) -> None:
+    def __init__(self, bundles: list[ResourceBundle], default: str | None = None) -> None:
         self._bundles = {bundle.id: bundle for bundle in bundles}
+        if default is None:
+            default = PREFERRED_DEFAULT if PREFERRED_DEFAULT in self._bundles else bundles[0].id
+        if default not in self._bundles:
+            raise ValueError(
+                f"the default resource bundle '{default}' (WAPI_DEFAULT_RESOURCE_BUNDLE) is not "
+                f"in the bundle catalog; it has {sorted(self._bundles)}"
+            )
+        self.default = self._bundles[default]
 
     @classmethod
-    def load(cls, path: Path | None = None) -> BundleCatalog:
+    def load(cls, path: Path | None = None, *, default: str | None = None) -> BundleCatalog:
+        """The catalog in `path` (else the shipped one); `default` names the default bundle
+        (else `cpu.small` if the catalog has it, or its first bundle)."""
         if path is None:
             text = resources.files("config").joinpath("resource_bundles.yaml").read_text()
             source = "the shipped catalog"
@@ -36,7 +49,7 @@ class BundleCatalog:
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
             raise ValueError(f"{source}: duplicate bundle ids {duplicates}")
-        return cls(bundles)
+        return cls(bundles, default)
 
     def all(self) -> list[ResourceBundle]:
         return list(self._bundles.values())

@@ -6,6 +6,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog.tables import Artifact, ArtifactCollection
+from services import access
+from services.api_keys import Principal
 from services.errors import NotFoundError
 from services.listing import PageRequest, fetch_page, matching
 
@@ -24,11 +26,17 @@ async def get_collection(session: AsyncSession, collection_id: str) -> ArtifactC
 
 
 async def list_collections(
-    session: AsyncSession, search: str | None, page: PageRequest
+    session: AsyncSession, search: str | None, page: PageRequest, principal: Principal
 ) -> tuple[list[ArtifactCollection], int]:
+    """The collections the caller may read."""
     statement = select(ArtifactCollection)
+    visible = access.readable("collection", ArtifactCollection.id, principal)
+    if visible is not None:
+        statement = statement.where(visible)
     if search:
-        statement = statement.where(matching(search, ArtifactCollection.name))
+        statement = statement.where(
+            matching(search, ArtifactCollection.name, ArtifactCollection.id)
+        )
     return await fetch_page(
         session,
         statement,

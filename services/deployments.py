@@ -12,7 +12,6 @@ from catalog.tables import (
     Artifact,
     Deployment,
     DeploymentEvent,
-    DeploymentRole,
     DeploymentSwap,
     HealthCheck,
     Workload,
@@ -20,8 +19,9 @@ from catalog.tables import (
 )
 from models.deployments import DeploymentCreate, DeploymentUpdate, HealthSettings
 from models.status import DeploymentStatus
-from services import events
-from services.errors import ConflictError, InvalidInputError
+from services import access, events, sharing
+from services.api_keys import Principal
+from services.errors import ConflictError
 from services.listing import PageRequest, fetch_page, matching
 
 HEALTH_HISTORY = 500  # checks kept per deployment
@@ -36,14 +36,16 @@ SORT_KEYS = {
 async def deployable_workload(
     session: AsyncSession,
     workload_id: str,
+    principal: Principal,
     *,
     loc: tuple[str, ...],
     deployment_id: str | None = None,
 ) -> Workload:
-    """The workload, if it may be deployed: registered artifact, not deployed elsewhere."""
+    """The workload, if it may be deployed: the caller owns it (the deployment will start and
+    stop it), its artifact is registered, and no other deployment routes to it."""
+    await access.require_reference(session, "workload", workload_id, principal, "manage", loc)
     workload = await session.get(Workload, workload_id)
-    if workload is None:
-        raise InvalidInputError.at(loc, f"workload '{workload_id}' does not exist")
+    assert workload is not None  # access.require found it
     artifact = await session.get(Artifact, workload.artifact_id)
     if artifact is None or artifact.status != "registered":
         raise ConflictError(
@@ -63,24 +65,25 @@ async def deployable_workload(
 
 
 async def create_deployment(
-    session: AsyncSession, data: DeploymentCreate, creator: str
+    session: AsyncSession, data: DeploymentCreate, principal: Principal
 ) -> Deployment:
-    workload = await deployable_workload(session, data.workload_id, loc=("body", "workloadId"))
+    """Write a deployment in front of a workload the caller owns; the caller owns it."""
+    creator = principal.username
+    workload = await deployable_workload(
+        session, data.workload_id, principal, loc=("body", "workloadId")
+    )
     deployment = Deployment(
         name=data.name,
         description=data.description,
         workload_id=workload.id,
         status="active" if workload.status == "running" else "inactive",
         health=data.health.model_dump(mode="json"),
+        max_body_bytes=data.max_body_bytes,
         created_by=creator,
     )
     session.add(deployment)
     await session.flush()
-    session.add(
-        DeploymentRole(
-            deployment_id=deployment.id, username=creator, role="owner", granted_by=creator
-        )
-    )
+    sharing.grant_owner(session, "deployment", deployment.id, creator)
     await add_event(session, deployment.id, "created", f"created by {creator}", creator)
     return deployment
 
@@ -92,9 +95,9 @@ async def list_deployments(
     search: str | None,
     status: str | None,
     workload_id: str | None,
-    readable_by: str | None,
+    principal: Principal,
 ) -> tuple[list[Deployment], int]:
-    """`readable_by`: only deployments where this user is owner or user (None: all)."""
+    """The deployments the caller may read."""
     statement = select(Deployment)
     if search:
         statement = statement.where(
@@ -104,15 +107,9 @@ async def list_deployments(
         statement = statement.where(Deployment.status == status)
     if workload_id:
         statement = statement.where(Deployment.workload_id == workload_id)
-    if readable_by is not None:
-        statement = statement.where(
-            Deployment.id.in_(
-                select(DeploymentRole.deployment_id).where(
-                    DeploymentRole.username == readable_by,
-                    DeploymentRole.role.in_(("owner", "user")),
-                )
-            )
-        )
+    visible = access.readable("deployment", Deployment.id, principal)
+    if visible is not None:
+        statement = statement.where(visible)
     return await fetch_page(
         session,
         statement,
@@ -135,6 +132,8 @@ async def update_deployment(
         await add_event(
             session, deployment.id, "health_settings_changed", f"changed by {actor}", actor
         )
+    if "max_body_bytes" in data.model_fields_set:  # null: back to the gateway's default
+        deployment.max_body_bytes = data.max_body_bytes
     deployment.updated_at = utcnow()
     await session.flush()
 
@@ -246,8 +245,9 @@ def consecutive_failures(checks: list[HealthCheck]) -> int:
 
 
 async def forget_deployment(session: AsyncSession, deployment_id: str) -> None:
-    for table in (HealthCheck, DeploymentEvent, DeploymentSwap, DeploymentRole):
+    for table in (HealthCheck, DeploymentEvent, DeploymentSwap):
         await session.execute(delete(table).where(table.deployment_id == deployment_id))
+    await sharing.forget(session, "deployment", deployment_id)
     await session.execute(delete(Deployment).where(Deployment.id == deployment_id))
 
 

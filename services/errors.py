@@ -7,6 +7,8 @@ DomainError
 ├── NotFoundError          404
 ├── ConflictError          409  (the state of a resource forbids the action)
 ├── PreconditionFailedError 412 (a stale If-Match ETag)
+├── PayloadTooLargeError   413  (a request body over its limit)
+├── TooManyRequestsError   429  (a caller over its limit of concurrent calls; has Retry-After)
 ├── UnavailableError       503  (a dependency such as Temporal is down; has Retry-After)
 └── UpstreamTimeoutError   504  (a workload did not answer the gateway in time)
 """
@@ -81,6 +83,18 @@ class UpstreamTimeoutError(DomainError):
 
 class BadGatewayError(DomainError):
     code = "bad_gateway"
+
+
+class PayloadTooLargeError(DomainError):
+    code = "payload_too_large"
+
+
+class TooManyRequestsError(DomainError):
+    code = "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after_seconds: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
 
 
 class UnavailableError(DomainError):

@@ -1,8 +1,9 @@
-"""Kubernetes-style quantities for memory: 512Mi, 2Gi, 16G, 1e9 or plain bytes."""
+"""Kubernetes-style quantities for memory: 512Mi, 2Gi, 16G or plain bytes, parsed exactly."""
 
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 
 _UNITS = {
     "": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
@@ -14,15 +15,19 @@ _QUANTITY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
 
 
 def parse_bytes(value: int | float | str) -> int:
-    """Bytes in a quantity; raises ValueError naming the accepted units."""
+    """Bytes in a quantity: a positive whole number of bytes (`0.5` or `1.5` bytes is not one,
+    nor is a value that would silently round). Raises ValueError naming the accepted units."""
+    if isinstance(value, bool):
+        raise ValueError("is not a quantity")
     if isinstance(value, int | float):
-        if value <= 0:
-            raise ValueError("must be positive")
-        return int(value)
-    match = _QUANTITY.match(value)
-    if not match or match.group(2) not in _UNITS:
-        raise ValueError(f"'{value}' is not a quantity like 512Mi, 2Gi or 16G")
-    amount = float(match.group(1)) * _UNITS[match.group(2)]
+        amount = Fraction(value)
+    else:
+        match = _QUANTITY.match(value)
+        if not match or match.group(2) not in _UNITS:
+            raise ValueError(f"'{value}' is not a quantity like 512Mi, 2Gi or 16G")
+        amount = Fraction(match.group(1)) * _UNITS[match.group(2)]
     if amount <= 0:
         raise ValueError("must be positive")
+    if amount.denominator != 1:
+        raise ValueError(f"'{value}' is not a whole number of bytes")
     return int(amount)

@@ -12,14 +12,22 @@ from sqlalchemy import Text, cast, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from catalog.tables import Artifact, Secret, Workload, new_id, utcnow
+from catalog.tables import Artifact, ResourceRole, Secret, Workload, new_id, utcnow
 from models.secrets import SecretCreate, SecretRotate
-from models.spec import ArtifactSpec, ArtifactType, EnvVar, SecretEnvVar
+from models.spec import ArtifactSpec, EnvVar, SecretEnvVar
 from models.workloads import WorkloadRuntime
-from services.errors import ConflictError, FieldProblem, InvalidInputError, Loc, NotFoundError
+from services import access, sharing
+from services.api_keys import Principal
+from services.errors import (
+    ConflictError,
+    FieldProblem,
+    InvalidInputError,
+    Loc,
+    NotFoundError,
+    PermissionDeniedError,
+)
 from services.keyring import Keyring
 from services.listing import PageRequest, fetch_page, matching
-from services.spec_rules import normalized, spec_problems
 
 SORT_KEYS = {
     "name": Secret.name,
@@ -32,8 +40,9 @@ Reference = tuple[Loc, str]
 
 
 async def create_secret(
-    session: AsyncSession, data: SecretCreate, creator: str, keyring: Keyring
+    session: AsyncSession, data: SecretCreate, principal: Principal, keyring: Keyring
 ) -> Secret:
+    """Store the value encrypted; the caller owns the secret."""
     if await session.scalar(select(Secret.id).where(Secret.name == data.name)):
         raise _duplicate(data.name)
     secret_id = new_id()  # chosen first: the ciphertext is bound to it
@@ -43,13 +52,14 @@ async def create_secret(
         description=data.description,
         version=1,
         ciphertext=keyring.encrypt(secret_id, data.value.get_secret_value()),
-        created_by=creator,
+        created_by=principal.username,
     )
     session.add(row)
     try:
         await session.flush()
     except IntegrityError:  # a concurrent create with the same name won
         raise _duplicate(data.name) from None
+    sharing.grant_owner(session, "secret", secret_id, principal.username)
     return row
 
 
@@ -61,9 +71,13 @@ async def get_secret(session: AsyncSession, secret_id: str) -> Secret:
 
 
 async def list_secrets(
-    session: AsyncSession, search: str | None, page: PageRequest
+    session: AsyncSession, search: str | None, page: PageRequest, principal: Principal
 ) -> tuple[list[Secret], int]:
+    """Metadata of the secrets the caller may read."""
     statement = select(Secret)
+    visible = access.readable("secret", Secret.id, principal)
+    if visible is not None:
+        statement = statement.where(visible)
     if search:
         statement = statement.where(matching(search, Secret.name, Secret.id))
     return await fetch_page(
@@ -106,6 +120,7 @@ async def delete_secret(session: AsyncSession, secret_id: str) -> None:
             "environment variables first"
         )
     await session.delete(row)
+    await sharing.forget(session, "secret", secret_id)
     await session.flush()
 
 
@@ -167,23 +182,62 @@ def _names(references: Iterable[Reference], secret_id: str) -> bool:
     return any(found == secret_id for _, found in references)
 
 
-async def unknown_secrets(session: AsyncSession, references: list[Reference]) -> list[FieldProblem]:
-    """A problem at each reference whose secret does not exist."""
-    if not references:
-        return []
+async def _missing_and_unshared(
+    session: AsyncSession, references: list[Reference], principal: Principal
+) -> tuple[set[str], set[str]]:
+    """Ids of referenced secrets that do not exist, and of those that exist but are not
+    shared with the caller (any role will do: referencing a secret is using it)."""
     wanted = {secret_id for _, secret_id in references}
+    if not wanted:
+        return set(), set()
     existing = set(await session.scalars(select(Secret.id).where(Secret.id.in_(wanted))))
+    shared = existing
+    if principal.role != "admin":
+        rows = await session.scalars(
+            select(ResourceRole.resource_id).where(
+                ResourceRole.resource_type == "secret",
+                ResourceRole.resource_id.in_(existing),
+                ResourceRole.username == principal.username,
+            )
+        )
+        shared = set(rows)
+    return wanted - existing, existing - shared
+
+
+async def unusable_secrets(
+    session: AsyncSession, references: list[Reference], principal: Principal
+) -> list[FieldProblem]:
+    """A problem at each reference the caller may not use: one to a secret that does not
+    exist is told apart from one that is not shared only by the caller's own knowledge."""
+    missing, unshared = await _missing_and_unshared(session, references, principal)
     return [
-        FieldProblem(loc, f"secret '{secret_id}' does not exist")
+        FieldProblem(loc, f"secret '{secret_id}' does not exist or is not shared with you")
         for loc, secret_id in references
-        if secret_id not in existing
+        if secret_id in missing | unshared
     ]
 
 
-async def check_references(session: AsyncSession, references: list[Reference]) -> None:
-    problems = await unknown_secrets(session, references)
+async def check_references(
+    session: AsyncSession, references: list[Reference], principal: Principal
+) -> None:
+    """References in a request body: a 422 at each one the caller may not use."""
+    problems = await unusable_secrets(session, references, principal)
     if problems:
         raise InvalidInputError(problems)
+
+
+async def require_usable(
+    session: AsyncSession, references: list[Reference], principal: Principal, holder: str
+) -> None:
+    """References stored in `holder` (an artifact the caller runs or clones): a 403 naming
+    the secrets that are not shared with the caller, since running it would hand them their
+    values. One that no longer exists gives nothing away; the start then fails naming it."""
+    _, unshared = await _missing_and_unshared(session, references, principal)
+    if unshared:
+        raise PermissionDeniedError(
+            f"{holder} references secrets {sorted(unshared)} that are not shared with you; "
+            "their owners can share them (the consumer role is enough)"
+        )
 
 
 async def resolve(
@@ -200,15 +254,3 @@ async def resolve(
 
 def _duplicate(name: str) -> ConflictError:
     return ConflictError(f"a secret named '{name}' already exists; rotate it, or pick another name")
-
-
-async def checked_spec_and_secrets(
-    session: AsyncSession, spec: ArtifactSpec, artifact_type: ArtifactType, loc: Loc
-) -> ArtifactSpec:
-    """`spec_rules.checked_spec`, and every secret it references exists: one 422 for all."""
-    spec = normalized(spec)
-    problems = spec_problems(spec, artifact_type, loc)
-    problems += await unknown_secrets(session, spec_references(spec, loc))
-    if problems:
-        raise InvalidInputError(problems)
-    return spec

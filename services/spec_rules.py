@@ -16,19 +16,7 @@ NEEDS_READINESS: frozenset[ArtifactType] = frozenset({"agent", "model", "nim"})
 
 def normalized(spec: ArtifactSpec) -> ArtifactSpec:
     """Fill in the defaults that depend on siblings: the implied primary and container names."""
-    groups = []
-    for group in spec.container_groups:
-        containers = list(group.containers)
-        if len(containers) == 1 and containers[0].primary is None:
-            containers[0] = containers[0].model_copy(update={"primary": True})
-        named = []
-        for index, container in enumerate(containers):
-            update: dict[str, object] = {"primary": bool(container.primary)}
-            if container.name is None:
-                update["name"] = "main" if container.primary else f"sidecar-{index}"
-            named.append(container.model_copy(update=update))
-        groups.append(group.model_copy(update={"containers": named}))
-    return spec.model_copy(update={"container_groups": groups})
+    return spec.normalized()
 
 
 def spec_problems(spec: ArtifactSpec, artifact_type: ArtifactType, loc: Loc) -> list[FieldProblem]:

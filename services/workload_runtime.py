@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from models.bundles import ResourceBundle
 from models.plan import ContainerPlan, GroupPlan, RunPlan, SecretEnv
 from models.spec import (
     ArtifactSpec,
@@ -10,10 +11,19 @@ from models.spec import (
     SecretEnvVar,
     StringEnvVar,
 )
-from models.workloads import GroupRuntime, WorkloadRuntime
+from models.workloads import ContainerOverride, GroupRuntime, WorkloadRuntime
 from services.bundles import BundleCatalog
 from services.errors import FieldProblem, InvalidInputError, Loc
+from services.limits import MIN_MEMORY_BYTES, Limits
 from services.quantities import parse_bytes
+
+
+def group_bundle(group: GroupRuntime, bundles: BundleCatalog) -> ResourceBundle:
+    """The bundle a group runs on: its first known bundle, else the catalog's default."""
+    for bundle_id in group.resource_bundles:
+        if bundle_id in bundles:
+            return bundles.get(bundle_id)
+    return bundles.default
 
 
 def checked_runtime(
@@ -21,6 +31,7 @@ def checked_runtime(
     spec: ArtifactSpec,
     artifact_type: ArtifactType,
     bundles: BundleCatalog,
+    limits: Limits = Limits(),
     loc: Loc = ("body", "runtime"),
 ) -> WorkloadRuntime:
     """The runtime with one entry per artifact group (in artifact order); raises on any problem."""
@@ -41,7 +52,7 @@ def checked_runtime(
             problems.append(FieldProblem((*g_loc, "name"), f"group '{group.name}' is listed twice"))
         given[group.name] = group
         problems += _group_problems(
-            group, by_name[group.name].containers, artifact_type, bundles, g_loc
+            group, by_name[group.name].containers, artifact_type, bundles, limits, g_loc
         )
     missing = [name for name in by_name if name not in given]
     if artifact_type == "nim" and not runtime.container_groups:
@@ -57,6 +68,7 @@ def _group_problems(
     containers: list[Container],
     artifact_type: ArtifactType,
     bundles: BundleCatalog,
+    limits: Limits,
     loc: Loc,
 ) -> list[FieldProblem]:
     problems: list[FieldProblem] = []
@@ -71,6 +83,7 @@ def _group_problems(
             FieldProblem((*loc, "resourceBundles"), "a nim artifact needs a GPU resource bundle")
         )
     names = {container.name for container in containers}
+    bundle = group_bundle(group, bundles)
     for index, override in enumerate(group.containers):
         o_loc = (*loc, "containers", index)
         if override.name not in names:
@@ -79,12 +92,33 @@ def _group_problems(
                     (*o_loc, "name"), f"group '{group.name}' has no container '{override.name}'"
                 )
             )
-        memory = override.resource_allocation.memory if override.resource_allocation else None
-        if memory is not None:
-            try:
-                parse_bytes(memory)
-            except ValueError as exc:
-                problems.append(FieldProblem((*o_loc, "resourceAllocation", "memory"), str(exc)))
+        problems += _allocation_problems(override, bundle, limits, (*o_loc, "resourceAllocation"))
+    return problems
+
+
+def _allocation_problems(
+    override: ContainerOverride, bundle: ResourceBundle, limits: Limits, loc: Loc
+) -> list[FieldProblem]:
+    """An override may lower a container's limits, not raise them above the bundle."""
+    allocation = override.resource_allocation
+    if allocation is None:
+        return []
+    problems = []
+    above = f"is above the bundle '{bundle.id}' ({{}}); pick a larger bundle"
+    cpu = allocation.cpu
+    if cpu is not None and cpu > bundle.cpu_count and not limits.allow_above_bundle:
+        problems.append(FieldProblem((*loc, "cpu"), above.format(f"{bundle.cpu_count} CPU")))
+    if allocation.memory is not None:
+        try:
+            memory = parse_bytes(allocation.memory)
+        except ValueError as exc:
+            return [*problems, FieldProblem((*loc, "memory"), str(exc))]
+        if memory < MIN_MEMORY_BYTES:
+            problems.append(FieldProblem((*loc, "memory"), "must be at least 6Mi"))
+        elif memory > bundle.memory_bytes and not limits.allow_above_bundle:
+            problems.append(
+                FieldProblem((*loc, "memory"), above.format(f"{bundle.memory_bytes} bytes"))
+            )
     return problems
 
 
@@ -94,13 +128,18 @@ def build_plan(
     spec: ArtifactSpec,
     runtime: WorkloadRuntime,
     bundles: BundleCatalog,
+    limits: Limits = Limits(),
 ) -> RunPlan:
-    """What generation `generation` of the workload runs: the artifact as it is now, the runtime."""
+    """What generation `generation` of the workload runs: the artifact as it is now, the runtime.
+
+    Every container is limited: to the group's bundle (or the default bundle), lowered by its
+    override; GPUs go to the primary container only.
+    """
     by_group = {group.name: group for group in runtime.container_groups}
     plans = []
     for group in spec.container_groups:
         settings = by_group.get(group.name, GroupRuntime(name=group.name))
-        bundle = next((bundles.get(b) for b in settings.resource_bundles if b in bundles), None)
+        bundle = group_bundle(settings, bundles)
         overrides = {o.name: o for o in settings.containers}
         primary_port = next(c.port for c in group.containers if c.primary)
         containers = []
@@ -118,8 +157,7 @@ def build_plan(
                 for name, var in variables.items()
                 if isinstance(var, SecretEnvVar) and name not in env
             ]
-            cpu = bundle.cpu_count if bundle and container.primary else None
-            memory = bundle.memory_bytes if bundle and container.primary else None
+            cpu, memory = bundle.cpu_count, bundle.memory_bytes
             allocation = override.resource_allocation if override else None
             if allocation and allocation.cpu is not None:
                 cpu = allocation.cpu
@@ -137,7 +175,9 @@ def build_plan(
                     secret_env=secret_env,
                     cpu=cpu,
                     memory_bytes=memory,
-                    gpu_count=bundle.gpu_count if bundle and container.primary else 0,
+                    pids_limit=limits.pids,
+                    read_only_root=limits.read_only_root,
+                    gpu_count=bundle.gpu_count if container.primary else 0,
                     readiness_probe=container.readiness_probe,
                     liveness_probe=container.liveness_probe,
                     startup_probe=container.startup_probe,

@@ -2,6 +2,9 @@
 
 Lifecycle changes (start, stop, scale, delete) belong to the workload's workflow; this module
 only writes what the API may write itself and what the workflow's activities record.
+
+Why one module of this length: the checks a workload passes before it may run (artifact
+access, secrets, limits) sit beside the writes they guard.
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ from models.artifacts import ArtifactCreate
 from models.spec import ArtifactSpec
 from models.status import WorkloadStatus
 from models.workloads import WorkloadCreate, WorkloadRuntime, WorkloadUpdate
-from services import artifacts, events, secrets
+from services import access, artifacts, events, secrets, sharing
+from services.api_keys import Principal
 from services.bundles import BundleCatalog
-from services.errors import InvalidInputError, NotFoundError
+from services.errors import ConflictError, FieldProblem, InvalidInputError, NotFoundError
+from services.limits import Limits
 from services.listing import PageRequest, fetch_page, matching
 from services.workload_runtime import checked_runtime
 
@@ -42,9 +47,17 @@ class WorkloadFilter:
 
 
 async def create_workload(
-    session: AsyncSession, data: WorkloadCreate, creator: str, bundles: BundleCatalog
+    session: AsyncSession,
+    data: WorkloadCreate,
+    principal: Principal,
+    bundles: BundleCatalog,
+    limits: Limits = Limits(),
 ) -> Workload:
-    """Write the workload (and its inline draft artifact) with status `submitted`."""
+    """Write the workload (and its inline draft artifact) with status `submitted`; the caller
+    owns both. Running an artifact needs `use` on it if it is registered, `read` if it is a
+    draft (a draft is work in progress, not something shared for running), and a role on
+    every secret it references."""
+    creator = principal.username
     if data.artifact is not None:
         inline = data.artifact
         artifact = await artifacts.create_artifact(
@@ -55,21 +68,29 @@ async def create_workload(
                 type=inline.type,
                 spec=inline.spec,
             ),
-            creator,
+            principal,
+            limits=limits,
             spec_loc=("body", "artifact", "spec"),
         )
     else:
         assert data.artifact_id is not None
         found = await session.get(Artifact, data.artifact_id)
-        if found is None:
-            raise InvalidInputError.at(
-                ("body", "artifactId"), f"artifact '{data.artifact_id}' does not exist"
-            )
+        need: access.Need = "use" if found and found.status == "registered" else "read"
+        loc = ("body", "artifactId")
+        await access.require_reference(session, "artifact", data.artifact_id, principal, need, loc)
+        assert found is not None  # access.require found it
         artifact = found
+        await secrets.require_usable(
+            session,
+            secrets.spec_references(ArtifactSpec.model_validate(artifact.spec), ()),
+            principal,
+            f"artifact '{artifact.id}'",
+        )
     spec = ArtifactSpec.model_validate(artifact.spec)
-    runtime = checked_runtime(data.runtime, spec, artifact.type, bundles)
+    runtime = checked_runtime(data.runtime, spec, artifact.type, bundles, limits)
+    _check_runnable(artifact, runtime, limits, ("body", "artifactId"))
     await secrets.check_references(
-        session, secrets.runtime_references(data.runtime, ("body", "runtime"))
+        session, secrets.runtime_references(data.runtime, ("body", "runtime")), principal
     )
     workload = Workload(
         name=data.name,
@@ -82,8 +103,24 @@ async def create_workload(
     )
     session.add(workload)
     await session.flush()
+    sharing.grant_owner(session, "workload", workload.id, creator)
     await add_event(session, workload.id, "created", f"created by {creator}", creator)
     return workload
+
+
+def _check_runnable(
+    artifact: Artifact, runtime: WorkloadRuntime, limits: Limits, loc: tuple[str, ...]
+) -> None:
+    """The artifact's images come from allowed registries (the list may have changed since it
+    was written) and its spec with the runtime fits in a run plan."""
+    spec = ArtifactSpec.model_validate(artifact.spec)
+    problems = [
+        FieldProblem(loc, f"artifact '{artifact.id}': imageUri {problem.msg}")
+        for problem in limits.image_problems(spec, ())
+    ]
+    problems += limits.size_problems(("body", "runtime"), artifact.spec, _dump(runtime))
+    if problems:
+        raise InvalidInputError(problems)
 
 
 async def get_workload(session: AsyncSession, workload_id: str) -> Workload:
@@ -94,9 +131,13 @@ async def get_workload(session: AsyncSession, workload_id: str) -> Workload:
 
 
 async def list_workloads(
-    session: AsyncSession, where: WorkloadFilter, page: PageRequest
+    session: AsyncSession, where: WorkloadFilter, page: PageRequest, principal: Principal
 ) -> tuple[list[Workload], int]:
+    """The workloads the caller may read that match `where`."""
     statement = select(Workload)
+    visible = access.readable("workload", Workload.id, principal)
+    if visible is not None:
+        statement = statement.where(visible)
     if where.search:
         statement = statement.where(
             matching(where.search, Workload.name, Workload.description, Workload.id)
@@ -136,7 +177,12 @@ class WorkloadChange:
 
 
 async def check_update(
-    session: AsyncSession, workload: Workload, data: WorkloadUpdate, bundles: BundleCatalog
+    session: AsyncSession,
+    workload: Workload,
+    data: WorkloadUpdate,
+    bundles: BundleCatalog,
+    principal: Principal,
+    limits: Limits = Limits(),
 ) -> WorkloadChange:
     """Validate an edit without writing anything."""
     if data.runtime is None:
@@ -144,10 +190,13 @@ async def check_update(
     artifact = await session.get(Artifact, workload.artifact_id)
     assert artifact is not None  # artifacts used by workloads cannot be deleted
     runtime = checked_runtime(
-        data.runtime, ArtifactSpec.model_validate(artifact.spec), artifact.type, bundles
+        data.runtime, ArtifactSpec.model_validate(artifact.spec), artifact.type, bundles, limits
     )
+    problems = limits.size_problems(("body", "runtime"), artifact.spec, _dump(runtime))
+    if problems:
+        raise InvalidInputError(problems)
     await secrets.check_references(
-        session, secrets.runtime_references(data.runtime, ("body", "runtime"))
+        session, secrets.runtime_references(data.runtime, ("body", "runtime")), principal
     )
     now = replica_counts(WorkloadRuntime.model_validate(workload.runtime))
     wanted = replica_counts(runtime)
@@ -185,6 +234,23 @@ async def apply_update(
             )
     workload.updated_at = utcnow()
     await session.flush()
+
+
+async def check_start(
+    session: AsyncSession, workload: Workload, principal: Principal, limits: Limits = Limits()
+) -> None:
+    """A start runs the artifact as it is now (a draft may have gained secret references
+    since) with the workload's runtime: the caller must be able to use every secret they
+    name, and its images must come from allowed registries."""
+    artifact = await session.get(Artifact, workload.artifact_id)
+    assert artifact is not None  # artifacts used by workloads cannot be deleted
+    spec = ArtifactSpec.model_validate(artifact.spec)
+    refused = limits.image_problems(spec, ())
+    if refused:
+        raise ConflictError(f"workload '{workload.id}' cannot start: {refused[0].msg}")
+    references = secrets.spec_references(spec, ())
+    references += secrets.runtime_references(WorkloadRuntime.model_validate(workload.runtime), ())
+    await secrets.require_usable(session, references, principal, f"workload '{workload.id}'")
 
 
 async def add_event(
@@ -251,6 +317,7 @@ async def forget_workload(session: AsyncSession, workload_id: str) -> None:
     for table in (WorkloadReplica, WorkloadEvent):
         await session.execute(delete(table).where(table.workload_id == workload_id))
     await session.execute(delete(Workload).where(Workload.id == workload_id))
+    await sharing.forget(session, "workload", workload_id)
 
 
 async def discard_new_workload(
@@ -260,6 +327,7 @@ async def discard_new_workload(
     await forget_workload(session, workload_id)
     if inline_artifact_id is not None:
         await session.execute(delete(Artifact).where(Artifact.id == inline_artifact_id))
+        await sharing.forget(session, "artifact", inline_artifact_id)
 
 
 def _dump(runtime: WorkloadRuntime) -> dict[str, Any]:

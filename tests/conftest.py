@@ -74,11 +74,35 @@ async def app(settings: Settings, unreachable_temporal: Client) -> AsyncIterator
         yield app
 
 
-def client_for(app: FastAPI, key: str | None) -> httpx.AsyncClient:
+class _GatewayRouting(httpx.AsyncBaseTransport):
+    """Invoke paths to the gateway (a real socket), everything else to the app in process."""
+
+    def __init__(self, app: FastAPI, gateway: str) -> None:
+        self.app = httpx.ASGITransport(app=app)
+        self.gateway = httpx.AsyncHTTPTransport()
+        self.gateway_url = httpx.URL(gateway)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if not request.url.path.startswith("/api/v2/endpoints/"):
+            return await self.app.handle_async_request(request)
+        request.url = request.url.copy_with(
+            scheme=self.gateway_url.scheme, host=self.gateway_url.host, port=self.gateway_url.port
+        )
+        request.headers["Host"] = request.url.netloc.decode()
+        return await self.gateway.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.gateway.aclose()
+        await self.app.aclose()
+
+
+def client_for(app: FastAPI, key: str | None, *, gateway: str | None = None) -> httpx.AsyncClient:
+    """The API in process; with `gateway`, invoke calls go to that gateway's URL."""
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://testserver", headers=headers
+    transport: httpx.AsyncBaseTransport = (
+        _GatewayRouting(app, gateway) if gateway else httpx.ASGITransport(app=app)
     )
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver", headers=headers)
 
 
 @pytest.fixture

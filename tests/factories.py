@@ -10,7 +10,16 @@ from catalog.tables import Workload, WorkloadReplica
 from models.artifacts import ArtifactCreate
 from models.workloads import WorkloadCreate
 from services import artifacts, workloads
+from services.api_keys import Principal
 from services.bundles import BundleCatalog
+
+ADMIN = Principal(key_id="test-admin", username="admin", role="admin")
+
+
+def principal(username: str, role: str = "editor") -> Principal:
+    """The caller an API key of `username` with global role `role` would be."""
+    assert role in ("admin", "editor", "viewer")
+    return Principal(key_id=f"test-{username}", username=username, role=role)  # type: ignore[arg-type]
 
 
 def spec(image: str = "registry.example.com/team/app:1", **container: Any) -> dict[str, Any]:
@@ -43,8 +52,8 @@ def ready_replica(workload_id: str, address: str) -> WorkloadReplica:
 async def registered_workload(session: AsyncSession, name: str = "w") -> Workload:
     """A workload of a registered artifact (deployable), written in `session`."""
     made = await artifacts.create_artifact(
-        session, ArtifactCreate.model_validate(artifact(name=name, status="registered")), "admin"
+        session, ArtifactCreate.model_validate(artifact(name=name, status="registered")), ADMIN
     )
     return await workloads.create_workload(
-        session, WorkloadCreate(name=name, artifact_id=made.id), "admin", BundleCatalog.load()
+        session, WorkloadCreate(name=name, artifact_id=made.id), ADMIN, BundleCatalog.load()
     )

@@ -14,6 +14,7 @@ from fastapi import Body, FastAPI, Request
 from sqlalchemy import select
 
 from api.audit_actions import route_action
+from api.deps import Viewer
 from catalog.tables import AuditEvent
 from tests.conftest import ADMIN_KEY, client_for
 from tests.factories import artifact, spec
@@ -172,7 +173,7 @@ async def test_an_unexpected_error_is_recorded_as_500(app: FastAPI) -> None:
 
 async def test_routes_can_add_to_the_summary(app: FastAPI, api: httpx.AsyncClient) -> None:
     async def register(
-        widget_id: str, request: Request, body: Annotated[dict[str, Any], Body()]
+        widget_id: str, request: Request, body: Annotated[dict[str, Any], Body()], _: Viewer
     ) -> dict[str, str]:
         request.state.audit_summary = {"status": "registered", "version": 3, "fields": ["x"]}
         return {"id": widget_id}

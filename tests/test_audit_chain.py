@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from catalog.tables import AuditEvent
 from cli import app as cli_app
-from services.audit import record_hash
+from models.audit import AuditEntry
+from services.audit import canonical, prepare, record_hash
 from tests.factories import artifact
 from tests.test_audit import ARTIFACTS, VERIFY, rows, verify
 
@@ -110,3 +111,22 @@ async def test_the_cli_verifies_the_database_directly(
     assert "NOT valid at seq 2" in broken.stderr and "altered" in broken.stderr
     bad_anchor = await asyncio.to_thread(run, "--anchor", "3:abc")
     assert bad_anchor.exit_code == 2
+
+
+def test_a_prepared_entry_hashes_as_its_row_does() -> None:
+    """Entries are encoded ahead of the append (all but `seq`); the record verification reads
+    back must hash the same."""
+    entry = AuditEntry(
+        actor="zoë",
+        actor_kind="invoke_token",
+        action="deployment.invoke",
+        resource_type="deployment",
+        resource_id="d1",
+        request_id='r"1',
+        source_ip=None,
+        status_code=200,
+        latency_ms=1.25,
+        summary={"count": 2, "calls": [[0, "a", "/x\u2028", 7], [15, "b", "/", 9]], "é": None},
+    )
+    row = AuditEvent(seq=41, prev_hash="0" * 64, **dict(entry))
+    assert prepare(entry).canonical(41) == canonical(row)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from config.settings import Settings
 from tests.conftest import client_for
 from tests.factories import artifact
+from tests.support.gateway import gateway_in_loop
 
 # Every route under /api/v2 and the least role that may call it. A new route must be added here.
 REQUIRED_ROLE: dict[tuple[str, str], str] = {
@@ -42,12 +45,11 @@ REQUIRED_ROLE: dict[tuple[str, str], str] = {
     ("DELETE", "/api/v2/console/deployments/{deploymentId}/swap/"): "editor",
     ("GET", "/api/v2/console/deployments/{deploymentId}/swaps/"): "viewer",
     ("GET", "/api/v2/console/deployments/{deploymentId}/health/"): "viewer",
+    ("GET", "/api/v2/console/deployments/{deploymentId}/stats/"): "viewer",
     ("GET", "/api/v2/console/deployments/{deploymentId}/events/"): "viewer",
     ("POST", "/api/v2/console/deployments/{deploymentId}/tokens/"): "editor",
     ("GET", "/api/v2/console/deployments/{deploymentId}/tokens/"): "editor",
     ("DELETE", "/api/v2/console/deployments/{deploymentId}/tokens/{tokenId}/"): "editor",
-    ("GET", "/api/v2/console/deployments/{deploymentId}/sharedRoles/"): "viewer",
-    ("PATCH", "/api/v2/console/deployments/{deploymentId}/sharedRoles/"): "editor",
     ("GET", "/api/v2/resourceBundles/"): "viewer",
     ("GET", "/api/v2/resourceBundles/{bundleId}/"): "viewer",
     ("POST", "/api/v2/apiKeys/"): "admin",
@@ -63,12 +65,24 @@ REQUIRED_ROLE: dict[tuple[str, str], str] = {
     ("GET", "/api/v2/auditEvents/"): "admin",
     ("GET", "/api/v2/auditEvents/verify/"): "admin",
 }
+for _path in (
+    "/api/v2/registry/artifacts/{artifactId}/sharedRoles/",
+    "/api/v2/registry/artifactCollections/{collectionId}/sharedRoles/",
+    "/api/v2/console/workloads/{workloadId}/sharedRoles/",
+    "/api/v2/console/deployments/{deploymentId}/sharedRoles/",
+    "/api/v2/secrets/{secretId}/sharedRoles/",
+):
+    REQUIRED_ROLE[("GET", _path)] = "viewer"
+    REQUIRED_ROLE[("PATCH", _path)] = "editor"
+# Invoke routes are documented by the management API and served by the gateway, a process of
+# its own: the same matrix runs against the gateway.
 INVOKE_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+GATEWAY_ROLE: dict[tuple[str, str], str] = {}
 for _method in INVOKE_METHODS:
-    REQUIRED_ROLE[(_method, "/api/v2/endpoints/workloads/{workloadId}/{path}")] = "viewer"
-    # Invoking a deployment needs a role on it (see test_deployment_access.py); on a deployment
+    # Invoking needs a role on the workload or deployment (see test_access_matrix.py); on one
     # nobody shares with them, only admins get past authorisation.
-    REQUIRED_ROLE[(_method, "/api/v2/endpoints/deployments/{deploymentId}/{path}")] = "admin"
+    GATEWAY_ROLE[(_method, "/api/v2/endpoints/workloads/{workloadId}/{path}")] = "admin"
+    GATEWAY_ROLE[(_method, "/api/v2/endpoints/deployments/{deploymentId}/{path}")] = "admin"
 RANK = {"viewer": 0, "editor": 1, "admin": 2}
 UNAUTHENTICATED = ("GET /healthz", "GET /readyz", "GET /metrics")
 
@@ -96,19 +110,53 @@ def concrete(path: str) -> str:
 
 
 async def test_every_route_is_in_the_matrix(app: FastAPI) -> None:
-    assert api_routes(app) == set(REQUIRED_ROLE)
+    assert api_routes(app) == set(REQUIRED_ROLE) | set(GATEWAY_ROLE)
 
 
-async def test_role_matrix(app: FastAPI, api: httpx.AsyncClient) -> None:
-    keys = {role: await make_key(api, role) for role in RANK}
+async def callers(api: httpx.AsyncClient) -> dict[str, str | None]:
+    keys: dict[str, str | None] = {role: await make_key(api, role) for role in RANK}
     revoked = await make_key(api, "editor")
     revoked_id = (await api.get("/api/v2/apiKeys/", params={"limit": 100})).json()["data"][-1]["id"]
     assert (await api.delete(f"/api/v2/apiKeys/{revoked_id}/")).status_code == 200
+    return {**keys, "none": None, "bad": "wapi_not-a-real-key", "revoked": revoked}
 
-    callers = {**keys, "none": None, "bad": "wapi_not-a-real-key", "revoked": revoked}
-    for (method, path), needed in REQUIRED_ROLE.items():
-        for caller, key in callers.items():
-            async with client_for(app, key) as client:
+
+async def test_role_matrix(app: FastAPI, api: httpx.AsyncClient) -> None:
+    await check_matrix(REQUIRED_ROLE, await callers(api), lambda key: client_for(app, key))
+
+
+async def test_role_matrix_of_the_gateway(
+    app: FastAPI, api: httpx.AsyncClient, settings: Settings
+) -> None:
+    keys = await callers(api)
+    async with gateway_in_loop(settings) as gateway:
+
+        def client(key: str | None) -> httpx.AsyncClient:
+            headers = {"Authorization": f"Bearer {key}"} if key else {}
+            return httpx.AsyncClient(base_url=gateway.url, headers=headers)
+
+        await check_matrix(GATEWAY_ROLE, keys, client)
+
+
+async def test_invoke_calls_sent_to_the_management_api_are_pointed_at_the_gateway(
+    app: FastAPI, settings: Settings
+) -> None:
+    async with client_for(app, None) as client:
+        for method, path in GATEWAY_ROLE:
+            response = await client.request(method, concrete(path))
+            assert response.status_code == 421, (method, path)
+            if method != "HEAD":
+                assert settings.public_gateway_url + concrete(path) in response.json()["message"]
+
+
+async def check_matrix(
+    matrix: dict[tuple[str, str], str],
+    keys: dict[str, str | None],
+    client_for: Callable[[str | None], httpx.AsyncClient],
+) -> None:
+    for (method, path), needed in matrix.items():
+        for caller, key in keys.items():
+            async with client_for(key) as client:
                 body: dict[str, object] | None = {} if method in ("POST", "PUT", "PATCH") else None
                 response = await client.request(method, concrete(path), json=body)
             where = f"{method} {path} as {caller}: {response.status_code} {response.text[:200]}"

@@ -21,7 +21,7 @@ from catalog import database
 from catalog.tables import Workload
 from models.deployments import DeploymentCreate, HealthSettings
 from services import deployments
-from tests.factories import artifact, ready_replica, registered_workload
+from tests.factories import ADMIN, artifact, ready_replica, registered_workload
 from workflows.deployment_contract import MonitorInput
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -41,7 +41,7 @@ async def deployment_on(
         workload = await registered_workload(session)
         health = HealthSettings(timeout_seconds=check_seconds, failure_threshold=1)
         deployment = await deployments.create_deployment(
-            session, DeploymentCreate(name="d", workload_id=workload.id, health=health), "admin"
+            session, DeploymentCreate(name="d", workload_id=workload.id, health=health), ADMIN
         )
         row = await session.get(Workload, workload.id)
         assert row is not None

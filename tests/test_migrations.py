@@ -4,11 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import column, insert, table, text
 
 from catalog import database
-from catalog.tables import Base
+from catalog.tables import (
+    Artifact,
+    ArtifactCollection,
+    Base,
+    JSONType,
+    Secret,
+    UTCDateTime,
+    Workload,
+    utcnow,
+)
 
 
 async def test_migrations_match_the_tables(catalog_url: str) -> None:
@@ -23,5 +34,79 @@ async def test_migrations_match_the_tables(catalog_url: str) -> None:
 
         async with engine.connect() as conn:
             assert await conn.run_sync(diff) == []
+    finally:
+        await engine.dispose()
+
+
+async def test_roles_move_to_resource_roles_and_creators_become_owners(catalog_url: str) -> None:
+    """0004: deployment roles move over unchanged; every other resource gets its creator as
+    owner, and a deployment whose creator gave up ownership is left as its owners chose."""
+    engine = database.create_engine(catalog_url)
+
+    def to_0003(connection: Any) -> None:
+        config = database.alembic_config(str(connection.engine.url))
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0003")
+
+    try:
+        await database.migrate(engine)
+        async with engine.begin() as conn:
+            await conn.run_sync(to_0003)
+        sessions = database.create_sessionmaker(engine)
+        async with sessions() as session, session.begin():
+            session.add(ArtifactCollection(id="c1", name="c", type="generic", created_by="erin"))
+            await session.flush()  # no relationships: the ORM does not order inserts
+            session.add(
+                Artifact(id="a1", name="a", type="generic", status="registered", version=1,
+                         collection_id="c1", spec={}, created_by="erin")
+            )  # fmt: skip
+            await session.flush()
+            session.add(
+                Workload(id="w1", name="w", artifact_id="a1", status="stopped", runtime={},
+                         created_by="frank")
+            )  # fmt: skip
+            await session.flush()
+            session.add(Secret(id="s1", name="s", ciphertext="x", created_by="gina"))
+            await session.flush()
+            # Deployments as they were at 0003 (later revisions add columns).
+            columns = ("id", "name", "description", "workload_id", "status", "created_by")
+            at_0003 = table(
+                "deployments",
+                *(column(name) for name in columns),
+                column("health", JSONType),
+                column("created_at", UTCDateTime()),
+                column("updated_at", UTCDateTime()),
+            )
+            for deployment_id, creator in (("d1", "alice"), ("d2", "carol")):
+                await session.execute(
+                    insert(at_0003).values(id=deployment_id, name="d", description="",
+                        workload_id="w1", status="inactive", health={}, created_by=creator,
+                        created_at=utcnow(), updated_at=utcnow())
+                )  # fmt: skip
+        async with engine.begin() as conn:
+            for deployment_id, username, role in (
+                ("d1", "alice", "owner"),
+                ("d1", "bob", "consumer"),
+                ("d2", "dave", "owner"),
+            ):
+                await conn.execute(
+                    text("INSERT INTO deployment_roles VALUES (:d, :u, :r, 'alice', :at)"),
+                    {"d": deployment_id, "u": username, "r": role, "at": utcnow()},
+                )
+        await database.migrate(engine)
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                text("SELECT resource_type, resource_id, username, role FROM resource_roles")
+            )
+            roles = sorted(tuple(row) for row in rows)
+        assert roles == [
+            ("artifact", "a1", "erin", "owner"),
+            ("collection", "c1", "erin", "owner"),
+            ("deployment", "d1", "alice", "owner"),
+            ("deployment", "d1", "bob", "consumer"),
+            ("deployment", "d2", "dave", "owner"),
+            ("secret", "s1", "gina", "owner"),
+            ("workload", "w1", "frank", "owner"),
+        ]
     finally:
         await engine.dispose()

@@ -154,22 +154,31 @@ async def test_the_size_limit_is_64_kib(api: httpx.AsyncClient) -> None:
 
 
 async def test_roles(app: FastAPI, api: httpx.AsyncClient) -> None:
+    """Only what is shared is visible, and only owners with an editor key change it."""
     made = await create(api)
     url = f"{SECRETS}{made['id']}/"
     async with client_for(app, await make_key(api, "viewer")) as viewer:
-        assert (await viewer.get(SECRETS)).status_code == 200
+        assert (await viewer.get(SECRETS)).json()["totalCount"] == 0
+        assert (await viewer.get(url)).status_code == 404
+        share = [{"username": "viewer", "role": "owner"}]
+        shared = await api.patch(f"{url}sharedRoles/", json={"roles": share})
+        assert shared.status_code == 204
+        assert (await viewer.get(SECRETS)).json()["totalCount"] == 1
         assert (await viewer.get(url)).status_code == 200
-        for refused in (
+        for refused in (  # the key's global role is a ceiling, whatever the role on the secret
             viewer.post(SECRETS, json={"name": "v", "value": "v"}),
             viewer.post(f"{url}rotate/", json={"value": "v"}),
             viewer.delete(url),
         ):
             assert (await refused).status_code == 403
     async with client_for(app, await make_key(api, "editor")) as editor:
+        assert (await editor.post(f"{url}rotate/", json={"value": "v2"})).status_code == 404
+        assert (await editor.delete(url)).status_code == 404
         made_by_editor = (await editor.post(SECRETS, json={"name": "e", "value": "v"})).json()
         assert made_by_editor["creator"] == {"username": "editor"}
-        assert (await editor.post(f"{url}rotate/", json={"value": "v2"})).status_code == 200
-        assert (await editor.delete(url)).status_code == 204
+        own = f"{SECRETS}{made_by_editor['id']}/"
+        assert (await editor.post(f"{own}rotate/", json={"value": "v2"})).status_code == 200
+        assert (await editor.delete(own)).status_code == 204
 
 
 async def test_an_unusable_key_is_503_and_not_echoed(

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -28,7 +30,7 @@ from runtimes.local import LocalRuntime
 from services import workloads
 from services.bundles import BundleCatalog
 from services.keyring import load_keyring
-from tests.factories import spec
+from tests.factories import ADMIN, spec
 from workflows.workload_contract import SuperviseInput
 
 
@@ -55,7 +57,7 @@ async def test_unreachable_engine_is_retried_and_reported(
         created = await workloads.create_workload(
             session,
             WorkloadCreate(name="w", artifact=InlineArtifact.model_validate({"spec": spec()})),
-            "admin",
+            ADMIN,
             BundleCatalog.load(),
         )
     runtime = LocalRuntime(f"unix://{tmp_path / 'no-engine.sock'}")
@@ -116,3 +118,42 @@ async def test_a_long_tick_keeps_heartbeating(catalog_engine: AsyncEngine, tmp_p
     )
     assert result.outcome == "failed"
     assert len(beats) >= 2, "no heartbeat while the tick ran"
+
+
+async def test_an_image_pull_counts_against_the_ready_timeout(
+    catalog_engine: AsyncEngine, tmp_path: Path, docker_url: str
+) -> None:
+    """A registry that never answers (on loopback) holds the pull; the workload fails when its
+    ready timeout is up, saying why, instead of waiting for the pull."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def never_answer(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    stuck = plan_for("w")
+    stuck.groups[0].containers[0].image = f"127.0.0.1:{port}/never/answers:1"
+    runtime = LocalRuntime(docker_url)
+    activities = SupervisionActivities(
+        database.create_sessionmaker(catalog_engine),
+        runtime,
+        load_keyring(Settings(state_dir=tmp_path)),
+        ready_timeout=timedelta(seconds=3),
+    )
+    env = ActivityEnvironment()
+    try:
+        began = time.monotonic()
+        result = await env.run(
+            activities.supervise, SuperviseInput(plan=stuck, wait_for_ready=True)
+        )
+        took = time.monotonic() - began
+    finally:
+        await runtime.close()
+        for writer in held:
+            writer.close()
+        server.close()
+    assert result.outcome == "failed"
+    assert "pulling images counts against the ready timeout" in (result.reason or "")
+    assert held, "the engine never tried the registry"
+    assert took < 60  # generous: the point is that it ends near 3 s, not when the pull does

@@ -1,41 +1,44 @@
-"""Credential and role lookups for every request, through short-lived caches (`TtlCache`)."""
+"""API keys and invoke tokens by hash, through short-lived caches (`TtlCache`).
+
+The management API awaits `authenticate`; the gateway's hot path `peek`s and awaits a load
+only on a miss (see `access.py`).
+"""
 
 from __future__ import annotations
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from api.gateway.ttl_cache import TtlCache
-from catalog.tables import DeploymentRole, InvokeToken
+from api.gateway.ttl_cache import Missing, TtlCache
+from catalog.tables import InvokeToken
 from services import api_keys
 from services.api_keys import Principal
 from services.errors import AuthenticationError
 
+# (deployment id, token id) of an active invoke token
+TokenOwner = tuple[str, str]
+
 
 class Credentials:
-    """API keys (by hash), invoke tokens (by hash) and deployment roles (by deployment, user)."""
-
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, ttl: float = 0.5) -> None:
         self.sessions = sessions
-        self._keys: TtlCache[str, Principal | None] = TtlCache(self._load_key, ttl=ttl)
-        self._tokens: TtlCache[str, tuple[str, str] | None] = TtlCache(self._load_token, ttl=ttl)
-        self._roles: TtlCache[tuple[str, str], str | None] = TtlCache(self._load_role, ttl=ttl)
+        self.keys: TtlCache[str, Principal | None] = TtlCache(self._load_key, ttl=ttl)
+        self.tokens: TtlCache[str, TokenOwner | None] = TtlCache(self._load_token, ttl=ttl)
 
     async def authenticate(self, key: str) -> Principal:
-        principal = await self._keys.get(api_keys.hash_key(key))
+        principal = await self.keys.get(api_keys.hash_key(key))
         if principal is None:
             raise AuthenticationError("the API key is not valid")
         return principal
 
-    async def token(self, token_hash: str) -> tuple[str, str] | None:
-        """(deployment id, token id) of an active invoke token."""
-        return await self._tokens.get(token_hash)
+    def peek_key(self, digest: str) -> Principal | Missing | None:
+        return self.keys.peek(digest)
 
-    async def role(self, deployment_id: str, username: str) -> str | None:
-        return await self._roles.get((deployment_id, username))
+    def peek_token(self, digest: str) -> TokenOwner | Missing | None:
+        return self.tokens.peek(digest)
 
     def forget_key(self, key_id: str) -> None:
-        self._keys.forget(lambda _, principal: principal is not None and principal.key_id == key_id)
+        self.keys.forget(lambda _, principal: principal is not None and principal.key_id == key_id)
 
     async def _load_key(self, digest: str) -> Principal | None:
         async with self.sessions() as session:
@@ -44,7 +47,7 @@ class Credentials:
             except AuthenticationError:
                 return None
 
-    async def _load_token(self, digest: str) -> tuple[str, str] | None:
+    async def _load_token(self, digest: str) -> TokenOwner | None:
         async with self.sessions() as session:
             row = (
                 await session.execute(
@@ -54,14 +57,3 @@ class Credentials:
                 )
             ).first()
         return (row[0], row[1]) if row else None
-
-    async def _load_role(self, key: tuple[str, str]) -> str | None:
-        deployment_id, username = key
-        async with self.sessions() as session:
-            role: str | None = await session.scalar(
-                select(DeploymentRole.role).where(
-                    DeploymentRole.deployment_id == deployment_id,
-                    DeploymentRole.username == username,
-                )
-            )
-        return role

@@ -1,12 +1,13 @@
 """Where the gateway sends traffic, held in memory.
 
 A background task reloads one snapshot from the catalog twice a second: ready replica addresses
-per workload and each deployment's current workload. Requests that find their answer there never
-wait on the database, and a swap reaches every gateway process within a second. A miss (a
-deployment or a ready replica newer than the snapshot) reads that one key from the catalog, so
-what a client has just been told exists or is running takes traffic at once; that read is one
-primary-key lookup, cheap enough even for a storm of calls to a stopped workload. (Who may call
-is `key_cache.py`'s job.)
+per workload, every workload id, and each deployment's current workload and body limit. A
+request finds its answer there with a dict lookup, and a swap reaches every gateway process
+within a second. A miss (a deployment or a ready replica newer than the snapshot) reads that
+one key from the catalog, so what a client has just been told exists or is running takes
+traffic at once; the answer, found or not, is kept until the next snapshot or for half a
+second, so a storm of calls to a stopped workload is one query per half second. (Who may call
+is `credentials.py`'s job.)
 """
 
 from __future__ import annotations
@@ -20,16 +21,25 @@ from dataclasses import dataclass, field
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from api.gateway.ttl_cache import Missing, TtlCache
 from catalog.tables import Deployment, Workload, WorkloadReplica
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a deployment routes now."""
+
+    workload: str
+    max_body_bytes: int | None  # None: the gateway's default
+
+
 @dataclass(frozen=True)
 class Routes:
-    ready: dict[str, list[str]] = field(default_factory=dict)  # workload -> addresses
+    ready: dict[str, tuple[str, ...]] = field(default_factory=dict)  # workload -> addresses
     workloads: frozenset[str] = frozenset()
-    deployments: dict[str, str] = field(default_factory=dict)  # deployment -> workload
+    deployments: dict[str, Target] = field(default_factory=dict)
 
 
 class ReplicaDirectory:
@@ -39,33 +49,66 @@ class ReplicaDirectory:
         self.sessions = sessions
         self.interval = interval
         self.routes = Routes()
+        self.loaded = False  # the first snapshot has been read
         self._task: asyncio.Task[None] | None = None
+        self._ready: TtlCache[str, tuple[str, ...]] = TtlCache(self._load_ready, ttl=interval)
+        self._exists: TtlCache[str, bool] = TtlCache(self._load_exists, ttl=interval)
+        self._targets: TtlCache[str, Target | None] = TtlCache(self._load_target, ttl=interval)
 
-    async def addresses(self, workload_id: str) -> list[str]:
+    # ---- the hot path: dict lookups ------------------------------------------------------
+
+    def peek_ready(self, workload_id: str) -> tuple[str, ...] | Missing:
+        found = self.routes.ready.get(workload_id)
+        return found if found else self._ready.peek(workload_id)
+
+    def peek_exists(self, workload_id: str) -> bool | Missing:
+        return True if workload_id in self.routes.workloads else self._exists.peek(workload_id)
+
+    def peek_target(self, deployment_id: str) -> Target | Missing | None:
+        found = self.routes.deployments.get(deployment_id)
+        return found if found is not None else self._targets.peek(deployment_id)
+
+    # ---- misses: one key from the catalog ------------------------------------------------
+
+    async def addresses(self, workload_id: str) -> tuple[str, ...]:
         """Ready addresses, from the snapshot or, when it has none, from the catalog."""
         found = self.routes.ready.get(workload_id)
-        if found:
-            return found
+        return found if found else await self._ready.get(workload_id)
+
+    async def exists(self, workload_id: str) -> bool:
+        return workload_id in self.routes.workloads or await self._exists.get(workload_id)
+
+    async def deployment_target(self, deployment_id: str) -> Target | None:
+        """The route of a deployment, from the snapshot or, for a deployment newer than it,
+        from the catalog. (A time-throttled reload here once answered 404 to the first call
+        on a just-created deployment: the snapshot had been read before it.)"""
+        found = self.routes.deployments.get(deployment_id)
+        return found if found is not None else await self._targets.get(deployment_id)
+
+    async def _load_ready(self, workload_id: str) -> tuple[str, ...]:
         async with self.sessions() as session:
             rows = await session.execute(
                 _ready_replicas().where(WorkloadReplica.workload_id == workload_id)
             )
-            return [address for _, address in rows if address]
+            return tuple(address for _, address in rows if address)
 
-    def knows(self, workload_id: str) -> bool:
-        return workload_id in self.routes.workloads
+    async def _load_exists(self, workload_id: str) -> bool:
+        async with self.sessions() as session:
+            found = await session.scalar(select(Workload.id).where(Workload.id == workload_id))
+        return found is not None
 
-    async def deployment_target(self, deployment_id: str) -> str | None:
-        """The workload a deployment routes to, from the snapshot or, for a deployment newer
-        than it, from the catalog. (A time-throttled reload here once answered 404 to the
-        first call on a just-created deployment: the snapshot had been read before it.)"""
-        target = self.routes.deployments.get(deployment_id)
-        if target is None:
-            async with self.sessions() as session:
-                target = await session.scalar(
-                    select(Deployment.workload_id).where(Deployment.id == deployment_id)
+    async def _load_target(self, deployment_id: str) -> Target | None:
+        async with self.sessions() as session:
+            row = (
+                await session.execute(
+                    select(Deployment.workload_id, Deployment.max_body_bytes).where(
+                        Deployment.id == deployment_id
+                    )
                 )
-        return target
+            ).first()
+        return Target(row[0], row[1]) if row else None
+
+    # ---- the snapshot ----------------------------------------------------------------------
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="replica-directory")
@@ -85,12 +128,17 @@ class ReplicaDirectory:
                     ready[workload_id].append(address)
             workloads = frozenset(await session.scalars(select(Workload.id)))
             deployments = {
-                deployment_id: workload_id
-                for deployment_id, workload_id in await session.execute(
-                    select(Deployment.id, Deployment.workload_id)
+                deployment_id: Target(workload_id, max_body_bytes)
+                for deployment_id, workload_id, max_body_bytes in await session.execute(
+                    select(Deployment.id, Deployment.workload_id, Deployment.max_body_bytes)
                 )
             }
-        self.routes = Routes(dict(ready), workloads, deployments)
+        # One assignment: a request sees the old table or the new one, never a mix. Answers
+        # read for misses are older than this snapshot, so they go.
+        self.routes = Routes({w: tuple(a) for w, a in ready.items()}, workloads, deployments)
+        for cache in (self._ready, self._exists, self._targets):
+            cache.clear()
+        self.loaded = True
 
     async def _run(self) -> None:
         while True:

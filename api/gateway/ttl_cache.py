@@ -1,10 +1,13 @@
 """Lookups with a short memory, so the gateway does not read the catalog on every request.
 
 An entry lives `ttl` seconds (0.5 by default): a revocation or a role change takes effect
-within a second on every API process, and something created a moment ago is found at once
-(a miss is looked up, not assumed). Misses are remembered too, so a flood of bad credentials
-cannot become a flood of queries. While the catalog does not answer, a key that was known
-keeps its last answer.
+within a second on every gateway and API process, and something created a moment ago is found
+at once (a miss is looked up, not assumed). Misses are remembered too, so a flood of bad
+credentials cannot become a flood of queries. While the catalog does not answer, a key that
+was known keeps its last answer.
+
+`peek` is the gateway's hot path: a dict lookup, no coroutine. Only when it finds nothing
+fresh does a request await `get`, which loads the key (once, however many requests wait).
 """
 
 from __future__ import annotations
@@ -22,6 +25,13 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
+class Missing:
+    """What `peek` answers when it has no fresh entry: the caller must `await get(key)`."""
+
+
+MISSING = Missing()
+
+
 class TtlCache(Generic[K, V]):
     def __init__(
         self, load: Callable[[K], Awaitable[V]], *, ttl: float = 0.5, size: int = 10_000
@@ -32,6 +42,13 @@ class TtlCache(Generic[K, V]):
         self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
         self._loading: dict[K, asyncio.Future[V]] = {}
         self._generation = 0
+
+    def peek(self, key: K) -> V | Missing:
+        """The fresh answer for `key`, or `MISSING`."""
+        cached = self._entries.get(key)
+        if cached is not None and cached[0] >= time.monotonic():
+            return cached[1]
+        return MISSING
 
     async def get(self, key: K) -> V:
         now = time.monotonic()
@@ -67,6 +84,11 @@ class TtlCache(Generic[K, V]):
         while len(self._entries) > self.size:
             self._entries.popitem(last=False)
         return value
+
+    def clear(self) -> None:
+        """Drop every entry (a fresher source has replaced what they answered)."""
+        self._generation += 1
+        self._entries.clear()
 
     def forget(self, matches: Callable[[K, V], bool]) -> None:
         """Drop entries at once in this process (other processes follow within `ttl`)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
+from api.presenters.workloads import invoke_url
 from catalog.tables import (
     Deployment,
     DeploymentEvent,
@@ -15,9 +16,9 @@ from models.deployments import (
     DeploymentEventPublic,
     DeploymentPublic,
     HealthCheckPublic,
-    ShareRole,
     SwapPublic,
 )
+from models.sharing import ShareRole
 from services import deployments
 
 
@@ -31,7 +32,8 @@ def present_deployment(
         status=row.status,
         status_reason=row.status_reason,
         workload_id=row.workload_id,
-        endpoint=f"{str(request.base_url).rstrip('/')}/api/v2/endpoints/deployments/{row.id}/",
+        endpoint=invoke_url(request, "deployments", row.id),
+        max_body_bytes=row.max_body_bytes,
         health=deployments.health_settings(row),
         role=role,
         creator=UserRef(username=row.created_by),

@@ -1,13 +1,11 @@
-"""How sharing rows of the catalog look on the wire."""
+"""How sharing rows and invoke tokens of the catalog look on the wire."""
 
 from __future__ import annotations
 
-from catalog.tables import DeploymentRole, InvokeToken
+from catalog.tables import InvokeToken, ResourceRole
 from models.common import UserRef
-from models.deployments import (
-    SharedRole,
-    TokenPublic,
-)
+from models.deployments import TokenPublic
+from models.sharing import SharedRole
 
 
 def present_token(row: InvokeToken) -> TokenPublic:
@@ -22,10 +20,13 @@ def present_token(row: InvokeToken) -> TokenPublic:
     )
 
 
-def present_role(row: DeploymentRole) -> SharedRole:
+def present_role(row: ResourceRole) -> SharedRole:
     return SharedRole(
+        id=row.username,
+        name=row.username,
         username=row.username,
         role=row.role,
+        share_recipient_type="user",
         granted_by=row.granted_by,
         granted_at=row.granted_at,
     )

@@ -18,10 +18,13 @@ from models.workloads import (
     WorkloadRuntime,
 )
 from services.bundles import BundleCatalog
+from services.workload_runtime import group_bundle
 
 
-def endpoint_url(request: Request, workload_id: str) -> str:
-    return f"{str(request.base_url).rstrip('/')}/api/v2/endpoints/workloads/{workload_id}/"
+def invoke_url(request: Request, kind: str, resource_id: str) -> str:
+    """Where the gateway (a process of its own, see WAPI_GATEWAY_URL) serves calls to it."""
+    gateway: str = request.app.state.context.settings.public_gateway_url
+    return f"{gateway}/api/v2/endpoints/{kind}/{resource_id}/"
 
 
 def present_workload(
@@ -49,14 +52,12 @@ def present_workload(
                 name=group.name,
                 replica_count=group.replica_count,
                 resource_bundles=group.resource_bundles,
-                resolved_bundle=next(
-                    (bundles.get(b) for b in group.resource_bundles if b in bundles), None
-                ),
+                resolved_bundle=group_bundle(group, bundles),
                 containers=group.containers,
             )
             for group in runtime.container_groups
         ],
-        endpoint=endpoint_url(request, row.id),
+        endpoint=invoke_url(request, "workloads", row.id),
         generation=row.generation,
         creator=UserRef(username=row.created_by),
         created_at=row.created_at,

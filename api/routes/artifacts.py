@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request, Response, status
 
-from api.deps import Editor, IfMatchDep, PageDep, SessionDep, Viewer
+from api.deps import Editor, IfMatchDep, LimitsDep, PageDep, SessionDep, Viewer
 from api.pagination import page_of
 from api.params import ArtifactId, Search
 from api.presenters.artifacts import present_artifact
@@ -21,7 +21,7 @@ from models.artifacts import (
 from models.common import Page
 from models.spec import SPEC_EXAMPLE, ArtifactType
 from models.status import ArtifactStatus
-from services import artifacts
+from services import access, artifacts
 from services.artifacts import ArtifactFilter
 
 router = APIRouter(prefix="/registry/artifacts", tags=["artifacts"])
@@ -53,12 +53,13 @@ def _with_etag(response: Response, row: Artifact) -> ArtifactPublic:
 async def create_artifact(
     session: SessionDep,
     principal: Editor,
+    limits: LimitsDep,
     response: Response,
     data: Annotated[ArtifactCreate, Body(openapi_examples=CREATE_EXAMPLES)],
 ) -> ArtifactPublic:
     """Create a draft (mutable, unversioned) or, with `status: registered`, an immutable version:
     v1 of a new collection, or the next version of `collectionId`."""
-    row = await artifacts.create_artifact(session, data, principal.username)
+    row = await artifacts.create_artifact(session, data, principal, limits=limits)
     response.headers["Location"] = f"/api/v2/registry/artifacts/{row.id}/"
     return _with_etag(response, row)
 
@@ -67,7 +68,7 @@ async def create_artifact(
 async def list_artifacts(
     request: Request,
     session: SessionDep,
-    _: Viewer,
+    principal: Viewer,
     page: PageDep,
     search: Search = None,
     type: Annotated[ArtifactType | None, Query(description="Only this type.")] = None,
@@ -78,17 +79,19 @@ async def list_artifacts(
         str | None, Query(alias="collectionId", max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
     ] = None,
 ) -> Page[ArtifactPublic]:
-    """Newest first, unless `orderBy` (name, createdAt, updatedAt, status, version, type)."""
+    """The artifacts you may read (a role on them, or on the collection of a registered one),
+    newest first, unless `orderBy` (name, createdAt, updatedAt, status, version, type)."""
     where = ArtifactFilter(search=search, type=type, status=status, collection_id=collection_id)
-    rows, total = await artifacts.list_artifacts(session, where, page)
+    rows, total = await artifacts.list_artifacts(session, where, page, principal)
     return page_of(request, rows, total, page, present_artifact)
 
 
 @router.get("/{artifactId}/", summary="Get an artifact")
 async def get_artifact(
-    session: SessionDep, _: Viewer, response: Response, artifact_id: ArtifactId
+    session: SessionDep, principal: Viewer, response: Response, artifact_id: ArtifactId
 ) -> ArtifactPublic:
     """The `ETag` header holds the revision to send back in `If-Match` when editing."""
+    await access.require(session, "artifact", artifact_id, principal, "read")
     return _with_etag(response, await artifacts.get_artifact(session, artifact_id))
 
 
@@ -97,6 +100,7 @@ async def update_artifact(
     request: Request,
     session: SessionDep,
     principal: Editor,
+    limits: LimitsDep,
     response: Response,
     artifact_id: ArtifactId,
     revision: IfMatchDep,
@@ -111,9 +115,11 @@ async def update_artifact(
     ],
 ) -> ArtifactPublic:
     """Change fields of a draft; `{"status": "registered"}` registers it as the next version of
-    its collection. Registered artifacts answer 409; a stale `If-Match` answers 412."""
+    its collection (you must own the collection). Registered artifacts answer 409; a stale
+    `If-Match` answers 412."""
+    await access.require(session, "artifact", artifact_id, principal, "manage")
     row = await artifacts.update_artifact(
-        session, artifact_id, data, principal.username, expected_revision=revision
+        session, artifact_id, data, principal, expected_revision=revision, limits=limits
     )
     if data.status == "registered":
         request.state.audit_summary = {
@@ -127,22 +133,27 @@ async def update_artifact(
 @router.put("/{artifactId}/", summary="Replace a draft")
 async def replace_artifact(
     session: SessionDep,
-    _: Editor,
+    principal: Editor,
+    limits: LimitsDep,
     response: Response,
     artifact_id: ArtifactId,
     revision: IfMatchDep,
     data: ArtifactReplace,
 ) -> ArtifactPublic:
     """Replace every editable field of a draft. Registered artifacts answer 409."""
-    row = await artifacts.replace_artifact(session, artifact_id, data, expected_revision=revision)
+    await access.require(session, "artifact", artifact_id, principal, "manage")
+    row = await artifacts.replace_artifact(
+        session, artifact_id, data, principal, expected_revision=revision, limits=limits
+    )
     return _with_etag(response, row)
 
 
 @router.delete("/{artifactId}/", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a draft")
 async def delete_artifact(
-    session: SessionDep, _: Editor, artifact_id: ArtifactId, revision: IfMatchDep
+    session: SessionDep, principal: Editor, artifact_id: ArtifactId, revision: IfMatchDep
 ) -> None:
     """Delete a draft. Registered artifacts are kept forever (409)."""
+    await access.require(session, "artifact", artifact_id, principal, "manage")
     await artifacts.delete_artifact(session, artifact_id, expected_revision=revision)
 
 
@@ -158,9 +169,9 @@ async def clone_artifact(
         ArtifactClone | None, Body(openapi_examples={"rename": {"value": {"name": "v2-draft"}}})
     ] = None,
 ) -> ArtifactPublic:
-    """A new draft with the same fields; registering it adds a version to the same collection."""
-    row = await artifacts.clone_artifact(
-        session, artifact_id, data or ArtifactClone(), principal.username
-    )
+    """A new draft of yours with the same fields (you need to read the source and to be able
+    to use the secrets it references); registering it adds a version to the same collection."""
+    await access.require(session, "artifact", artifact_id, principal, "read")
+    row = await artifacts.clone_artifact(session, artifact_id, data or ArtifactClone(), principal)
     response.headers["Location"] = f"/api/v2/registry/artifacts/{row.id}/"
     return _with_etag(response, row)

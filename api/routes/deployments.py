@@ -2,6 +2,7 @@
 
 Reading a deployment needs the `owner` or `user` role on it (admins have every role);
 changing it needs `owner` and an API key that may change things (`editor` or `admin`).
+Putting a workload behind a deployment (create, swap) needs `owner` on the workload.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
-from sqlalchemy import select
 
 from api.deps import DeploymentLifecycleDep, Editor, PageDep, SessionDep, Viewer
 from api.pagination import page_of
@@ -21,11 +21,7 @@ from api.presenters.deployments import (
     present_deployment_event,
     present_swap,
 )
-from catalog.tables import (
-    DeploymentRole,
-    DeploymentSwap,
-    new_id,
-)
+from catalog.tables import Deployment, DeploymentSwap, new_id
 from models.common import Page
 from models.deployments import (
     Availability,
@@ -34,12 +30,12 @@ from models.deployments import (
     DeploymentHealth,
     DeploymentPublic,
     DeploymentUpdate,
-    ShareRole,
     SwapCreate,
     SwapPublic,
 )
+from models.sharing import ShareRole
 from models.status import DeploymentStatus
-from services import deployment_access, deployments
+from services import access, deployments
 from services.api_keys import Principal
 from services.errors import UnavailableError
 from services.listing import PageRequest
@@ -60,8 +56,8 @@ async def create_deployment(
     data: DeploymentCreate,
 ) -> DeploymentPublic:
     """Put a stable, authenticated URL in front of a workload whose artifact is registered (a
-    draft-backed workload answers 409). You become its owner."""
-    row = await deployments.create_deployment(session, data, principal.username)
+    draft-backed workload answers 409) and that you own. You become the deployment's owner."""
+    row = await deployments.create_deployment(session, data, principal)
     public = present_deployment(request, row, "owner")
     await session.commit()
     try:
@@ -88,30 +84,22 @@ async def list_deployments(
     ] = None,
 ) -> Page[DeploymentPublic]:
     """The deployments you own or use (all of them for admins), newest first."""
-    admin = principal.role == "admin"
     rows, total = await deployments.list_deployments(
-        session,
-        page,
-        search=search,
-        status=status,
-        workload_id=workload_id,
-        readable_by=None if admin else principal.username,
+        session, page, search=search, status=status, workload_id=workload_id, principal=principal
     )
-    roles = await _roles(session, [row.id for row in rows], principal)
+    roles = await access.roles_of(session, "deployment", [row.id for row in rows], principal)
     return page_of(
         request, rows, total, page, lambda row: present_deployment(request, row, roles.get(row.id))
     )
 
 
-async def _roles(session: SessionDep, ids: list[str], principal: Principal) -> dict[str, ShareRole]:
-    if principal.role == "admin":
-        return dict.fromkeys(ids, "owner")
-    rows = await session.execute(
-        select(DeploymentRole.deployment_id, DeploymentRole.role).where(
-            DeploymentRole.deployment_id.in_(ids), DeploymentRole.username == principal.username
-        )
-    )
-    return {deployment_id: role for deployment_id, role in rows}
+async def _deployment(
+    session: SessionDep, deployment_id: str, principal: Principal, need: access.Need
+) -> tuple[Deployment, ShareRole]:
+    role = await access.require(session, "deployment", deployment_id, principal, need)
+    row = await session.get(Deployment, deployment_id)
+    assert row is not None  # access.require found it
+    return row, role
 
 
 @router.get("/{deploymentId}/", summary="Get a deployment")
@@ -119,7 +107,7 @@ async def get_deployment(
     request: Request, session: SessionDep, principal: Viewer, deployment_id: DeploymentId
 ) -> DeploymentPublic:
     """Status (active, degraded, inactive, swapping), the workload traffic goes to, the URL."""
-    row, role = await deployment_access.require(session, deployment_id, principal, "read")
+    row, role = await _deployment(session, deployment_id, principal, "read")
     return present_deployment(request, row, role)
 
 
@@ -132,7 +120,7 @@ async def update_deployment(
     data: DeploymentUpdate,
 ) -> DeploymentPublic:
     """Name, description and health-check settings (applied from the next check)."""
-    row, role = await deployment_access.require(session, deployment_id, principal, "manage")
+    row, role = await _deployment(session, deployment_id, principal, "manage")
     await deployments.update_deployment(session, row, data, principal.username)
     return present_deployment(request, row, role)
 
@@ -147,7 +135,7 @@ async def delete_deployment(
     deployment_id: DeploymentId,
 ) -> None:
     """Remove the URL, its tokens and roles. The workload keeps running; stop it yourself."""
-    row, _ = await deployment_access.require(session, deployment_id, principal, "manage")
+    row, _ = await _deployment(session, deployment_id, principal, "manage")
     ref = DeploymentRef.of(row)
     await session.commit()
     await lifecycle.delete(ref, principal.username)
@@ -168,9 +156,13 @@ async def swap_workload(
     is started if needed and must be running before traffic moves; the old workload is
     stopped once its requests are done (or after `keepPreviousSeconds`). If the candidate is
     not running within `readyTimeoutSeconds`, the swap rolls back and says why."""
-    row, _ = await deployment_access.require(session, deployment_id, principal, "manage")
+    row, _ = await _deployment(session, deployment_id, principal, "manage")
     await deployments.deployable_workload(
-        session, data.workload_id, loc=("body", "workloadId"), deployment_id=deployment_id
+        session,
+        data.workload_id,
+        principal,
+        loc=("body", "workloadId"),
+        deployment_id=deployment_id,
     )
     ref, swap_id = DeploymentRef.of(row), new_id()
     await session.commit()
@@ -201,7 +193,7 @@ async def cancel_swap(
 ) -> SwapPublic:
     """Cancel the swap in progress; traffic stays where it is and a candidate the swap started
     is stopped. Too late once traffic has moved (409): swap back instead."""
-    row, _ = await deployment_access.require(session, deployment_id, principal, "manage")
+    row, _ = await _deployment(session, deployment_id, principal, "manage")
     ref = DeploymentRef.of(row)
     await session.commit()
     await lifecycle.cancel_swap(ref, principal.username)
@@ -218,7 +210,7 @@ async def list_swaps(
     deployment_id: DeploymentId,
 ) -> Page[SwapPublic]:
     """Every swap, newest first, with how it ended and why."""
-    await deployment_access.require(session, deployment_id, principal, "read")
+    await _deployment(session, deployment_id, principal, "read")
     rows, total = await deployments.list_swaps(session, deployment_id, page)
     return page_of(request, rows, total, page, present_swap)
 
@@ -231,7 +223,7 @@ async def deployment_health(
     recent: Annotated[int, Query(ge=0, le=100, description="How many recent checks.")] = 20,
 ) -> DeploymentHealth:
     """Status, the last check, failures in a row and availability over the last hour."""
-    row, _ = await deployment_access.require(session, deployment_id, principal, "read")
+    row, _ = await _deployment(session, deployment_id, principal, "read")
     checks = await deployments.recent_checks(session, deployment_id, max(recent, 100))
     total, ok = await deployments.availability(session, deployment_id, AVAILABILITY_WINDOW)
     return DeploymentHealth(
@@ -258,6 +250,6 @@ async def list_events(
 ) -> Page[DeploymentEventPublic]:
     """Status changes, swaps, token and sharing changes, oldest first
     (`orderBy=-timestamp` for newest first)."""
-    await deployment_access.require(session, deployment_id, principal, "read")
+    await _deployment(session, deployment_id, principal, "read")
     rows, total = await deployments.list_events(session, deployment_id, page)
     return page_of(request, rows, total, page, present_deployment_event)

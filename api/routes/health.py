@@ -7,7 +7,7 @@ import logging
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import Field
 
 from api.deps import ContextDep
@@ -62,6 +62,7 @@ async def readyz(context: ContextDep) -> JSONResponse:
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
 )
 async def metrics(request: Request) -> PlainTextResponse:
-    """API and gateway metrics in the Prometheus text format."""
-    body = generate_latest(request.app.state.metrics.registry)
-    return PlainTextResponse(body, media_type=CONTENT_TYPE_LATEST)
+    """The management API's metrics in the Prometheus text format; no key is needed. (Invoke
+    traffic, per deployment, is on the gateway's own `/metrics`.)"""
+    registry: CollectorRegistry = request.app.state.metrics.registry
+    return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

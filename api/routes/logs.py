@@ -13,7 +13,7 @@ from api.deps import ContextDep, SessionDep, Viewer
 from api.params import WorkloadId
 from runtimes.base import LogLine
 from runtimes.errors import RuntimeUnavailableError
-from services import workloads
+from services import access
 from services.errors import UnavailableError
 
 router = APIRouter(prefix="/console/workloads", tags=["workloads"])
@@ -35,7 +35,7 @@ Name = Annotated[str | None, Query(max_length=255, pattern=r"^[A-Za-z0-9_.-]+$")
 async def workload_logs(
     context: ContextDep,
     session: SessionDep,
-    _: Viewer,
+    principal: Viewer,
     workload_id: WorkloadId,
     tail: Annotated[int | None, Query(ge=0, le=100_000, description="Last N lines.")] = 100,
     since: Annotated[datetime | None, Query(description="Only lines after this time.")] = None,
@@ -45,8 +45,9 @@ async def workload_logs(
     format: Annotated[Literal["text", "json"], Query(description="`json`: NDJSON.")] = "text",
 ) -> StreamingResponse:
     """stdout and stderr of every container of the workload, oldest first. With `follow=true`
-    the response streams until the client disconnects."""
-    await workloads.get_workload(session, workload_id)
+    the response streams until the client disconnects. Needs `owner` or `user` on the workload
+    (or on a deployment in front of it): logs may hold what the workload was sent."""
+    await access.require(session, "workload", workload_id, principal, "read")
     await session.commit()
     if context.runtime is None:
         raise UnavailableError("no container runtime is configured for this API process")

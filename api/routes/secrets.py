@@ -1,4 +1,8 @@
-"""`/secrets/`: values go in encrypted and never come out; workloads reference them by id."""
+"""`/secrets/`: values go in encrypted and never come out; workloads reference them by id.
+
+Owners rotate, share and delete a secret; users read its metadata and reference it; consumers
+only reference it (in an artifact or a workload's runtime).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from api.pagination import page_of
 from api.presenters.secrets import present_secret
 from models.common import Page
 from models.secrets import SecretCreate, SecretPublic, SecretRotate
-from services import secrets
+from services import access, secrets
 from services.errors import UnavailableError
 from services.keyring import Keyring, KeyringError, load_keyring
 
@@ -82,31 +86,36 @@ async def create_secret(
     """Store a value encrypted. The answer holds its metadata only: the value is never returned.
     Reference it from an environment variable as
     `{"name": "API_KEY", "source": "secret", "secretId": "<id>"}`. A taken name answers 409."""
-    row = await secrets.create_secret(session, data, principal.username, keyring)
+    row = await secrets.create_secret(session, data, principal, keyring)
     response.headers["Location"] = f"/api/v2/secrets/{row.id}/"
     return present_secret(row)
 
 
 @router.get("/", summary="List secrets")
 async def list_secrets(
-    request: Request, session: SessionDep, _: Viewer, page: PageDep, search: NameSearch = None
+    request: Request,
+    session: SessionDep,
+    principal: Viewer,
+    page: PageDep,
+    search: NameSearch = None,
 ) -> Page[SecretPublic]:
-    """Metadata of every secret, by name unless `orderBy` (name, createdAt, updatedAt,
-    version); never a value."""
-    rows, total = await secrets.list_secrets(session, search, page)
+    """Metadata of the secrets you may read, by name unless `orderBy` (name, createdAt,
+    updatedAt, version); never a value."""
+    rows, total = await secrets.list_secrets(session, search, page, principal)
     return page_of(request, rows, total, page, present_secret)
 
 
 @router.get("/{secretId}/", summary="Get a secret")
-async def get_secret(session: SessionDep, _: Viewer, secret_id: SecretId) -> SecretPublic:
+async def get_secret(session: SessionDep, principal: Viewer, secret_id: SecretId) -> SecretPublic:
     """One secret's metadata; never its value."""
+    await access.require(session, "secret", secret_id, principal, "read")
     return present_secret(await secrets.get_secret(session, secret_id))
 
 
 @router.post("/{secretId}/rotate/", summary="Rotate a secret")
 async def rotate_secret(
     session: SessionDep,
-    _: Editor,
+    principal: Editor,
     keyring: KeyringDep,
     secret_id: SecretId,
     data: Annotated[
@@ -115,12 +124,14 @@ async def rotate_secret(
     ],
 ) -> SecretPublic:
     """Replace the value; `version` goes up by one. Running workloads keep the value they
-    started with and get the new one at their next start."""
+    started with and get the new one at their next start. Owners only."""
+    await access.require(session, "secret", secret_id, principal, "manage")
     return present_secret(await secrets.rotate_secret(session, secret_id, data, keyring))
 
 
 @router.delete("/{secretId}/", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a secret")
-async def delete_secret(session: SessionDep, _: Editor, secret_id: SecretId) -> None:
-    """Delete a secret and its value. While an artifact or a workload's runtime references it,
-    the answer is 409 naming them."""
+async def delete_secret(session: SessionDep, principal: Editor, secret_id: SecretId) -> None:
+    """Delete a secret and its value (owners only). While an artifact or a workload's runtime
+    references it, the answer is 409 naming them."""
+    await access.require(session, "secret", secret_id, principal, "manage")
     await secrets.delete_secret(session, secret_id)

@@ -1,83 +1,98 @@
-"""`/console/deployments/{id}/tokens/` and `.../sharedRoles/`: who may invoke and manage.
+"""`.../{id}/sharedRoles/` on artifacts, collections, workloads, secrets and deployments.
 
-Owners manage both. Invoke tokens are shown once, stored hashed, and stop working within a
-second of being revoked, on every gateway process.
+One pair of routes per kind of resource, built by `shared_roles_router`. Everyone with a role
+that reads the resource sees who holds which role; owners (with an editor or admin key) grant,
+change and remove roles, and a resource keeps at least one owner.
+
+No `from __future__ import annotations` here: the path parameter's alias differs per kind, so
+the routes' annotations are built at run time and must be evaluated where they are defined.
 """
 
-from __future__ import annotations
+from typing import Annotated
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Path, Request, Response, status
 
-from api.deps import Editor, SessionDep, Viewer
-from api.params import DeploymentId, TokenId
-from api.presenters.sharing import present_role, present_token
-from models.deployments import (
-    RolesUpdate,
-    SharedRole,
-    TokenCreate,
-    TokenCreated,
-    TokenPublic,
+from api.deps import Editor, PageDep, SessionDep, Viewer
+from api.pagination import page_of
+from api.presenters.sharing import present_role
+from models.common import Page
+from models.sharing import ResourceType, RolesUpdate, SharedRole
+from services import access, sharing
+
+ROLES_DOC = (
+    "`owner` (read, use, change, share, delete), `user` (read and use), `consumer` (use only: "
+    "invoke, reference, run). Your key's global role is a ceiling: viewer keys never change "
+    "anything."
 )
-from services import deployment_access
-
-router = APIRouter(prefix="/console/deployments", tags=["deployment access"])
 
 
-@router.post(
-    "/{deploymentId}/tokens/", status_code=status.HTTP_201_CREATED, summary="Create an invoke token"
-)
-async def create_token(
-    session: SessionDep, principal: Editor, deployment_id: DeploymentId, data: TokenCreate
-) -> TokenCreated:
-    """A token that may invoke this deployment and nothing else. The response holds the token
-    itself; it is stored hashed and never shown again."""
-    await deployment_access.require(session, deployment_id, principal, "manage")
-    row, token = await deployment_access.create_token(
-        session, deployment_id, data.name, principal.username
-    )
-    return TokenCreated(**present_token(row).model_dump(), token=token)
-
-
-@router.get("/{deploymentId}/tokens/", summary="List invoke tokens")
-async def list_tokens(
-    session: SessionDep, principal: Editor, deployment_id: DeploymentId
-) -> list[TokenPublic]:
-    """The deployment's tokens, revoked ones included; never their values."""
-    await deployment_access.require(session, deployment_id, principal, "manage")
-    return [
-        present_token(row) for row in await deployment_access.list_tokens(session, deployment_id)
+def shared_roles_router(kind: ResourceType, prefix: str, param: str, tag: str) -> APIRouter:
+    """GET and PATCH `{prefix}/{param}/sharedRoles/` for one kind of resource."""
+    noun = access.NAMES[kind]
+    resource_id_param = Annotated[
+        str,
+        Path(
+            alias=param,
+            description=f"The {noun}'s id.",
+            pattern=r"^[A-Za-z0-9_-]+$",
+            max_length=64,
+            examples=["65f1c0ffee65f1c0ffee65f1"],
+        ),
     ]
+    router = APIRouter(prefix=prefix, tags=[tag])
 
+    async def list_roles(
+        request: Request,
+        session: SessionDep,
+        principal: Viewer,
+        page: PageDep,
+        resource_id: resource_id_param,
+    ) -> Page[SharedRole]:
+        await access.require(session, kind, resource_id, principal, "read")
+        rows, total = await sharing.list_roles(session, kind, resource_id, page)
+        return page_of(request, rows, total, page, present_role)
 
-@router.delete("/{deploymentId}/tokens/{tokenId}/", summary="Revoke an invoke token")
-async def revoke_token(
-    session: SessionDep, principal: Editor, deployment_id: DeploymentId, token_id: TokenId
-) -> TokenPublic:
-    """Requests with the token get 401 within a second, on every gateway process."""
-    await deployment_access.require(session, deployment_id, principal, "manage")
-    return present_token(
-        await deployment_access.revoke_token(session, deployment_id, token_id, principal.username)
+    async def change_roles(
+        session: SessionDep,
+        principal: Editor,
+        resource_id: resource_id_param,
+        data: RolesUpdate,
+    ) -> Response:
+        await access.require(session, kind, resource_id, principal, "manage")
+        await sharing.change_roles(session, kind, resource_id, data.roles, principal.username)
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+    path = f"/{{{param}}}/sharedRoles/"
+    router.add_api_route(
+        path,
+        list_roles,
+        methods=["GET"],
+        summary=f"List who may use a {noun}",
+        description=f"Users and their roles on the {noun}, by username: {ROLES_DOC}",
+        operation_id=f"list_{kind}_shared_roles",
     )
-
-
-@router.get("/{deploymentId}/sharedRoles/", summary="List who may use a deployment")
-async def list_roles(
-    session: SessionDep, principal: Viewer, deployment_id: DeploymentId
-) -> list[SharedRole]:
-    """Users and their roles: `owner` (manage, share), `user` (read, invoke), `consumer`
-    (invoke only)."""
-    await deployment_access.require(session, deployment_id, principal, "read")
-    return [present_role(row) for row in await deployment_access.list_roles(session, deployment_id)]
-
-
-@router.patch("/{deploymentId}/sharedRoles/", summary="Share a deployment")
-async def change_roles(
-    session: SessionDep, principal: Editor, deployment_id: DeploymentId, data: RolesUpdate
-) -> list[SharedRole]:
-    """Grant, change or (with `role: null`) remove users' roles. A deployment keeps at least
-    one owner (409 otherwise). Changes reach every gateway within a second."""
-    await deployment_access.require(session, deployment_id, principal, "manage")
-    rows = await deployment_access.change_roles(
-        session, deployment_id, data.roles, principal.username
+    router.add_api_route(
+        path,
+        change_roles,
+        methods=["PATCH"],
+        status_code=status.HTTP_204_NO_CONTENT,
+        summary=f"Share a {noun}",
+        description=(
+            f"Grant, change or (with `role: null`) remove the listed users' roles on the {noun}; "
+            "users not listed keep theirs. Owners only. A resource keeps at least one owner "
+            "(409 otherwise); changes reach every gateway within a second."
+        ),
+        operation_id=f"share_{kind}",
     )
-    return [present_role(row) for row in rows]
+    return router
+
+
+routers = [
+    shared_roles_router("artifact", "/registry/artifacts", "artifactId", "artifacts"),
+    shared_roles_router(
+        "collection", "/registry/artifactCollections", "collectionId", "artifact collections"
+    ),
+    shared_roles_router("workload", "/console/workloads", "workloadId", "workloads"),
+    shared_roles_router("deployment", "/console/deployments", "deploymentId", "deployment access"),
+    shared_roles_router("secret", "/secrets", "secretId", "secrets"),
+]

@@ -1,5 +1,8 @@
 """`/console/workloads/`: create, read, edit, start, stop and delete workloads.
 
+Reading needs `owner` or `user` on the workload (or on a deployment in front of it); changing,
+starting, stopping and deleting need `owner` and an editor or admin key.
+
 Reads come from the catalog, so they work while workers are down. Lifecycle changes go to the
 workload's workflow; routes commit their reads first so no transaction is held while waiting.
 """
@@ -14,6 +17,7 @@ from api.deps import (
     BundlesDep,
     Editor,
     LifecycleDep,
+    LimitsDep,
     PageDep,
     SessionDep,
     Viewer,
@@ -38,7 +42,8 @@ from models.workloads import (
     WorkloadPublic,
     WorkloadUpdate,
 )
-from services import deployments, workloads
+from services import access, deployments, workloads
+from services.api_keys import Principal
 from services.bundles import BundleCatalog
 from services.errors import ConflictError, UnavailableError
 from services.refs import WorkloadRef
@@ -61,13 +66,16 @@ async def create_workload(
     session: SessionDep,
     principal: Editor,
     bundles: BundlesDep,
+    limits: LimitsDep,
     lifecycle: LifecycleDep,
     response: Response,
     data: WorkloadCreate,
 ) -> WorkloadPublic:
     """Create a workload from `artifactId` or an inline `artifact` (which becomes the workload's
-    own draft) and start it. It answers at once with status `submitted`; follow `status`."""
-    row = await workloads.create_workload(session, data, principal.username, bundles)
+    own draft) and start it; you own it. Running a registered artifact needs any role on it, a
+    draft `owner` or `user`, and every secret it references must be shared with you. It answers
+    at once with status `submitted`; follow `status`."""
+    row = await workloads.create_workload(session, data, principal, bundles, limits)
     public = await _present(request, session, row, bundles)
     await session.commit()
     try:
@@ -86,7 +94,7 @@ async def create_workload(
 async def list_workloads(
     request: Request,
     session: SessionDep,
-    _: Viewer,
+    principal: Viewer,
     bundles: BundlesDep,
     page: PageDep,
     search: Search = None,
@@ -96,11 +104,12 @@ async def list_workloads(
         str | None, Query(alias="artifactId", max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
     ] = None,
 ) -> Page[WorkloadPublic]:
-    """Newest first unless `orderBy` (name, createdAt, updatedAt, status, importance)."""
+    """The workloads you may read, newest first unless `orderBy` (name, createdAt, updatedAt,
+    status, importance)."""
     where = WorkloadFilter(
         search=search, status=status, artifact_id=artifact_id, importance=importance
     )
-    rows, total = await workloads.list_workloads(session, where, page)
+    rows, total = await workloads.list_workloads(session, where, page, principal)
     artifacts = {
         a.id: a for a in await workloads.artifacts_of(session, [row.artifact_id for row in rows])
     }
@@ -113,13 +122,24 @@ async def list_workloads(
     )
 
 
+async def _workload(
+    session: SessionDep, workload_id: str, principal: Principal, need: access.Need
+) -> Workload:
+    await access.require(session, "workload", workload_id, principal, need)
+    return await workloads.get_workload(session, workload_id)
+
+
 @router.get("/{workloadId}/", summary="Get a workload")
 async def get_workload(
-    request: Request, session: SessionDep, _: Viewer, bundles: BundlesDep, workload_id: WorkloadId
+    request: Request,
+    session: SessionDep,
+    principal: Viewer,
+    bundles: BundlesDep,
+    workload_id: WorkloadId,
 ) -> WorkloadPublic:
     """Its status (and `statusReason` when errored), artifact, runtime and invoke endpoint."""
     return await _present(
-        request, session, await workloads.get_workload(session, workload_id), bundles
+        request, session, await _workload(session, workload_id, principal, "read"), bundles
     )
 
 
@@ -129,6 +149,7 @@ async def update_workload(
     session: SessionDep,
     principal: Editor,
     bundles: BundlesDep,
+    limits: LimitsDep,
     lifecycle: LifecycleDep,
     workload_id: WorkloadId,
     data: WorkloadUpdate,
@@ -136,8 +157,8 @@ async def update_workload(
     """`name`, `description` and `importance` change at once. In `runtime`, new replica counts
     scale the workload (live if it runs); other runtime changes (bundles, overrides) apply at the
     next start. A scale that cannot be applied (503, 409) leaves everything unchanged."""
-    row = await workloads.get_workload(session, workload_id)
-    change = await workloads.check_update(session, row, data, bundles)
+    row = await _workload(session, workload_id, principal, "manage")
+    change = await workloads.check_update(session, row, data, bundles, principal, limits)
     if change.replicas:
         ref = WorkloadRef.of(row)
         await session.commit()  # no transaction may wait on Temporal
@@ -154,12 +175,16 @@ async def start_workload(
     request: Request,
     session: SessionDep,
     principal: Editor,
+    limits: LimitsDep,
     lifecycle: LifecycleDep,
     workload_id: WorkloadId,
 ) -> WorkloadOperation:
     """Start a stopped or errored workload as a new generation; a draft artifact's latest edits
-    are picked up. Other states answer 409 naming the current state."""
-    ref = WorkloadRef.of(await workloads.get_workload(session, workload_id))
+    are picked up. Other states answer 409 naming the current state. Every secret the artifact
+    and the runtime reference must be shared with you."""
+    row = await _workload(session, workload_id, principal, "manage")
+    await workloads.check_start(session, row, principal, limits)
+    ref = WorkloadRef.of(row)
     await session.commit()
     result = await lifecycle.start(ref, principal.username)
     return present_operation(request, workload_id, result.status)
@@ -175,7 +200,7 @@ async def stop_workload(
 ) -> WorkloadOperation:
     """Stop and remove the containers (status `stopping`, then `stopped`); the workload and its
     artifact are kept. A stopped workload answers 409."""
-    ref = WorkloadRef.of(await workloads.get_workload(session, workload_id))
+    ref = WorkloadRef.of(await _workload(session, workload_id, principal, "manage"))
     await session.commit()
     result = await lifecycle.stop(ref, principal.username)
     return present_operation(request, workload_id, result.status)
@@ -189,7 +214,7 @@ async def delete_workload(
 ) -> None:
     """Remove its containers, its workflow and its records. Its artifact is kept. A workload
     behind a deployment answers 409: swap it out or delete the deployment first."""
-    ref = WorkloadRef.of(await workloads.get_workload(session, workload_id))
+    ref = WorkloadRef.of(await _workload(session, workload_id, principal, "manage"))
     deployed_by = await deployments.deployments_of_workload(session, workload_id)
     if deployed_by:
         raise ConflictError(f"workload '{workload_id}' is deployed by {deployed_by}")
@@ -199,17 +224,23 @@ async def delete_workload(
 
 @router.get("/{workloadId}/events/", summary="List a workload's events")
 async def list_events(
-    request: Request, session: SessionDep, _: Viewer, page: PageDep, workload_id: WorkloadId
+    request: Request,
+    session: SessionDep,
+    principal: Viewer,
+    page: PageDep,
+    workload_id: WorkloadId,
 ) -> Page[WorkloadEventPublic]:
     """Transitions, restarts, probe failures, scaling and errors, oldest first
     (`orderBy=-timestamp` for newest first)."""
+    await access.require(session, "workload", workload_id, principal, "read")
     rows, total = await workloads.list_events(session, workload_id, page)
     return page_of(request, rows, total, page, present_workload_event)
 
 
 @router.get("/{workloadId}/replicas/", summary="List a workload's replicas")
 async def list_replicas(
-    session: SessionDep, _: Viewer, workload_id: WorkloadId
+    session: SessionDep, principal: Viewer, workload_id: WorkloadId
 ) -> list[ReplicaPublic]:
     """Per replica: state, readiness, restarts, start time and the last result of each probe."""
+    await access.require(session, "workload", workload_id, principal, "read")
     return [present_replica(row) for row in await workloads.list_replicas(session, workload_id)]

@@ -4,6 +4,11 @@ One Deployment per container group (all containers of the group share a pod, so 
 reach the primary on localhost), one Service for the entry group, and one Secret holding the
 resolved values of secret environment variables, which containers read via `secretKeyRef`,
 so no secret value is ever written into a pod spec.
+
+Every container is confined as on the local runtime: no capabilities, no privilege
+escalation, the runtime's default seccomp profile, CPU and memory limits (the pids limit is
+the kubelet's `podPidsLimit`), optionally a read-only root with an emptyDir on /tmp. The
+NetworkPolicies in deploy/kubernetes keep workload pods away from the control plane.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ ANNOTATION_GENERATION = "workload-api.generation"
 ANNOTATION_SPEC_HASH = "workload-api.spec-hash"
 GPU_RESOURCE = "nvidia.com/gpu"
 PORT_NAME = "http"
+TMP_VOLUME = "tmp"
 _NAME_LIMIT = 63  # DNS-1123 label: Service names, and short enough for readable pod names
 _INVALID_NAME_CHARS = re.compile(r"[^a-z0-9-]+")
 _INVALID_KEY_CHARS = re.compile(r"[^-._a-zA-Z0-9]+")
@@ -116,11 +122,14 @@ def build_deployment(plan: RunPlan, group: GroupPlan, namespace: str) -> dict[st
         # Workloads are user code: no API token, and no injected *_SERVICE_HOST variables.
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
+        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
         # Always present (maybe empty) so a merge patch also clears it when GPUs go away.
         "tolerations": (
             [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}] if gpu else []
         ),
     }
+    if any(container.read_only_root for container in group.containers):
+        pod_spec["volumes"] = [{"name": TMP_VOLUME, "emptyDir": {"sizeLimit": "64Mi"}}]
     manifest = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -184,7 +193,15 @@ def _container(plan: RunPlan, container: ContainerPlan) -> dict[str, Any]:
         "name": container.name,
         "image": container.image,
         "imagePullPolicy": "IfNotPresent",
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "privileged": False,
+            "readOnlyRootFilesystem": container.read_only_root,
+        },
     }
+    if container.read_only_root:
+        spec["volumeMounts"] = [{"name": TMP_VOLUME, "mountPath": "/tmp"}]
     if container.entrypoint is not None:
         spec["command"] = list(container.entrypoint)  # Kubernetes' command replaces ENTRYPOINT
     if container.command is not None:

@@ -1,4 +1,13 @@
-"""Docker create-configs for the containers of a replica (the primary and its sidecars)."""
+"""Docker create-configs for the containers of a replica (the primary and its sidecars).
+
+Every container is confined, whatever its plan says: no Linux capabilities at all (so no raw
+sockets or route changes, which is what could reach the host's loopback services through the
+bridge), no privilege gain through setuid binaries, CPU, memory (without extra swap) and pids
+limits, optionally a read-only root. Primaries join their workload's own bridge network
+(`network_name`), isolated from other workloads' networks and never the host's: they reach
+each other and the outside world, and the host only through ports published on 127.0.0.1.
+Sidecars share their primary's network namespace.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +16,11 @@ from typing import Any
 
 from models.plan import ContainerPlan, GroupPlan
 from runtimes.errors import StartFailedError
-from runtimes.local.naming import ContainerKey
+from runtimes.local.naming import ContainerKey, network_name
 from runtimes.local.probes import probe_port
+
+# A tmpfs for scratch files when the root filesystem is read-only.
+READ_ONLY_TMPFS = {"/tmp": "rw,nosuid,nodev,size=64m"}
 
 # Extra labels of the local runtime: sidecars go before their primary when removing (Podman
 # refuses to remove a container others share the network of), and a sidecar records which
@@ -62,7 +74,13 @@ def create_config(
     host: dict[str, Any] = {
         "Ulimits": ULIMITS,
         "RestartPolicy": {"Name": "no"},  # the supervisor restarts, with backoff and events
+        "CapDrop": ["ALL"],
+        "SecurityOpt": ["no-new-privileges"],
+        "PidsLimit": container.pids_limit,
+        "ReadonlyRootfs": container.read_only_root,
     }
+    if container.read_only_root:
+        host["Tmpfs"] = READ_ONLY_TMPFS
     config: dict[str, Any] = {
         "Image": container.image,
         "Env": environment(container, secrets),
@@ -78,7 +96,8 @@ def create_config(
     if container.cpu:
         host["NanoCpus"] = int(container.cpu * 1e9)
     if container.memory_bytes:
-        host["Memory"] = container.memory_bytes
+        # Swap equal to the limit: memory plus no swap, so the limit is the limit.
+        host["Memory"] = host["MemorySwap"] = container.memory_bytes
     if container.gpu_count:
         host["DeviceRequests"] = [
             {"Driver": "nvidia", "Count": container.gpu_count, "Capabilities": [["gpu"]]}
@@ -90,6 +109,7 @@ def create_config(
         host["PortBindings"] = {
             f"{port}/tcp": [{"HostIp": PUBLISH_HOST_IP, "HostPort": ""}] for port in ports
         }
+        host["NetworkMode"] = network_name(key.workload_id)
     else:
         labels[LABEL_NETWORK_OF] = primary_id
         host["NetworkMode"] = f"container:{primary_id}"

@@ -3,6 +3,9 @@
 Every call turns engine errors into the runtime's error types: an engine that cannot be reached
 is `RuntimeUnavailableError` (retryable), an image that is missing and cannot be pulled is
 `ImageNotFoundError`, a container the engine refuses to create or start is `StartFailedError`.
+
+Why one module of this length: every engine call of the runtime, with its error
+classification, in one place.
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ _CONNECTION_FAILED = 900
 # Podman answers a name conflict with 500 and this text; Docker with 409.
 _NAME_IN_USE = "already in use"
 _ADOPT_ATTEMPTS = 30
+# Podman serves its own API beside Docker's; its version segment is required but not checked
+# beyond the major version.
+PODMAN_API = "v4.0.0"
 
 
 @dataclass(frozen=True)
@@ -186,12 +192,59 @@ class Engine:
             if error.status != 404:
                 raise self._unavailable("inspect image", str(error)) from error
         try:
-            await self._call(self._docker.images.pull(image), "pull image")
+            # No timeout of its own: a pull takes as long as the caller's deadline allows
+            # (a starting workload's ready timeout).
+            await self._call(self._docker.images.pull(image, timeout=None), "pull image")
         except aiodocker.DockerError as error:
             raise ImageNotFoundError(
                 f"image '{image}' is not present locally and pulling it failed: {error.message}"
             ) from error
         self._images.add(image)
+
+    async def ensure_network(self, name: str, labels: dict[str, str]) -> None:
+        """A bridge network of this name, created if missing. On Podman (its own API) it is
+        `isolate`d: no traffic from other networks' containers reaches it. Docker isolates
+        user-defined bridges from each other already."""
+        try:
+            await self._call(self._docker._query_json(f"networks/{name}"), "inspect network")
+            return
+        except aiodocker.DockerError as error:
+            if error.status != 404:
+                raise self._unavailable("inspect network", str(error)) from error
+        podman = {"name": name, "driver": "bridge", "options": {"isolate": "true"}}
+        docker = {"Name": name, "Driver": "bridge", "CheckDuplicate": True, "Labels": labels}
+        try:
+            try:
+                await self._call(
+                    self._docker._query_json(
+                        f"{PODMAN_API}/libpod/networks/create",
+                        method="POST",
+                        data=json.dumps(podman | {"labels": labels}),
+                        versioned_api=False,
+                    ),
+                    "create network",
+                )
+            except aiodocker.DockerError as error:
+                if error.status != 404:  # 404: not Podman
+                    raise
+                await self._call(
+                    self._docker._query_json(
+                        "networks/create", method="POST", data=json.dumps(docker)
+                    ),
+                    "create network",
+                )
+        except aiodocker.DockerError as error:
+            if error.status == 409 or "already" in error.message:  # a racing creator won
+                return
+            raise StartFailedError(
+                f"the engine refused to create network '{name}': {error.message}"
+            ) from error
+
+    async def remove_network(self, name: str) -> None:
+        """Remove the network; a missing one is fine."""
+        await self._ignoring_gone(
+            self._docker._query_json(f"networks/{name}", method="DELETE"), "remove network"
+        )
 
     async def create(self, name: str, config: dict[str, Any]) -> str:
         """Create the container and return its id; adopt an existing one of the same name.

@@ -85,6 +85,16 @@ class ReplicaKey:
         return ContainerKey(self.workload_id, self.generation, self.group, self.index, name)
 
 
+def workload_labels(workload_id: str) -> dict[str, str]:
+    """The labels of what belongs to a workload but no replica (its network)."""
+    return {LABEL_MANAGED: "true", LABEL_WORKLOAD: workload_id}
+
+
 def workload_filter(workload_id: str) -> dict[str, list[str]]:
     """A Docker list filter for every container of one workload."""
     return {"label": [f"{LABEL_MANAGED}=true", f"{LABEL_WORKLOAD}={workload_id}"]}
+
+
+def network_name(workload_id: str) -> str:
+    """The bridge network all primaries of one workload join."""
+    return f"wapi-{_safe(workload_id)}"

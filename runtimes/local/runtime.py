@@ -12,6 +12,7 @@ from runtimes.local.containers import LABEL_ROLE
 from runtimes.local.engine import Engine
 from runtimes.local.events import EngineEvents
 from runtimes.local.logs import workload_logs
+from runtimes.local.naming import network_name
 from runtimes.local.supervisor import LocalSupervisor
 
 
@@ -80,6 +81,8 @@ class LocalRuntime:
         primaries = [row for row in doomed if row.labels.get(LABEL_ROLE) == "primary"]
         for batch in (sidecars, primaries):
             await asyncio.gather(*(self._engine.remove(row.id) for row in batch))
+        if keep_generation is None:  # the workload is gone: so is its network
+            await self._engine.remove_network(network_name(workload_id))
         return len(doomed)
 
     def logs(

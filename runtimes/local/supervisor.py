@@ -23,7 +23,7 @@ from runtimes.local.containers import LABEL_NETWORK_OF, LABEL_ROLE, create_confi
 from runtimes.local.engine import ContainerSummary, Engine, inspected_ports, inspected_summary
 from runtimes.local.events import EngineEvents
 from runtimes.local.logstream import parse_time
-from runtimes.local.naming import ContainerKey, ReplicaKey
+from runtimes.local.naming import ContainerKey, ReplicaKey, network_name, workload_labels
 from runtimes.local.prober import Prober
 from runtimes.local.replica import Member, Replica
 from runtimes.output import REASON_LINE_BYTES, REASON_LINES, last_lines
@@ -71,6 +71,7 @@ class LocalSupervisor:
         self._members: set[ContainerKey] = {
             m.key for r in self._replicas.values() for m in r.members
         }
+        self._network_ready = False
         self._failure: str | None = None
         self._failed: ReplicaKey | None = None
         self._wake = asyncio.Event()
@@ -319,7 +320,11 @@ class LocalSupervisor:
         )
 
     async def _create(self, replica: Replica, member: Member, now: float) -> None:
-        await self._engine.ensure_image(member.plan.image)
+        await self._engine.ensure_image(member.plan.image)  # the engine remembers it
+        if not self._network_ready:  # the workload's own network, before its first container
+            labels = workload_labels(self._plan.workload_id)
+            await self._engine.ensure_network(network_name(self._plan.workload_id), labels)
+            self._network_ready = True
         primary_id = None if member is replica.primary else replica.primary.id
         config = create_config(
             member.plan,

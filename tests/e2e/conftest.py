@@ -21,7 +21,9 @@ from config.settings import Settings
 from runtimes.factory import build_runtime
 from services.bundles import BundleCatalog
 from tests.conftest import ADMIN_KEY
+from tests.support.gateway import gateway_in_thread
 from tests.support.live_server import serve
+from tests.support.postgres import free_port
 from worker import WorkerGroup, build_worker
 
 WORKLOADS = "/api/v2/console/workloads/"
@@ -31,6 +33,8 @@ WORKLOADS = "/api/v2/console/workloads/"
 class Stack:
     url: str
     api: httpx.AsyncClient
+    gateway_url: str
+    invoke: httpx.AsyncClient  # to the gateway, with the admin key
     settings: Settings
     image: str
     temporal: Client
@@ -142,6 +146,7 @@ def stack_settings(
         "crash_loop_limit": 3,
         "update_timeout_seconds": 20,
         "restore_interval_seconds": 2,
+        "gateway_port": free_port(),
     }
     return Settings(**(fields | overrides))
 
@@ -165,17 +170,17 @@ async def open_stack(
     engine = database.create_engine(settings.catalog_url)
     leftovers: list[str] = []
     try:
-        with serve(create_app(settings)) as url:
+        with serve(create_app(settings)) as url, gateway_in_thread(settings) as gateway_url:
             sessions = database.create_sessionmaker(engine)
             worker = build_worker(client, settings, sessions, runtime, BundleCatalog.load())
+            headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
             async with (
                 worker,
-                httpx.AsyncClient(
-                    base_url=url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30
-                ) as api,
+                httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as api,
+                httpx.AsyncClient(base_url=gateway_url, headers=headers, timeout=30) as invoke,
             ):
                 try:
-                    yield Stack(url, api, settings, image, client, worker)
+                    yield Stack(url, api, gateway_url, invoke, settings, image, client, worker)
                 finally:
                     workloads = (await api.get(WORKLOADS, params={"limit": 100})).json()["data"]
                     leftovers = [workload["id"] for workload in workloads]

@@ -64,7 +64,7 @@ async def test_continues_as_new_and_keeps_state(
         state = await handle.query("current")
         assert state["generation"] == 4 and state["status"] == "running"
         assert (
-            await stack.api.get(f"/api/v2/endpoints/workloads/{wid}/healthz")
+            await stack.invoke.get(f"/api/v2/endpoints/workloads/{wid}/healthz")
         ).status_code == 200
         # And it still obeys: a stop after continue-as-new works.
         assert (await stack.api.post(f"{WORKLOADS}{wid}/stop/")).status_code == 202

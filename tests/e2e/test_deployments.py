@@ -68,7 +68,7 @@ async def test_invoke_swap_with_zero_failed_requests(stack: Stack) -> None:
     did = deployment["id"]
     assert deployment["status"] == "active" and deployment["role"] == "owner"
     token = await token_for(stack, did)
-    url = f"{stack.url}/api/v2/endpoints/deployments/{did}/cgi-bin/env"
+    url = f"{stack.gateway_url}/api/v2/endpoints/deployments/{did}/cgi-bin/env"
 
     async with httpx.AsyncClient(
         headers={"Authorization": f"Bearer {token}"}, timeout=30
@@ -144,7 +144,7 @@ async def test_swap_rolls_back_when_the_candidate_never_runs(stack: Stack) -> No
     assert deployment["workloadId"] == v1 and deployment["status"] == "active"
     # The swap started the candidate, so the rollback stops it again.
     await stack.wait_status(broken, "stopped", within=30)
-    invoke = await stack.api.get(f"/api/v2/endpoints/deployments/{did}/cgi-bin/env")
+    invoke = await stack.invoke.get(f"/api/v2/endpoints/deployments/{did}/cgi-bin/env")
     assert invoke.status_code == 200 and "VERSION=1" in invoke.text
 
 
@@ -171,7 +171,7 @@ async def test_revoked_token_is_refused_within_a_second(stack: Stack) -> None:
     v1, _ = await running_workload(stack, "1")
     did = (await deploy(stack, v1))["id"]
     token = await token_for(stack, did)
-    url = f"{stack.url}/api/v2/endpoints/deployments/{did}/healthz"
+    url = f"{stack.gateway_url}/api/v2/endpoints/deployments/{did}/healthz"
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(headers=headers, timeout=10) as client:
         assert (await client.get(url)).status_code == 200
@@ -210,7 +210,7 @@ async def test_health_and_deployed_workload_protection(stack: Stack) -> None:
     assert v1 in inactive.json()["statusReason"]
     # While it is stopping its replicas drain (and may still answer); once stopped, nothing does.
     await stack.wait_status(v1, "stopped", within=30)
-    down = await stack.api.get(f"/api/v2/endpoints/deployments/{did}/healthz")
+    down = await stack.invoke.get(f"/api/v2/endpoints/deployments/{did}/healthz")
     assert down.status_code == 503 and down.headers["retry-after"]
     assert (await stack.api.delete(f"{DEPLOYMENTS}{did}/")).status_code == 204
     assert (await stack.api.get(f"{DEPLOYMENTS}{did}/")).status_code == 404

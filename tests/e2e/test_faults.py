@@ -21,6 +21,8 @@ from services.bundles import BundleCatalog
 from tests.conftest import ADMIN_KEY
 from tests.e2e.conftest import WORKLOADS, Stack, eventually, stack_settings
 from tests.e2e.test_workload_lifecycle import READY, containers_of
+from tests.factories import ADMIN
+from tests.support.gateway import gateway_in_thread
 from tests.support.live_server import serve
 from tests.support.processes import ApiProcess, DevServer, WorkerProcess
 
@@ -65,11 +67,13 @@ async def faults(
     try:
         server.start()
         temporal = await connect(server.address)
-        with serve(create_app(settings)) as url:
-            async with httpx.AsyncClient(
-                base_url=url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30
-            ) as api:
-                stack = Stack(url, api, settings, test_image, temporal)
+        headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        with serve(create_app(settings)) as url, gateway_in_thread(settings) as gateway:
+            async with (
+                httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as api,
+                httpx.AsyncClient(base_url=gateway, headers=headers, timeout=30) as invoke,
+            ):
+                stack = Stack(url, api, gateway, invoke, settings, test_image, temporal)
                 try:
                     yield FaultStack(stack, server, tmp_path, workers)
                 finally:
@@ -102,7 +106,7 @@ async def test_worker_killed_while_initializing(faults: FaultStack) -> None:
     containers = await containers_of(stack, wid)
     assert len(containers) == 1, containers  # adopted, not duplicated
     assert len(await stack.replicas(wid)) == 1
-    assert (await stack.api.get(f"/api/v2/endpoints/workloads/{wid}/healthz")).status_code == 200
+    assert (await stack.invoke.get(f"/api/v2/endpoints/workloads/{wid}/healthz")).status_code == 200
 
 
 async def test_temporal_restarted_on_its_database(faults: FaultStack) -> None:
@@ -124,7 +128,7 @@ async def test_temporal_restarted_on_its_database(faults: FaultStack) -> None:
     for wid in ids:
         assert [c["Id"] for c in await containers_of(stack, wid)] == before[wid]
         assert (
-            await stack.api.get(f"/api/v2/endpoints/workloads/{wid}/healthz")
+            await stack.invoke.get(f"/api/v2/endpoints/workloads/{wid}/healthz")
         ).status_code == 200
     stopped = await stack.api.post(f"{WORKLOADS}{ids[0]}/stop/")
     assert stopped.status_code == 202, stopped.text
@@ -158,7 +162,7 @@ async def test_a_row_left_without_its_workflow_is_picked_up(faults: FaultStack) 
                         },
                     }
                 ),
-                "admin",
+                ADMIN,
                 BundleCatalog.load(),
             )
     finally:

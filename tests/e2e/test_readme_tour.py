@@ -22,7 +22,12 @@ def tour() -> str:
 
 
 async def test_readme_tour_runs(stack: Stack, tmp_path: Path) -> None:
-    env = {**os.environ, "API": f"{stack.url}/api/v2", "KEY": ADMIN_KEY}
+    env = {
+        **os.environ,
+        "API": f"{stack.url}/api/v2",
+        "GATEWAY": f"{stack.gateway_url}/api/v2",
+        "KEY": ADMIN_KEY,
+    }
     process = await asyncio.create_subprocess_exec(
         "bash", "-euo", "pipefail", "-c", tour(),
         cwd=tmp_path, env=env,

@@ -65,7 +65,7 @@ def record_responses(stack: Stack) -> list[tuple[str, str]]:
 
 
 async def container_env(stack: Stack, workload_id: str) -> str:
-    response = await stack.api.get(f"/api/v2/endpoints/workloads/{workload_id}/cgi-bin/env")
+    response = await stack.invoke.get(f"/api/v2/endpoints/workloads/{workload_id}/cgi-bin/env")
     assert response.status_code == 200, response.text
     return response.text
 
@@ -117,7 +117,7 @@ async def test_a_secret_reaches_its_container_and_nothing_else(stack: Stack) -> 
         wid = created["id"]
         await stack.wait_status(wid, "running")
         env = await eventually(
-            lambda: stack.api.get(f"/api/v2/endpoints/workloads/{wid}/cgi-bin/env"),
+            lambda: stack.invoke.get(f"/api/v2/endpoints/workloads/{wid}/cgi-bin/env"),
             lambda r: r.status_code == 200,
             10,
             "the gateway to route to the workload",

@@ -28,7 +28,7 @@ async def test_serve_invoke_stop_start(stack: Stack) -> None:
     created = await stack.create(readinessProbe=READY)
     wid = created["id"]
     assert created["status"] == "submitted"
-    assert created["endpoint"].endswith(f"/api/v2/endpoints/workloads/{wid}/")
+    assert created["endpoint"] == f"{stack.gateway_url}/api/v2/endpoints/workloads/{wid}/"
     running = await stack.wait_status(wid, "running")
     assert running["generation"] == 1
 
@@ -36,7 +36,7 @@ async def test_serve_invoke_stop_start(stack: Stack) -> None:
     assert [(r["ready"], r["state"]) for r in replicas] == [(True, "running")]
     assert replicas[0]["probes"]["readiness"]["ok"] is True
 
-    echo = await stack.api.post(
+    echo = await stack.invoke.post(
         f"/api/v2/endpoints/workloads/{wid}/cgi-bin/echo?color=blue",
         content=b"hello body",
         headers={"X-Custom": "42"},
@@ -60,14 +60,14 @@ async def test_serve_invoke_stop_start(stack: Stack) -> None:
     assert stopping.status_code == 202 and stopping.json()["status"] == "stopping"
     await stack.wait_status(wid, "stopped")
     assert await containers_of(stack, wid) == []
-    down = await stack.api.get(f"/api/v2/endpoints/workloads/{wid}/healthz")
+    down = await stack.invoke.get(f"/api/v2/endpoints/workloads/{wid}/healthz")
     assert down.status_code == 503 and down.headers["retry-after"]
 
     again = await stack.api.post(f"{WORKLOADS}{wid}/start/")
     assert again.status_code == 202 and again.json()["status"] == "initializing"
     restarted = await stack.wait_status(wid, "running")
     assert restarted["generation"] == 2
-    assert (await stack.api.get(f"/api/v2/endpoints/workloads/{wid}/healthz")).status_code == 200
+    assert (await stack.invoke.get(f"/api/v2/endpoints/workloads/{wid}/healthz")).status_code == 200
 
 
 async def test_invalid_transitions_are_409(stack: Stack) -> None:
@@ -190,7 +190,7 @@ async def test_scale_up_and_round_robin(stack: Stack) -> None:
     await asyncio.sleep(1)  # the gateway's table refreshes twice a second
     hosts = set()
     for _ in range(6):
-        env = await stack.api.get(f"/api/v2/endpoints/workloads/{wid}/cgi-bin/env")
+        env = await stack.invoke.get(f"/api/v2/endpoints/workloads/{wid}/cgi-bin/env")
         hosts |= {line for line in env.text.splitlines() if line.startswith("HOSTNAME=")}
     assert len(hosts) == 2
     assert "scaled" in [e["type"] for e in await stack.events(wid)]
@@ -201,7 +201,8 @@ async def test_draft_edits_apply_at_next_start(stack: Stack) -> None:
     wid, artifact_id = created["id"], created["artifactId"]
     await stack.wait_status(wid, "running")
     assert (
-        "COLOR=red" in (await stack.api.get(f"/api/v2/endpoints/workloads/{wid}/cgi-bin/env")).text
+        "COLOR=red"
+        in (await stack.invoke.get(f"/api/v2/endpoints/workloads/{wid}/cgi-bin/env")).text
     )
     spec = created["artifact"]
     artifact = (await stack.api.get(f"/api/v2/registry/artifacts/{artifact_id}/")).json()
@@ -216,7 +217,7 @@ async def test_draft_edits_apply_at_next_start(stack: Stack) -> None:
     await stack.api.post(f"{WORKLOADS}{wid}/start/")
     await stack.wait_status(wid, "running")
     await asyncio.sleep(1)
-    env = await stack.api.get(f"/api/v2/endpoints/workloads/{wid}/cgi-bin/env")
+    env = await stack.invoke.get(f"/api/v2/endpoints/workloads/{wid}/cgi-bin/env")
     assert "COLOR=green" in env.text
 
     registered = await stack.api.patch(

@@ -70,12 +70,15 @@ class WapiProcess:
         env = {**os.environ, **settings_env(self.settings)}
         with self.log_file.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "cli", self.command],
+                [sys.executable, "-m", "cli", self.command, *self.arguments()],
                 stdout=log,
                 stderr=log,
                 env=env,
                 start_new_session=True,
             )
+
+    def arguments(self) -> list[str]:
+        return []
 
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs, as when a machine dies."""

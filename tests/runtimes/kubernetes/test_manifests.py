@@ -181,3 +181,32 @@ def test_long_names_stay_valid_and_distinct() -> None:
     b = manifests.deployment_name(WID, long_group[:-1] + "h")
     assert len(a) <= 63 and len(b) <= 63 and a != b
     assert a.startswith("wapi-") and a[-1].isalnum()
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+def test_every_container_is_confined(read_only: bool) -> None:
+    """The intent of the local runtime's confinement: no capabilities, no privilege gain,
+    the default seccomp profile, limits on every container (sidecars too); a read-only root
+    gets a scratch /tmp."""
+    plan = graph_plan()
+    for group in plan.groups:
+        for container in group.containers:
+            container.read_only_root = read_only
+            container.cpu, container.memory_bytes = 0.5, 256 * 2**20
+    for deployment in by_kind(manifests.manifests(plan, NAMESPACE, SECRETS))["Deployment"]:
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
+        assert pod["automountServiceAccountToken"] is False
+        assert ("volumes" in pod) is read_only
+        for container in pod["containers"]:
+            assert container["securityContext"] == {
+                "allowPrivilegeEscalation": False,
+                "capabilities": {"drop": ["ALL"]},
+                "privileged": False,
+                "readOnlyRootFilesystem": read_only,
+            }
+            limits = container["resources"]["limits"]
+            assert limits["cpu"] == "500m" and limits["memory"] == "256Mi"
+            mounts = container.get("volumeMounts", [])
+            assert mounts == ([{"name": "tmp", "mountPath": "/tmp"}] if read_only else [])
+        kubernetes_validate.validate(deployment, K8S_VERSIONS[0], strict=True)

@@ -156,9 +156,15 @@ def test_create_config_sets_limits_env_and_sidecar_network() -> None:
     assert (host["NanoCpus"], host["Memory"]) == (500_000_000, 64 * 2**20)
     assert {u["Name"]: u["Hard"] for u in host["Ulimits"]} == {"nofile": 1024, "nproc": 4096}
     assert host["PortBindings"] == {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]}
+    assert host["NetworkMode"] == "wapi-w"  # the workload's own network, not the host's
+    assert host["MemorySwap"] == host["Memory"]  # no swap on top of the limit
+    assert (host["CapDrop"], host["SecurityOpt"]) == (["ALL"], ["no-new-privileges"])
+    assert (host["PidsLimit"], host["ReadonlyRootfs"]) == (1024, False)
+    assert "Tmpfs" not in host
 
     sidecar = create_config(main, key, group, {"s": "v"}, primary_id="abc", stop_grace_seconds=5)
     assert sidecar["HostConfig"]["NetworkMode"] == "container:abc"
+    assert sidecar["HostConfig"]["CapDrop"] == ["ALL"]
     assert "PortBindings" not in sidecar["HostConfig"]
     with pytest.raises(StartFailedError, match="TOKEN"):
         create_config(main, key, group, {}, primary_id=None, stop_grace_seconds=5)

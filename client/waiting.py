@@ -1,0 +1,112 @@
+"""Waiting for a lifecycle to get somewhere: polls with a deadline, shared by both clients.
+
+A condition looks at one reading and says whether it is there yet; it raises `WaitFailedError`
+for a state the resource cannot leave by itself (an errored workload will not become running),
+so a script learns at once instead of at the deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import TypeVar
+
+from client.errors import WaitFailedError, WaitTimeoutError
+from models.deployments import DeploymentPublic, SwapPublic
+from models.status import DeploymentStatus, SwapStatus, WorkloadStatus
+from models.workloads import ReplicaPublic, WorkloadPublic
+
+T = TypeVar("T")
+Condition = Callable[[T], bool]
+OnPoll = Callable[[T], None] | None
+
+# A workload in one of these stays there until someone acts.
+SETTLED_WORKLOAD: frozenset[WorkloadStatus] = frozenset({"running", "stopped", "errored"})
+FINISHED_SWAP: frozenset[SwapStatus] = frozenset({"completed", "rolled_back", "cancelled"})
+
+
+def workload_reaches(statuses: Iterable[WorkloadStatus]) -> Condition[WorkloadPublic]:
+    wanted = frozenset(statuses)
+
+    def check(workload: WorkloadPublic) -> bool:
+        if workload.status in wanted:
+            return True
+        if workload.status in SETTLED_WORKLOAD:
+            reason = f": {workload.status_reason}" if workload.status_reason else ""
+            raise WaitFailedError(
+                f"workload '{workload.name}' ({workload.id})",
+                f"it is {workload.status}{reason}",
+                workload,
+            )
+        return False
+
+    return check
+
+
+def all_ready(workload: WorkloadPublic, replicas: Sequence[ReplicaPublic]) -> bool:
+    """Running, with as many ready replicas as its runtime asks for."""
+    wanted = sum(group.replica_count for group in workload.runtime)
+    return workload.status == "running" and sum(r.ready for r in replicas) >= wanted
+
+
+def deployment_reaches(statuses: Iterable[DeploymentStatus]) -> Condition[DeploymentPublic]:
+    wanted = frozenset(statuses)
+    return lambda deployment: deployment.status in wanted
+
+
+def swap_finishes(statuses: Iterable[SwapStatus]) -> Condition[SwapPublic]:
+    """Done when the swap reaches one of `statuses`; a finished swap that did not fails."""
+    wanted = frozenset(statuses)
+
+    def check(swap: SwapPublic) -> bool:
+        if swap.status in wanted:
+            return True
+        if swap.status in FINISHED_SWAP:
+            reason = f": {swap.reason}" if swap.reason else ""
+            raise WaitFailedError(f"swap {swap.id}", f"it {swap.status}{reason}", swap)
+        return False
+
+    return check
+
+
+def wait_sync(
+    fetch: Callable[[], T],
+    done: Condition[T],
+    what: str,
+    timeout: float,
+    interval: float,
+    on_poll: OnPoll[T] = None,
+) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fetch()
+        if on_poll is not None:
+            on_poll(value)
+        if done(value):
+            return value
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise WaitTimeoutError(what, timeout, value)
+        time.sleep(min(interval, remaining))
+
+
+async def wait_async(
+    fetch: Callable[[], Awaitable[T]],
+    done: Condition[T],
+    what: str,
+    timeout: float,
+    interval: float,
+    on_poll: OnPoll[T] = None,
+) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await fetch()
+        if on_poll is not None:
+            on_poll(value)
+        if done(value):
+            return value
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise WaitTimeoutError(what, timeout, value)
+        await asyncio.sleep(min(interval, remaining))
