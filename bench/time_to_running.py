@@ -1,11 +1,11 @@
 """Time to running: the control plane against starting the same container directly.
 
 Control plane: `POST /api/v2/console/workloads/` (inline artifact, the demo image's `serve`,
-readiness probe `GET /ready`) until `GET` shows `running`. Direct: create + start the same
-container through the Docker API (the create body the local runtime sends: published port,
-ulimits, environment, labels) and poll `/ready` until 200. Both are polled at the same
-interval; runs alternate so drift hits both alike. The API runs in a process of its own, as
-in production.
+readiness probe `GET /ready`) until `GET` shows `running`. Direct: the same container through
+the Docker API (a bridge network of its own, then the create body the local runtime sends:
+that network, published port, limits, environment, labels), started, and `/ready` polled until
+200. Both are polled at the same interval; runs alternate so drift hits both alike. The API
+runs in a process of its own, as in production.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from models.plan import ContainerPlan, GroupPlan
 from models.spec import Probe
 from runtimes.local.containers import PUBLISH_HOST_IP, create_config
 from runtimes.local.engine import inspected_ports
-from runtimes.local.naming import ContainerKey
+from runtimes.local.naming import ContainerKey, network_name
 
 # (label, event type) in the order a workload passes them; offsets are from the POST.
 SEEN = "seen"  # not an event: when the client's GET first showed `running`
@@ -77,6 +77,8 @@ async def direct_once(
     key = ContainerKey(workload_id, 1, "default", 0, "main")
     config = create_config(main, key, group, {}, primary_id=None, stop_grace_seconds=10)
     started = time.perf_counter()
+    # The create body puts the container on its workload's own network: make it first.
+    network = await docker.networks.create({"Name": network_name(workload_id), "Driver": "bridge"})
     container = await docker.containers.create(config, name=key.name)
     try:
         await container.start()
@@ -93,6 +95,7 @@ async def direct_once(
         raise RuntimeError("the directly started container never answered /ready")
     finally:
         await container.delete(force=True)
+        await network.delete()
 
 
 async def main(runs: int, poll: float) -> None:
