@@ -116,7 +116,6 @@ def cpu_percent(pid: int | None, before: float, seconds: float) -> float:
 
 async def main(counts: list[int], wave: int, window: float, period: int) -> None:
     probe = {**READY_PROBE, "periodSeconds": period}
-    rows: list[dict[str, Any]] = []
     async with running_stack(api_process=True, worker_process=True) as stack:
         assert stack.temporal is not None and stack.worker_pid and stack.temporal_pid
         podman = podman_pid()
@@ -124,87 +123,85 @@ async def main(counts: list[int], wave: int, window: float, period: int) -> None
         await stack.wait_running(first, poll=0.2)
         stack.created.add(first)
         alone = [await stop_latency(stack, first) for _ in range(3)]
+        # Each row is printed as soon as it is measured: a larger N may not finish.
+        print_header(alone, window, period, wave)
         ids = [first]
-        failure = ""
         for target in counts:
             try:
                 took = await create_running(stack, target - len(ids), wave, probe)
             except RuntimeError as error:
-                failure = f"at N={target}: {error}"
+                print(f"  stopped early at N={target}: {error}", flush=True)
                 break
             ids = sorted(stack.created)
             await asyncio.sleep(10)  # let the last waves' probes and writes settle
-            sample = ids[:: max(1, len(ids) // HISTORY_SAMPLE)][:HISTORY_SAMPLE]
-            histories_before = await history_lengths(stack.temporal, sample)
-            events_before, _ = await catalog_marks(stack)
-            cpu = {
-                "worker": process_cpu_seconds(stack.worker_pid),
-                "temporal": process_cpu_seconds(stack.temporal_pid),
-                "podman": process_cpu_seconds(podman) if podman else 0.0,
-            }
-            wall, since = time.monotonic(), time.time()
-            await asyncio.sleep(window)
-            seconds = time.monotonic() - wall
-            row: dict[str, Any] = {
-                "n": len(ids),
-                "until_all_run": took,
-                "worker_cpu": cpu_percent(stack.worker_pid, cpu["worker"], seconds),
-                "temporal_cpu": cpu_percent(stack.temporal_pid, cpu["temporal"], seconds),
-                "podman_cpu": cpu_percent(podman, cpu["podman"], seconds),
-                "worker_rss": process_rss_bytes(stack.worker_pid),
-            }
-            histories_after = await history_lengths(stack.temporal, sample)
-            events_after, _ = await catalog_marks(stack)
-            added = sum(histories_after) - sum(histories_before)
-            row["history_per_hour"] = added / len(sample) * 3600 / seconds
-            row["catalog_rows"] = (
-                events_after - events_before + await replicas_updated_since(stack, since)
-            )
+            row = await measure_idle(stack, ids, podman, window)
+            row["until_all_run"] = took
             row["stop"] = [await stop_latency(stack, ids[index]) for index in (1, 2, 3)]
             row["load"] = os.getloadavg()
-            rows.append(row)
-            print(f"  N={row['n']}: done", flush=True)
-        leftovers_expected = len(stack.created)
-    print_report(rows, alone, window, period, wave, failure, leftovers_expected, stack)
+            print_row(row, statistics.median(alone))
+        expected = len(stack.created)
+    print(f"  containers removed at teardown: {stack.leftovers} (expected {expected})")
 
 
-def print_report(
-    rows: list[dict[str, Any]],
-    alone: list[float],
-    window: float,
-    period: int,
-    wave: int,
-    failure: str,
-    expected: int,
-    stack: Stack,
-) -> None:
+async def measure_idle(
+    stack: Stack, ids: list[str], podman: int | None, window: float
+) -> dict[str, Any]:
+    """CPU, memory, history events and catalog writes while `ids` idle for `window` s."""
+    assert stack.temporal is not None and stack.worker_pid and stack.temporal_pid
+    sample = ids[:: max(1, len(ids) // HISTORY_SAMPLE)][:HISTORY_SAMPLE]
+    histories_before = await history_lengths(stack.temporal, sample)
+    events_before, _ = await catalog_marks(stack)
+    cpu = {
+        "worker": process_cpu_seconds(stack.worker_pid),
+        "temporal": process_cpu_seconds(stack.temporal_pid),
+        "podman": process_cpu_seconds(podman) if podman else 0.0,
+    }
+    wall, since = time.monotonic(), time.time()
+    await asyncio.sleep(window)
+    seconds = time.monotonic() - wall
+    row: dict[str, Any] = {
+        "n": len(ids),
+        "worker_cpu": cpu_percent(stack.worker_pid, cpu["worker"], seconds),
+        "temporal_cpu": cpu_percent(stack.temporal_pid, cpu["temporal"], seconds),
+        "podman_cpu": cpu_percent(podman, cpu["podman"], seconds),
+        "worker_rss": process_rss_bytes(stack.worker_pid),
+    }
+    histories_after = await history_lengths(stack.temporal, sample)
+    events_after, _ = await catalog_marks(stack)
+    added = sum(histories_after) - sum(histories_before)
+    row["history_per_hour"] = added / len(sample) * 3600 / seconds
+    row["catalog_rows"] = events_after - events_before + await replicas_updated_since(stack, since)
+    return row
+
+
+def print_header(alone: list[float], window: float, period: int, wave: int) -> None:
     print("scale: N running workloads, one worker process, real containers (Podman)")
     print(f"  readiness probe GET /ready every {period} s; created in waves of {wave};")
     print(f"  each N idles {window:.0f} s before it is measured; CPU is % of one core")
-    print(f"  a stop with 1 running: median {statistics.median(alone):.2f} s {_list(alone)}")
-    header = (
-        "      N  all run   worker CPU  per 100  worker RSS  per 100  Temporal  Podman"
-        "  hist ev/wl-h  catalog rows  stop (median)  vs 1 running  load (1/5/15 min)"
-    )
-    print(header)
-    for row in rows:
-        n = row["n"]
-        per_100 = n / 100
-        stop = statistics.median(row["stop"])
-        print(
-            f"  {n:5d}  {row['until_all_run']:6.0f} s  {row['worker_cpu']:9.1f}%"
-            f"  {row['worker_cpu'] / per_100:6.2f}%  {row['worker_rss'] / 2**20:7.0f} MB"
-            f"  {row['worker_rss'] / 2**20 / per_100:5.0f} MB  {row['temporal_cpu']:7.1f}%"
-            f"  {row['podman_cpu']:5.1f}%  {row['history_per_hour']:12.1f}"
-            f"  {row['catalog_rows']:12d}  {stop:10.2f} s  {stop / statistics.median(alone):9.2f}x"
-            f"  {'/'.join(f'{value:.1f}' for value in row['load'])}"
-        )
-    print("  (all run: from the first create of the step to the last workload running;")
+    print("  all run: from the first create of the step to the last workload running;")
     print("  hist ev/wl-h: Temporal history events per idle workload per hour, from a sample")
-    print(f"  of {HISTORY_SAMPLE}; catalog rows: events and replica rows the worker wrote)")
-    if failure:
-        print(f"  stopped early: {failure}")
-    print(f"  containers removed at teardown: {stack.leftovers} (expected {expected})")
+    print(f"  of {HISTORY_SAMPLE}; catalog rows: events and replica rows the worker wrote")
+    print(f"  a stop with 1 running: median {statistics.median(alone):.2f} s {_list(alone)}")
+    print(
+        "      N  all run   worker CPU  per 100  worker RSS  per 100  Temporal  Podman"
+        "  hist ev/wl-h  catalog rows  stop (median)  vs 1 running  load (1/5/15 min)",
+        flush=True,
+    )
+
+
+def print_row(row: dict[str, Any], alone: float) -> None:
+    n = row["n"]
+    per_100 = n / 100
+    stop = statistics.median(row["stop"])
+    print(
+        f"  {n:5d}  {row['until_all_run']:6.0f} s  {row['worker_cpu']:9.1f}%"
+        f"  {row['worker_cpu'] / per_100:6.2f}%  {row['worker_rss'] / 2**20:7.0f} MB"
+        f"  {row['worker_rss'] / 2**20 / per_100:5.0f} MB  {row['temporal_cpu']:7.1f}%"
+        f"  {row['podman_cpu']:5.1f}%  {row['history_per_hour']:12.1f}"
+        f"  {row['catalog_rows']:12d}  {stop:10.2f} s  {stop / alone:9.2f}x"
+        f"  {'/'.join(f'{value:.1f}' for value in row['load'])}",
+        flush=True,
+    )
 
 
 def _list(values: list[float]) -> str:

@@ -110,6 +110,8 @@ class LocalSupervisor:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(limit):
                     await self._wake.wait()
+        else:
+            await asyncio.sleep(0)  # never return without letting the probes run
         woken = self._wake.is_set() or limit < at_most
         self._wake.clear()
         return woken
@@ -119,7 +121,9 @@ class LocalSupervisor:
         for replica in self._replicas.values():
             if replica.restart_at is not None:
                 due = min(due, replica.restart_at)
-            if replica.streak and replica.ready_since is not None:
+            # Only a ready replica's streak is about to end: a replica that restarted keeps
+            # its old `ready_since`, and counting that would make every wait return at once.
+            if replica.streak and replica.ready and replica.ready_since is not None:
                 due = min(due, replica.ready_since + READY_STABLE_SECONDS)
         return due
 
