@@ -68,6 +68,18 @@ class Settings(BaseSettings):
         "keep it outside the kernel's ephemeral range (net.ipv4.ip_local_port_range).",
     )
     kubernetes_namespace: str = "workload-api"
+    supervision_capacity: int = Field(
+        1000,
+        ge=1,
+        description="Long activities (workload supervisions, deployment health monitors) one "
+        "worker runs at once. More wait for a worker with room, and their workloads say so.",
+    )
+    worker_metrics_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Where a worker serves Prometheus /metrics (on WAPI_API_HOST); unset: none.",
+    )
 
     @field_validator("publish_port_range")
     @classmethod
@@ -77,7 +89,6 @@ class Settings(BaseSettings):
             raise ValueError("must be low-high with 1024 <= low < high <= 65535")
         return value
 
-    probe_tick_seconds: float = Field(1.0, gt=0, description="How often replicas are checked.")
     ready_timeout_seconds: float = Field(
         600, gt=0, description="A starting workload that is not ready by then is errored."
     )

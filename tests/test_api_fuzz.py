@@ -111,7 +111,6 @@ async def live(
         temporal_task_queue="wapi-fuzz",
         docker_url=docker_url,
         allowed_registries=["localhost"],
-        probe_tick_seconds=0.5,
         ready_timeout_seconds=20,
         restart_backoff_seconds=0.5,
         restart_backoff_max_seconds=2,

@@ -197,7 +197,7 @@ class KubeApi:
 
     async def list(self, kind: str, labels: Mapping[str, str]) -> list[dict[str, Any]]:
         method = self._method("list", kind)
-        selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+        selector = _selector(labels)
         document = await self._call(
             f"listing {kind}s",
             lambda: _read_json(
@@ -235,6 +235,37 @@ class KubeApi:
         except (k8s.ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise _translate(exc, f"following logs of {pod}/{container}") from exc
 
+    def list_pods_blocking(self, labels: Mapping[str, str]) -> dict[str, Any]:
+        """Blocking (for the pod watch's thread): the pod list document, resourceVersion in
+        its metadata."""
+        try:
+            return _read_json(
+                self._core.list_namespaced_pod(
+                    self.namespace, label_selector=_selector(labels), _preload_content=False
+                )
+            )
+        except (k8s.ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _translate(exc, "listing Pods") from exc
+
+    def watch_pods_blocking(self, labels: Mapping[str, str], version: str, seconds: int) -> Any:
+        """Blocking: a urllib3 response streaming pod watch events (one JSON object a line)
+        from `version`, which the server ends after `seconds`."""
+        default = getattr(self.api_client, "default_timeout", DEFAULT_TIMEOUT_SECONDS)
+        try:
+            return self._core.list_namespaced_pod(
+                self.namespace,
+                label_selector=_selector(labels),
+                watch=True,
+                resource_version=version or None,
+                allow_watch_bookmarks=True,
+                timeout_seconds=seconds,
+                _preload_content=False,
+                # Connect as any call; a read may wait for the whole watch.
+                _request_timeout=(default, seconds + default),
+            )
+        except (k8s.ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _translate(exc, "watching Pods") from exc
+
     async def ping(self) -> None:
         # Listing in our namespace proves reachability, credentials and RBAC in one cheap call.
         method = self._method("list", "Deployment")
@@ -242,6 +273,10 @@ class KubeApi:
             f"listing Deployments in {self.namespace}",
             lambda: _read_json(method(self.namespace, limit=1, _preload_content=False)),
         )
+
+
+def _selector(labels: Mapping[str, str]) -> str:
+    return ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
 
 
 def has_labels(item: Mapping[str, Any], labels: Mapping[str, str]) -> bool:

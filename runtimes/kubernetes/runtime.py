@@ -24,6 +24,7 @@ from runtimes.kubernetes.client import (
     load_configuration,
 )
 from runtimes.kubernetes.supervisor import KubernetesSupervisor
+from runtimes.kubernetes.watch import PodWatch
 
 # Deleted in this order: nothing new starts from a Deployment while its Secret goes away.
 _REMOVAL_ORDER = ("Deployment", "Service", "Secret")
@@ -56,6 +57,7 @@ class KubernetesRuntime:
         self.namespace = namespace
         self.restart_policy = restart_policy or RestartPolicy()
         self.api = KubeApi(api_client, namespace)
+        self.watch = PodWatch(self.api)  # one for every supervisor of this process
 
     async def ping(self) -> None:
         try:
@@ -69,7 +71,9 @@ class KubernetesRuntime:
         secrets: Mapping[str, str],
         previous: list[ReplicaStatus],
     ) -> Supervisor:
-        return KubernetesSupervisor(self.api, plan, secrets, previous, self.restart_policy)
+        return KubernetesSupervisor(
+            self.api, plan, secrets, previous, self.restart_policy, self.watch
+        )
 
     async def halt(self, workload_id: str) -> None:
         """Scale every Deployment to zero; the objects (and their config) stay for a restart."""
@@ -127,4 +131,5 @@ class KubernetesRuntime:
             yield line
 
     async def close(self) -> None:
+        self.watch.close()
         self.api.api_client.close()

@@ -1,14 +1,18 @@
 """Supervising one generation on Kubernetes: apply the manifests once, then read pods.
 
 Applying is idempotent so a retried activity never duplicates anything: create, and on 409
-read the live object and patch it only if it differs from the plan. Every later tick is one
-pod list; the kubelet does the probing and restarting, we report and explain.
+read the live object and patch it only if it differs from the plan. The first tick lists the
+workload's pods; later ticks read them from the process's pod watch (`watch.py`), and
+`wait()` sleeps until the watch reports a change. The kubelet does the probing and
+restarting; we report and explain.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from models.plan import RunPlan
@@ -29,10 +33,13 @@ from runtimes.errors import (
 )
 from runtimes.kubernetes import manifests, pods
 from runtimes.kubernetes.client import Conflict, KubeApi, NotFound
+from runtimes.kubernetes.watch import PodWatch
+from runtimes.output import LOG_LINE_BYTES, REASON_LINE_BYTES, REASON_LINES, clip, last_lines
 
 # Missing pods are explained from Deployment conditions, at most this often (one extra list).
 _CONDITION_CHECK_SECONDS = 30.0
-_FAILURE_LOG_LINES = 5
+# While the pod watch is down, look at the pods this often instead.
+_POLL_SECONDS = 2.0
 
 
 class KubernetesSupervisor:
@@ -43,8 +50,13 @@ class KubernetesSupervisor:
         secrets: Mapping[str, str],
         previous: list[ReplicaStatus],
         restart_policy: RestartPolicy,
+        watch: PodWatch,
     ) -> None:
         self._api = api
+        self._watch = watch
+        self._listed = False  # the first tick lists; later ones read the watch
+        self._changed = asyncio.Event()
+        self._unsubscribe: Callable[[], None] | None = None
         self._plan = plan
         # Held in memory only: the values go into the Secret object and nowhere else.
         self._secrets = dict(secrets)
@@ -63,7 +75,14 @@ class KubernetesSupervisor:
         if not self._applied:
             await self.apply()
             self._applied = True
-        found = await self._api.list("Pod", manifests.workload_labels(self._plan.workload_id))
+        if self._unsubscribe is None:  # from the first tick on: it needs the event loop
+            self._unsubscribe = self._watch.subscribe(self._plan.workload_id, self._changed.set)
+        if self._listed and self._watch.synced:
+            found = self._watch.pods(self._plan.workload_id)
+        else:
+            labels = manifests.workload_labels(self._plan.workload_id)
+            found = await self._api.list("Pod", labels)
+            self._listed = True
         found.sort(key=pods.creation_key)
         statuses = self._statuses(found)
         failure = await self._failure(found)
@@ -72,8 +91,22 @@ class KubernetesSupervisor:
         self._seen = {status.name: status for status in statuses}
         return Observation(replicas=statuses, events=events, failure=failure)
 
+    async def wait(self, at_most: float) -> bool:
+        polling = not self._watch.synced
+        if polling:
+            at_most = min(at_most, _POLL_SECONDS)
+        if not self._changed.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(at_most):
+                    await self._changed.wait()
+        changed = self._changed.is_set() or polling
+        self._changed.clear()
+        return changed
+
     async def close(self) -> None:
-        """Nothing to release: the runtime owns the API client; pods keep running."""
+        """Stop listening; the runtime owns the API client and the watch; pods keep running."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
 
     # Applying
 
@@ -180,12 +213,16 @@ class KubernetesSupervisor:
     async def _last_lines(self, pod: str, container: str) -> str:
         try:
             text = await self._api.read_log(
-                pod, container, previous=True, tail_lines=_FAILURE_LOG_LINES
+                pod,
+                container,
+                previous=True,
+                tail_lines=REASON_LINES,
+                limit_bytes=REASON_LINES * LOG_LINE_BYTES,
             )
         except (RuntimeError_, NotFound):
             return ""  # the explanation is still useful without the log lines
-        lines = [line for line in text.splitlines() if line.strip()][-_FAILURE_LOG_LINES:]
-        return f"; last log lines: {' | '.join(lines)[:1000]}" if lines else ""
+        lines = last_lines([clip(line, REASON_LINE_BYTES) for line in text.splitlines()])
+        return f"; last log lines: {lines}" if lines else ""
 
     def _events(
         self, statuses: list[ReplicaStatus], by_name: dict[str, dict[str, Any]]

@@ -50,7 +50,7 @@ async def test_remove_deletes_everything_and_counts(
     runtime: KubernetesRuntime, cluster: kmock.KubernetesEmulator
 ) -> None:
     await deploy(runtime)
-    put(cluster, pod("web-a"))  # pods belong to the Deployments' garbage collection
+    await put(cluster, pod("web-a"))  # pods belong to the Deployments' garbage collection
 
     assert await runtime.remove(WID) == 4  # 2 Deployments, the Service, the Secret
     assert live(cluster, "Deployment") == live(cluster, "Service") == live(cluster, "Secret") == {}
@@ -146,8 +146,8 @@ async def test_rejected_manifest_is_start_failed(
 async def test_logs_merge_pods_oldest_first_with_tail(
     runtime: KubernetesRuntime, cluster: kmock.KubernetesEmulator
 ) -> None:
-    put(cluster, pod("web-a"))
-    put(cluster, pod("web-b", created="2026-01-01T00:00:05Z"))
+    await put(cluster, pod("web-a"))
+    await put(cluster, pod("web-b", created="2026-01-01T00:00:05Z"))
     cluster["get " + LOG_PATH.format("web-a")] << (
         b"2026-01-01T10:00:01.000000001Z first\n2026-01-01T10:00:03.5Z third\n"
     )
@@ -168,8 +168,8 @@ async def test_logs_merge_pods_oldest_first_with_tail(
 async def test_logs_of_one_replica_since_a_time(
     runtime: KubernetesRuntime, cluster: kmock.KubernetesEmulator
 ) -> None:
-    put(cluster, pod("web-a"))
-    put(cluster, pod("web-b"))
+    await put(cluster, pod("web-a"))
+    await put(cluster, pod("web-b"))
     now = datetime.now(UTC)
     old, new = (now - timedelta(seconds=90)).isoformat(), now.isoformat()
     cluster["get " + LOG_PATH.format("web-a")] << f"{old} old\n{new} new\n".encode()
@@ -186,7 +186,7 @@ async def test_logs_of_one_replica_since_a_time(
 async def test_follow_streams_until_the_caller_stops(
     runtime: KubernetesRuntime, cluster: kmock.KubernetesEmulator
 ) -> None:
-    put(cluster, pod("web-a"))
+    await put(cluster, pod("web-a"))
     more = asyncio.Event()
 
     async def stream() -> AsyncIterator[bytes]:
