@@ -1,0 +1,199 @@
+"""Issue 11, part 1: the public API's own clients work unchanged. One test per numbered item,
+through the HTTP API, with the request bodies those clients send, on SQLite and PostgreSQL.
+
+Workloads and deployments are created against a real Temporal dev server (their workflows
+start on a task queue no worker serves: nothing here needs them to run).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from temporalio.testing import WorkflowEnvironment
+
+from api.app import create_app
+from config.settings import Settings
+from models.spec import ArtifactSpec
+from models.workloads import WorkloadRuntime
+from services.bundles import BundleCatalog
+from services.workload_runtime import build_plan
+from tests.conftest import ADMIN_KEY, client_for
+from tests.factories import spec
+
+WORKLOADS = "/api/v2/console/workloads/"
+DEPLOYMENTS = "/api/v2/console/deployments/"
+ARTIFACTS = "/api/v2/registry/artifacts/"
+RESOURCES = [{"type": "resource_bundle", "resourceBundleId": "cpu.small"}]
+# The older shape (bounds on each policy) and the newer one (bounds on `autoscaling`).
+POLICY_BOUNDS = {
+    "enabled": True,
+    "policies": [
+        {
+            "scalingMetric": "httpRequestsConcurrency",
+            "target": 10,
+            "minCount": 1,
+            "maxCount": 4,
+            "priority": 1,
+        }
+    ],
+}
+HOISTED = {
+    "enabled": True,
+    "minReplicaCount": 1,
+    "maxReplicaCount": 5,
+    "policies": [{"scalingMetric": "cpuAverageUtilization", "target": 70}],
+}
+
+
+@pytest.fixture
+async def live_app(
+    settings: Settings, temporal_env: WorkflowEnvironment, task_queue: str
+) -> AsyncIterator[FastAPI]:
+    settings = settings.model_copy(update={"temporal_task_queue": task_queue})
+    app = create_app(settings, temporal_client=temporal_env.client)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture
+async def api(live_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(live_app, ADMIN_KEY) as client:
+        yield client
+
+
+def locs(response: httpx.Response) -> list[tuple[Any, ...]]:
+    return [tuple(d["loc"]) for d in response.json()["detail"]]
+
+
+async def create(api: httpx.AsyncClient, runtime: dict[str, Any], **fields: Any) -> httpx.Response:
+    body = {"name": "svc", "artifact": {"name": "svc", "spec": spec()}, "runtime": runtime}
+    return await api.post(WORKLOADS, json={**body, **fields})
+
+
+async def test_1_flat_runtime_and_autoscaling(api: httpx.AsyncClient) -> None:
+    flat = await create(api, {"replicaCount": 2, "resources": RESOURCES})
+    assert flat.status_code == 201, flat.text
+    [group] = flat.json()["runtime"]["containerGroups"]
+    assert (group["name"], group["replicaCount"], group["resourceBundles"]) == (
+        "default",
+        2,
+        ["cpu.small"],
+    )
+    assert group["autoscaling"] is None and group["resolvedBundle"]["id"] == "cpu.small"
+    shown = (await api.get(f"{WORKLOADS}{flat.json()['id']}/")).json()
+    assert shown["runtime"] == flat.json()["runtime"]
+
+    # The flat form with autoscaling: the bounds are hoisted onto `autoscaling` and stored.
+    scaled = await create(api, {"resources": RESOURCES, "autoscaling": POLICY_BOUNDS})
+    assert scaled.status_code == 201, scaled.text
+    [group] = (await api.get(f"{WORKLOADS}{scaled.json()['id']}/")).json()["runtime"][
+        "containerGroups"
+    ]
+    assert group["autoscaling"] == {
+        "enabled": True,
+        "minReplicaCount": 1,
+        "maxReplicaCount": 4,
+        "policies": [{"scalingMetric": "httpRequestsConcurrency", "target": 10, "priority": 1}],
+    }
+    assert group["replicaCount"] == 1  # the minimum, until the autoscaler acts
+
+    # Per container group, the newer shape.
+    per_group = await create(
+        api, {"containerGroups": [{"name": "default", "autoscaling": HOISTED}]}
+    )
+    assert per_group.status_code == 201, per_group.text
+    [group] = per_group.json()["runtime"]["containerGroups"]
+    assert group["autoscaling"]["maxReplicaCount"] == 5
+
+    # replicaCount and enabled autoscaling exclude each other, in both forms.
+    both = await create(
+        api, {"replicaCount": 2, "resources": RESOURCES, "autoscaling": POLICY_BOUNDS}
+    )
+    assert both.status_code == 422 and locs(both) == [("body", "runtime", "replicaCount")]
+    both = await create(api, {"containerGroups": [{"replicaCount": 2, "autoscaling": HOISTED}]})
+    assert both.status_code == 422
+    assert locs(both) == [("body", "runtime", "containerGroups", 0, "replicaCount")]
+    # Disabled autoscaling goes with a fixed count.
+    off = await create(api, {"replicaCount": 2, "autoscaling": {**HOISTED, "enabled": False}})
+    assert off.status_code == 201, off.text
+
+    bad: list[dict[str, Any]] = [
+        ({"autoscaling": {"enabled": True, "policies": [{"scalingMetric": "qps", "target": 1}]}}),
+        ({"autoscaling": {"enabled": True, "policies": []}, "resources": RESOURCES}),
+        ({"autoscaling": {**HOISTED, "minReplicaCount": 6}}),
+        ({"replicaCount": 2, "containerGroups": [{"replicaCount": 2}]}),
+        ({"replicaCount": 2, "bundleSelection": "fast"}),  # still strict about unknown fields
+    ]
+    for runtime in bad:
+        refused = await create(api, runtime)
+        assert refused.status_code == 422, runtime
+        assert all(loc[:2] == ("body", "runtime") for loc in locs(refused)), refused.text
+    listed = (await api.get(WORKLOADS)).json()
+    assert listed["totalCount"] == 4  # nothing half-written by the refusals
+
+
+async def test_2_resource_request_and_memory_in_bytes(api: httpx.AsyncClient) -> None:
+    request = {"cpu": 0.5, "memory": 536870912, "gpu": 0}
+    sidecar = {"name": "shipper", "imageUri": "localhost/shipper:1", "primary": False}
+    body = spec(primary=True, resourceRequest=request)
+    body["containerGroups"][0]["containers"].append({**sidecar, "resourceRequest": {"gpu": 1}})
+    made = await api.post(ARTIFACTS, json={"name": "svc", "spec": body})
+    assert made.status_code == 201, made.text
+    main = made.json()["spec"]["containerGroups"][0]["containers"][0]
+    assert main["resourceRequest"] == request
+    runtime = {
+        "containerGroups": [
+            {
+                "resourceBundles": ["gpu.t4.small"],
+                "containers": [
+                    {"name": "main", "resourceAllocation": {"cpu": 0.25, "memory": 268435456}}
+                ],
+            }
+        ]
+    }
+    workload = await api.post(
+        WORKLOADS, json={"name": "svc", "artifactId": made.json()["id"], "runtime": runtime}
+    )
+    assert workload.status_code == 201, workload.text
+    allocation = workload.json()["runtime"]["containerGroups"][0]["containers"][0]
+    assert allocation["resourceAllocation"]["memory"] == 268435456
+
+    # What the containers run with: the allocation wins over the request, which lowers the
+    # bundle; GPUs go to the containers that request them.
+    plan = build_plan(
+        "w",
+        1,
+        ArtifactSpec.model_validate(made.json()["spec"]),
+        WorkloadRuntime.model_validate(runtime),
+        BundleCatalog.load(),
+    )
+    main_plan, shipper_plan = plan.groups[0].containers
+    assert (main_plan.cpu, main_plan.memory_bytes, main_plan.gpu_count) == (0.25, 2**28, 0)
+    assert (shipper_plan.cpu, shipper_plan.memory_bytes, shipper_plan.gpu_count) == (
+        4,
+        16 * 2**30,
+        1,
+    )
+
+    # The bundle must hold what is requested; memory below 6Mi is no request.
+    too_big = await api.post(
+        WORKLOADS,
+        json={
+            "name": "svc",
+            "artifactId": made.json()["id"],
+            "runtime": {"replicaCount": 1, "resources": RESOURCES},
+        },
+    )
+    assert too_big.status_code == 422
+    assert locs(too_big) == [("body", "runtime", "resources")]
+    assert "GPU" in too_big.json()["detail"][0]["msg"]
+    tiny = await api.post(
+        ARTIFACTS, json={"name": "t", "spec": spec(resourceRequest={"memory": 1024})}
+    )
+    assert tiny.status_code == 422
+    where = ("body", "spec", "containerGroups", 0, "containers", 0, "resourceRequest", "memory")
+    assert locs(tiny) == [where]
