@@ -108,11 +108,16 @@ RUNTIME_EXAMPLES = [
 
 
 class InlineArtifact(InputModel):
-    """An artifact defined in the request; the workload gets a draft of its own."""
+    """An artifact defined in the request, of the workload's own."""
 
     name: Name | None = Field(None, description="Defaults to the workload's name.")
     description: Description = ""
     type: ArtifactType = "generic"
+    status: ArtifactStatus = Field(
+        "draft",
+        description="`draft`: a draft of the workload's own; `registered`: version 1 of a new "
+        "collection, so the workload can be deployed.",
+    )
     spec: ArtifactSpec = Field(examples=[SPEC_EXAMPLE])
 
 

@@ -197,3 +197,27 @@ async def test_2_resource_request_and_memory_in_bytes(api: httpx.AsyncClient) ->
     assert tiny.status_code == 422
     where = ("body", "spec", "containerGroups", 0, "containers", 0, "resourceRequest", "memory")
     assert locs(tiny) == [where]
+
+
+async def test_3_inline_artifact_registered_deploys(api: httpx.AsyncClient) -> None:
+    body = {
+        "name": "svc",
+        "artifact": {"name": "svc", "status": "registered", "spec": spec()},
+        "runtime": {"replicaCount": 1, "resources": RESOURCES},
+    }
+    made = await api.post(WORKLOADS, json=body)
+    assert made.status_code == 201, made.text
+    artifact = made.json()["artifact"]
+    assert (artifact["status"], artifact["version"]) == ("registered", 1)
+    collection = await api.get(f"/api/v2/registry/artifactCollections/{artifact['collectionId']}/")
+    assert collection.status_code == 200, collection.text
+    deployed = await api.post(DEPLOYMENTS, json={"name": "svc", "workloadId": made.json()["id"]})
+    assert deployed.status_code == 201, deployed.text
+
+    draft = await create(api, {}, artifact={"name": "d", "spec": spec()})  # the default
+    assert draft.json()["artifact"]["status"] == "draft"
+    refused = await api.post(DEPLOYMENTS, json={"name": "d", "workloadId": draft.json()["id"]})
+    assert refused.status_code in (409, 422)
+    wrong = await create(api, {}, artifact={"name": "x", "status": "locked", "spec": spec()})
+    assert wrong.status_code == 422
+    assert locs(wrong) == [("body", "artifact", "status")]
