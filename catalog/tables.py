@@ -194,6 +194,7 @@ class Deployment(Base):
     id: Mapped[str] = mapped_column(String(24), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
+    importance: Mapped[Importance] = mapped_column(String(20), default="low")
     workload_id: Mapped[str] = mapped_column(ForeignKey("workloads.id"), index=True)
     status: Mapped[DeploymentStatus] = mapped_column(String(20), index=True)
     status_reason: Mapped[str | None] = mapped_column(Text, default=None)

@@ -75,6 +75,7 @@ async def create_deployment(
     deployment = Deployment(
         name=data.name,
         description=data.description,
+        importance=data.importance,
         workload_id=workload.id,
         status="active" if workload.status == "running" else "inactive",
         health=data.health.model_dump(mode="json"),
@@ -127,6 +128,8 @@ async def update_deployment(
         deployment.name = data.name
     if data.description is not None:
         deployment.description = data.description
+    if data.importance is not None:
+        deployment.importance = data.importance
     if data.health is not None:
         deployment.health = data.health.model_dump(mode="json")
         await add_event(

@@ -74,6 +74,14 @@ async def create(api: httpx.AsyncClient, runtime: dict[str, Any], **fields: Any)
     return await api.post(WORKLOADS, json={**body, **fields})
 
 
+async def registered(api: httpx.AsyncClient, name: str = "svc") -> str:
+    """A deployable workload (its inline artifact registered); its id."""
+    artifact = {"name": name, "status": "registered", "spec": spec()}
+    made = await create(api, {}, name=name, artifact=artifact)
+    assert made.status_code == 201, made.text
+    return str(made.json()["id"])
+
+
 async def test_1_flat_runtime_and_autoscaling(api: httpx.AsyncClient) -> None:
     flat = await create(api, {"replicaCount": 2, "resources": RESOURCES})
     assert flat.status_code == 201, flat.text
@@ -221,3 +229,25 @@ async def test_3_inline_artifact_registered_deploys(api: httpx.AsyncClient) -> N
     wrong = await create(api, {}, artifact={"name": "x", "status": "locked", "spec": spec()})
     assert wrong.status_code == 422
     assert locs(wrong) == [("body", "artifact", "status")]
+
+
+async def test_4_importance_on_deployment_create(api: httpx.AsyncClient) -> None:
+    workload = await create(
+        api, {}, artifact={"name": "svc", "status": "registered", "spec": spec()}
+    )
+    body = {"name": "svc", "workloadId": workload.json()["id"], "importance": "critical"}
+    made = await api.post(DEPLOYMENTS, json=body)
+    assert made.status_code == 201, made.text
+    url = f"{DEPLOYMENTS}{made.json()['id']}/"
+    assert (await api.get(url)).json()["importance"] == "critical"
+    assert (await api.patch(url, json={"importance": "moderate"})).json()[
+        "importance"
+    ] == "moderate"
+    listed = (await api.get(DEPLOYMENTS)).json()["data"]
+    assert [d["importance"] for d in listed] == ["moderate"]
+
+    other = await registered(api, "o")
+    default = await api.post(DEPLOYMENTS, json={"name": "o", "workloadId": other})
+    assert default.json()["importance"] == "low"
+    wrong = await api.post(DEPLOYMENTS, json={**body, "importance": "urgent"})
+    assert wrong.status_code == 422 and locs(wrong) == [("body", "importance")]

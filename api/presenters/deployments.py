@@ -29,6 +29,7 @@ def present_deployment(
         id=row.id,
         name=row.name,
         description=row.description,
+        importance=row.importance,
         status=row.status,
         status_reason=row.status_reason,
         workload_id=row.workload_id,
