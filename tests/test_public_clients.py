@@ -251,3 +251,16 @@ async def test_4_importance_on_deployment_create(api: httpx.AsyncClient) -> None
     assert default.json()["importance"] == "low"
     wrong = await api.post(DEPLOYMENTS, json={**body, "importance": "urgent"})
     assert wrong.status_code == 422 and locs(wrong) == [("body", "importance")]
+
+
+async def test_6_bundles_at_the_public_path(live_app: FastAPI, api: httpx.AsyncClient) -> None:
+    answer = await api.get("/api/v2/mlops/compute/bundles")
+    assert answer.status_code == 200, answer.text
+    ours = (await api.get("/api/v2/resourceBundles/", params={"limit": 100})).json()
+    assert answer.json()["totalCount"] == ours["totalCount"] > 0
+    shown = answer.json()["data"]
+    assert shown == ours["data"][: len(shown)]
+    with_slash = await api.get("/api/v2/mlops/compute/bundles/", params={"limit": 2})
+    assert [b["id"] for b in with_slash.json()["data"]] == ["cpu.nano", "cpu.micro"]
+    async with client_for(live_app, None) as anonymous:
+        assert (await anonymous.get("/api/v2/mlops/compute/bundles")).status_code == 401
