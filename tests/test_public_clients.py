@@ -264,3 +264,17 @@ async def test_6_bundles_at_the_public_path(live_app: FastAPI, api: httpx.AsyncC
     assert [b["id"] for b in with_slash.json()["data"]] == ["cpu.nano", "cpu.micro"]
     async with client_for(live_app, None) as anonymous:
         assert (await anonymous.get("/api/v2/mlops/compute/bundles")).status_code == 401
+
+
+async def test_9_creator_has_id_username_and_email(api: httpx.AsyncClient) -> None:
+    workload = await registered(api)
+    deployment = await api.post(DEPLOYMENTS, json={"name": "svc", "workloadId": workload})
+    shown = [
+        (await api.get(f"{WORKLOADS}{workload}/")).json(),
+        deployment.json(),
+        (await api.get(ARTIFACTS)).json()["data"][0],
+    ]
+    for body in shown:
+        assert body["creator"] == {"id": "admin", "username": "admin", "email": ""}, body
+    key = (await api.get("/api/v2/apiKeys/me/")).json()  # made at start-up
+    assert key["creator"] == {"id": "system", "username": "system", "email": ""}
