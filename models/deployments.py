@@ -11,7 +11,7 @@ from models.artifacts import Description, Name, ResourceId
 from models.common import CamelModel, InputModel, UserRef
 from models.sharing import ShareRole
 from models.status import DeploymentStatus, SwapStatus
-from models.workloads import Importance
+from models.workloads import Importance, WorkloadPublic
 
 _IMPORTANCE_DOC = "As a workload's: orders what matters most under contention."
 
@@ -79,6 +79,11 @@ class DeploymentPublic(CamelModel):
     creator: UserRef
     created_at: datetime
     updated_at: datetime
+    workload: WorkloadPublic | None = Field(
+        None,
+        description="The workload traffic goes to, in lists asked with `workloadDetails=true` "
+        "(null if it is not shared with you).",
+    )
 
 
 class SwapCreate(InputModel):

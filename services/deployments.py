@@ -97,8 +97,9 @@ async def list_deployments(
     status: str | None,
     workload_id: str | None,
     principal: Principal,
+    workload_ids: list[str] | None = None,
 ) -> tuple[list[Deployment], int]:
-    """The deployments the caller may read."""
+    """The deployments the caller may read (in front of one of `workload_ids`, if given)."""
     statement = select(Deployment)
     if search:
         statement = statement.where(
@@ -108,6 +109,8 @@ async def list_deployments(
         statement = statement.where(Deployment.status == status)
     if workload_id:
         statement = statement.where(Deployment.workload_id == workload_id)
+    if workload_ids:
+        statement = statement.where(Deployment.workload_id.in_(workload_ids))
     visible = access.readable("deployment", Deployment.id, principal)
     if visible is not None:
         statement = statement.where(visible)
@@ -139,6 +142,23 @@ async def update_deployment(
         deployment.max_body_bytes = data.max_body_bytes
     deployment.updated_at = utcnow()
     await session.flush()
+
+
+async def readable_workloads(
+    session: AsyncSession, workload_ids: list[str], principal: Principal
+) -> dict[str, tuple[Workload, Artifact]]:
+    """Those of `workload_ids` the caller may read, with their artifacts."""
+    statement = (
+        select(Workload, Artifact)
+        .join(Artifact, Artifact.id == Workload.artifact_id)
+        .where(Workload.id.in_(set(workload_ids)))
+    )
+    visible = access.readable("workload", Workload.id, principal)
+    if visible is not None:
+        statement = statement.where(visible)
+    return {
+        workload.id: (workload, artifact) for workload, artifact in await session.execute(statement)
+    }
 
 
 def health_settings(deployment: Deployment) -> HealthSettings:

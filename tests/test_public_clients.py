@@ -278,3 +278,28 @@ async def test_9_creator_has_id_username_and_email(api: httpx.AsyncClient) -> No
         assert body["creator"] == {"id": "admin", "username": "admin", "email": ""}, body
     key = (await api.get("/api/v2/apiKeys/me/")).json()  # made at start-up
     assert key["creator"] == {"id": "system", "username": "system", "email": ""}
+
+
+async def test_8_deployments_by_workload_ids_with_details(api: httpx.AsyncClient) -> None:
+    ids = {}
+    for name in ("a", "b", "c"):
+        workload = await registered(api, name)
+        made = await api.post(DEPLOYMENTS, json={"name": name, "workloadId": workload})
+        assert made.status_code == 201, made.text
+        ids[name] = (workload, made.json()["id"])
+    a, b = ids["a"][0], ids["b"][0]
+    answer = await api.get(f"{DEPLOYMENTS}?wid={a}&wid={b}&workloadDetails=true")
+    assert answer.status_code == 200, answer.text
+    found = answer.json()["data"]
+    assert {d["id"] for d in found} == {ids["a"][1], ids["b"][1]}
+    assert answer.json()["totalCount"] == 2
+    for deployment in found:
+        workload = deployment["workload"]
+        assert workload["id"] == deployment["workloadId"]
+        assert workload["runtime"]["containerGroups"][0]["name"] == "default"
+        assert workload["artifact"]["status"] == "registered"
+    plain = (await api.get(f"{DEPLOYMENTS}?wid={a}")).json()["data"]
+    assert [d["id"] for d in plain] == [ids["a"][1]] and plain[0]["workload"] is None
+    assert (await api.get(DEPLOYMENTS)).json()["totalCount"] == 3
+    assert (await api.get(f"{DEPLOYMENTS}?wid=nope")).json()["totalCount"] == 0
+    assert (await api.get(f"{DEPLOYMENTS}?wid=no%20pe")).status_code == 422
