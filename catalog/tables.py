@@ -293,6 +293,24 @@ class HealthCheck(Base):
     message: Mapped[str] = mapped_column(Text, default="")
 
 
+class DeploymentTraffic(Base):
+    """Calls through a deployment in one minute, as one gateway process counted them (each
+    process keeps its own row, rewritten as the minute goes on): the stats route adds them up.
+    `latency_histogram` maps a log-scale bucket (services/traffic.py) to its count of calls."""
+
+    __tablename__ = "deployment_traffic"
+
+    deployment_id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    minute: Mapped[datetime] = mapped_column(primary_key=True, index=True)
+    writer: Mapped[str] = mapped_column(String(40), primary_key=True)
+    requests: Mapped[int] = mapped_column(Integer)
+    server_errors: Mapped[int] = mapped_column(Integer)
+    user_errors: Mapped[int] = mapped_column(Integer)
+    latency_sum_ms: Mapped[float]
+    latency_max_ms: Mapped[float]
+    latency_histogram: Mapped[dict[str, Any]]
+
+
 class Secret(Base):
     """A secret value, encrypted at rest; only its metadata ever leaves the catalog."""
 

@@ -19,7 +19,7 @@ from catalog.tables import (
 )
 from models.deployments import DeploymentCreate, DeploymentUpdate, HealthSettings
 from models.status import DeploymentStatus
-from services import access, events, sharing
+from services import access, events, sharing, traffic
 from services.api_keys import Principal
 from services.errors import ConflictError
 from services.listing import PageRequest, fetch_page, matching
@@ -271,6 +271,7 @@ async def forget_deployment(session: AsyncSession, deployment_id: str) -> None:
     for table in (HealthCheck, DeploymentEvent, DeploymentSwap):
         await session.execute(delete(table).where(table.deployment_id == deployment_id))
     await sharing.forget(session, "deployment", deployment_id)
+    await traffic.forget(session, deployment_id)
     await session.execute(delete(Deployment).where(Deployment.id == deployment_id))
 
 

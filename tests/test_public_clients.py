@@ -7,22 +7,29 @@ start on a task queue no worker serves: nothing here needs them to run).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from typing import Any
 
 import httpx
 import pytest
+from aiohttp import web
 from fastapi import FastAPI
+from sqlalchemy import select
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
+from catalog.tables import DeploymentTraffic
 from config.settings import Settings
 from models.spec import ArtifactSpec
 from models.workloads import WorkloadRuntime
 from services.bundles import BundleCatalog
 from services.workload_runtime import build_plan
 from tests.conftest import ADMIN_KEY, client_for
-from tests.factories import spec
+from tests.factories import ready_replica, spec
+from tests.support.gateway import gateway_in_loop
+from tests.support.upstream import aiohttp_server, answering
 
 WORKLOADS = "/api/v2/console/workloads/"
 DEPLOYMENTS = "/api/v2/console/deployments/"
@@ -303,3 +310,63 @@ async def test_8_deployments_by_workload_ids_with_details(api: httpx.AsyncClient
     assert (await api.get(DEPLOYMENTS)).json()["totalCount"] == 3
     assert (await api.get(f"{DEPLOYMENTS}?wid=nope")).json()["totalCount"] == 0
     assert (await api.get(f"{DEPLOYMENTS}?wid=no%20pe")).status_code == 422
+
+
+async def _replica(request: web.Request) -> web.Response:
+    if request.path == "/slow":
+        await asyncio.sleep(0.05)
+    status = {"/fail": 500, "/missing": 404}.get(request.path, 200)
+    return web.Response(status=status, text=request.path)
+
+
+async def test_7_deployment_stats_from_the_gateway(
+    live_app: FastAPI, api: httpx.AsyncClient
+) -> None:
+    """Real calls through two gateways (each writes its own rows, as separate processes do) to
+    a real HTTP server standing in for the workload's replica."""
+    settings = live_app.state.context.settings.model_copy(
+        update={"gateway_traffic_flush_seconds": 0.2}
+    )
+    workload = await registered(api)
+    made = await api.post(DEPLOYMENTS, json={"name": "svc", "workloadId": workload})
+    deployment = made.json()["id"]
+    async with AsyncExitStack() as stack:
+        upstream = await stack.enter_async_context(aiohttp_server(answering(_replica)))
+        async with live_app.state.context.sessions() as session, session.begin():
+            session.add(ready_replica(workload, upstream))
+        paths = ["/"] * 15 + ["/slow"] * 5 + ["/fail"] * 2 + ["/missing"] * 3
+        for _ in range(2):
+            gateway = await stack.enter_async_context(gateway_in_loop(settings))
+            caller = await stack.enter_async_context(
+                client_for(live_app, ADMIN_KEY, gateway=gateway.url)
+            )
+            for path in paths:
+                await caller.get(f"/api/v2/endpoints/deployments/{deployment}{path}")
+            async with client_for(live_app, "wapi_nobody", gateway=gateway.url) as nobody:
+                refused = await nobody.get(f"/api/v2/endpoints/deployments/{deployment}/")
+            assert refused.status_code == 401  # refused by the gateway: not counted
+
+        url = f"{DEPLOYMENTS}{deployment}/stats/"
+        summary: dict[str, Any] = {}
+        for _ in range(300):  # the gateways write every 0.2 s; generous on a busy machine
+            summary = (await api.get(url)).json()["summary"]
+            if summary["totalRequests"] >= 50:
+                break
+            await asyncio.sleep(0.1)
+    assert summary["totalRequests"] == 50, summary
+    assert (summary["serverErrors"], summary["userErrors"], summary["errorRate"]) == (4, 6, 0.2)
+    # 10 of the 50 calls took at least 50 ms: they are the slowest tenth.
+    p50, p90, p99 = (summary[f"responseTimeP{n}"] for n in (50, 90, 99))
+    assert p50 <= p90 <= p99 <= summary["responseTimeMax"] * 1.01
+    assert p90 >= 50 * 0.99 and summary["responseTimeMax"] >= 50
+    async with live_app.state.context.sessions() as session:
+        writers = await session.scalars(
+            select(DeploymentTraffic.writer).where(DeploymentTraffic.deployment_id == deployment)
+        )
+        assert len(set(writers)) == 2  # one row per gateway process and minute
+
+    viewer = await api.post(
+        "/api/v2/apiKeys/", json={"name": "v", "username": "victor", "role": "viewer"}
+    )
+    async with client_for(live_app, viewer.json()["key"]) as victor:
+        assert (await victor.get(url)).status_code == 404  # no role on the deployment
