@@ -71,7 +71,10 @@ class TrafficLog:
 
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self.flush_seconds)
+            # A flush at each minute's start too: calls are counted in the minute they end in
+            # (give or take the event loop's delay), not in the one before.
+            to_next_minute = 60 - time.time() % 60 + 0.001
+            await asyncio.sleep(min(self.flush_seconds, to_next_minute))
             await self.flush()
             if time.monotonic() - self._pruned > PRUNE_EVERY:
                 await self._prune()
