@@ -125,6 +125,16 @@ class Settings(BaseSettings):
     gateway_websocket_idle_seconds: float = Field(
         300, gt=0, description="A WebSocket session with no traffic either way is closed."
     )
+    gateway_traffic_flush_seconds: float = Field(
+        5,
+        gt=0,
+        le=60,
+        description="How often each gateway process writes its per-minute traffic of each "
+        "deployment (calls, errors, latency histogram) to the catalog, for deployment stats.",
+    )
+    traffic_retention_days: int = Field(
+        90, ge=1, description="Per-minute deployment traffic older than this is deleted."
+    )
     metrics_token: SecretStr | None = Field(
         None,
         description="A bearer token that shows per-deployment series on the gateway's "

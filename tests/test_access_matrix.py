@@ -395,6 +395,7 @@ CASES: list[Case] = [
     # Routes with no resource roles: the key's role alone decides
     Case("GET", "/api/v2/resourceBundles/", nothing, 200),
     Case("GET", "/api/v2/resourceBundles/{id}/", bundle, 200),
+    Case("GET", "/api/v2/mlops/compute/bundles/", nothing, 200),
     Case("GET", "/api/v2/apiKeys/me/", nothing, 200),
     Case("POST", "/api/v2/apiKeys/", new_key, 201, "admin"),
     Case("GET", "/api/v2/apiKeys/", nothing, 200, "admin"),

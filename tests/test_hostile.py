@@ -162,7 +162,10 @@ async def test_an_editor_cannot_change_stop_or_start_a_workload_not_shared_with_
         assert (await mallory.patch(url, json=proxy)).status_code == 403
         assert (await mallory.post(f"{url}stop/")).status_code == 403
     shown = (await stack.admin.get(url)).json()
-    assert shown["runtime"][0]["containers"] == [] and shown["status"] == "submitted"
+    assert (
+        shown["runtime"]["containerGroups"][0]["containers"] == []
+        and shown["status"] == "submitted"
+    )
 
 
 async def test_an_editor_can_neither_rotate_nor_use_a_secret_not_shared_with_them(

@@ -83,7 +83,11 @@ async def test_create_read_rotate_delete(api: httpx.AsyncClient) -> None:
     assert response.status_code == 201, response.text
     created = response.json()
     assert set(created) == METADATA
-    assert created["version"] == 1 and created["creator"] == {"username": "admin"}
+    assert created["version"] == 1 and created["creator"] == {
+        "id": "admin",
+        "username": "admin",
+        "email": "",
+    }
     assert response.headers["location"] == f"{SECRETS}{created['id']}/"
     url = f"{SECRETS}{created['id']}/"
     assert (await api.get(url)).json() == created
@@ -175,7 +179,7 @@ async def test_roles(app: FastAPI, api: httpx.AsyncClient) -> None:
         assert (await editor.post(f"{url}rotate/", json={"value": "v2"})).status_code == 404
         assert (await editor.delete(url)).status_code == 404
         made_by_editor = (await editor.post(SECRETS, json={"name": "e", "value": "v"})).json()
-        assert made_by_editor["creator"] == {"username": "editor"}
+        assert made_by_editor["creator"]["username"] == "editor"
         own = f"{SECRETS}{made_by_editor['id']}/"
         assert (await editor.post(f"{own}rotate/", json={"value": "v2"})).status_code == 200
         assert (await editor.delete(own)).status_code == 204

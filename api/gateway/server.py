@@ -23,6 +23,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Final
 
 from api.gateway.access import Access
@@ -32,6 +33,7 @@ from api.gateway.directory import ReplicaDirectory
 from api.gateway.exchange import Exchange
 from api.gateway.invocation_audit import InvocationAudit
 from api.gateway.metrics import GatewayMetrics
+from api.gateway.traffic import TrafficLog
 from api.gateway.upstream import Pools
 from catalog import database
 from config.settings import Settings
@@ -74,11 +76,13 @@ class Gateway:
         metrics: GatewayMetrics,
         audit: InvocationAudit | None,
         options: GatewayOptions | None = None,
+        traffic: TrafficLog | None = None,
     ) -> None:
         self.access = access
         self.pools = pools
         self.metrics = metrics
         self.audit = audit
+        self.traffic = traffic  # per-minute counts of deployment calls, for their stats
         self.options = options or GatewayOptions()
         self.clients: set[ClientConnection] = set()
         self.callers: dict[str, int] = {}  # actor -> calls in flight
@@ -235,9 +239,15 @@ async def running_gateway(
         limit_per_replica=settings.gateway_max_connections_per_replica,
         acquire_timeout=settings.gateway_acquire_timeout_seconds,
     )
-    gateway = Gateway(access, pools, metrics, audit, GatewayOptions.of(settings))
+    traffic = TrafficLog(
+        database.create_sessionmaker(engine),
+        flush_seconds=settings.gateway_traffic_flush_seconds,
+        retention=timedelta(days=settings.traffic_retention_days),
+    )
+    gateway = Gateway(access, pools, metrics, audit, GatewayOptions.of(settings), traffic)
     await directory.start()
     audit.start()
+    traffic.start()
     gateway.start()
     server = await asyncio.get_running_loop().create_server(gateway.protocol, sock=sock)
     try:
@@ -247,6 +257,7 @@ async def running_gateway(
         await gateway.drain(grace)
         await gateway.stop()
         await audit.stop()
+        await traffic.stop()
         metrics.save()
         await directory.stop()
         await engine.dispose()

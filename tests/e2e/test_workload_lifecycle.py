@@ -180,7 +180,7 @@ async def test_scale_up_and_round_robin(stack: Stack) -> None:
         f"{WORKLOADS}{wid}/", json={"runtime": {"containerGroups": [{"replicaCount": 2}]}}
     )
     assert response.status_code == 200, response.text
-    assert response.json()["runtime"][0]["replicaCount"] == 2
+    assert response.json()["runtime"]["containerGroups"][0]["replicaCount"] == 2
     await eventually(
         lambda: stack.replicas(wid),
         lambda rs: len([r for r in rs if r["ready"]]) == 2,
