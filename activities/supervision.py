@@ -178,9 +178,11 @@ class SupervisionActivities:
             # A tick may pull an image, which takes longer than the heartbeat timeout.
             return await heartbeating(asyncio.shield(tick))
         except asyncio.CancelledError:
-            # Cancelled half-way through a create, the engine could still make the container
-            # after the workflow removed everything: let the tick finish first.
-            with contextlib.suppress(Exception):
+            # An image pull stops here (the ready deadline cuts it); a create or an apply
+            # already sent finishes first (the runtimes shield them), so nothing is made after
+            # the workflow removed everything.
+            tick.cancel()
+            with contextlib.suppress(BaseException):
                 await tick
             raise
         except RuntimeUnavailableError as error:

@@ -18,6 +18,7 @@ import urllib3
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
+from runtimes.cancellation import finish_if_cancelled
 from runtimes.errors import RuntimeUnavailableError, StartFailedError
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
@@ -141,7 +142,7 @@ class KubeApi:
 
     async def _call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:
-            return await asyncio.to_thread(fn, *args, **kwargs)
+            return await finish_if_cancelled(asyncio.to_thread(fn, *args, **kwargs))
         except (k8s.ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise _translate(exc, what) from exc
 

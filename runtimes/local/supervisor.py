@@ -19,6 +19,7 @@ from dataclasses import replace
 
 from models.plan import RunPlan
 from runtimes.base import Observation, ReplicaStatus, RestartPolicy, RuntimeEvent
+from runtimes.cancellation import finish_if_cancelled
 from runtimes.local.containers import LABEL_NETWORK_OF, LABEL_ROLE, create_config
 from runtimes.local.engine import ContainerSummary, Engine, inspected_ports, inspected_summary
 from runtimes.local.events import EngineEvents
@@ -343,7 +344,7 @@ class LocalSupervisor:
             primary_id=primary_id,
             stop_grace_seconds=self._grace,
         )
-        member.id = await self._engine.create(member.key.name, config)
+        member.id = await finish_if_cancelled(self._engine.create(member.key.name, config))
         self._seen(member, "created")
         await self._start(replica, member, now)
 
