@@ -109,16 +109,11 @@ async def test_prometheus_scrapes_the_product_and_every_query_answers(
                 if rule["alert"] in MADE_TRUE:
                     await returns_data(prometheus, rule["expr"], f"{rule['alert']} to hold")
             # They name what they are about.
-            degraded = await query(prometheus, alert_rules()[1]["expr"])
-            assert degraded[0]["metric"]["deployment"] == deployment_id
-            errored_alert = await query(
-                prometheus,
-                next(r["expr"] for r in alert_rules() if r["alert"] == "WapiWorkloadErrored"),
-            )
-            assert [series["metric"]["workload"] for series in errored_alert] == [errored]
-            looping = next(
-                r["expr"] for r in alert_rules() if r["alert"] == "WapiWorkloadCrashLooping"
-            )
-            assert [
-                series["metric"]["workload"] for series in await query(prometheus, looping)
-            ] == [crashing]
+            expressions = {rule["alert"]: rule["expr"] for rule in alert_rules()}
+            for alert, label, expected in (
+                ("WapiDeploymentDegraded", "deployment", deployment_id),
+                ("WapiWorkloadErrored", "workload", errored),
+                ("WapiWorkloadCrashLooping", "workload", crashing),
+            ):
+                found = await query(prometheus, expressions[alert])
+                assert [series["metric"][label] for series in found] == [expected], alert
