@@ -137,8 +137,9 @@ class Settings(BaseSettings):
     )
     metrics_token: SecretStr | None = Field(
         None,
-        description="A bearer token that shows per-deployment series on the gateway's "
-        "/metrics (admin API keys do too; anonymous scrapes get gateway-wide series).",
+        description="A bearer token that shows the series naming deployments and workloads on "
+        "the gateway's and the API's /metrics (admin API keys do too; anonymous scrapes get "
+        "totals only).",
     )
     restore_interval_seconds: float = Field(
         300, gt=0, description="How often workers start workflows missing for catalog rows."
@@ -179,8 +180,9 @@ class Settings(BaseSettings):
     )
     metrics_deployment_labels: bool = Field(
         False,
-        description="Show per-deployment series on the gateway's unauthenticated /metrics; "
-        "without it only the metrics token and admin keys see them.",
+        description="Show the series naming deployments and workloads on the unauthenticated "
+        "/metrics of the gateway and the API; without it only the metrics token and admin "
+        "keys see them.",
     )
 
     @cached_property

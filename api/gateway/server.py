@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
 import os
@@ -37,7 +36,6 @@ from api.gateway.traffic import TrafficLog
 from api.gateway.upstream import Pools
 from catalog import database
 from config.settings import Settings
-from services.api_keys import KEY_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -128,22 +126,9 @@ class Gateway:
     async def _may_see_deployments(self, authorization: bytes | None) -> bool:
         """Deployment ids are shown to the metrics token and to admin API keys only (the invoke
         route answers 403 whether a deployment exists or not), unless configured public."""
-        if self.options.metrics_public:
-            return True
-        scheme, _, secret = (authorization or b"").partition(b" ")
-        secret = secret.strip()
-        if scheme.lower() != b"bearer" or not secret:
-            return False
-        token = self.options.metrics_token
-        if token and hmac.compare_digest(secret, token.encode()):
-            return True
-        if not secret.startswith(KEY_PREFIX.encode()):
-            return False
-        try:
-            principal = await self.access.credentials.authenticate(secret.decode("latin-1"))
-        except Exception:  # a bad key, or the catalog away: the anonymous view
-            return False
-        return principal.role == "admin"
+        return await self.access.credentials.may_see_resource_ids(
+            authorization, token=self.options.metrics_token, public=self.options.metrics_public
+        )
 
     # ---- timeouts --------------------------------------------------------------------------
 
