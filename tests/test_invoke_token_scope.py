@@ -90,7 +90,7 @@ async def test_an_invoke_token_is_refused_on_every_management_route(
     async with client_for(app, ids["token"]) as client:
         for method, path in ROUTES:
             url = re.sub(r"{(\w+)}", lambda m: ids[m.group(1)], path)
-            body = {} if method in ("POST", "PUT", "PATCH") else None
+            body: dict[str, Any] | None = {} if method in ("POST", "PUT", "PATCH") else None
             before = await latest_audit(app)
             response = await client.request(method, url, json=body)
             answered[(method, path)] = response.status_code

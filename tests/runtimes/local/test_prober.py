@@ -68,7 +68,7 @@ async def test_a_hung_probe_does_not_hold_up_the_tick() -> None:
 
 
 async def test_an_answer_about_a_restarted_container_is_dropped() -> None:
-    release, answered = asyncio.Event(), []
+    release, answered = asyncio.Event(), list[int]()
     slow = await http_server(release, answered)
     async with slow:
         replica = running_replica(0, slow.sockets[0].getsockname()[1], timeout=600)
