@@ -478,7 +478,8 @@ async def test_the_activity_resolves_exactly_the_named_secrets(
     with pytest.raises(ApplicationError) as caught:
         await wrong._secrets(plan)
     assert caught.value.non_retryable and caught.value.type == "WorkloadFailed"
-    assert "A" in str(caught.value) and "WAPI_SECRETS_KEY" in str(caught.value)
+    assert "environment variables A, B:" in str(caught.value)  # both named, in order
+    assert "WAPI_SECRETS_KEY" in str(caught.value)
     assert VALUE not in str(caught.value)
 
 

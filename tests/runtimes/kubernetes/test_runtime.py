@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -111,15 +110,14 @@ async def test_a_hanging_api_times_out(cluster: kmock.KubernetesEmulator) -> Non
     release = asyncio.Event()
     cluster[f"get /apis/apps/v1/namespaces/{NAMESPACE}/deployments"] << release.wait
     runtime = KubernetesRuntime(NAMESPACE, configuration_for(str(cluster.url)), request_timeout=0.5)
-    started = time.monotonic()
     try:
         with pytest.raises(RuntimeUnavailableError):
-            # The stock client would wait forever; wait_for only keeps a broken test short.
-            await asyncio.wait_for(runtime.ping(), 5)
+            # The stock client would wait forever (the API answers only after `release`);
+            # wait_for only keeps a broken test short, and raises TimeoutError instead.
+            await asyncio.wait_for(runtime.ping(), 60)
     finally:
         release.set()
         await runtime.close()
-    assert time.monotonic() - started < 5
 
 
 async def test_forbidden_names_the_service_account(
