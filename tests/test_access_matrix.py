@@ -455,6 +455,7 @@ async def test_every_route_is_in_the_matrix(app: FastAPI) -> None:
     assert documented == covered
 
 
+@pytest.mark.timeout(900)  # over a thousand calls on a live stack: two minutes on a busy machine
 async def test_every_caller_on_every_route(stack: GovernedStack) -> None:
     failures: list[str] = []
     for case in CASES:

@@ -211,8 +211,13 @@ async def test_postgres_restarted_while_clients_write(outages: Outages) -> None:
         assert found.status_code == 200, (artifact_id, found.text)
         if artifact_id in traffic.edited:
             assert found.json()["name"] == traffic.edited[artifact_id]
-    audited = await _audited_creates(outages.client)
-    assert set(traffic.created) <= audited
+    # A record the database refused while the action committed is queued and written soon.
+    await eventually(
+        lambda: _audited_creates(outages.client),
+        lambda audited: set(traffic.created) <= audited,
+        30,
+        "the audit record of every acknowledged create",
+    )
     verified = await outages.client.get("/api/v2/auditEvents/verify/")
     assert verified.status_code == 200 and verified.json()["valid"] is True, verified.text
 
