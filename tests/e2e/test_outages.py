@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
@@ -220,6 +221,53 @@ async def test_postgres_restarted_while_clients_write(outages: Outages) -> None:
     )
     verified = await outages.client.get("/api/v2/auditEvents/verify/")
     assert verified.status_code == 200 and verified.json()["valid"] is True, verified.text
+
+
+async def test_a_database_shutting_down_is_a_503(outages: Outages) -> None:
+    """A server that is shutting down (or starting up) refuses new connections with an SQLSTATE
+    of its own (57P03), which the driver does not call a connection error: still a 503."""
+    assert (await outages.client.post(ARTIFACTS, json=artifact(name="before"))).status_code == 201
+    # An open session of its own keeps a smart shutdown waiting, refusing new connections.
+    holder = await asyncpg.connect(outages.database.dsn)
+    try:
+        outages.database.stop(mode="smart", wait=False)
+        await eventually(
+            lambda: _connect_refusal(outages.database.dsn),
+            lambda refusal: refusal is not None,
+            WITHIN,
+            "the server to refuse new connections",
+        )
+        # The API's pooled connections end, so it must open new ones.
+        await holder.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        )
+        refused = await outages.client.post(ARTIFACTS, json=artifact(name="during"))
+        listed = await outages.client.get(ARTIFACTS)
+    finally:
+        await holder.close()
+    outages.database.stop(mode="fast")
+    outages.database.start()
+    for answer in (refused, listed):
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["code"] == "catalog_unavailable"
+        assert answer.headers["retry-after"] == "5"
+    await eventually(
+        lambda: outages.client.post(ARTIFACTS, json=artifact(name="after")),
+        lambda answer: answer.status_code == 201,
+        WITHIN,
+        "writes to succeed again",
+    )
+
+
+async def _connect_refusal(dsn: str) -> str | None:
+    """The SQLSTATE a new connection is refused with, or None while it is accepted."""
+    try:
+        connection = await asyncpg.connect(dsn)
+    except asyncpg.PostgresError as error:
+        return str(error.sqlstate)
+    await connection.close()
+    return None
 
 
 async def _none() -> None:

@@ -46,6 +46,35 @@ async def returns_data(prometheus: httpx.AsyncClient, promql: str, what: str) ->
     await eventually(lambda: query(prometheus, promql), bool, 60, f"{what}: {promql}")
 
 
+async def _call_steadily(
+    stack: Stack, deployment_id: str, errored: str, until: asyncio.Event
+) -> None:
+    while not until.is_set():
+        call = await stack.invoke.get(f"/api/v2/endpoints/deployments/{deployment_id}/")
+        assert call.status_code == 200, call.text
+        failed = await stack.invoke.get(f"/api/v2/endpoints/workloads/{errored}/")
+        assert failed.status_code >= 500, failed.text
+        await asyncio.sleep(0.5)
+
+
+async def _check_queries(prometheus: httpx.AsyncClient, deployment_id: str) -> None:
+    """Both targets are up, every dashboard query and alert signal returns data, and the alerts
+    the test brings about hold."""
+    targets = await eventually(
+        lambda: query(prometheus, 'up{job=~"wapi-.*"} == 1'),
+        lambda found: len(found) == 2,
+        60,
+        "both targets up",
+    )
+    assert {target["metric"]["job"] for target in targets} == {"wapi-api", "wapi-gateway"}
+    for title, expr in dashboard_queries():
+        await returns_data(prometheus, grafana_to_promql(expr, deployment_id), f"panel {title!r}")
+    for rule in alert_rules():
+        await returns_data(prometheus, alert_signal(rule["expr"]), rule["alert"])
+        if rule["alert"] in MADE_TRUE:
+            await returns_data(prometheus, rule["expr"], f"{rule['alert']} to hold")
+
+
 @pytest.mark.timeout(300)
 async def test_prometheus_scrapes_the_product_and_every_query_answers(
     stack: Stack, tmp_path: Path
@@ -84,30 +113,20 @@ async def test_prometheus_scrapes_the_product_and_every_query_answers(
                 60,
                 "the deployment to be degraded",
             )
-            # Calls through the deployment (2xx), one it refuses (413, a gateway failure), and
-            # calls to the errored workload (5xx), over a few scrapes so that rates have two
-            # samples.
+            # A call it refuses (413, a gateway failure), then calls through the deployment
+            # (2xx) and to the errored workload (5xx) for as long as the queries are checked: a
+            # rate needs two samples of a series, and the first scrape may come late.
             large = await stack.invoke.post(
                 f"/api/v2/endpoints/deployments/{deployment_id}/", content=b"x" * 2048
             )
             assert large.status_code == 413, large.text
-            for _ in range(6):
-                call = await stack.invoke.get(f"/api/v2/endpoints/deployments/{deployment_id}/")
-                assert call.status_code == 200, call.text
-                failed = await stack.invoke.get(f"/api/v2/endpoints/workloads/{errored}/")
-                assert failed.status_code >= 500, failed.text
-                await asyncio.sleep(0.5)
-
-            targets = await query(prometheus, 'up{job=~"wapi-.*"} == 1')
-            assert {target["metric"]["job"] for target in targets} == {"wapi-api", "wapi-gateway"}
-            for title, expr in dashboard_queries():
-                await returns_data(
-                    prometheus, grafana_to_promql(expr, deployment_id), f"panel {title!r}"
-                )
-            for rule in alert_rules():
-                await returns_data(prometheus, alert_signal(rule["expr"]), rule["alert"])
-                if rule["alert"] in MADE_TRUE:
-                    await returns_data(prometheus, rule["expr"], f"{rule['alert']} to hold")
+            until = asyncio.Event()
+            calling = asyncio.create_task(_call_steadily(stack, deployment_id, errored, until))
+            try:
+                await _check_queries(prometheus, deployment_id)
+            finally:
+                until.set()
+                await calling
             # They name what they are about.
             expressions = {rule["alert"]: rule["expr"] for rule in alert_rules()}
             for alert, label, expected in (

@@ -63,9 +63,15 @@ class PostgresCluster:
         )
         self._pg_ctl("-l", str(self.log), "-o", options, "-w", "start", check=True)
 
-    def stop(self, mode: str = "immediate") -> None:
-        """`immediate`: the server drops every connection at once, as when it crashes."""
-        self._pg_ctl("-m", mode, "-w", "stop", check=False)
+    def stop(self, mode: str = "immediate", wait: bool = True) -> None:
+        """`immediate`: the server drops every connection at once, as when it crashes.
+        `smart`: it refuses new connections and waits for the open ones to close."""
+        self._pg_ctl("-m", mode, "-w" if wait else "-W", "stop", check=False)
+
+    @property
+    def dsn(self) -> str:
+        """The superuser URL for asyncpg itself."""
+        return self.url.replace("+asyncpg", "")
 
     def running(self) -> bool:
         status = [*self.as_user, self.pg_ctl, "-D", str(self.data), "status"]
