@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
 import signal
+import socket
 from contextlib import AsyncExitStack
 from datetime import timedelta
 
+from prometheus_client import start_http_server
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
@@ -15,6 +19,7 @@ from temporalio.worker import Worker
 
 from activities import activity_methods
 from activities.deployments import DeploymentActivities
+from activities.slots import SupervisionSlots
 from activities.supervision import SupervisionActivities
 from activities.workload_catalog import WorkloadCatalogActivities
 from catalog import database
@@ -29,10 +34,40 @@ from services.keyring import load_keyring
 from services.lifecycle import DeploymentLifecycle, WorkloadLifecycle
 from services.limits import Limits
 from services.refs import DeploymentRef, WorkloadRef
+from workflows.common import supervision_queue, worker_queue
 from workflows.deployment import DeploymentWorkflow
 from workflows.workload import WorkloadWorkflow
 
 log = logging.getLogger(__name__)
+
+
+class WorkerGroup:
+    """The Temporal workers of one process, on one client, entered and left together:
+
+    * the main task queue: both workflows and the short activities (catalog writes, starting
+      and removing containers), never held up by long ones;
+    * the supervision queue (`supervision_queue`): long activities, at most
+      `WAPI_SUPERVISION_CAPACITY` at once; a full worker stops taking them, and another
+      worker on the queue does;
+    * this process's own queue (`worker_queue`): `release_supervision`, which ends one of
+      this worker's supervisions at once when its workload stops.
+    """
+
+    def __init__(self, workers: list[Worker], slots: SupervisionSlots, identity: str) -> None:
+        self.workers = workers
+        self.slots = slots
+        self.identity = identity
+        self._stack = AsyncExitStack()
+
+    async def __aenter__(self) -> WorkerGroup:
+        async with AsyncExitStack() as stack:
+            for worker in self.workers:
+                await stack.enter_async_context(worker)
+            self._stack = stack.pop_all()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stack.aclose()
 
 
 def build_worker(
@@ -41,31 +76,56 @@ def build_worker(
     sessions: async_sessionmaker[AsyncSession],
     runtime: Runtime,
     bundles: BundleCatalog,
-) -> Worker:
-    """The worker with every workflow and activity, its clients injected."""
+) -> WorkerGroup:
+    """The workers with every workflow and activity, their clients injected."""
+    identity = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+    main_queue = settings.temporal_task_queue
+    own_queue = worker_queue(main_queue, identity)
+    slots = SupervisionSlots(settings.supervision_capacity)
     catalog = WorkloadCatalogActivities(sessions, bundles, Limits.from_settings(settings))
     supervision = SupervisionActivities(
         sessions,
         runtime,
         load_keyring(settings),
-        tick_seconds=settings.probe_tick_seconds,
+        slots=slots,
+        worker=identity,
+        worker_queue=own_queue,
         ready_timeout=timedelta(seconds=settings.ready_timeout_seconds),
     )
     lifecycle = WorkloadLifecycle(
-        client, task_queue=settings.temporal_task_queue, timeout=settings.update_timeout_seconds
+        client, task_queue=main_queue, timeout=settings.update_timeout_seconds
     )
-    deployment = DeploymentActivities(sessions, lifecycle)
-    return Worker(
-        client,
-        task_queue=settings.temporal_task_queue,
-        workflows=[WorkloadWorkflow, DeploymentWorkflow],
-        activities=activity_methods(catalog, supervision, deployment),
-        # Long supervision activities are cancelled on shutdown and resumed on another worker.
-        graceful_shutdown_timeout=timedelta(seconds=5),
-        # Cancellation reaches an activity with a heartbeat reply; without this the SDK sends
-        # heartbeats only every 8 s (0.8 x timeout), and every stop would wait that long.
-        max_heartbeat_throttle_interval=timedelta(seconds=1),
-    )
+    deployment = DeploymentActivities(sessions, lifecycle, slots=slots)
+    # Long activities are cancelled on shutdown and resumed on another worker.
+    shutdown = timedelta(seconds=5)
+    workers = [
+        Worker(
+            client,
+            task_queue=main_queue,
+            workflows=[WorkloadWorkflow, DeploymentWorkflow],
+            # The long ones too: workflows recorded before the supervision queue existed
+            # still run theirs here.
+            activities=activity_methods(catalog, supervision, deployment),
+            identity=identity,
+            graceful_shutdown_timeout=shutdown,
+        ),
+        Worker(
+            client,
+            task_queue=supervision_queue(main_queue),
+            activities=[supervision.supervise, deployment.monitor],
+            max_concurrent_activities=settings.supervision_capacity,
+            identity=identity,
+            graceful_shutdown_timeout=shutdown,
+        ),
+        Worker(
+            client,
+            task_queue=own_queue,
+            activities=[supervision.release_supervision],
+            identity=identity,
+            graceful_shutdown_timeout=shutdown,
+        ),
+    ]
+    return WorkerGroup(workers, slots, identity)
 
 
 async def restore_workflows(
@@ -126,6 +186,10 @@ async def run(settings: Settings) -> None:
                 settings.resource_bundles_file, default=settings.default_resource_bundle
             ),
         )
+        if settings.worker_metrics_port:
+            start_http_server(
+                settings.worker_metrics_port, settings.api_host, registry=worker.slots.registry
+            )
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -134,7 +198,12 @@ async def run(settings: Settings) -> None:
             restored = await restore_workflows(client, settings, sessions)
             log.info(
                 "worker running",
-                extra={"task_queue": settings.temporal_task_queue, "entities": restored},
+                extra={
+                    "task_queue": settings.temporal_task_queue,
+                    "worker": worker.identity,
+                    "supervision_capacity": settings.supervision_capacity,
+                    "entities": restored,
+                },
             )
             sweeper = asyncio.create_task(_keep_restoring(client, settings, sessions))
             await stopping.wait()

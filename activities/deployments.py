@@ -1,5 +1,10 @@
 """Activities of the deployment workflow: catalog writes, health checks, and driving the
-workflows of the workloads behind a deployment (start a candidate, stop a retired one)."""
+workflows of the workloads behind a deployment (start a candidate, stop a retired one).
+
+A health check never holds a catalog transaction during its HTTP call: it reads what to
+check in a read-only session (SQLite's write lock untouched), closes it, checks with a total
+deadline, and only then writes the result in a short transaction of its own.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,13 @@ import contextlib
 import time
 from datetime import UTC, datetime
 
-import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
 from activities.heartbeat import heartbeating
+from activities.slots import SupervisionSlots
+from catalog.database import create_read_sessionmaker
 from catalog.tables import (
     Artifact,
     Deployment,
@@ -25,6 +31,7 @@ from catalog.tables import (
 )
 from models.spec import ArtifactSpec
 from models.status import DeploymentStatus
+from runtimes import http_check
 from services import deployments
 from services.errors import ConflictError
 from services.lifecycle import WorkloadLifecycle
@@ -35,10 +42,12 @@ from workflows.deployment_contract import (
     ACTIVITY_FINISH_SWAP,
     ACTIVITY_FORGET_DEPLOYMENT,
     ACTIVITY_MONITOR,
+    ACTIVITY_RECORD_EVENT,
     ACTIVITY_RECORD_STATUS,
     ACTIVITY_STOP_WORKLOAD,
     ACTIVITY_WAIT_RUNNING,
     BeginSwapInput,
+    DeploymentEventInput,
     DeploymentIdInput,
     EnsureStartedResult,
     MonitorInput,
@@ -57,10 +66,13 @@ class DeploymentActivities:
         sessions: async_sessionmaker[AsyncSession],
         lifecycle: WorkloadLifecycle,
         *,
+        slots: SupervisionSlots | None = None,
         poll_seconds: float = 0.5,
     ) -> None:
         self.sessions = sessions
+        self.reads = create_read_sessionmaker(sessions.kw["bind"])
         self.lifecycle = lifecycle
+        self.slots = slots or SupervisionSlots(capacity=1000)
         self.poll_seconds = poll_seconds
 
     @activity.defn(name=ACTIVITY_RECORD_STATUS)
@@ -74,6 +86,13 @@ class DeploymentActivities:
                 input.event,
                 input.message,
                 input.actor,
+            )
+
+    @activity.defn(name=ACTIVITY_RECORD_EVENT)
+    async def record_event(self, input: DeploymentEventInput) -> None:
+        async with self.sessions() as session, session.begin():
+            await deployments.add_event(
+                session, input.deployment_id, input.event, input.message, "system"
             )
 
     @activity.defn(name=ACTIVITY_BEGIN_SWAP)
@@ -177,20 +196,19 @@ class DeploymentActivities:
     async def monitor(self, input: MonitorInput) -> MonitorResult:
         """Check health every interval along the route traffic takes (the deployment's current
         workload, its ready replicas); record each check; return when the verdict changes."""
-        async with httpx.AsyncClient(follow_redirects=False) as http:
+        with self.slots.hold(input.deployment_id):
             turn = 0
             while True:
-                # A check may outlast the heartbeat timeout (a probe timeout is up to 60 s).
+                # A check may outlast the heartbeat timeout (a timeout is up to 60 s).
                 verdict, reason, interval = await heartbeating(
-                    self._check(http, input.deployment_id, turn)
+                    self._check(input.deployment_id, turn)
                 )
                 turn += 1
                 if verdict is None:
                     return MonitorResult(status="inactive", reason="the deployment is gone")
                 if verdict != input.status:
                     return MonitorResult(status=verdict, reason=reason)
-                # Heartbeat through the wait: an interval may be longer than the heartbeat
-                # timeout, and cancellation only arrives with a heartbeat's reply.
+                # Heartbeat through the wait: an interval may be longer than the timeout.
                 deadline = time.monotonic() + interval
                 while (left := deadline - time.monotonic()) > 0:
                     activity.heartbeat()
@@ -202,19 +220,20 @@ class DeploymentActivities:
             await deployments.forget_deployment(session, input.deployment_id)
 
     async def _check(
-        self, http: httpx.AsyncClient, deployment_id: str, turn: int
+        self, deployment_id: str, turn: int
     ) -> tuple[DeploymentStatus | None, str | None, float]:
-        async with self.sessions() as session, session.begin():
+        async with self.reads() as session:
             deployment = await session.get(Deployment, deployment_id)
             if deployment is None:
                 return None, None, 1.0
+            status = deployment.status
             settings = deployments.health_settings(deployment)
             workload = await session.get(Workload, deployment.workload_id)
             if workload is None or workload.status != "running":
-                status = workload.status if workload else "deleted"
+                state = workload.status if workload else "deleted"
                 return (
                     "inactive",
-                    f"workload {deployment.workload_id} is {status}",
+                    f"workload {deployment.workload_id} is {state}",
                     settings.interval_seconds,
                 )
             addresses = list(
@@ -227,8 +246,10 @@ class DeploymentActivities:
                 )
             )
             path = settings.path or await self._default_path(session, workload)
-            check = await self._probe(http, addresses, turn, path, settings.timeout_seconds)
-            check.deployment_id = deployment_id
+        # No session is open here: the check may take its whole timeout.
+        check = await _probe(addresses, turn, path, settings.timeout_seconds)
+        check.deployment_id = deployment_id
+        async with self.sessions() as session, session.begin():
             await deployments.add_health_check(session, check)
             recent = await deployments.recent_checks(
                 session, deployment_id, settings.failure_threshold
@@ -240,34 +261,7 @@ class DeploymentActivities:
                 f"{failures} health checks failed in a row: {check.message}",
                 settings.interval_seconds,
             )
-        return ("active" if check.ok else deployment.status), None, settings.interval_seconds
-
-    async def _probe(
-        self,
-        http: httpx.AsyncClient,
-        addresses: list[str | None],
-        turn: int,
-        path: str,
-        limit: float,
-    ) -> HealthCheck:
-        if not addresses:
-            return HealthCheck(checked_at=utcnow(), ok=False, message="no ready replica")
-        address = addresses[turn % len(addresses)]
-        started = time.perf_counter()
-        try:
-            answer = await http.get(f"http://{address}{path}", timeout=limit)
-        except httpx.HTTPError as error:
-            return HealthCheck(
-                checked_at=utcnow(), ok=False, message=f"GET {path}: {type(error).__name__}"
-            )
-        latency = round((time.perf_counter() - started) * 1000, 2)
-        return HealthCheck(
-            checked_at=utcnow(),
-            ok=answer.status_code < 400,
-            status_code=answer.status_code,
-            latency_ms=latency,
-            message=f"GET {path}: {answer.status_code}",
-        )
+        return ("active" if check.ok else status), None, settings.interval_seconds
 
     async def _default_path(self, session: AsyncSession, workload: Workload) -> str:
         artifact = await session.get(Artifact, workload.artifact_id)
@@ -283,3 +277,22 @@ class DeploymentActivities:
         if workload is None:
             raise LookupError(workload_id)
         return WorkloadRef.of(workload)
+
+
+async def _probe(addresses: list[str | None], turn: int, path: str, limit: float) -> HealthCheck:
+    """GET `path` on one of the addresses (in turn), within `limit` seconds in all."""
+    if not addresses:
+        return HealthCheck(checked_at=utcnow(), ok=False, message="no ready replica")
+    address = addresses[turn % len(addresses)] or ""
+    host, _, port = address.rpartition(":")
+    try:
+        answer = await http_check.http_get(host, int(port), path, within=limit)
+    except (http_check.HttpCheckError, ValueError) as error:
+        return HealthCheck(checked_at=utcnow(), ok=False, message=f"GET {path} {error}")
+    return HealthCheck(
+        checked_at=utcnow(),
+        ok=answer.status < 400,
+        status_code=answer.status,
+        latency_ms=round(answer.seconds * 1000, 2),
+        message=f"GET {path}: {answer.status}",
+    )

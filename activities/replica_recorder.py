@@ -1,19 +1,19 @@
 """Write what a runtime observes to the catalog, only when it changed.
 
-Probe ticks happen every second; the catalog hears about a replica when its state, readiness,
-restarts or a probe verdict changes, or every `refresh` seconds so `checkedAt` stays honest.
+Probes run every period; the catalog hears about a replica only when its state, readiness,
+restarts or a probe's verdict (or message) changes, so an idle workload writes nothing. A
+probe result's `checkedAt` is therefore when that result was last recorded.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from catalog.tables import WorkloadReplica, utcnow
-from runtimes.base import Observation, ReplicaStatus
+from runtimes.base import Observation, ReplicaStatus, RuntimeEvent
 from services import workloads
 
 Key = tuple[str, int]
@@ -35,14 +35,10 @@ def _signature(replica: ReplicaStatus) -> tuple[Any, ...]:
 
 
 class ReplicaRecorder:
-    def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], workload_id: str, refresh_seconds: float
-    ) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], workload_id: str) -> None:
         self.sessions = sessions
         self.workload_id = workload_id
-        self.refresh_seconds = refresh_seconds
         self._written: dict[Key, tuple[Any, ...]] = {}
-        self._written_at: dict[Key, float] = {}
         self._first = True
 
     async def previous(self) -> list[ReplicaStatus]:
@@ -68,17 +64,19 @@ class ReplicaRecorder:
                 for row in rows
             ]
 
-    async def store(self, observation: Observation) -> None:
-        now = time.monotonic()
+    async def store(
+        self, observation: Observation, extra: list[RuntimeEvent] | None = None
+    ) -> None:
+        """Write what changed since the last call, with the observation's events and `extra`."""
         seen = {(r.group, r.index): r for r in observation.replicas}
         changed = [
             replica
             for key, replica in seen.items()
             if self._written.get(key) != _signature(replica)
-            or now - self._written_at.get(key, 0.0) > self.refresh_seconds
         ]
         gone = [key for key in self._written if key not in seen]
-        if not (changed or gone or observation.events or self._first):
+        events = [*(extra or []), *observation.events]
+        if not (changed or gone or events or self._first):
             return
         async with self.sessions() as session, session.begin():
             if self._first:
@@ -96,19 +94,15 @@ class ReplicaRecorder:
                 )
             for replica in changed if not self._first else list(seen.values()):
                 await session.merge(self._row(replica))
-            for event in observation.events:
+            for event in events:
                 await workloads.add_event(
                     session, self.workload_id, event.type, event.message, "runtime", event.details
                 )
         self._first = False
         for key in gone:
             self._written.pop(key, None)
-            self._written_at.pop(key, None)
-        for replica in seen.values():
-            key = (replica.group, replica.index)
-            if replica in changed or key not in self._written:
-                self._written[key] = _signature(replica)
-                self._written_at[key] = now
+        for key, replica in seen.items():
+            self._written[key] = _signature(replica)
 
     def _row(self, replica: ReplicaStatus) -> WorkloadReplica:
         return WorkloadReplica(

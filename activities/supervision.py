@@ -1,8 +1,11 @@
-"""Activities that run containers through a runtime: supervise a generation, halt, remove."""
+"""Activities that run containers through a runtime: supervise a generation, release that
+supervision at once, halt, remove."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -11,82 +14,155 @@ from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import heartbeating
 from activities.replica_recorder import ReplicaRecorder
+from activities.slots import Claim, SupervisionSlots
 from models.plan import RunPlan
-from runtimes.base import Observation, Runtime, Supervisor
+from runtimes.base import Observation, Runtime, RuntimeEvent, Supervisor
 from runtimes.errors import RuntimeUnavailableError, WorkloadFailedError
 from services import secrets, workloads
 from services.keyring import DecryptionError, Keyring
 from workflows.common import WORKLOAD_FAILED
 from workflows.workload_contract import (
     ACTIVITY_HALT_CONTAINERS,
+    ACTIVITY_RELEASE_SUPERVISION,
     ACTIVITY_REMOVE_CONTAINERS,
     ACTIVITY_SUPERVISE,
+    SIGNAL_SUPERVISED,
+    SupervisedInput,
     SuperviseInput,
     SuperviseResult,
     WorkloadIdInput,
 )
 
-STARTING_TICK_SECONDS = 0.2
+log = logging.getLogger(__name__)
 
 
 class SupervisionActivities:
+    """Args:
+    slots: The long activities of this worker; `release_supervision` ends them.
+    worker: This worker's identity, and `worker_queue` the task queue only it polls: a
+        supervision tells its workflow both, which then releases it there.
+    """
+
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
         runtime: Runtime,
         keyring: Keyring,
         *,
-        tick_seconds: float = 1.0,
+        slots: SupervisionSlots | None = None,
+        worker: str = "",
+        worker_queue: str = "",
         ready_timeout: timedelta = timedelta(minutes=10),
-        refresh_seconds: float = 30.0,
     ) -> None:
         self.sessions = sessions
         self.runtime = runtime
         self.keyring = keyring
-        self.tick_seconds = tick_seconds
+        self.slots = slots or SupervisionSlots(capacity=1000)
+        self.worker = worker
+        self.worker_queue = worker_queue
         self.ready_timeout = ready_timeout
-        self.refresh_seconds = refresh_seconds
 
     @activity.defn(name=ACTIVITY_SUPERVISE)
     async def supervise(self, input: SuperviseInput) -> SuperviseResult:
         """Keep the generation's replicas running and probed; return only when the workflow
-        must act: every replica ready (if asked to wait for that) or the workload failed.
-        Heartbeats carry no data, so a quiet workload adds nothing to its history."""
+        must act: every replica ready (if asked to wait for that), the workload failed, or
+        the supervision was released. Heartbeats carry no data, so a quiet workload adds
+        nothing to its history."""
         plan = input.plan
-        recorder = ReplicaRecorder(self.sessions, plan.workload_id, self.refresh_seconds)
-        supervisor = self.runtime.supervisor(
-            plan, await self._secrets(plan), await recorder.previous()
-        )
+        with self.slots.hold(plan.workload_id) as claim:
+            recorder = ReplicaRecorder(self.sessions, plan.workload_id)
+            supervisor = self.runtime.supervisor(
+                plan, await self._secrets(plan), await recorder.previous()
+            )
+            try:
+                return await self._supervise(input, supervisor, recorder, claim)
+            finally:
+                await supervisor.close()
+
+    @activity.defn(name=ACTIVITY_RELEASE_SUPERVISION)
+    async def release_supervision(self, input: WorkloadIdInput) -> int:
+        """End this worker's supervision of the workload now; returns once nothing of it is
+        under way (an image pull or a create finishes first), so the workflow may remove
+        the containers without anything recreating them."""
+        return await self.slots.release(input.workload_id)
+
+    async def _supervise(
+        self,
+        input: SuperviseInput,
+        supervisor: Supervisor,
+        recorder: ReplicaRecorder,
+        claim: Claim,
+    ) -> SuperviseResult:
+        plan = input.plan
+        info = activity.info()
         deadline = (input.initializing_since or datetime.now(UTC)) + self.ready_timeout
+        # A heartbeat twice per timeout; the SDK sends at most one per 0.8 x timeout.
+        beat_every = (info.heartbeat_timeout or timedelta(seconds=2)).total_seconds() / 2
+        started = RuntimeEvent(
+            type="supervision_started",
+            message=f"supervised by worker {self.worker or '?'} (attempt {info.attempt})",
+            details={"worker": self.worker, "attempt": info.attempt},
+        )
+        pending: list[RuntimeEvent] = [started]
+        released = asyncio.ensure_future(claim.released.wait())
+        announcing: asyncio.Task[None] | None = None
+        due = True
         try:
-            while True:
-                try:
-                    # While starting, a tick (an image pull most of all) counts against the
-                    # ready timeout: it is cut off at the deadline.
-                    remaining = (deadline - datetime.now(UTC)).total_seconds()
-                    async with asyncio.timeout(
-                        max(remaining, 1.0) if input.wait_for_ready else None
-                    ):
-                        observation = await self._tick(plan, supervisor)
-                except TimeoutError:
-                    return SuperviseResult(outcome="failed", reason=self._still_starting())
-                await recorder.store(observation)
-                if observation.failure:
-                    return SuperviseResult(outcome="failed", reason=observation.failure)
-                if input.wait_for_ready:
-                    if observation.all_ready(plan):
+            while not claim.released.is_set():
+                if due:
+                    try:
+                        # While starting, a tick (an image pull most of all) counts against
+                        # the ready timeout: it is cut off at the deadline.
+                        remaining = (deadline - datetime.now(UTC)).total_seconds()
+                        async with asyncio.timeout(
+                            max(remaining, 1.0) if input.wait_for_ready else None
+                        ):
+                            observation = await self._tick(plan, supervisor)
+                    except TimeoutError:
+                        return SuperviseResult(outcome="failed", reason=self._still_starting())
+                    await recorder.store(observation, pending)
+                    pending = []
+                    # After the first tick: the containers need not wait for the signal, nor
+                    # share the CPU with what it sets off.
+                    announcing = announcing or asyncio.create_task(self._announce())
+                    if observation.failure:
+                        return SuperviseResult(outcome="failed", reason=observation.failure)
+                    if input.wait_for_ready and observation.all_ready(plan):
                         return SuperviseResult(outcome="ready")
-                    if datetime.now(UTC) > deadline:
-                        return SuperviseResult(
-                            outcome="failed", reason=self._not_ready(observation)
-                        )
+                if input.wait_for_ready and datetime.now(UTC) > deadline:
+                    return SuperviseResult(outcome="failed", reason=self._not_ready(observation))
                 activity.heartbeat()
-                # While starting, look often: a container that just started is probed on the
-                # next tick, and that tick is most of the time to `running`.
-                fast = input.wait_for_ready and self.tick_seconds > STARTING_TICK_SECONDS
-                await asyncio.sleep(STARTING_TICK_SECONDS if fast else self.tick_seconds)
+                at_most = beat_every
+                if input.wait_for_ready:
+                    at_most = min(at_most, (deadline - datetime.now(UTC)).total_seconds())
+                # Tick again only when the runtime has something new, not to heartbeat.
+                waiting = asyncio.ensure_future(supervisor.wait(max(at_most, 0.0)))
+                await asyncio.wait({waiting, released}, return_when=asyncio.FIRST_COMPLETED)
+                due = waiting.done() and waiting.result()
+                waiting.cancel()
         finally:
-            await supervisor.close()
+            released.cancel()
+            if announcing is not None:
+                announcing.cancel()  # long done, unless Temporal is away: it no longer matters
+        return SuperviseResult(outcome="released")
+
+    async def _announce(self) -> None:
+        """Tell the workflow where this supervision runs, so it can release it there."""
+        info = activity.info()
+        signal = SupervisedInput(
+            activity_id=info.activity_id,
+            attempt=info.attempt,
+            worker=self.worker,
+            task_queue=self.worker_queue,
+        )
+        try:
+            handle = activity.client().get_workflow_handle(info.workflow_id or "")
+            await handle.signal(SIGNAL_SUPERVISED, signal)
+        except Exception as error:  # the workflow then ends it by cancellation instead
+            log.warning(
+                "could not tell the workflow where it is supervised",
+                extra={"workflow_id": info.workflow_id, "error": str(error)},
+            )
 
     @activity.defn(name=ACTIVITY_HALT_CONTAINERS)
     async def halt_containers(self, input: WorkloadIdInput) -> None:
@@ -97,9 +173,18 @@ class SupervisionActivities:
         return await self.runtime.remove(input.workload_id)
 
     async def _tick(self, plan: RunPlan, supervisor: Supervisor) -> Observation:
+        tick = asyncio.ensure_future(supervisor.tick())
         try:
             # A tick may pull an image, which takes longer than the heartbeat timeout.
-            return await heartbeating(supervisor.tick())
+            return await heartbeating(asyncio.shield(tick))
+        except asyncio.CancelledError:
+            # An image pull stops here (the ready deadline cuts it); a create or an apply
+            # already sent finishes first (the runtimes shield them), so nothing is made after
+            # the workflow removed everything.
+            tick.cancel()
+            with contextlib.suppress(BaseException):
+                await tick
+            raise
         except RuntimeUnavailableError as error:
             attempt = activity.info().attempt
             # One event when the outage starts and one every ten retries, not one per retry.

@@ -201,7 +201,7 @@ def create_app(
         invoke,  # documented here, served by the gateway process
     ):
         api.include_router(module.router)
-    for router in sharing.routers:
+    for router in (*sharing.routers, bundles.compute_router):
         api.include_router(router)
     app.include_router(api)
     app.include_router(health.router)

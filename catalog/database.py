@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy.exc
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
@@ -18,6 +19,11 @@ from sqlalchemy.ext.asyncio import (
 )
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# SQLSTATE classes of a server that is away for now, not of a bad statement: connection
+# exceptions, operator intervention (shutting down, starting up, backend terminated) and
+# insufficient resources (too many connections).
+_UNAVAILABLE_SQLSTATES = ("08", "57P", "53")
+
 # An execution option marking sessions that never write (see `create_read_sessionmaker`).
 READ_ONLY = "wapi_read_only"
 
@@ -90,3 +96,22 @@ async def ping(engine: AsyncEngine, within: float = 2.0) -> None:
     """Raise if the database does not answer a trivial query in time."""
     async with asyncio.timeout(within), engine.connect() as conn:
         await conn.execute(text("SELECT 1"))
+
+
+def catalog_unavailable(error: BaseException) -> bool:
+    """Whether `error` means the catalog is not answering (retry later), not that a statement
+    is wrong. The driver raises a plain `ConnectionError` when it cannot connect; SQLAlchemy
+    wraps the rest, and a server starting up or shutting down answers with an SQLSTATE that
+    SQLAlchemy leaves in a generic `DBAPIError`."""
+    if isinstance(
+        error,
+        (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError,
+         sqlalchemy.exc.TimeoutError, ConnectionError),
+    ):  # fmt: skip
+        return True
+    if not isinstance(error, sqlalchemy.exc.DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    sqlstate = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+    return isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES)

@@ -194,6 +194,7 @@ class Deployment(Base):
     id: Mapped[str] = mapped_column(String(24), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
+    importance: Mapped[Importance] = mapped_column(String(20), default="low")
     workload_id: Mapped[str] = mapped_column(ForeignKey("workloads.id"), index=True)
     status: Mapped[DeploymentStatus] = mapped_column(String(20), index=True)
     status_reason: Mapped[str | None] = mapped_column(Text, default=None)
@@ -290,6 +291,24 @@ class HealthCheck(Base):
     status_code: Mapped[int | None] = mapped_column(Integer, default=None)
     latency_ms: Mapped[float | None] = mapped_column(default=None)
     message: Mapped[str] = mapped_column(Text, default="")
+
+
+class DeploymentTraffic(Base):
+    """Calls through a deployment in one minute, as one gateway process counted them (each
+    process keeps its own row, rewritten as the minute goes on): the stats route adds them up.
+    `latency_histogram` maps a log-scale bucket (services/traffic.py) to its count of calls."""
+
+    __tablename__ = "deployment_traffic"
+
+    deployment_id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    minute: Mapped[datetime] = mapped_column(primary_key=True, index=True)
+    writer: Mapped[str] = mapped_column(String(40), primary_key=True)
+    requests: Mapped[int] = mapped_column(Integer)
+    server_errors: Mapped[int] = mapped_column(Integer)
+    user_errors: Mapped[int] = mapped_column(Integer)
+    latency_sum_ms: Mapped[float]
+    latency_max_ms: Mapped[float]
+    latency_histogram: Mapped[dict[str, Any]]
 
 
 class Secret(Base):

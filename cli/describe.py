@@ -61,7 +61,7 @@ def _workload(wapi: Client, console: Console, w: WorkloadPublic) -> None:
         ("REPLICAS", lambda g: g.replica_count),
         ("BUNDLES", lambda g: ", ".join(g.resource_bundles) or "-"),
     ]
-    _section(console, "Runtime", groups, w.runtime)
+    _section(console, "Runtime", groups, w.runtime.container_groups)
     replicas: list[Column] = [
         ("  NAME", lambda r: f"  {r.name}"),
         ("STATE", lambda r: r.state),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from models.autoscaling import Autoscaling
 from models.spec import ArtifactSpec, ArtifactType
 from models.workloads import GroupRuntime, GroupRuntimePublic, WorkloadRuntime
 
@@ -19,11 +20,27 @@ def artifact_content(description: str, type: ArtifactType, spec: ArtifactSpec) -
 
 
 def _group(group: GroupRuntime | GroupRuntimePublic) -> dict[str, Any]:
-    return {
+    scaling = group.autoscaling
+    if isinstance(scaling, Autoscaling):
+        scaling = scaling.hoisted()
+    shown: dict[str, Any] = {
         "replicaCount": group.replica_count,
         "resourceBundles": list(group.resource_bundles),
         "containers": [c.model_dump(mode="json", by_alias=True) for c in group.containers],
     }
+    if scaling is not None:
+        shown["autoscaling"] = {
+            "enabled": scaling.enabled,
+            "minReplicaCount": scaling.min_replica_count,
+            "maxReplicaCount": scaling.max_replica_count,
+            "policies": [
+                {"scalingMetric": p.scaling_metric, "target": p.target, "priority": p.priority}
+                for p in scaling.policies
+            ],
+        }
+        if scaling.enabled:  # the autoscaler owns the count
+            del shown["replicaCount"]
+    return shown
 
 
 def runtime_groups(
@@ -31,7 +48,10 @@ def runtime_groups(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Both runtimes by group name; a group the file leaves out gets the server's defaults."""
     now = {group.name: _group(group) for group in current}
-    wanted = {group.name: _group(group) for group in desired.container_groups}
+    groups = desired.container_groups
+    if desired.short_form and len(current) == 1:  # the short form is the one group's
+        groups = [desired.as_group(current[0].name)]
+    wanted = {group.name: _group(group) for group in groups}
     for name in now.keys() - wanted.keys():
         wanted[name] = _group(GroupRuntime(name=name))
     return now, wanted

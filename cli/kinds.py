@@ -59,7 +59,7 @@ class Kind:
 
 
 def _workload_replicas(workload: WorkloadPublic) -> int:
-    return sum(group.replica_count for group in workload.runtime)
+    return sum(group.replica_count for group in workload.runtime.container_groups)
 
 
 def _artifact_label(workload: WorkloadPublic) -> str:

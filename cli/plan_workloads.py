@@ -87,7 +87,7 @@ def plan_workload(
             "apply again when the swap is over (or apply with --wait)",
             ExitCode.CONFLICT,
         )
-    now, wanted = runtime_groups(live.runtime, doc.runtime)
+    now, wanted = runtime_groups(live.runtime.container_groups, doc.runtime)
     runtime_lines = differences(now, wanted, "runtime")
     scale_only = bool(runtime_lines) and only_replicas_differ(now, wanted)
     meta_lines = differences(

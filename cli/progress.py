@@ -108,7 +108,7 @@ class ProgressView:
                 key, label, lambda at: self.wapi.workloads.events(workload.id, offset=at)
             )
             replicas = self.wapi.workloads.replicas(workload.id)
-            wanted = sum(group.replica_count for group in workload.runtime)
+            wanted = sum(group.replica_count for group in workload.runtime.container_groups)
             ready = f"{sum(r.ready for r in replicas)}/{wanted}"
             self._update(label, Row(workload.status, ready, workload.status_reason or ""))
 

@@ -20,7 +20,7 @@ from client.errors import error_from_response
 from models.api_keys import Role
 from models.deployments import SwapCreate
 from models.status import WorkloadStatus
-from models.workloads import GroupRuntime, WorkloadRuntime, WorkloadUpdate
+from models.workloads import WorkloadRuntime, WorkloadUpdate
 
 OutputOption = Annotated[Format, typer.Option("--output", "-o", help="How to print it.")]
 
@@ -128,17 +128,16 @@ def register(app: typer.Typer) -> None:
         """Change a workload's replica count; a running workload scales live."""
         wapi = SESSION.client()
         found = kind_named("workload").find(wapi, workload)
-        groups = [
-            GroupRuntime(
-                name=g.name,
-                replica_count=replicas if group in (None, g.name) else g.replica_count,
-                resource_bundles=g.resource_bundles,
-                containers=g.containers,
-            )
-            for g in found.runtime
-        ]
-        if group is not None and all(g.name != group for g in found.runtime):
+        current = found.runtime.container_groups
+        if group is not None and all(g.name != group for g in current):
             raise UserError(f"workload '{found.name}' has no group '{group}'", ExitCode.NOT_FOUND)
+        if any(g.autoscaled for g in current if group in (None, g.name)):
+            raise UserError(
+                f"workload '{found.name}' scales automatically (autoscaling): change its "
+                "minReplicaCount and maxReplicaCount instead",
+                ExitCode.CONFLICT,
+            )
+        groups = [g.as_input(replicas if group in (None, g.name) else None) for g in current]
         runtime = WorkloadRuntime(container_groups=groups)
         wapi.workloads.update(found.id, WorkloadUpdate(runtime=runtime))
         SESSION.console.print(f"workload/{found.name}: scaled to {replicas}")

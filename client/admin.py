@@ -56,6 +56,12 @@ class Bundles(Resource[Mode]):
     @route("GET", "{id}/")
     def get(self, bundle_id: str) -> ResourceBundle: ...
 
+    @listing("GET", "/api/v2/mlops/compute/bundles/")
+    def list_compute(
+        self, offset: int | None = None, limit: int | None = None, order_by: str | None = None
+    ) -> Page[ResourceBundle]:
+        """The same list, at the path the public Workload API's clients use."""
+
 
 class ApiKeys(Resource[Mode]):
     path = "/api/v2/apiKeys/"

@@ -133,10 +133,14 @@ class Deployments(Sharing[Mode]):
         search: str | None = None,
         status: DeploymentStatus | None = None,
         workload_id: str | None = None,
+        wid: list[str] | None = None,
+        workload_details: bool | None = None,
         offset: int | None = None,
         limit: int | None = None,
         order_by: str | None = None,
-    ) -> Page[DeploymentPublic]: ...
+    ) -> Page[DeploymentPublic]:
+        """`wid`: only those in front of these workloads; `workload_details`: each with its
+        `workload`."""
 
     @route("GET", "{id}/")
     def get(self, deployment_id: str) -> DeploymentPublic: ...

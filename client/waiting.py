@@ -46,7 +46,7 @@ def workload_reaches(statuses: Iterable[WorkloadStatus]) -> Condition[WorkloadPu
 
 def all_ready(workload: WorkloadPublic, replicas: Sequence[ReplicaPublic]) -> bool:
     """Running, with as many ready replicas as its runtime asks for."""
-    wanted = sum(group.replica_count for group in workload.runtime)
+    wanted = sum(group.replica_count for group in workload.runtime.container_groups)
     return workload.status == "running" and sum(r.ready for r in replicas) >= wanted
 
 

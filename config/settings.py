@@ -112,6 +112,18 @@ class Settings(BaseSettings):
     kubernetes_gpu_runtime_class: str | None = Field(
         None, description="runtimeClassName for GPU pods (e.g. `nvidia`), if the cluster needs one."
     )
+    supervision_capacity: int = Field(
+        1000,
+        ge=1,
+        description="Long activities (workload supervisions, deployment health monitors) one "
+        "worker runs at once. More wait for a worker with room, and their workloads say so.",
+    )
+    worker_metrics_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Where a worker serves Prometheus /metrics (on WAPI_API_HOST); unset: none.",
+    )
 
     @model_validator(mode="after")
     def _client_certificate_and_key_together(self) -> Settings:
@@ -129,7 +141,6 @@ class Settings(BaseSettings):
             raise ValueError("must be low-high with 1024 <= low < high <= 65535")
         return value
 
-    probe_tick_seconds: float = Field(1.0, gt=0, description="How often replicas are checked.")
     ready_timeout_seconds: float = Field(
         600, gt=0, description="A starting workload that is not ready by then is errored."
     )
@@ -166,10 +177,21 @@ class Settings(BaseSettings):
     gateway_websocket_idle_seconds: float = Field(
         300, gt=0, description="A WebSocket session with no traffic either way is closed."
     )
+    gateway_traffic_flush_seconds: float = Field(
+        5,
+        gt=0,
+        le=60,
+        description="How often each gateway process writes its per-minute traffic of each "
+        "deployment (calls, errors, latency histogram) to the catalog, for deployment stats.",
+    )
+    traffic_retention_days: int = Field(
+        90, ge=1, description="Per-minute deployment traffic older than this is deleted."
+    )
     metrics_token: SecretStr | None = Field(
         None,
-        description="A bearer token that shows per-deployment series on the gateway's "
-        "/metrics (admin API keys do too; anonymous scrapes get gateway-wide series).",
+        description="A bearer token that shows the series naming deployments and workloads on "
+        "the gateway's and the API's /metrics (admin API keys do too; anonymous scrapes get "
+        "totals only).",
     )
     restore_interval_seconds: float = Field(
         300, gt=0, description="How often workers start workflows missing for catalog rows."
@@ -210,8 +232,9 @@ class Settings(BaseSettings):
     )
     metrics_deployment_labels: bool = Field(
         False,
-        description="Show per-deployment series on the gateway's unauthenticated /metrics; "
-        "without it only the metrics token and admin keys see them.",
+        description="Show the series naming deployments and workloads on the unauthenticated "
+        "/metrics of the gateway and the API; without it only the metrics token and admin "
+        "keys see them.",
     )
 
     @cached_property

@@ -44,7 +44,8 @@ class ArtifactReplace(InputModel):
 
 
 class ArtifactUpdate(InputModel):
-    """Change some fields of a draft, or register it with `{"status": "registered"}`."""
+    """Change some fields of a draft, or register it with `{"status": "registered"}`. A field
+    left out or null stays unchanged, except `collectionId`, where null means a new collection."""
 
     name: Name | None = Field(None, examples=["support-agent"])
     description: Description | None = None

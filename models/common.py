@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 T = TypeVar("T")
@@ -50,9 +50,18 @@ def _check_nul(value: Any) -> None:
 
 
 class UserRef(CamelModel):
-    """Who did something: the username an API key belongs to."""
+    """Who did something: the user an API key belongs to. Users are known by their username,
+    which is also their `id`; no email is kept (empty)."""
 
+    id: str = Field("", description="The user's id: their username.", examples=["alice"])
     username: str = Field(examples=["alice"])
+    email: str = Field("", description="Empty: no email is kept.")
+
+    @model_validator(mode="after")
+    def _id_is_the_username(self) -> UserRef:
+        if not self.id:
+            self.id = self.username
+        return self
 
 
 class Page(CamelModel, Generic[T]):

@@ -11,6 +11,9 @@ from models.artifacts import Description, Name, ResourceId
 from models.common import CamelModel, InputModel, UserRef
 from models.sharing import ShareRole
 from models.status import DeploymentStatus, SwapStatus
+from models.workloads import Importance, WorkloadPublic
+
+_IMPORTANCE_DOC = "As a workload's: orders what matters most under contention."
 
 
 class HealthSettings(InputModel):
@@ -40,6 +43,7 @@ MaxBodyBytes = Annotated[
 class DeploymentCreate(InputModel):
     name: Name = Field(examples=["support-agent-prod"])
     description: Description = ""
+    importance: Importance = Field("low", description=_IMPORTANCE_DOC)
     workload_id: ResourceId = Field(
         description="A workload whose artifact is registered.",
         examples=["65f1c0ffee65f1c0ffee65f1"],
@@ -49,8 +53,12 @@ class DeploymentCreate(InputModel):
 
 
 class DeploymentUpdate(InputModel):
+    """A field left out or null stays unchanged, except `maxBodyBytes`, where null means the
+    gateway's default."""
+
     name: Name | None = Field(None, examples=["support-agent-prod"])
     description: Description | None = None
+    importance: Importance | None = None
     health: HealthSettings | None = None
     max_body_bytes: MaxBodyBytes = None
 
@@ -59,6 +67,7 @@ class DeploymentPublic(CamelModel):
     id: str
     name: str
     description: str
+    importance: Importance
     status: DeploymentStatus
     status_reason: str | None
     workload_id: str = Field(description="The workload traffic goes to now.")
@@ -73,6 +82,11 @@ class DeploymentPublic(CamelModel):
     creator: UserRef
     created_at: datetime
     updated_at: datetime
+    workload: WorkloadPublic | None = Field(
+        None,
+        description="The workload traffic goes to, in lists asked with `workloadDetails=true` "
+        "(null if it is not shared with you).",
+    )
 
 
 class SwapCreate(InputModel):

@@ -179,6 +179,30 @@ EnvVar = Annotated[
 ]
 
 
+Quantity = Annotated[
+    str, StringConstraints(max_length=32, pattern=r"^\s*\d+(\.\d+)?\s*[A-Za-z]*\s*$")
+]
+# Memory as a whole number of bytes, or a quantity such as `512Mi`, `2Gi` or `1G`.
+Memory = Annotated[int, Field(ge=1, le=2**50)] | Quantity
+
+
+class ResourceRequest(InputModel):
+    """What the container needs. The workload's resource bundle must hold it; the container
+    is then limited to it (a workload's `resourceAllocation` for the container wins)."""
+
+    cpu: float | None = Field(None, ge=0.01, le=512, description="CPU cores, fractions allowed.")
+    memory: Memory | None = Field(
+        None, description="Bytes (or a quantity such as `512Mi`); at least 6Mi.", examples=[2**29]
+    )
+    gpu: int | None = Field(
+        None,
+        ge=0,
+        le=16,
+        description="GPUs for this container. Without any request in its group, the primary "
+        "container gets every GPU of the bundle.",
+    )
+
+
 class Container(InputModel):
     name: DnsLabel | None = Field(
         None,
@@ -202,6 +226,7 @@ class Container(InputModel):
     readiness_probe: Probe | None = None
     liveness_probe: Probe | None = None
     startup_probe: Probe | None = None
+    resource_request: ResourceRequest | None = None
 
     def probes(self) -> dict[str, Probe]:
         named = {
@@ -254,6 +279,7 @@ SPEC_EXAMPLE = {
                     "port": 8080,
                     "environmentVars": [{"name": "LOG_LEVEL", "value": "info"}],
                     "readinessProbe": {"path": "/healthz", "periodSeconds": 5},
+                    "resourceRequest": {"cpu": 0.5, "memory": 536870912},
                 }
             ],
         }

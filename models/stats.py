@@ -24,12 +24,23 @@ class StatsPeriod(CamelModel):
 
 
 class StatsCounts(CamelModel):
-    total_requests: int = Field(description="Calls through the deployment's gateway route.")
+    total_requests: int = Field(
+        description="Calls through the deployment's gateway route that reached its workload "
+        "(callers refused by the gateway are not counted)."
+    )
     server_errors: int = Field(description="Calls answered 5xx.")
     user_errors: int = Field(description="Calls answered 4xx.")
+    error_rate: float | None = Field(
+        description="(serverErrors + userErrors) / totalRequests; null without calls."
+    )
     response_time_avg: float | None = Field(
         description="Mean time from a call's arrival to the end of its answer, in ms."
     )
+    response_time_p50: float | None = Field(
+        description="Median response time in ms (within 1%), from the gateway's histogram."
+    )
+    response_time_p90: float | None = Field(description="90th percentile, in ms (within 1%).")
+    response_time_p99: float | None = Field(description="99th percentile, in ms (within 1%).")
     response_time_max: float | None = Field(description="The slowest call, in ms.")
     health_checks: int = Field(description="Health checks run by the deployment's monitor.")
     health_checks_ok: int

@@ -8,25 +8,24 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints, model_validator
 
 from models.artifacts import Description, Name, ResourceId
+from models.autoscaling import AUTOSCALING_EXAMPLE, MAX_REPLICAS, Autoscaling, AutoscalingPublic
 from models.bundles import ResourceBundle
 from models.common import CamelModel, InputModel, UserRef
-from models.spec import SPEC_EXAMPLE, ArtifactSpec, ArtifactType, DnsLabel, EnvVar
+from models.spec import SPEC_EXAMPLE, ArtifactSpec, ArtifactType, DnsLabel, EnvVar, Memory
 from models.status import ArtifactStatus, WorkloadStatus
 
 Importance = Literal["critical", "high", "moderate", "low"]
-Quantity = Annotated[
-    str, StringConstraints(max_length=32, pattern=r"^\s*\d+(\.\d+)?\s*[A-Za-z]*\s*$")
-]
 
 
 class ResourceAllocation(InputModel):
     cpu: float | None = Field(
         None, ge=0.01, le=512, description="CPU cores, fractions allowed; at most the bundle's."
     )
-    memory: Quantity | None = Field(
+    memory: Memory | None = Field(
         None,
-        description="Whole bytes, e.g. `512Mi`, `2Gi`, `1G`; at least 6Mi, at most the bundle's.",
-        examples=["1Gi"],
+        description="Bytes, as a number or a quantity such as `512Mi`, `2Gi`, `1G`; at least "
+        "6Mi, at most the bundle's.",
+        examples=["1Gi", 1073741824],
     )
 
 
@@ -40,10 +39,15 @@ class ContainerOverride(InputModel):
     )
 
 
+BundleRef = Annotated[str, StringConstraints(max_length=64)]
+_REPLICAS_DOC = "A fixed number of replicas; not together with enabled `autoscaling`."
+
+
 class GroupRuntime(InputModel):
     name: DnsLabel = Field("default", description="Matches a container group of the artifact.")
-    replica_count: int = Field(1, ge=1, le=50)
-    resource_bundles: list[Annotated[str, StringConstraints(max_length=64)]] = Field(
+    replica_count: int = Field(1, ge=1, le=MAX_REPLICAS, description=_REPLICAS_DOC)
+    autoscaling: Autoscaling | None = Field(None, examples=[AUTOSCALING_EXAMPLE])
+    resource_bundles: list[BundleRef] = Field(
         default_factory=list,
         max_length=8,
         description="Candidate bundle ids; the first known one is used (none: the default "
@@ -53,16 +57,67 @@ class GroupRuntime(InputModel):
     containers: list[ContainerOverride] = Field(default_factory=list, max_length=16)
 
 
+class BundleResource(InputModel):
+    """A resource bundle in the short form's `resources`."""
+
+    type: Literal["resource_bundle"]
+    resource_bundle_id: BundleRef = Field(examples=["cpu.small"])
+
+
+SHORT_FORM = frozenset({"replica_count", "resources", "autoscaling"})
+
+
 class WorkloadRuntime(InputModel):
+    """Settings per container group (`containerGroups`), or, for an artifact with one
+    container group, the short form: that group's `replicaCount`, `resources` and
+    `autoscaling` at the top. Workloads are stored and shown with `containerGroups`."""
+
     container_groups: list[GroupRuntime] = Field(default_factory=list, max_length=16)
+    replica_count: int | None = Field(
+        None, ge=1, le=MAX_REPLICAS, description=f"Short form. {_REPLICAS_DOC}"
+    )
+    resources: list[BundleResource] | None = Field(
+        None, max_length=8, description="Short form: the group's resource bundles, in order."
+    )
+    autoscaling: Autoscaling | None = Field(None, description="Short form: the group's.")
+
+    @property
+    def short_form(self) -> bool:
+        return bool(self.model_fields_set & SHORT_FORM)
+
+    def as_group(self, name: str) -> GroupRuntime:
+        """The short form as the settings of the group `name`."""
+        fields: dict[str, Any] = {
+            "name": name,
+            "resource_bundles": [r.resource_bundle_id for r in self.resources or []],
+        }
+        if self.replica_count is not None:
+            fields["replica_count"] = self.replica_count
+        if self.autoscaling is not None:
+            fields["autoscaling"] = self.autoscaling
+        return GroupRuntime(**fields)
+
+
+RUNTIME_EXAMPLES = [
+    {"containerGroups": [{"replicaCount": 2, "resourceBundles": ["cpu.small"]}]},
+    {
+        "replicaCount": 2,
+        "resources": [{"type": "resource_bundle", "resourceBundleId": "cpu.small"}],
+    },
+]
 
 
 class InlineArtifact(InputModel):
-    """An artifact defined in the request; the workload gets a draft of its own."""
+    """An artifact defined in the request, of the workload's own."""
 
     name: Name | None = Field(None, description="Defaults to the workload's name.")
     description: Description = ""
     type: ArtifactType = "generic"
+    status: ArtifactStatus = Field(
+        "draft",
+        description="`draft`: a draft of the workload's own; `registered`: version 1 of a new "
+        "collection, so the workload can be deployed.",
+    )
     spec: ArtifactSpec = Field(examples=[SPEC_EXAMPLE])
 
 
@@ -74,10 +129,7 @@ class WorkloadCreate(InputModel):
     importance: Importance = "low"
     artifact_id: ResourceId | None = Field(None, examples=["65f1c0ffee65f1c0ffee65f1"])
     artifact: InlineArtifact | None = None
-    runtime: WorkloadRuntime = Field(
-        default_factory=WorkloadRuntime,
-        examples=[{"containerGroups": [{"replicaCount": 2, "resourceBundles": ["cpu.small"]}]}],
-    )
+    runtime: WorkloadRuntime = Field(default_factory=WorkloadRuntime, examples=RUNTIME_EXAMPLES)
 
     @model_validator(mode="after")
     def _one_artifact(self) -> WorkloadCreate:
@@ -88,7 +140,7 @@ class WorkloadCreate(InputModel):
 
 class WorkloadUpdate(InputModel):
     """Metadata changes apply at once; replica counts scale a live workload; other runtime
-    changes apply at the next start."""
+    changes apply at the next start. A field left out or null stays unchanged."""
 
     name: Name | None = Field(None, examples=["support-agent"])
     description: Description | None = None
@@ -107,13 +159,41 @@ class ArtifactInfo(CamelModel):
 
 class GroupRuntimePublic(CamelModel):
     name: str
-    replica_count: int
+    replica_count: int = Field(
+        description="Replicas wanted now (with autoscaling: its minimum until the autoscaler "
+        "acts on it)."
+    )
+    autoscaling: AutoscalingPublic | None
     resource_bundles: list[str]
     resolved_bundle: ResourceBundle = Field(
         description="The bundle every container of the group is limited by: the first known "
         "of `resourceBundles`, else the installation's default bundle."
     )
     containers: list[ContainerOverride]
+
+    @property
+    def autoscaled(self) -> bool:
+        return self.autoscaling is not None and self.autoscaling.enabled
+
+    def as_input(self, replica_count: int | None = None) -> GroupRuntime:
+        """These settings as an edit sends them back: with `replica_count` if given (or the
+        current count), except for an autoscaled group, whose count the autoscaler owns."""
+        fields: dict[str, Any] = {
+            "name": self.name,
+            "resource_bundles": self.resource_bundles,
+            "containers": self.containers,
+        }
+        if self.autoscaling is not None:
+            fields["autoscaling"] = Autoscaling.model_validate(self.autoscaling.model_dump())
+        if not self.autoscaled:
+            fields["replica_count"] = self.replica_count if replica_count is None else replica_count
+        return GroupRuntime(**fields)
+
+
+class WorkloadRuntimePublic(CamelModel):
+    container_groups: list[GroupRuntimePublic] = Field(
+        description="One entry per container group of the artifact."
+    )
 
 
 class WorkloadPublic(CamelModel):
@@ -125,7 +205,7 @@ class WorkloadPublic(CamelModel):
     status_reason: str | None = Field(description="Why the workload is errored, when it is.")
     artifact_id: str
     artifact: ArtifactInfo
-    runtime: list[GroupRuntimePublic] = Field(description="One entry per container group.")
+    runtime: WorkloadRuntimePublic
     endpoint: str = Field(description="Invoke URL; always ends with '/'.")
     generation: int = Field(description="Increments on every start.")
     creator: UserRef

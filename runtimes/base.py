@@ -3,8 +3,10 @@
 A `RunPlan` (models/plan.py) says what one generation of a workload should look like.
 
 A `Supervisor` owns one generation for as long as an activity runs: each `tick()` brings the
-containers toward the plan (create, adopt, restart, scale) and reports what it sees. The local
-runtime probes containers itself, like a kubelet; the Kubernetes runtime reads pod status.
+containers toward the plan (create, adopt, restart, scale) and reports what it sees, and
+`wait()` sleeps until there is something to do. Neither polls the engine: the local runtime
+follows the engine's event stream and probes containers itself, like a kubelet; the
+Kubernetes runtime follows a watch of the workload's pods.
 """
 
 from __future__ import annotations
@@ -97,6 +99,12 @@ class Supervisor(Protocol):
     async def tick(self) -> Observation:
         """Move one step toward the plan and report. Raises `RuntimeUnavailableError` when the
         engine cannot be reached and `WorkloadFailedError` when the plan cannot run at all."""
+        ...
+
+    async def wait(self, at_most: float) -> bool:
+        """Return True when the next tick has something to do (the runtime reported a
+        change, a probe finished, a probe or restart fell due), False after `at_most` seconds
+        of nothing."""
         ...
 
     async def close(self) -> None:

@@ -17,6 +17,8 @@ if [ "$profile" = test ]; then
   have initdb || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
   # The console's browser tests drive Debian's Chromium through Playwright (no browser download).
   [ -x /usr/bin/chromium ] || need+=(chromium)
+  # deploy/observability/ is checked by promtool and scraped by a real Prometheus.
+  have promtool || need+=(prometheus)
 fi
 if [ "$profile" = bench ]; then
   have nginx || need+=(nginx-light)

@@ -145,7 +145,13 @@ async def update_artifact(
     limits: Limits = Limits(),
 ) -> Artifact:
     artifact = await _editable(session, artifact_id, expected_revision)
-    changes = data.model_dump(exclude_unset=True, exclude={"spec", "status"})
+    changes = {
+        field: value
+        for field, value in data.model_dump(exclude_unset=True, exclude={"spec", "status"}).items()
+        # An explicit null leaves a field unchanged, except the collection, where null
+        # means "register into a new collection".
+        if value is not None or field == "collection_id"
+    }
     artifact_type: ArtifactType = changes.get("type") or artifact.type
     if data.spec is not None:
         checked = await _checked_spec(

@@ -19,7 +19,7 @@ from catalog.tables import (
 )
 from models.deployments import DeploymentCreate, DeploymentUpdate, HealthSettings
 from models.status import DeploymentStatus
-from services import access, events, sharing
+from services import access, events, sharing, traffic
 from services.api_keys import Principal
 from services.errors import ConflictError
 from services.listing import PageRequest, fetch_page, matching
@@ -75,6 +75,7 @@ async def create_deployment(
     deployment = Deployment(
         name=data.name,
         description=data.description,
+        importance=data.importance,
         workload_id=workload.id,
         status="active" if workload.status == "running" else "inactive",
         health=data.health.model_dump(mode="json"),
@@ -96,8 +97,9 @@ async def list_deployments(
     status: str | None,
     workload_id: str | None,
     principal: Principal,
+    workload_ids: list[str] | None = None,
 ) -> tuple[list[Deployment], int]:
-    """The deployments the caller may read."""
+    """The deployments the caller may read (in front of one of `workload_ids`, if given)."""
     statement = select(Deployment)
     if search:
         statement = statement.where(
@@ -107,6 +109,8 @@ async def list_deployments(
         statement = statement.where(Deployment.status == status)
     if workload_id:
         statement = statement.where(Deployment.workload_id == workload_id)
+    if workload_ids:
+        statement = statement.where(Deployment.workload_id.in_(workload_ids))
     visible = access.readable("deployment", Deployment.id, principal)
     if visible is not None:
         statement = statement.where(visible)
@@ -127,6 +131,8 @@ async def update_deployment(
         deployment.name = data.name
     if data.description is not None:
         deployment.description = data.description
+    if data.importance is not None:
+        deployment.importance = data.importance
     if data.health is not None:
         deployment.health = data.health.model_dump(mode="json")
         await add_event(
@@ -136,6 +142,23 @@ async def update_deployment(
         deployment.max_body_bytes = data.max_body_bytes
     deployment.updated_at = utcnow()
     await session.flush()
+
+
+async def readable_workloads(
+    session: AsyncSession, workload_ids: list[str], principal: Principal
+) -> dict[str, tuple[Workload, Artifact]]:
+    """Those of `workload_ids` the caller may read, with their artifacts."""
+    statement = (
+        select(Workload, Artifact)
+        .join(Artifact, Artifact.id == Workload.artifact_id)
+        .where(Workload.id.in_(set(workload_ids)))
+    )
+    visible = access.readable("workload", Workload.id, principal)
+    if visible is not None:
+        statement = statement.where(visible)
+    return {
+        workload.id: (workload, artifact) for workload, artifact in await session.execute(statement)
+    }
 
 
 def health_settings(deployment: Deployment) -> HealthSettings:
@@ -248,6 +271,7 @@ async def forget_deployment(session: AsyncSession, deployment_id: str) -> None:
     for table in (HealthCheck, DeploymentEvent, DeploymentSwap):
         await session.execute(delete(table).where(table.deployment_id == deployment_id))
     await sharing.forget(session, "deployment", deployment_id)
+    await traffic.forget(session, deployment_id)
     await session.execute(delete(Deployment).where(Deployment.id == deployment_id))
 
 

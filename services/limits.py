@@ -18,9 +18,19 @@ from typing import Any
 from config.settings import Settings
 from models.spec import ArtifactSpec
 from services.errors import FieldProblem, Loc
+from services.quantities import parse_bytes
 
 # Docker refuses less than 6 MiB of memory and 0.01 of a CPU.
 MIN_MEMORY_BYTES = 6 * 2**20
+
+
+def checked_memory(value: int | str, loc: Loc) -> int | FieldProblem:
+    """Memory as bytes (a number or a quantity), or the problem with it at `loc`."""
+    try:
+        memory = parse_bytes(value)
+    except ValueError as exc:
+        return FieldProblem(loc, str(exc))
+    return memory if memory >= MIN_MEMORY_BYTES else FieldProblem(loc, "must be at least 6Mi")
 
 
 @dataclass(frozen=True)

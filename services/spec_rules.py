@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from models.spec import ArtifactSpec, ArtifactType, Container, ContainerGroup
 from services.errors import FieldProblem, InvalidInputError, Loc
+from services.limits import checked_memory
 
 # Variables the platform sets on every container; an artifact may not override them.
 PLATFORM_ENV_VARS = frozenset({"WORKLOAD_ID", "WORKLOAD_REPLICA", "WORKLOAD_ENDPOINT", "PORT"})
@@ -87,6 +88,12 @@ def _container_problems(
                 f"the primary container of a {artifact_type} artifact needs a readiness probe",
             )
         )
+
+    request = container.resource_request
+    if request is not None and request.memory is not None:
+        memory = checked_memory(request.memory, (*loc, "resourceRequest", "memory"))
+        if isinstance(memory, FieldProblem):
+            problems.append(memory)
 
     names = [v.name for v in container.environment_vars]
     for index, name in enumerate(names):

@@ -16,7 +16,14 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from catalog.tables import Artifact, Workload, WorkloadEvent, WorkloadReplica, utcnow
+from catalog.tables import (
+    Artifact,
+    ArtifactCollection,
+    Workload,
+    WorkloadEvent,
+    WorkloadReplica,
+    utcnow,
+)
 from models.artifacts import ArtifactCreate
 from models.spec import ArtifactSpec
 from models.status import WorkloadStatus
@@ -53,10 +60,10 @@ async def create_workload(
     bundles: BundleCatalog,
     limits: Limits = Limits(),
 ) -> Workload:
-    """Write the workload (and its inline draft artifact) with status `submitted`; the caller
-    owns both. Running an artifact needs `use` on it if it is registered, `read` if it is a
-    draft (a draft is work in progress, not something shared for running), and a role on
-    every secret it references."""
+    """Write the workload (and its inline artifact: a draft, or registered as version 1 of a
+    new collection) with status `submitted`; the caller owns them. Running an artifact needs
+    `use` on it if it is registered, `read` if it is a draft (a draft is work in progress, not
+    something shared for running), and a role on every secret it references."""
     creator = principal.username
     if data.artifact is not None:
         inline = data.artifact
@@ -66,6 +73,7 @@ async def create_workload(
                 name=inline.name or data.name,
                 description=inline.description,
                 type=inline.type,
+                status=inline.status,
                 spec=inline.spec,
             ),
             principal,
@@ -323,11 +331,20 @@ async def forget_workload(session: AsyncSession, workload_id: str) -> None:
 async def discard_new_workload(
     session: AsyncSession, workload_id: str, inline_artifact_id: str | None
 ) -> None:
-    """Undo a creation whose workflow could not be started, inline artifact included."""
+    """Undo a creation whose workflow could not be started, inline artifact included (and the
+    collection registering it made)."""
     await forget_workload(session, workload_id)
     if inline_artifact_id is not None:
+        collection_id = await session.scalar(
+            select(Artifact.collection_id).where(Artifact.id == inline_artifact_id)
+        )
         await session.execute(delete(Artifact).where(Artifact.id == inline_artifact_id))
         await sharing.forget(session, "artifact", inline_artifact_id)
+        if collection_id is not None:
+            await session.execute(
+                delete(ArtifactCollection).where(ArtifactCollection.id == collection_id)
+            )
+            await sharing.forget(session, "collection", collection_id)
 
 
 def _dump(runtime: WorkloadRuntime) -> dict[str, Any]:

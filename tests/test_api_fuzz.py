@@ -1,23 +1,54 @@
-"""Property-based run over the OpenAPI document: no generated input may cause a 5xx,
-and every response must match the documented schema, status codes and content types."""
+"""Stateful fuzzing of the API on a live stack: PostgreSQL (the stricter backend: types, NUL
+bytes, integer ranges), a Temporal dev server, a worker and real containers on Podman.
+
+Seeded rounds over every operation of the OpenAPI document (creates first, deletes last)
+call each with schemathesis-generated inputs: documented examples, schema-valid and
+schema-violating. What the API creates feeds the next calls (the part OpenAPI links would
+play): path ids come from the resources made so far (or are random), and ids and images
+inside bodies are replaced by live ones part of the time, so valid creates, edits, starts,
+stops and deletes really happen.
+Every answer must be below 500, valid inputs must get documented answers, and at the end
+every operation must have answered at least one 2xx to a generated call (but for the few in
+NOT_YET_REACHED).
+
+What is adjusted, and why: `replicaCount` is capped at 2 (a 2-core machine runs the
+containers) and images not from `localhost` are refused by the registry allow-list (a pull
+would leave loopback). Invoke routes are not in this run: on the API they always answer 421
+(the gateway serves them; tests/test_gateway_*.py).
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import contextlib
+import random
+import re
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
 from schemathesis.core.result import Ok
+from sqlalchemy import select
+from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
+from catalog import database
+from catalog.tables import Workload
 from config.settings import Settings
+from runtimes.factory import build_runtime
+from services.bundles import BundleCatalog
 from tests.conftest import ADMIN_KEY
 from tests.support import catalogs
 from tests.support.live_server import serve
+from worker import build_worker
 
 HEADERS = {"Authorization": f"Bearer {ADMIN_KEY}"}
 CHECKS = [
@@ -26,46 +57,253 @@ CHECKS = [
     schemathesis.checks.content_type_conformance,
     schemathesis.checks.response_schema_conformance,
 ]
+# Which path parameter an id found in a route's answers fills: by the route's collection.
+ID_KINDS = {
+    "/api/v2/registry/artifacts/": "artifactId",
+    "/api/v2/registry/artifactCollections/": "collectionId",
+    "/api/v2/console/workloads/": "workloadId",
+    "/api/v2/console/deployments/": "deploymentId",
+    "/api/v2/resourceBundles/": "bundleId",
+    "/api/v2/apiKeys/": "keyId",
+    "/api/v2/secrets/": "secretId",
+}
+TOKENS = re.compile(r"^/api/v2/console/deployments/\{deploymentId\}/tokens/")
+ROUNDS = 3  # each prepares one deployment (a running container) and calls every operation
+CASES_PER_ROUND = 6
+# Operations whose 2xx this run does not reach reliably yet (issue 15 left open): a swap
+# needs a second registered, unused workload; a created workload is rarely stopped before a
+# delete; generated workload bodies mostly fail the type rules. Every other operation must
+# answer at least one 2xx to a generated call.
+NOT_YET_REACHED = {
+    "POST /api/v2/console/workloads/",
+    "DELETE /api/v2/console/workloads/{workloadId}/",
+    "POST /api/v2/console/deployments/{deploymentId}/swap/",
+    "DELETE /api/v2/console/deployments/{deploymentId}/swap/",
+    "DELETE /api/v2/console/deployments/{deploymentId}/tokens/{tokenId}/",
+}
+BODY_REFERENCES = ("artifactId", "workloadId", "collectionId")
+
+
+@dataclass
+class Live:
+    url: str
+    image: str
+    ids: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    answers: Counter[tuple[str, int]] = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)
+    random: random.Random = field(default_factory=lambda: random.Random(15))
 
 
 @pytest.fixture(scope="module")
-def live_api(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    # PostgreSQL is the stricter backend (types, NUL bytes, integer ranges), so fuzz against it.
-    database_url = asyncio.run(catalogs.create_database(postgres_url))
+async def live(
+    postgres_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    temporal_env: WorkflowEnvironment,
+    docker_url: str,
+    test_image: str,
+) -> AsyncIterator[Live]:
     state: Path = tmp_path_factory.mktemp("fuzz")
-    app = create_app(
-        Settings(
-            state_dir=state,
-            database_url=database_url,
-            bootstrap_admin_key=ADMIN_KEY,
-            temporal_address="127.0.0.1:1",
-        )
+    settings = Settings(
+        state_dir=state,
+        database_url=await catalogs.create_database(postgres_url),
+        bootstrap_admin_key=ADMIN_KEY,
+        temporal_address=temporal_env.client.service_client.config.target_host,
+        temporal_task_queue="wapi-fuzz",
+        docker_url=docker_url,
+        allowed_registries=["localhost"],
+        ready_timeout_seconds=20,
+        restart_backoff_seconds=0.5,
+        restart_backoff_max_seconds=2,
+        crash_loop_limit=2,
+        update_timeout_seconds=20,
     )
-    with serve(app) as url:
-        yield url
+    runtime = build_runtime(settings)
+    assert runtime is not None
+    engine = database.create_engine(settings.catalog_url)
+    sessions = database.create_sessionmaker(engine)
+    worker = build_worker(temporal_env.client, settings, sessions, runtime, BundleCatalog.load())
+    try:
+        with serve(create_app(settings)) as url:
+            async with worker:
+                yield Live(url, test_image)
+    finally:
+        async with sessions() as session:
+            ids = list(await session.scalars(select(Workload.id)))
+        for workload_id in ids:
+            await runtime.remove(workload_id)
+        await runtime.close()
+        await engine.dispose()
 
 
-def test_no_input_causes_a_server_error(live_api: str) -> None:
-    schema = schemathesis.openapi.from_url(f"{live_api}/openapi.json")
-    failures: dict[str, str] = {}
+def _operations(url: str) -> list[Any]:
+    schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
+    found = []
     for result in schema.get_all_operations():
         assert isinstance(result, Ok), f"the OpenAPI document is invalid: {result}"
         operation = result.ok()
-        if operation.path == "/readyz":
-            continue  # 503 by design here: this server has no Temporal (see test_health.py)
+        if not operation.path.startswith("/api/v2/endpoints/"):
+            found.append(operation)
+    return found
 
-        @given(case=operation.as_strategy())
-        @settings(
-            max_examples=40,
-            deadline=None,
-            database=None,
-            suppress_health_check=list(HealthCheck),
+
+def _kind(path: str) -> str | None:
+    """The kind of resource a route answers with: its collection, one item, or a clone."""
+    if TOKENS.match(path) and not path.endswith("{tokenId}/"):
+        return "tokenId"
+    for prefix, kind in ID_KINDS.items():
+        rest = path.removeprefix(prefix)
+        if rest != path and re.fullmatch(r"(\{\w+\}/(clone/)?)?", rest):
+            return kind
+    return None
+
+
+def _learn(live: Live, path: str, answer: Any) -> None:
+    """Remember the ids an answer names, by the kind of resource they identify."""
+    kind = _kind(path)
+    items = answer.get("data") if isinstance(answer, dict) and "data" in answer else [answer]
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict):
+            continue
+        if kind and isinstance(item.get("id"), str) and item["id"] not in live.ids[kind]:
+            live.ids[kind].append(item["id"])
+        for reference in BODY_REFERENCES:
+            value = item.get(reference)
+            if isinstance(value, str) and value not in live.ids[reference]:
+                live.ids[reference].append(value)
+
+
+def _adjust(body: Any, live: Live, rnd: random.Random) -> Any:
+    """Live ids and the test image in some places; replica counts capped (see the top)."""
+    if isinstance(body, list):
+        return [_adjust(item, live, rnd) for item in body]
+    if not isinstance(body, dict):
+        return body
+    adjusted = {}
+    if "artifactId" in body and "artifact" in body:
+        # The field examples, combined, name both sources of a workload, which is a 422 by
+        # design; keep one of them.
+        body = {k: v for k, v in body.items() if k != rnd.choice(["artifactId", "artifact"])}
+    for key, value in body.items():
+        if key in BODY_REFERENCES and live.ids[key] and rnd.random() < 0.8:
+            value = rnd.choice(live.ids[key])
+        elif key == "imageUri" and rnd.random() < 0.8:
+            value = live.image
+        elif key == "replicaCount" and isinstance(value, int) and not isinstance(value, bool):
+            value = min(value, 2)
+        adjusted[key] = _adjust(value, live, rnd)
+    return adjusted
+
+
+def _draw_case(data: st.DataObject, operation: Any) -> tuple[Any, GenerationMode]:
+    """A case from the operation's documented examples, or generated to fit its schema, or
+    generated to violate it."""
+    source = data.draw(st.sampled_from(["examples", "positive", "negative"]), label="source")
+    examples = operation.get_strategies_from_examples(fill_missing=True)
+    if source == "examples" and examples:
+        return data.draw(st.one_of(examples), label="case"), GenerationMode.POSITIVE
+    mode = GenerationMode.NEGATIVE if source == "negative" else GenerationMode.POSITIVE
+    try:
+        return data.draw(operation.as_strategy(generation_mode=mode), label="case"), mode
+    except Exception:  # an operation with nothing to violate: no negative case exists
+        return data.draw(operation.as_strategy(), label="case"), GenerationMode.POSITIVE
+
+
+def _prepare_a_deployment(client: httpx.Client, live: Live) -> None:
+    """A registered artifact, a workload running it and a deployment in front of it: the
+    states that deployments, swaps and tokens need, which generated bodies reach too rarely.
+    Not counted as coverage; its answers are checked all the same."""
+    container = {"imageUri": live.image, "port": 8080, "readinessProbe": {"path": "/"}}
+    spec = {"containerGroups": [{"containers": [container]}]}
+    steps: list[tuple[str, dict[str, Any]]] = [
+        ("/api/v2/registry/artifacts/", {"name": "p", "status": "registered", "spec": spec}),
+        ("/api/v2/console/workloads/", {"name": "p", "artifactId": None}),
+        ("/api/v2/console/deployments/", {"name": "p", "workloadId": None}),
+    ]
+    made: str | None = None
+    for path, body in steps:
+        filled = {k: made if v is None else v for k, v in body.items()}
+        answer = client.post(path, json=filled)
+        assert answer.status_code < 500, f"{path}: {answer.status_code} {answer.text}"
+        if answer.status_code != 201:
+            return
+        made = answer.json()["id"]
+        _learn(live, path, answer.json())
+
+
+def _call(live: Live, data: st.DataObject, operation: Any) -> None:
+    """One generated call of `operation`, with live ids; its answer checked and learnt from."""
+    rnd = live.random  # choices that depend on the live state: outside hypothesis's draws
+    case, mode = _draw_case(data, operation)
+    for parameter in operation.path_parameters:
+        known = live.ids.get(parameter.name)
+        if known and rnd.random() < 0.85:
+            chosen = {parameter.name: rnd.choice(known)}
+            case.path_parameters = {**(case.path_parameters or {}), **chosen}
+    if mode is GenerationMode.POSITIVE:
+        if case.body is not None:
+            case.body = _adjust(case.body, live, rnd)
+        if case.headers and rnd.random() < 0.7:
+            case.headers.pop("If-Match", None)  # mostly: a random ETag is a 412
+    label = operation.label
+    try:
+        response = case.call(base_url=live.url, headers=HEADERS)
+    except Exception as error:  # e.g. the server dropped the connection
+        live.failures.append(f"{label} -> {error!r}: {case.as_curl_command()}")
+        return
+    live.answers[(label, response.status_code)] += 1
+    if response.status_code >= 500:
+        live.failures.append(
+            f"{label} -> {response.status_code}: {case.as_curl_command()}\n{response.text[:500]}"
         )
-        def exercise(case: schemathesis.Case[Any]) -> None:
-            case.call_and_validate(base_url=live_api, headers=HEADERS, checks=CHECKS)
-
+    elif mode is GenerationMode.POSITIVE:
         try:
-            exercise()
-        except Exception as failure:  # collect all operations' failures, then report them together
-            failures[operation.label] = str(failure)[:2000]
-    assert not failures, "\n\n".join(f"{label}:\n{text}" for label, text in failures.items())
+            case.validate_response(response, checks=CHECKS)
+        except Exception as failure:
+            live.failures.append(f"{label}: {str(failure)[:1500]}")
+    if 200 <= response.status_code < 300 and response.content:
+        with contextlib.suppress(ValueError):  # not JSON (metrics, logs)
+            _learn(live, operation.path, response.json())
+
+
+def _fuzz(live: Live, operations: list[Any]) -> None:
+    """Rounds over every operation, creates first and deletes last, so later calls act on
+    what earlier ones made; each round a few generated cases per operation."""
+    order = {"post": 0, "put": 1, "patch": 2, "get": 3, "delete": 4}
+    operations = sorted(operations, key=lambda op: order.get(op.method, 3))
+    with httpx.Client(base_url=live.url, headers=HEADERS, timeout=60) as client:
+        for path in ID_KINDS:
+            answer = client.get(path, params={"limit": 100})
+            _learn(live, path, answer.json())
+        for _round in range(ROUNDS):
+            _prepare_a_deployment(client, live)
+            for operation in operations:
+                _exercise(live, operation)
+
+
+def _exercise(live: Live, operation: Any) -> None:
+    @given(data=st.data())
+    @settings(
+        max_examples=CASES_PER_ROUND,
+        deadline=None,
+        database=None,
+        derandomize=True,  # seeded: the same inputs on every run
+        phases=[Phase.generate],  # no shrinking on a live stack: the log says enough
+        suppress_health_check=list(HealthCheck),
+    )
+    def exercise(data: st.DataObject) -> None:
+        _call(live, data, operation)
+
+    exercise()
+
+
+@pytest.mark.timeout(600)  # about 1,000 calls: two minutes on a quiet machine
+async def test_stateful_fuzz_finds_no_server_error(live: Live) -> None:
+    operations = _operations(live.url)
+    # In a thread: the worker runs in this event loop and must keep running.
+    await asyncio.to_thread(_fuzz, live, operations)
+    assert not live.failures, "\n\n".join(live.failures[:20])
+    succeeded = {label for (label, status) in live.answers if 200 <= status < 300}
+    missing = {op.label for op in operations if op.label not in succeeded}
+    assert missing <= NOT_YET_REACHED, (
+        f"operations that never answered 2xx: {sorted(missing)}\n{dict(live.answers)}"
+    )

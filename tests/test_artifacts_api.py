@@ -23,7 +23,7 @@ async def test_create_draft(api: httpx.AsyncClient) -> None:
     body = response.json()
     assert body["status"] == "draft"
     assert body["version"] is None and body["collectionId"] is None
-    assert body["creator"] == {"username": "admin"}
+    assert body["creator"] == {"id": "admin", "username": "admin", "email": ""}
     assert response.headers["etag"] == '"1"'
     assert response.headers["location"] == f"{ARTIFACTS}{body['id']}/"
     fetched = await api.get(f"{ARTIFACTS}{body['id']}/")

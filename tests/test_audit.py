@@ -3,9 +3,11 @@ durable when the response arrives, and that tampering with the chain is detected
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import secrets
+import time
 from typing import Annotated, Any
 
 import httpx
@@ -143,13 +145,38 @@ async def test_records_are_committed_before_the_response(
         assert response.headers["x-request-id"] in request_ids
 
 
-async def test_a_failed_audit_write_is_logged_and_the_answer_stands(
+async def test_a_failed_audit_write_is_queued_and_written_later(
+    app: FastAPI, api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = app.state.context.audit
+    failing = True
+    append_now = writer.append_now
+
+    async def flaky(entry: object) -> None:
+        if failing:
+            raise RuntimeError("database gone")
+        await append_now(entry)
+
+    monkeypatch.setattr(writer, "append_now", flaky)
+    response = await api.post(ARTIFACTS, json=artifact())
+    assert response.status_code == 201  # the action is committed: the answer stands
+    failing = False
+    request_id = response.headers["x-request-id"]
+    deadline = time.monotonic() + 30
+    while request_id not in [row.request_id for row in await rows(app)]:
+        assert time.monotonic() < deadline, "the queued record was never written"
+        await asyncio.sleep(0.1)
+
+
+async def test_a_record_that_cannot_be_queued_is_logged_as_lost(
     app: FastAPI, api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, caplog: Any
 ) -> None:
     async def broken(_entry: object) -> None:
         raise RuntimeError("database gone")
 
-    monkeypatch.setattr(app.state.context.audit, "append_now", broken)
+    writer = app.state.context.audit
+    monkeypatch.setattr(writer, "append_now", broken)
+    monkeypatch.setattr(writer, "enqueue", lambda _entry: False)  # the queue is full
     with caplog.at_level(logging.ERROR, logger="api.audit"):
         response = await api.post(ARTIFACTS, json=artifact())
     assert response.status_code == 201

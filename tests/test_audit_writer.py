@@ -85,12 +85,13 @@ async def test_hashes_do_not_depend_on_the_backend(sessions: Sessions) -> None:
     await check_chain(sessions, 1)
 
 
-async def test_enqueued_entries_are_written_within_a_second(sessions: Sessions) -> None:
+async def test_enqueued_entries_are_written_while_the_writer_runs(sessions: Sessions) -> None:
+    # By the writer's own timer, not at stop; the bound is generous for a loaded machine.
     writer = AuditWriter(sessions)
     await writer.start()
     try:
         assert all(writer.enqueue(invocation(n)) for n in range(5))
-        await wait_for_count(sessions, 5, within=1.0)
+        await wait_for_count(sessions, 5, within=30)
     finally:
         await writer.stop()
 
@@ -98,12 +99,12 @@ async def test_enqueued_entries_are_written_within_a_second(sessions: Sessions) 
 async def test_a_full_batch_is_written_without_waiting_for_the_interval(
     sessions: Sessions,
 ) -> None:
-    writer = AuditWriter(sessions, flush_interval=60, batch_size=10)
+    writer = AuditWriter(sessions, flush_interval=3600, batch_size=10)
     await writer.start()
     try:
         for n in range(10):
             writer.enqueue(invocation(n))
-        await wait_for_count(sessions, 10, within=1.0)
+        await wait_for_count(sessions, 10, within=30)  # far less than the interval
     finally:
         await writer.stop()
 
@@ -152,7 +153,7 @@ async def test_a_failed_batch_is_retried(
     await writer.start()
     for n in range(3):
         writer.enqueue(invocation(n))
-    await wait_for_count(sessions, 3, within=2.0)
+    await wait_for_count(sessions, 3, within=30)
     await writer.stop()
     assert writer.failed_writes == 1 and writer.dropped == 0
     await check_chain(sessions, 3)

@@ -52,6 +52,7 @@ REQUIRED_ROLE: dict[tuple[str, str], str] = {
     ("DELETE", "/api/v2/console/deployments/{deploymentId}/tokens/{tokenId}/"): "editor",
     ("GET", "/api/v2/resourceBundles/"): "viewer",
     ("GET", "/api/v2/resourceBundles/{bundleId}/"): "viewer",
+    ("GET", "/api/v2/mlops/compute/bundles/"): "viewer",
     ("POST", "/api/v2/apiKeys/"): "admin",
     ("GET", "/api/v2/apiKeys/"): "admin",
     ("GET", "/api/v2/apiKeys/me/"): "viewer",
@@ -197,7 +198,7 @@ async def test_keys_are_shown_once_and_stored_hashed(api: httpx.AsyncClient, app
         me = (await bob.get("/api/v2/apiKeys/me/")).json()
         assert me["username"] == "bob" and me["role"] == "editor"
         made = await bob.post("/api/v2/registry/artifacts/", json=artifact())
-        assert made.json()["creator"] == {"username": "bob"}
+        assert made.json()["creator"] == {"id": "bob", "username": "bob", "email": ""}
         assert (await api.delete(f"/api/v2/apiKeys/{created['id']}/")).status_code == 200
         assert (await bob.get("/api/v2/apiKeys/me/")).status_code == 401
     again = await api.delete(f"/api/v2/apiKeys/{created['id']}/")

@@ -1,5 +1,6 @@
-"""`GET /console/deployments/{id}/stats/`: the gateway's calls and the monitor's checks per
-bucket, on both catalogs."""
+"""`GET /console/deployments/{id}/stats/`: the gateway processes' per-minute traffic rows and
+the monitor's checks per bucket, on both catalogs. (Real traffic through real gateways:
+tests/test_public_clients.py, item 7.)"""
 
 from __future__ import annotations
 
@@ -9,24 +10,21 @@ import httpx
 from fastapi import FastAPI
 
 from catalog.tables import HealthCheck
-from models.audit import AuditEntry
 from models.deployments import DeploymentCreate
-from services import audit, deployments
+from services import deployments, traffic
+from services.traffic import MinuteOf, Traffic
 from tests.factories import ADMIN, registered_workload
 
-NOW = datetime.now(UTC).replace(second=30, microsecond=0)
+# Mid-minute (no bucket edge near it) and always in the past: a call "now" must fall inside
+# a period that ends at the time of the request.
+NOW = (datetime.now(UTC) - timedelta(minutes=1)).replace(second=30, microsecond=0)
 
 
-def call(deployment_id: str, at: datetime, status: int, latency_ms: float) -> AuditEntry:
-    return AuditEntry(
-        at=at,
-        actor="alice",
-        action="deployment.invoke",
-        resource_type="deployment",
-        resource_id=deployment_id,
-        status_code=status,
-        latency_ms=latency_ms,
-    )
+def minute(deployment_id: str, at: datetime, *calls: tuple[int, float]) -> MinuteOf:
+    counts = Traffic()
+    for status, latency_ms in calls:
+        counts.add_call(status, latency_ms / 1000)
+    return MinuteOf(deployment_id, at.replace(second=0, microsecond=0), counts)
 
 
 async def deployment_with_traffic(app: FastAPI) -> str:
@@ -41,16 +39,18 @@ async def deployment_with_traffic(app: FastAPI) -> str:
             ADMIN,
         )
         five_ago = NOW - timedelta(minutes=5)
-        await audit.append(
+        # Two gateway processes counted calls in the same minute: their rows add up.
+        await traffic.save(
             session,
+            "process-1",
             [
-                call(deployment.id, five_ago, 200, 10),
-                call(deployment.id, five_ago + timedelta(seconds=5), 503, 30),
-                call(deployment.id, NOW, 404, 4),
-                call(deployment.id, NOW - timedelta(hours=2), 200, 1),  # outside the hour
-                call(other.id, NOW, 200, 1),  # another deployment
+                minute(deployment.id, five_ago, (200, 10)),
+                minute(deployment.id, NOW, (404, 4)),
+                minute(deployment.id, NOW - timedelta(hours=2), (200, 1)),  # outside the hour
+                minute(other.id, NOW, (200, 1)),  # another deployment
             ],
         )
+        await traffic.save(session, "process-2", [minute(deployment.id, five_ago, (503, 30))])
         for ok in (True, True, False):
             session.add(HealthCheck(deployment_id=deployment.id, checked_at=five_ago, ok=ok))
     return deployment.id
@@ -80,7 +80,25 @@ async def test_calls_and_checks_land_in_their_minute(app: FastAPI, api: httpx.As
     assert summary["serverErrors"] == 1
     assert summary["responseTimeMax"] == 30.0
     assert summary["responseTimeAvg"] == round(44 / 3, 2)
+    assert summary["errorRate"] == round(2 / 3, 4)
+    # Percentiles within 1% of the calls' latencies (4, 10 and 30 ms).
+    for name, expected in (("P50", 10), ("P90", 30), ("P99", 30)):
+        assert abs(summary[f"responseTime{name}"] - expected) <= expected * 0.01, name
+    assert abs(earlier["responseTimeP50"] - 10) <= 0.1
     assert summary["availability"] == round(2 / 3, 4)
+
+
+async def test_a_minute_written_again_replaces_the_process_row(
+    app: FastAPI, api: httpx.AsyncClient
+) -> None:
+    deployment_id = await deployment_with_traffic(app)
+    async with app.state.context.sessions() as session, session.begin():
+        calls = [(200, 10), (200, 12), (200, 14)]  # process-1's whole minute so far
+        await traffic.save(session, "process-1", [minute(deployment_id, NOW, *calls)])
+    end = (NOW + timedelta(seconds=10)).isoformat()
+    url = f"/api/v2/console/deployments/{deployment_id}/stats/"
+    summary = (await api.get(url, params={"endTime": end})).json()["summary"]
+    assert summary["totalRequests"] == 2 + 3  # the 404 row was replaced
 
 
 async def test_coarser_buckets_and_bad_periods(app: FastAPI, api: httpx.AsyncClient) -> None:
@@ -100,3 +118,14 @@ async def test_coarser_buckets_and_bad_periods(app: FastAPI, api: httpx.AsyncCli
     assert too_many.json()["detail"][0]["loc"] == ["query", "resolution"]
     missing = await api.get("/api/v2/console/deployments/nope/stats/")
     assert missing.status_code == 404
+
+
+async def test_times_far_from_now_are_answered(app: FastAPI, api: httpx.AsyncClient) -> None:
+    """Found by the stateful fuzz run: on PostgreSQL, an `endTime` in the year 389 put a
+    bucket origin outside a 32-bit integer and answered 500."""
+    deployment_id = await deployment_with_traffic(app)
+    url = f"/api/v2/console/deployments/{deployment_id}/stats/"
+    for end in ("0389-04-09T17:19:11-16:33", "9999-12-31T22:00:00+00:00"):
+        answer = await api.get(url, params={"endTime": end, "resolution": "PT1M"})
+        assert answer.status_code == 200, answer.text
+        assert sum(b["totalRequests"] for b in answer.json()["buckets"]) == 0

@@ -1,6 +1,8 @@
 """The gateway as it runs in production: `wapi gateway --processes 2`, two processes sharing one
 port (SO_REUSEPORT), each with its own caches. A revocation and a swap written to the catalog
-reach both within a second; their metrics add up; their audit records make one chain."""
+reach both (within a second: every cache and the route table live half a second at most, checked
+from the gateway a test builds with the code production runs); their metrics add up; their
+audit records make one chain."""
 
 from __future__ import annotations
 
@@ -16,13 +18,14 @@ from sqlalchemy import select
 
 from catalog.tables import Deployment, InvokeToken
 from services import audit, deployment_access
-from tests.support.gateway import GatewayProcess
+from tests.support.gateway import GatewayProcess, gateway_in_loop
 from tests.support.gateway_world import World, sqlite_world
 from tests.support.ports import free_port
 from tests.support.upstream import aiohttp_server, answering
 
 pytestmark = pytest.mark.timeout(120)
 PROMISE = 1.0  # seconds: a change in the catalog reaches every gateway process within this
+WITHIN = 30.0  # seconds a test waits for it on a loaded machine (the promise is checked apart)
 
 
 @pytest.fixture
@@ -59,21 +62,34 @@ async def until(
     path: str,
     headers: dict[str, str],
     done: Callable[[httpx.Response], bool],
-) -> dict[int, float]:
-    """Seconds until each process answers `done`, polled every 20 ms."""
-    started = time.monotonic()
-    seen: dict[int, float] = {}
-    while len(seen) < len(clients) and time.monotonic() - started < 10:
+) -> set[int]:
+    """The processes that answered `done` within `WITHIN` seconds, polled every 20 ms."""
+    deadline = time.monotonic() + WITHIN
+    seen: set[int] = set()
+    while len(seen) < len(clients) and time.monotonic() < deadline:
         for pid, client in clients.items():
             if pid not in seen and done(await client.get(path, headers=headers)):
-                seen[pid] = time.monotonic() - started
+                seen.add(pid)
         await asyncio.sleep(0.02)
     return seen
 
 
-async def test_a_revocation_and_a_swap_reach_both_processes_within_a_second(
-    world: World, tmp_path: Path
-) -> None:
+async def test_nothing_the_gateway_remembers_outlives_half_a_second(world: World) -> None:
+    # Built as `wapi gateway` builds each process: a change in the catalog is seen after at most
+    # one cache lifetime plus one route reload, so within PROMISE.
+    async with gateway_in_loop(world.settings) as running:
+        access = running.gateway.access
+        directory, credentials = access.directory, access.credentials
+        lifetimes = [
+            directory.interval,
+            credentials.keys.ttl,
+            credentials.tokens.ttl,
+            access._permissions.ttl,  # roles on deployments
+        ]
+    assert max(lifetimes) + directory.interval <= PROMISE, lifetimes
+
+
+async def test_a_revocation_and_a_swap_reach_both_processes(world: World, tmp_path: Path) -> None:
     gateway = GatewayProcess(world.settings, tmp_path / "gateway.log", processes=2)
     async with (
         aiohttp_server(answering(version("v1"))) as v1,
@@ -106,9 +122,7 @@ async def test_a_revocation_and_a_swap_reach_both_processes_within_a_second(
                 await deployment_access.revoke_token(session, world.d1, token_id, "admin")
             revoked = await until(clients, path, token, lambda r: r.status_code == 401)
 
-            assert sorted(swapped) == sorted(revoked) == sorted(clients)
-            assert max(swapped.values()) < PROMISE, swapped
-            assert max(revoked.values()) < PROMISE, revoked
+            assert swapped == revoked == set(clients), (swapped, revoked)
 
             # Either process answers /metrics with the calls of both.
             await asyncio.sleep(1.2)  # each saves its counters once a second

@@ -162,7 +162,10 @@ async def test_an_editor_cannot_change_stop_or_start_a_workload_not_shared_with_
         assert (await mallory.patch(url, json=proxy)).status_code == 403
         assert (await mallory.post(f"{url}stop/")).status_code == 403
     shown = (await stack.admin.get(url)).json()
-    assert shown["runtime"][0]["containers"] == [] and shown["status"] == "submitted"
+    assert (
+        shown["runtime"]["containerGroups"][0]["containers"] == []
+        and shown["status"] == "submitted"
+    )
 
 
 async def test_an_editor_can_neither_rotate_nor_use_a_secret_not_shared_with_them(
@@ -363,6 +366,14 @@ async def test_metrics_show_deployment_ids_only_to_admins(stack: GovernedStack) 
             assert "wapi_gateway_requests_total" in text and deployment.id not in text
         admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
         assert deployment.id in (await http.get(metrics, headers=admin)).text
+    # The API's /metrics likewise: totals by status for anyone, names and ids for admins.
+    for username in (None, "mallory"):
+        async with stack.client(username) as caller:
+            text = (await caller.get("/metrics")).text
+        assert 'wapi_deployments{status="active"}' in text and deployment.id not in text
+        assert "wapi_workload_status" not in text
+    text = (await stack.admin.get("/metrics")).text
+    assert f'wapi_deployment_status{{deployment="{deployment.id}"' in text
     # An installation may choose to publish them (its /metrics is then for trusted eyes).
     settings = stack.settings.model_copy(update={"metrics_deployment_labels": True})
     async with gateway_in_loop(settings) as public, httpx.AsyncClient() as http:

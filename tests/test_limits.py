@@ -110,7 +110,9 @@ async def test_the_workload_shows_the_bundle_that_limits_it(
     async with app.state.context.sessions() as session, session.begin():
         row = await registered_workload(session)  # names no bundle
     shown = (await api.get(f"{WORKLOADS}{row.id}/")).json()
-    assert [group["resolvedBundle"]["id"] for group in shown["runtime"]] == ["cpu.small"]
+    assert [group["resolvedBundle"]["id"] for group in shown["runtime"]["containerGroups"]] == [
+        "cpu.small"
+    ]
 
 
 async def test_overrides_cannot_exceed_the_bundle(api: httpx.AsyncClient) -> None:

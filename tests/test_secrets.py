@@ -83,7 +83,11 @@ async def test_create_read_rotate_delete(api: httpx.AsyncClient) -> None:
     assert response.status_code == 201, response.text
     created = response.json()
     assert set(created) == METADATA
-    assert created["version"] == 1 and created["creator"] == {"username": "admin"}
+    assert created["version"] == 1 and created["creator"] == {
+        "id": "admin",
+        "username": "admin",
+        "email": "",
+    }
     assert response.headers["location"] == f"{SECRETS}{created['id']}/"
     url = f"{SECRETS}{created['id']}/"
     assert (await api.get(url)).json() == created
@@ -175,7 +179,7 @@ async def test_roles(app: FastAPI, api: httpx.AsyncClient) -> None:
         assert (await editor.post(f"{url}rotate/", json={"value": "v2"})).status_code == 404
         assert (await editor.delete(url)).status_code == 404
         made_by_editor = (await editor.post(SECRETS, json={"name": "e", "value": "v"})).json()
-        assert made_by_editor["creator"] == {"username": "editor"}
+        assert made_by_editor["creator"]["username"] == "editor"
         own = f"{SECRETS}{made_by_editor['id']}/"
         assert (await editor.post(f"{own}rotate/", json={"value": "v2"})).status_code == 200
         assert (await editor.delete(own)).status_code == 204
@@ -474,7 +478,8 @@ async def test_the_activity_resolves_exactly_the_named_secrets(
     with pytest.raises(ApplicationError) as caught:
         await wrong._secrets(plan)
     assert caught.value.non_retryable and caught.value.type == "WorkloadFailed"
-    assert "A" in str(caught.value) and "WAPI_SECRETS_KEY" in str(caught.value)
+    assert "environment variables A, B:" in str(caught.value)  # both named, in order
+    assert "WAPI_SECRETS_KEY" in str(caught.value)
     assert VALUE not in str(caught.value)
 
 

@@ -99,8 +99,11 @@ async def test_nim_needs_a_gpu_bundle(api: httpx.AsyncClient) -> None:
 
 async def test_temporal_down_leaves_nothing_behind(api: httpx.AsyncClient) -> None:
     """The workload and its inline artifact are rolled back when its workflow cannot start."""
-    response = await api.post(WORKLOADS, json={"name": "w", "artifact": {"spec": spec()}})
-    assert response.status_code == 503
-    assert response.headers["retry-after"]
+    for status in ("draft", "registered"):  # registered: its new collection too
+        body = {"name": "w", "artifact": {"spec": spec(), "status": status}}
+        response = await api.post(WORKLOADS, json=body)
+        assert response.status_code == 503
+        assert response.headers["retry-after"]
     assert (await api.get(WORKLOADS)).json()["totalCount"] == 0
     assert (await api.get(ARTIFACTS)).json()["totalCount"] == 0
+    assert (await api.get("/api/v2/registry/artifactCollections/")).json()["totalCount"] == 0

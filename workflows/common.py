@@ -25,9 +25,29 @@ RUNTIME_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=30),
     non_retryable_error_types=[WORKLOAD_FAILED],
 )
-# Long activities heartbeat every second; a worker that dies is noticed after this, and the
-# activity is retried on another worker.
+# A worker that dies is noticed after this, and its long activities are retried on another
+# worker. Workers send a heartbeat at most every 0.8 x this (bench/heartbeats.py measures
+# what they cost); stopping a workload does not wait for one (see `supervision_queue`).
 HEARTBEAT_TIMEOUT = timedelta(seconds=10)
+# Under an entity's lock, runtime calls give up after this: an engine outage must not hold
+# the lock (and so every Update) forever. The entity records `errored` and stays alive.
+LOCKED_RUNTIME_LIMIT = timedelta(minutes=2)
 # The longest a long-running activity (supervision, health monitoring) runs before it returns
 # and is started again; it returns earlier whenever the workflow must act.
 LONG_ACTIVITY_LEASE = timedelta(hours=24)
+
+
+def supervision_queue(task_queue: str) -> str:
+    """The task queue of long activities (supervision, health monitoring) beside `task_queue`.
+
+    Each worker takes at most its capacity of them (`WAPI_SUPERVISION_CAPACITY`), so they never
+    starve the short activities on the main queue. A supervising activity tells its workflow
+    the queue of its own worker (`worker_queue`), where `release_supervision` ends it at once:
+    stopping a workload never waits for a heartbeat to carry a cancellation.
+    """
+    return f"{task_queue}-supervision"
+
+
+def worker_queue(task_queue: str, worker: str) -> str:
+    """The task queue only the worker named `worker` polls."""
+    return f"{task_queue}-worker-{worker}"

@@ -6,6 +6,12 @@ zero-downtime swaps: start the candidate, wait until it runs, move traffic (one 
 that every gateway sees within a second), then stop the old workload once in-flight requests
 are done and the rollback window is over. A candidate that does not run in time is rolled back.
 
+The `monitor` activity runs on the supervision task queue (each worker takes at most its
+capacity of long activities); a monitor no worker takes in time is reported in an event and
+keeps waiting. A swap is validated, then checked again under the lock, so of two swaps sent
+together exactly one applies and the other is refused (409). No activity failure fails the
+workflow: it is recorded, and the deployment stays alive for swaps and delete.
+
 Why one module of this length: the swap state machine (updates, main loop, rollback,
 retirement) shares one lock and one state; it reads top to bottom in one place.
 """
@@ -19,7 +25,9 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TimeoutType
+from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from models.status import DeploymentStatus
@@ -27,7 +35,9 @@ with workflow.unsafe.imports_passed_through():
         CATALOG_RETRY,
         HEARTBEAT_TIMEOUT,
         INVALID_TRANSITION,
+        LOCKED_RUNTIME_LIMIT,
         LONG_ACTIVITY_LEASE,
+        supervision_queue,
     )
     from workflows.deployment_contract import (
         ACTIVITY_BEGIN_SWAP,
@@ -35,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         ACTIVITY_FINISH_SWAP,
         ACTIVITY_FORGET_DEPLOYMENT,
         ACTIVITY_MONITOR,
+        ACTIVITY_RECORD_EVENT,
         ACTIVITY_RECORD_STATUS,
         ACTIVITY_STOP_WORKLOAD,
         ACTIVITY_WAIT_RUNNING,
@@ -45,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
         WORKFLOW_TYPE,
         ActorInput,
         BeginSwapInput,
+        DeploymentEventInput,
         DeploymentIdInput,
         DeploymentInput,
         DeploymentResult,
@@ -67,6 +79,13 @@ R = TypeVar("R")
 # Every gateway reloads its routes twice a second; after this, none sends to the old workload
 # and the requests it already had are done (the workload's own stop drains once more).
 TRAFFIC_SETTLE = timedelta(seconds=3)
+# Monitor on the supervision queue, cancelled without waiting; a swap re-checked under the
+# lock; activity failures recorded instead of failing the workflow.
+SUPERVISION_PATCH = "supervision-queue-and-safe-swaps"
+CAPACITY_WAIT = timedelta(seconds=20)
+CAPACITY_WAIT_AGAIN = timedelta(minutes=5)
+# After a monitor failed for another reason: wait before the next one.
+MONITOR_BACKOFF = timedelta(seconds=30)
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -78,6 +97,7 @@ class DeploymentWorkflow:
         )
         self._lock = asyncio.Lock()
         self._torn_down = False
+        self._waiting_for_capacity = False
 
     @workflow.run
     async def run(self, input: DeploymentInput) -> None:
@@ -108,6 +128,9 @@ class DeploymentWorkflow:
     @workflow.update(name=UPDATE_SWAP)
     async def swap(self, input: SwapInput) -> DeploymentResult:
         async with self._lock:
+            if workflow.patched(SUPERVISION_PATCH):
+                # Another swap may have begun while this one waited for the lock.
+                self._validate_swap(input)
             self.state.swap = SwapState(
                 swap_id=input.swap_id,
                 candidate=input.workload_id,
@@ -183,14 +206,24 @@ class DeploymentWorkflow:
     # Health
 
     async def _monitor_once(self) -> None:
+        patched = workflow.patched(SUPERVISION_PATCH)
+        wait = CAPACITY_WAIT_AGAIN if self._waiting_for_capacity else CAPACITY_WAIT
         handle = workflow.start_activity(
             ACTIVITY_MONITOR,
             MonitorInput(deployment_id=self.state.deployment_id, status=self.state.status),
             result_type=MonitorResult,
+            task_queue=supervision_queue(workflow.info().task_queue) if patched else None,
+            schedule_to_start_timeout=wait if patched else None,
             start_to_close_timeout=LONG_ACTIVITY_LEASE,
             heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=CATALOG_RETRY,
-            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            # It only reads and records checks: the workflow need not wait for a heartbeat to
+            # carry the cancellation before it swaps or deletes.
+            cancellation_type=(
+                workflow.ActivityCancellationType.TRY_CANCEL
+                if patched
+                else workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
+            ),
         )
         # A timeout means a rollback window ended; the caller retires the old workload.
         with contextlib.suppress(TimeoutError):
@@ -210,7 +243,11 @@ class DeploymentWorkflow:
         except ActivityError as error:
             if isinstance(error.cause, CancelledError):
                 return
-            raise
+            if not patched:
+                raise
+            await self._monitor_failed(error)
+            return
+        self._waiting_for_capacity = False
         async with self._lock:
             if (
                 self.state.swap is None
@@ -218,6 +255,26 @@ class DeploymentWorkflow:
                 and result.status != self.state.status
             ):
                 await self._record(result.status, "status_changed", result.reason or result.status)
+
+    async def _monitor_failed(self, error: ActivityError) -> None:
+        """Say why health is not being checked; the next round tries again."""
+        if _not_started_in_time(error):
+            if self._waiting_for_capacity:
+                return
+            self._waiting_for_capacity = True
+            message = (
+                "health monitoring waits for a worker with room: every worker runs as many "
+                "long activities as WAPI_SUPERVISION_CAPACITY allows, or none is running"
+            )
+        else:
+            message = f"health monitoring failed: {_failure_message(error)}; retrying"
+        await self._event("monitor_waiting", message)
+        if not _not_started_in_time(error):
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    lambda: self.state.swap is not None or self.state.deleting,
+                    timeout=MONITOR_BACKOFF,
+                )
 
     # Swaps
 
@@ -232,6 +289,7 @@ class DeploymentWorkflow:
         swap.started_candidate = swap.started_candidate or started.started
         if swap.deadline is None:
             swap.deadline = workflow.now() + timedelta(seconds=swap.ready_timeout_seconds)
+        patched = workflow.patched(SUPERVISION_PATCH)
         waiting = workflow.start_activity(
             ACTIVITY_WAIT_RUNNING,
             WaitRunningInput(workload_id=swap.candidate, deadline=swap.deadline),
@@ -239,7 +297,12 @@ class DeploymentWorkflow:
             start_to_close_timeout=timedelta(seconds=swap.ready_timeout_seconds + 120),
             heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=CATALOG_RETRY,
-            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            # It only reads: a cancelled swap rolls back without waiting for a heartbeat.
+            cancellation_type=(
+                workflow.ActivityCancellationType.TRY_CANCEL
+                if patched
+                else workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
+            ),
         )
         await workflow.wait_condition(
             lambda: waiting.done() or swap.cancelled_by is not None or self.state.deleting
@@ -250,9 +313,13 @@ class DeploymentWorkflow:
             outcome: WaitRunningResult = await waiting
         except ActivityError as error:
             if not isinstance(error.cause, CancelledError):
-                raise
-            who = swap.cancelled_by or "deletion of the deployment"
-            outcome = WaitRunningResult(running=False, reason=f"cancelled by {who}")
+                if not patched:
+                    raise
+                why = f"waiting for the candidate failed: {_failure_message(error)}"
+                outcome = WaitRunningResult(running=False, reason=why)
+            else:
+                who = swap.cancelled_by or "deletion of the deployment"
+                outcome = WaitRunningResult(running=False, reason=f"cancelled by {who}")
         async with self._lock:
             if outcome.running and swap.cancelled_by is None and not self.state.deleting:
                 swap.switching = True
@@ -284,10 +351,7 @@ class DeploymentWorkflow:
 
     async def _roll_back(self, swap: SwapState, reason: str) -> None:
         if swap.started_candidate:
-            await _call(
-                ACTIVITY_STOP_WORKLOAD,
-                WorkloadTargetInput(workload_id=swap.candidate, actor="system"),
-            )
+            await self._stop_workload(swap.candidate)
         cancelled = swap.cancelled_by is not None or self.state.deleting
         await _call(
             ACTIVITY_FINISH_SWAP,
@@ -334,10 +398,7 @@ class DeploymentWorkflow:
         async with self._lock:
             # Old workloads in a rollback window no longer serve anyone: stop them now.
             for retirement in self.state.retiring:
-                await _call(
-                    ACTIVITY_STOP_WORKLOAD,
-                    WorkloadTargetInput(workload_id=retirement.workload_id, actor="system"),
-                )
+                await self._stop_workload(retirement.workload_id)
             await _call(
                 ACTIVITY_FORGET_DEPLOYMENT,
                 DeploymentIdInput(deployment_id=self.state.deployment_id),
@@ -345,6 +406,34 @@ class DeploymentWorkflow:
             self._torn_down = True
 
     # Helpers
+
+    async def _stop_workload(self, workload_id: str) -> None:
+        """Stop a workload this deployment no longer routes to. Called under the lock, so
+        bounded: a workload that cannot be stopped is reported and left to its owner."""
+        if not workflow.patched(SUPERVISION_PATCH):
+            await _call(
+                ACTIVITY_STOP_WORKLOAD, WorkloadTargetInput(workload_id=workload_id, actor="system")
+            )
+            return
+        try:
+            await workflow.execute_activity(
+                ACTIVITY_STOP_WORKLOAD,
+                WorkloadTargetInput(workload_id=workload_id, actor="system"),
+                start_to_close_timeout=timedelta(minutes=1),
+                schedule_to_close_timeout=LOCKED_RUNTIME_LIMIT,
+                retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1)),
+            )
+        except ActivityError as error:
+            message = f"workload {workload_id} could not be stopped: {_failure_message(error)}"
+            await self._event("workload_stop_failed", message)
+
+    async def _event(self, event: str, message: str) -> None:
+        await _call(
+            ACTIVITY_RECORD_EVENT,
+            DeploymentEventInput(
+                deployment_id=self.state.deployment_id, event=event, message=message
+            ),
+        )
 
     async def _record(self, status: DeploymentStatus, event: str, message: str) -> None:
         await _call(
@@ -383,3 +472,15 @@ async def _call(activity: str, arg: BaseModel, result_type: type[R] | None = Non
         retry_policy=CATALOG_RETRY,
     )
     return result
+
+
+def _not_started_in_time(error: ActivityError) -> bool:
+    cause = error.cause
+    return isinstance(cause, ActivityTimeoutError) and cause.type == TimeoutType.SCHEDULE_TO_START
+
+
+def _failure_message(error: ActivityError) -> str:
+    cause = error.cause
+    while isinstance(cause, ActivityError) and cause.cause is not None:
+        cause = cause.cause
+    return str(getattr(cause, "message", None) or cause or error)

@@ -25,6 +25,7 @@ ACTIVITY_WAIT_RUNNING = "deployment.wait_running"
 ACTIVITY_STOP_WORKLOAD = "deployment.stop_workload"
 ACTIVITY_MONITOR = "deployment.monitor"
 ACTIVITY_FORGET_DEPLOYMENT = "deployment.forget_deployment"
+ACTIVITY_RECORD_EVENT = "deployment.record_event"
 
 
 def deployment_workflow_id(deployment_id: str) -> str:
@@ -106,6 +107,14 @@ class RecordDeploymentInput(BaseModel):
     event: str
     message: str
     actor: str = "system"
+
+
+class DeploymentEventInput(BaseModel):
+    """An event that changes no status (a monitor that waits or failed, a stop that failed)."""
+
+    deployment_id: str
+    event: str
+    message: str
 
 
 class BeginSwapInput(BaseModel):

@@ -8,7 +8,16 @@ what is durable.
 
 While a generation runs, one long `supervise` activity probes and restarts containers and only
 returns when something the workflow must act on happens (all replicas ready, or a failure), so
-an idle running workload adds no history events.
+an idle running workload adds no history events. It runs on the supervision task queue, where
+each worker takes at most its capacity; when it starts it signals which worker has it, and the
+workflow ends it by a `release_supervision` on that worker's own queue, at once, instead of a
+cancellation that only a heartbeat would carry. A supervision no worker takes in time is
+reported (an event and a status reason naming the limit) and keeps waiting for one.
+
+Updates are validated before they are accepted, and checked again under the lock: another
+Update may have changed the state while this one waited for it, and what no longer applies is
+refused (409), never applied twice. Runtime calls under the lock give up after a bound; a
+failure records `errored` and the workflow stays alive for start, stop and delete.
 
 Why one module of this length: the state machine's handlers, main loop and lock discipline
 read top to bottom in one place; split, the ordering guarantees would be hidden.
@@ -17,12 +26,20 @@ read top to bottom in one place; split, the ordering guarantees would be hidden.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 from typing import TypeVar
 
 from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    TimeoutType,
+)
+from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from models.plan import RunPlan
@@ -31,8 +48,10 @@ with workflow.unsafe.imports_passed_through():
         CATALOG_RETRY,
         HEARTBEAT_TIMEOUT,
         INVALID_TRANSITION,
+        LOCKED_RUNTIME_LIMIT,
         LONG_ACTIVITY_LEASE,
         RUNTIME_RETRY,
+        supervision_queue,
     )
     from workflows.workload_contract import (
         ACTIVITY_FORGET_WORKLOAD,
@@ -40,10 +59,12 @@ with workflow.unsafe.imports_passed_through():
         ACTIVITY_PREPARE_PLAN,
         ACTIVITY_RECORD_SCALE,
         ACTIVITY_RECORD_STATUS,
+        ACTIVITY_RELEASE_SUPERVISION,
         ACTIVITY_REMOVE_CONTAINERS,
         ACTIVITY_SUPERVISE,
         ACTIVITY_WITHDRAW_REPLICAS,
         QUERY_CURRENT,
+        SIGNAL_SUPERVISED,
         UPDATE_DELETE,
         UPDATE_SCALE,
         UPDATE_START,
@@ -54,6 +75,7 @@ with workflow.unsafe.imports_passed_through():
         RecordStatusInput,
         RecordStatusResult,
         ScaleInput,
+        SupervisedInput,
         SuperviseInput,
         SuperviseResult,
         TransitionInput,
@@ -69,6 +91,18 @@ R = TypeVar("R")
 # requests already in flight to finish.
 DRAIN_GRACE = timedelta(seconds=2)
 DRAIN_PATCH = "drain-before-removing-containers"
+# Supervision on its own queue, released on its worker's queue; Updates re-checked under the
+# lock; runtime calls under the lock bounded.
+SUPERVISION_PATCH = "supervision-queue-release-and-safe-updates"
+# How long a supervision waits for a worker with room before the workload says so; then it
+# keeps waiting, in longer rounds (a waiting task is taken as soon as a slot frees anyway).
+CAPACITY_WAIT = timedelta(seconds=20)
+CAPACITY_WAIT_AGAIN = timedelta(minutes=5)
+# A release must reach its worker this soon, else that worker is taken for gone and the
+# supervision is cancelled instead (which waits for its heartbeat timeout at worst).
+RELEASE_REACH = timedelta(seconds=5)
+RELEASE_LIMIT = timedelta(minutes=5)  # an image pull under way finishes first
+RELEASE_SETTLE = timedelta(seconds=10)
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -89,14 +123,20 @@ class WorkloadWorkflow:
         self._resupervise = False
         self._gone = False
         self._torn_down = False
+        self._teardown_error: str | None = None
+        # The running supervise activity: its id, and where it said it runs.
+        self._supervisions = 0
+        self._supervision_id = ""
+        self._supervised: SupervisedInput | None = None
+        self._waiting_for_capacity = False
 
     @workflow.run
     async def run(self, input: WorkloadInput) -> None:
         while True:
             if self.state.desired == "deleted":
-                await self._tear_down()
-                break
-            if self.state.desired == "running":
+                if await self._tear_down():
+                    break
+            elif self.state.desired == "running":
                 await self._run_generation()
             elif self.state.status == "stopping":
                 await self._finish_stop()
@@ -120,22 +160,48 @@ class WorkloadWorkflow:
     def current(self) -> WorkloadState:
         return self.state
 
+    @workflow.signal(name=SIGNAL_SUPERVISED)
+    def supervised(self, input: SupervisedInput) -> None:
+        """A supervise activity started on a worker: where to release it."""
+        if input.activity_id != self._supervision_id:
+            return  # about an earlier supervision
+        if self._supervised is None or input.attempt >= self._supervised.attempt:
+            self._supervised = input
+
     # Updates
 
     @workflow.update(name=UPDATE_START)
     async def start(self, input: TransitionInput) -> TransitionResult:
+        checked = workflow.patched(SUPERVISION_PATCH)
+        if checked:
+            await workflow.wait_condition(lambda: not self._stopping())
         async with self._lock:
+            if checked:
+                self._check_start()  # again: the state may have moved on meanwhile
             self.state.desired = "running"
             await self._begin_generation(input.actor)
         return self._result()
 
     @start.validator
     def _validate_start(self, input: TransitionInput) -> None:
+        if not self._stopping():
+            self._check_start()
+        # else a stop is under way (perhaps recorded, and not yet seen here): this start
+        # waits for it to finish, then starts.
+
+    def _check_start(self) -> None:
         self._require({"stopped", "errored"}, "started")
+        if self.state.desired == "running":
+            raise ApplicationError("a start is already under way", type=INVALID_TRANSITION)
+
+    def _stopping(self) -> bool:
+        return self.state.desired == "stopped" and self.state.status == "stopping"
 
     @workflow.update(name=UPDATE_STOP)
     async def stop(self, input: TransitionInput) -> TransitionResult:
         async with self._lock:
+            if workflow.patched(SUPERVISION_PATCH):
+                self._validate_stop(input)  # again: the state may have moved on meanwhile
             self.state.desired = "stopped"
             await self._record(
                 "stopping", "stop_requested", f"stop requested by {input.actor}", input.actor
@@ -144,12 +210,19 @@ class WorkloadWorkflow:
 
     @stop.validator
     def _validate_stop(self, input: TransitionInput) -> None:
+        if self.state.desired == "running" and self.state.status in ("stopped", "errored"):
+            return  # a start is under way: this stop follows it
         self._require({"submitted", "initializing", "running", "errored"}, "stopped")
+        # Only an errored workload is both meant to be stopped and still to be stopped.
+        if self.state.desired == "stopped" and self.state.status != "errored":
+            raise ApplicationError("a stop is already under way", type=INVALID_TRANSITION)
 
     @workflow.update(name=UPDATE_SCALE)
     async def scale(self, input: ScaleInput) -> TransitionResult:
         """The one writer of replica counts: the catalog row, then the running plan."""
         async with self._lock:
+            if workflow.patched(SUPERVISION_PATCH):
+                self._validate_scale(input)  # again: the state may have moved on meanwhile
             await _catalog(
                 ACTIVITY_RECORD_SCALE,
                 RecordScaleInput(
@@ -182,7 +255,11 @@ class WorkloadWorkflow:
     @workflow.update(name=UPDATE_DELETE)
     async def delete(self, input: TransitionInput) -> TransitionResult:
         self.state.desired = "deleted"
-        await workflow.wait_condition(lambda: self._torn_down)
+        self._teardown_error = None
+        await workflow.wait_condition(lambda: self._torn_down or self._teardown_error is not None)
+        if self._teardown_error is not None:
+            # Not a 409: the workload stays, errored, and a later delete tries again.
+            raise ApplicationError(self._teardown_error)
         return self._result()
 
     @delete.validator
@@ -213,14 +290,20 @@ class WorkloadWorkflow:
         plan = self.state.plan
         assert plan is not None
         self._resupervise = False
+        if not workflow.patched(SUPERVISION_PATCH):
+            return await self._supervise_on_main_queue(plan)
+        self._supervisions += 1
+        self._supervision_id = f"supervise-{self._supervisions}"
+        self._supervised = None
         handle = workflow.start_activity(
             ACTIVITY_SUPERVISE,
-            SuperviseInput(
-                plan=plan,
-                wait_for_ready=self.state.status == "initializing",
-                initializing_since=self.state.initializing_since,
-            ),
+            self._supervise_input(plan),
             result_type=SuperviseResult,
+            activity_id=self._supervision_id,
+            task_queue=supervision_queue(workflow.info().task_queue),
+            schedule_to_start_timeout=(
+                CAPACITY_WAIT_AGAIN if self._waiting_for_capacity else CAPACITY_WAIT
+            ),
             start_to_close_timeout=LONG_ACTIVITY_LEASE,
             heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=RUNTIME_RETRY,
@@ -228,14 +311,46 @@ class WorkloadWorkflow:
             # workflow moves on to stop or remove them.
             cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
         )
-        await workflow.wait_condition(
-            lambda: (
-                handle.done()
-                or self.state.desired != "running"
-                or self._resupervise
-                or self._continue_as_new_suggested()
+        while True:
+            await workflow.wait_condition(
+                lambda: (
+                    handle.done()
+                    or self._supervision_must_end()
+                    or (self._waiting_for_capacity and self._supervised is not None)
+                )
             )
+            if handle.done() or self._supervision_must_end():
+                break
+            await self._capacity_found()
+        if not handle.done():
+            await self._release(handle)
+        try:
+            result: SuperviseResult = await handle
+        except ActivityError as error:
+            if isinstance(error.cause, CancelledError):
+                return None
+            cause = error.cause
+            if (
+                isinstance(cause, ActivityTimeoutError)
+                and cause.type == TimeoutType.SCHEDULE_TO_START
+            ):
+                await self._capacity_lacking()
+                return None
+            return SuperviseResult(outcome="failed", reason=_failure_message(error))
+        return None if result.outcome == "released" else result
+
+    async def _supervise_on_main_queue(self, plan: RunPlan) -> SuperviseResult | None:
+        """As recorded before SUPERVISION_PATCH: on the main queue, ended by cancellation."""
+        handle = workflow.start_activity(
+            ACTIVITY_SUPERVISE,
+            self._supervise_input(plan),
+            result_type=SuperviseResult,
+            start_to_close_timeout=LONG_ACTIVITY_LEASE,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
+            retry_policy=RUNTIME_RETRY,
+            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
         )
+        await workflow.wait_condition(lambda: handle.done() or self._supervision_must_end())
         if not handle.done():
             handle.cancel()
         try:
@@ -245,6 +360,70 @@ class WorkloadWorkflow:
             if isinstance(error.cause, CancelledError):
                 return None
             return SuperviseResult(outcome="failed", reason=_failure_message(error))
+
+    def _supervise_input(self, plan: RunPlan) -> SuperviseInput:
+        return SuperviseInput(
+            plan=plan,
+            wait_for_ready=self.state.status == "initializing",
+            initializing_since=self.state.initializing_since,
+        )
+
+    def _supervision_must_end(self) -> bool:
+        return (
+            self.state.desired != "running"
+            or self._resupervise
+            or self._continue_as_new_suggested()
+        )
+
+    async def _release(self, handle: workflow.ActivityHandle[SuperviseResult]) -> None:
+        """End the supervision now through its worker's own queue; if that worker does not
+        answer, cancel it (the cancellation completes with a heartbeat, or its timeout)."""
+        where = self._supervised
+        if where is not None and where.task_queue:
+            try:
+                await workflow.execute_activity(
+                    ACTIVITY_RELEASE_SUPERVISION,
+                    WorkloadIdInput(workload_id=self.state.workload_id),
+                    task_queue=where.task_queue,
+                    schedule_to_start_timeout=RELEASE_REACH,
+                    start_to_close_timeout=RELEASE_LIMIT,
+                    retry_policy=RetryPolicy(maximum_attempts=1),
+                )
+            except ActivityError:
+                pass  # that worker is gone
+            else:
+                # Released, it returns on its own (unless it was retried elsewhere meanwhile).
+                with contextlib.suppress(TimeoutError):
+                    await workflow.wait_condition(handle.done, timeout=RELEASE_SETTLE)
+        if not handle.done():
+            handle.cancel()
+
+    async def _capacity_lacking(self) -> None:
+        """No worker took the supervision in time: say so once, then keep waiting."""
+        # Time spent waiting for a worker does not count against the ready timeout: without
+        # a start time, the supervision counts from when a worker takes it.
+        self.state.initializing_since = None
+        if self._waiting_for_capacity:
+            return
+        self._waiting_for_capacity = True
+        seconds = int(CAPACITY_WAIT.total_seconds())
+        reason = (
+            f"no worker had room to supervise this workload for {seconds} s: every worker on "
+            f"task queue '{supervision_queue(workflow.info().task_queue)}' runs as many as "
+            "WAPI_SUPERVISION_CAPACITY allows, or none is running; waiting for one"
+        )
+        async with self._lock:
+            if self.state.desired == "running":
+                await self._record(self.state.status, "supervision_waiting", reason, reason=reason)
+
+    async def _capacity_found(self) -> None:
+        self._waiting_for_capacity = False
+        worker = self._supervised.worker if self._supervised else "?"
+        async with self._lock:
+            if self.state.desired == "running":
+                await self._record(
+                    self.state.status, "supervision_resumed", f"worker {worker} supervises it"
+                )
 
     async def _after_supervision(self, result: SuperviseResult) -> None:
         async with self._lock:
@@ -257,7 +436,9 @@ class WorkloadWorkflow:
                 reason = result.reason or "the workload failed"
                 await self._record("errored", "errored", reason, reason=reason)
                 # Keep the stopped containers: their logs explain the failure.
-                await self._containers(ACTIVITY_HALT_CONTAINERS)
+                if failure := await self._containers(ACTIVITY_HALT_CONTAINERS):
+                    reason += f"; its containers could not be stopped: {failure}"
+                    await self._record("errored", "halt_failed", reason, reason=reason)
 
     async def _begin_generation(self, actor: str) -> bool:
         """Start a new generation; False if the workload is gone or cannot be planned."""
@@ -276,6 +457,7 @@ class WorkloadWorkflow:
                 PreparePlanInput(workload_id=self.state.workload_id, generation=generation),
                 result_type=RunPlan,
                 start_to_close_timeout=timedelta(seconds=30),
+                schedule_to_close_timeout=LOCKED_RUNTIME_LIMIT,
                 retry_policy=RUNTIME_RETRY,
             )
         except ActivityError as error:
@@ -290,18 +472,28 @@ class WorkloadWorkflow:
             if self.state.desired != "stopped" or self.state.status != "stopping":
                 return
             await self._drain()
-            await self._containers(ACTIVITY_REMOVE_CONTAINERS)
+            if failure := await self._containers(ACTIVITY_REMOVE_CONTAINERS):
+                reason = f"the containers could not be removed: {failure}; stop again to retry"
+                await self._record("errored", "stop_failed", reason, reason=reason)
+                return
             await self._record("stopped", "stopped", "all containers removed")
 
-    async def _tear_down(self) -> None:
+    async def _tear_down(self) -> bool:
+        """Remove everything; False (and errored, not deleted) if the containers stay."""
         async with self._lock:
             if not self._gone:
                 await self._drain()
-                await self._containers(ACTIVITY_REMOVE_CONTAINERS)
+                if failure := await self._containers(ACTIVITY_REMOVE_CONTAINERS):
+                    reason = f"the containers could not be removed: {failure}; delete again"
+                    self.state.desired = "stopped"
+                    await self._record("errored", "delete_failed", reason, reason=reason)
+                    self._teardown_error = reason
+                    return False
                 await _catalog(
                     ACTIVITY_FORGET_WORKLOAD, WorkloadIdInput(workload_id=self.state.workload_id)
                 )
             self._torn_down = True
+            return True
 
     async def _drain(self) -> None:
         """Take the replicas out of the gateways' tables before their containers go, so no new
@@ -342,13 +534,23 @@ class WorkloadWorkflow:
         self.state.reason = reason
         return result.exists
 
-    async def _containers(self, activity: str) -> None:
-        await workflow.execute_activity(
-            activity,
-            WorkloadIdInput(workload_id=self.state.workload_id),
-            start_to_close_timeout=timedelta(minutes=5),
-            retry_policy=RUNTIME_RETRY,
-        )
+    async def _containers(self, activity: str) -> str | None:
+        """Halt or remove the containers; None when done, else why not (after retries for
+        LOCKED_RUNTIME_LIMIT: the lock is held)."""
+        bounded = workflow.patched(SUPERVISION_PATCH)
+        try:
+            await workflow.execute_activity(
+                activity,
+                WorkloadIdInput(workload_id=self.state.workload_id),
+                start_to_close_timeout=timedelta(minutes=5),
+                schedule_to_close_timeout=LOCKED_RUNTIME_LIMIT if bounded else None,
+                retry_policy=RUNTIME_RETRY,
+            )
+        except ActivityError as error:
+            if not bounded:
+                raise
+            return _failure_message(error)
+        return None
 
     def _require(self, allowed: set[str], action: str) -> None:
         if self.state.desired == "deleted":
@@ -379,6 +581,11 @@ async def _catalog(activity: str, arg: BaseModel, result_type: type[R] | None = 
         retry_policy=CATALOG_RETRY,
     )
     return result
+
+
+def _not_started_in_time(error: ActivityError) -> bool:
+    cause = error.cause
+    return isinstance(cause, ActivityTimeoutError) and cause.type == TimeoutType.SCHEDULE_TO_START
 
 
 def _failure_message(error: ActivityError) -> str:

@@ -20,6 +20,7 @@ UPDATE_STOP = "stop"
 UPDATE_SCALE = "scale"
 UPDATE_DELETE = "delete"
 QUERY_CURRENT = "current"
+SIGNAL_SUPERVISED = "supervised"
 ACTIVITY_RECORD_STATUS = "record_status"
 ACTIVITY_RECORD_SCALE = "record_scale"
 ACTIVITY_PREPARE_PLAN = "prepare_plan"
@@ -28,6 +29,7 @@ ACTIVITY_FORGET_WORKLOAD = "forget_workload"
 ACTIVITY_SUPERVISE = "supervise"
 ACTIVITY_HALT_CONTAINERS = "halt_containers"
 ACTIVITY_REMOVE_CONTAINERS = "remove_containers"
+ACTIVITY_RELEASE_SUPERVISION = "release_supervision"
 
 
 def workflow_id(workload_id: str) -> str:
@@ -101,8 +103,17 @@ class SuperviseInput(BaseModel):
 
 
 class SuperviseResult(BaseModel):
-    outcome: Literal["ready", "failed"]
+    outcome: Literal["ready", "failed", "released"]
     reason: str | None = None
+
+
+class SupervisedInput(BaseModel):
+    """Sent by a `supervise` activity when it starts: where to release it."""
+
+    activity_id: str
+    attempt: int
+    worker: str = Field(description="Identity of the worker process that supervises.")
+    task_queue: str = Field(description="The task queue only that worker polls.")
 
 
 class WorkloadIdInput(BaseModel):

@@ -6,6 +6,8 @@ only on a miss (see `access.py`).
 
 from __future__ import annotations
 
+import hmac
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -30,6 +32,27 @@ class Credentials:
         if principal is None:
             raise AuthenticationError("the API key is not valid")
         return principal
+
+    async def may_see_resource_ids(
+        self, authorization: bytes | None, *, token: str | None, public: bool
+    ) -> bool:
+        """Whether a `/metrics` scrape sees series naming workloads and deployments: with the
+        metrics token or an admin API key, or when configured public (a trusted network)."""
+        if public:
+            return True
+        scheme, _, secret = (authorization or b"").partition(b" ")
+        secret = secret.strip()
+        if scheme.lower() != b"bearer" or not secret:
+            return False
+        if token and hmac.compare_digest(secret, token.encode()):
+            return True
+        if not secret.startswith(api_keys.KEY_PREFIX.encode()):
+            return False
+        try:
+            principal = await self.authenticate(secret.decode("latin-1"))
+        except Exception:  # a bad key, or the catalog away: the anonymous view
+            return False
+        return principal.role == "admin"
 
     def peek_key(self, digest: str) -> Principal | Missing | None:
         return self.keys.peek(digest)

@@ -653,6 +653,8 @@ class Exchange:
         seconds = time.perf_counter() - self.started
         deployment = self.target_id if kind == "deployment" else None
         gw.metrics.finished(kind, deployment, status, seconds, started=self.counted)
+        if deployment is not None and self.counted and gw.traffic is not None:
+            gw.traffic.record(deployment, status, seconds)
         if gw.audit is not None:
             caller = self.caller
             actor, actor_kind = caller if caller is not None else ANONYMOUS

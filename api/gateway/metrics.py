@@ -75,7 +75,9 @@ class GatewayMetrics:
         self.kinds: dict[str, list[float]] = {}  # "workload" / "deployment" -> series
         self.deployments: dict[str, list[float]] = {}  # deployment id -> series
         self.failures: dict[str, float] = {}  # upstream failures and refusals, by reason
-        self.audit: dict[str, float] = {}  # calls recorded / dropped, batches failed
+        # calls recorded / dropped, batches failed: all shown from the start, so that an alert
+        # on them has a series to watch before the first failure
+        self.audit: dict[str, float] = {"recorded": 0, "dropped": 0, "failed_writes": 0}
         self.connections: dict[str, float] = {"client": 0, "upstream": 0}
 
     # ---- the hot path ---------------------------------------------------------------------

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
 import os
@@ -23,6 +22,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Final
 
 from api.gateway.access import Access
@@ -32,10 +32,10 @@ from api.gateway.directory import ReplicaDirectory
 from api.gateway.exchange import Exchange
 from api.gateway.invocation_audit import InvocationAudit
 from api.gateway.metrics import GatewayMetrics
+from api.gateway.traffic import TrafficLog
 from api.gateway.upstream import Pools
 from catalog import database
 from config.settings import Settings
-from services.api_keys import KEY_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -74,11 +74,13 @@ class Gateway:
         metrics: GatewayMetrics,
         audit: InvocationAudit | None,
         options: GatewayOptions | None = None,
+        traffic: TrafficLog | None = None,
     ) -> None:
         self.access = access
         self.pools = pools
         self.metrics = metrics
         self.audit = audit
+        self.traffic = traffic  # per-minute counts of deployment calls, for their stats
         self.options = options or GatewayOptions()
         self.clients: set[ClientConnection] = set()
         self.callers: dict[str, int] = {}  # actor -> calls in flight
@@ -124,22 +126,9 @@ class Gateway:
     async def _may_see_deployments(self, authorization: bytes | None) -> bool:
         """Deployment ids are shown to the metrics token and to admin API keys only (the invoke
         route answers 403 whether a deployment exists or not), unless configured public."""
-        if self.options.metrics_public:
-            return True
-        scheme, _, secret = (authorization or b"").partition(b" ")
-        secret = secret.strip()
-        if scheme.lower() != b"bearer" or not secret:
-            return False
-        token = self.options.metrics_token
-        if token and hmac.compare_digest(secret, token.encode()):
-            return True
-        if not secret.startswith(KEY_PREFIX.encode()):
-            return False
-        try:
-            principal = await self.access.credentials.authenticate(secret.decode("latin-1"))
-        except Exception:  # a bad key, or the catalog away: the anonymous view
-            return False
-        return principal.role == "admin"
+        return await self.access.credentials.may_see_resource_ids(
+            authorization, token=self.options.metrics_token, public=self.options.metrics_public
+        )
 
     # ---- timeouts --------------------------------------------------------------------------
 
@@ -235,9 +224,15 @@ async def running_gateway(
         limit_per_replica=settings.gateway_max_connections_per_replica,
         acquire_timeout=settings.gateway_acquire_timeout_seconds,
     )
-    gateway = Gateway(access, pools, metrics, audit, GatewayOptions.of(settings))
+    traffic = TrafficLog(
+        database.create_sessionmaker(engine),
+        flush_seconds=settings.gateway_traffic_flush_seconds,
+        retention=timedelta(days=settings.traffic_retention_days),
+    )
+    gateway = Gateway(access, pools, metrics, audit, GatewayOptions.of(settings), traffic)
     await directory.start()
     audit.start()
+    traffic.start()
     gateway.start()
     server = await asyncio.get_running_loop().create_server(gateway.protocol, sock=sock)
     try:
@@ -247,6 +242,7 @@ async def running_gateway(
         await gateway.drain(grace)
         await gateway.stop()
         await audit.stop()
+        await traffic.stop()
         metrics.save()
         await directory.stop()
         await engine.dispose()

@@ -19,16 +19,21 @@ from models.deployments import (
     SwapPublic,
 )
 from models.sharing import ShareRole
+from models.workloads import WorkloadPublic
 from services import deployments
 
 
 def present_deployment(
-    request: Request, row: Deployment, role: ShareRole | None
+    request: Request,
+    row: Deployment,
+    role: ShareRole | None,
+    workload: WorkloadPublic | None = None,
 ) -> DeploymentPublic:
     return DeploymentPublic(
         id=row.id,
         name=row.name,
         description=row.description,
+        importance=row.importance,
         status=row.status,
         status_reason=row.status_reason,
         workload_id=row.workload_id,
@@ -39,6 +44,7 @@ def present_deployment(
         creator=UserRef(username=row.created_by),
         created_at=row.created_at,
         updated_at=row.updated_at,
+        workload=workload,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import Request
 
 from catalog.tables import Artifact, Workload, WorkloadEvent, WorkloadReplica
+from models.autoscaling import AutoscalingPublic
 from models.common import UserRef
 from models.status import WorkloadStatus
 from models.workloads import (
@@ -16,6 +17,7 @@ from models.workloads import (
     WorkloadOperation,
     WorkloadPublic,
     WorkloadRuntime,
+    WorkloadRuntimePublic,
 )
 from services.bundles import BundleCatalog
 from services.workload_runtime import group_bundle
@@ -47,16 +49,21 @@ def present_workload(
             version=artifact.version,
             collection_id=artifact.collection_id,
         ),
-        runtime=[
-            GroupRuntimePublic(
-                name=group.name,
-                replica_count=group.replica_count,
-                resource_bundles=group.resource_bundles,
-                resolved_bundle=group_bundle(group, bundles),
-                containers=group.containers,
-            )
-            for group in runtime.container_groups
-        ],
+        runtime=WorkloadRuntimePublic(
+            container_groups=[
+                GroupRuntimePublic(
+                    name=group.name,
+                    replica_count=group.replica_count,
+                    autoscaling=AutoscalingPublic.model_validate(group.autoscaling.model_dump())
+                    if group.autoscaling
+                    else None,
+                    resource_bundles=group.resource_bundles,
+                    resolved_bundle=group_bundle(group, bundles),
+                    containers=group.containers,
+                )
+                for group in runtime.container_groups
+            ]
+        ),
         endpoint=invoke_url(request, "workloads", row.id),
         generation=row.generation,
         creator=UserRef(username=row.created_by),

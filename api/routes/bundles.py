@@ -1,4 +1,5 @@
-"""`/resourceBundles/`: the compute presets workloads choose from."""
+"""`/resourceBundles/`: the compute presets workloads choose from; the list also at
+`/mlops/compute/bundles/`, where the public Workload API's clients read it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from models.bundles import ResourceBundle
 from models.common import Page
 
 router = APIRouter(prefix="/resourceBundles", tags=["resource bundles"])
+compute_router = APIRouter(prefix="/mlops/compute/bundles", tags=["resource bundles"])
 
 
 @router.get("/", summary="List resource bundles")
@@ -21,6 +23,15 @@ async def list_bundles(
     everything = bundles.all()
     rows = everything[page.offset : page.offset + page.limit]
     return page_of(request, rows, len(everything), page, lambda bundle: bundle)
+
+
+@compute_router.get("/", summary="List resource bundles (the public API's path)")
+async def list_compute_bundles(
+    request: Request, bundles: BundlesDep, principal: Viewer, page: PageDep
+) -> Page[ResourceBundle]:
+    """The same list as `GET /resourceBundles/`, at the path clients of the public Workload
+    API use."""
+    return await list_bundles(request, bundles, principal, page)
 
 
 @router.get("/{bundleId}/", summary="Get a resource bundle")

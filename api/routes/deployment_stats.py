@@ -1,10 +1,10 @@
-"""`/console/deployments/{id}/stats/`: requests, errors and latency as the gateway measured
-them, and the monitor's health checks, per time bucket.
+"""`/console/deployments/{id}/stats/`: requests, errors and latency percentiles as the
+gateway measured them, and the monitor's health checks, per time bucket.
 
-Every gateway call leaves an audit record with its status and latency (written in batches, so
-a call shows up here about a second later), and each gateway process writes its own: the
-figures cover every process. Health checks are the monitor's, of which the newest 500 per
-deployment are kept.
+Each gateway process writes, per deployment and minute, its count of calls, errors and a
+latency histogram (`api/gateway/traffic.py`, every few seconds): the figures here add up
+every process's rows, and percentiles come from the merged histograms. Health checks are the
+monitor's, of which the newest 500 per deployment are kept.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from sqlalchemy import Integer, Row, cast, extract, func, select
+from sqlalchemy import BigInteger, Integer, Row, cast, extract, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from api.deps import SessionDep, Viewer
 from api.params import DeploymentId
-from catalog.tables import AuditEvent, HealthCheck
+from catalog.tables import HealthCheck
 from models.stats import (
     RESOLUTIONS,
     DeploymentStats,
@@ -29,8 +29,9 @@ from models.stats import (
     StatsPeriod,
     StatsSummary,
 )
-from services import access
+from services import access, traffic
 from services.errors import InvalidInputError
+from services.traffic import Traffic, quantile_ms
 
 router = APIRouter(prefix="/console/deployments", tags=["deployments"])
 MAX_BUCKETS = 1440
@@ -51,9 +52,11 @@ async def deployment_stats(
     ] = None,
     resolution: Annotated[Resolution, Query(description="The width of a bucket.")] = "PT1M",
 ) -> DeploymentStats:
-    """Calls through the deployment's gateway route (count, 4xx and 5xx, mean and slowest
-    response time) and health checks (run, passed) per bucket, and over the whole period. The
-    first bucket starts at a multiple of the resolution, so buckets stay put between reads."""
+    """Calls through the deployment's gateway route (count, 4xx and 5xx, error rate, mean,
+    p50, p90, p99 and slowest response time) and health checks (run, passed) per bucket, and
+    over the whole period, as every gateway process measured them (written every few
+    seconds, per minute). The first bucket starts at a multiple of the resolution, so buckets
+    stay put between reads."""
     await access.require(session, "deployment", deployment_id, principal, "read")
     end = _utc(end_time, "endTime") if end_time else datetime.now(UTC)
     start = _utc(start_time, "startTime") if start_time else end - DEFAULT_WINDOW
@@ -72,20 +75,20 @@ async def deployment_stats(
         for i in range(count)
     ]
     since = datetime.fromtimestamp(first, UTC)
-    for row in await _calls(session, deployment_id, since, end, first, step):
-        bucket = buckets[int(row.bucket)]
-        bucket.total_requests = int(row.calls)
-        bucket.server_errors = int(row.server_errors or 0)
-        bucket.user_errors = int(row.user_errors or 0)
-        bucket.response_time_avg = _ms(row.latency_avg)
-        bucket.response_time_max = _ms(row.latency_max)
-    for row in await _checks(session, deployment_id, since, end, first, step):
-        buckets[int(row.bucket)].health_checks = int(row.checks)
-        buckets[int(row.bucket)].health_checks_ok = int(row.ok or 0)
+    counted = [Traffic() for _ in buckets]
+    for row in await traffic.minutes(session, deployment_id, since, end):
+        counted[(int(row.minute.timestamp()) - first) // step].add(Traffic.of(row))
+    total = Traffic()
+    for index, calls in enumerate(counted):
+        total.add(calls)
+        buckets[index] = buckets[index].model_copy(update=_counts(calls))
+    for check in await _checks(session, deployment_id, since, end, first, step):
+        buckets[int(check.bucket)].health_checks = int(check.checks)
+        buckets[int(check.bucket)].health_checks_ok = int(check.ok or 0)
     return DeploymentStats(
         period=StatsPeriod(start=since, end=end),
         resolution=resolution,
-        summary=_summary(buckets, (end - since).total_seconds()),
+        summary=_summary(buckets, total, (end - since).total_seconds()),
         buckets=buckets,
     )
 
@@ -94,11 +97,34 @@ _EMPTY: dict[str, Any] = {
     "total_requests": 0,
     "server_errors": 0,
     "user_errors": 0,
+    "error_rate": None,
     "response_time_avg": None,
+    "response_time_p50": None,
+    "response_time_p90": None,
+    "response_time_p99": None,
     "response_time_max": None,
     "health_checks": 0,
     "health_checks_ok": 0,
 }
+
+
+def _counts(calls: Traffic) -> dict[str, Any]:
+    """The call fields of a bucket or of the whole period."""
+    n = calls.requests
+    if not n:
+        return {}
+    histogram = calls.histogram
+    return {
+        "total_requests": n,
+        "server_errors": calls.server_errors,
+        "user_errors": calls.user_errors,
+        "error_rate": round((calls.server_errors + calls.user_errors) / n, 4),
+        "response_time_avg": round(calls.latency_sum_ms / n, 2),
+        "response_time_p50": quantile_ms(histogram, 0.5),
+        "response_time_p90": quantile_ms(histogram, 0.9),
+        "response_time_p99": quantile_ms(histogram, 0.99),
+        "response_time_max": round(calls.latency_max_ms, 2),
+    }
 
 
 def _utc(value: datetime, name: str) -> datetime:
@@ -110,42 +136,15 @@ def _utc(value: datetime, name: str) -> datetime:
     return utc
 
 
-def _ms(value: float | None) -> float | None:
-    return None if value is None else round(float(value), 2)
-
-
 def _bucket(session: AsyncSession, column: Any, first: int, step: int) -> ColumnElement[Any]:
     """The bucket index of a timestamp column, in SQL (SQLite and PostgreSQL)."""
     if session.get_bind().dialect.name == "sqlite":
         seconds = cast(func.strftime("%s", column), Integer)
         return ((seconds - first) // step).label("bucket")
-    return func.floor((extract("epoch", column) - first) / step).label("bucket")
-
-
-async def _calls(
-    session: AsyncSession, deployment_id: str, since: datetime, end: datetime, first: int, step: int
-) -> Sequence[Row[Any]]:
-    bucket = _bucket(session, AuditEvent.at, first, step)
-    status = AuditEvent.status_code
-    query = (
-        select(
-            bucket,
-            func.count().label("calls"),
-            func.count().filter(status >= 500).label("server_errors"),
-            func.count().filter(status >= 400, status < 500).label("user_errors"),
-            func.avg(AuditEvent.latency_ms).label("latency_avg"),
-            func.max(AuditEvent.latency_ms).label("latency_max"),
-        )
-        .where(
-            AuditEvent.resource_id == deployment_id,
-            AuditEvent.resource_type == "deployment",
-            AuditEvent.action == "deployment.invoke",
-            AuditEvent.at >= since,
-            AuditEvent.at <= end,
-        )
-        .group_by(bucket)
+    # BIGINT: times long before 1970 are far outside the 32-bit integer a bare int binds as.
+    return func.floor((extract("epoch", column) - literal(first, BigInteger)) / step).label(
+        "bucket"
     )
-    return (await session.execute(query)).all()
 
 
 async def _checks(
@@ -168,22 +167,12 @@ async def _checks(
     return (await session.execute(query)).all()
 
 
-def _summary(buckets: list[StatsBucket], seconds: float) -> StatsSummary:
-    calls = sum(b.total_requests for b in buckets)
+def _summary(buckets: list[StatsBucket], calls: Traffic, seconds: float) -> StatsSummary:
     checks = sum(b.health_checks for b in buckets)
     ok = sum(b.health_checks_ok for b in buckets)
-    timed = [b for b in buckets if b.response_time_avg is not None]
-    weighted = sum((b.response_time_avg or 0) * b.total_requests for b in timed)
-    weight = sum(b.total_requests for b in timed)
-    maxima = [b.response_time_max for b in buckets if b.response_time_max is not None]
+    fields = {**_EMPTY, **_counts(calls), "health_checks": checks, "health_checks_ok": ok}
     return StatsSummary(
-        total_requests=calls,
-        server_errors=sum(b.server_errors for b in buckets),
-        user_errors=sum(b.user_errors for b in buckets),
-        response_time_avg=round(weighted / weight, 2) if weight else None,
-        response_time_max=max(maxima) if maxima else None,
-        health_checks=checks,
-        health_checks_ok=ok,
-        requests_per_minute=round(calls / max(seconds / 60, 1e-9), 3),
+        **fields,
+        requests_per_minute=round(calls.requests / max(seconds / 60, 1e-9), 3),
         availability=round(ok / checks, 4) if checks else None,
     )

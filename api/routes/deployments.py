@@ -11,8 +11,9 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
+from pydantic import StringConstraints
 
-from api.deps import DeploymentLifecycleDep, Editor, PageDep, SessionDep, Viewer
+from api.deps import BundlesDep, DeploymentLifecycleDep, Editor, PageDep, SessionDep, Viewer
 from api.pagination import page_of
 from api.params import DeploymentId, Search
 from api.presenters.deployments import (
@@ -21,6 +22,7 @@ from api.presenters.deployments import (
     present_deployment_event,
     present_swap,
 )
+from api.presenters.workloads import present_workload
 from catalog.tables import Deployment, DeploymentSwap, new_id
 from models.common import Page
 from models.deployments import (
@@ -35,6 +37,7 @@ from models.deployments import (
 )
 from models.sharing import ShareRole
 from models.status import DeploymentStatus
+from models.workloads import WorkloadPublic
 from services import access, deployments
 from services.api_keys import Principal
 from services.errors import UnavailableError
@@ -77,19 +80,46 @@ async def list_deployments(
     session: SessionDep,
     principal: Viewer,
     page: PageDep,
+    bundles: BundlesDep,
     search: Search = None,
     status: Annotated[DeploymentStatus | None, Query()] = None,
     workload_id: Annotated[
         str | None, Query(alias="workloadId", max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
     ] = None,
+    wid: Annotated[
+        list[Annotated[str, StringConstraints(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]] | None,
+        Query(max_length=100, description="Only those in front of these workloads (repeat it)."),
+    ] = None,
+    workload_details: Annotated[
+        bool, Query(alias="workloadDetails", description="Embed each deployment's `workload`.")
+    ] = False,
 ) -> Page[DeploymentPublic]:
     """The deployments you own or use (all of them for admins), newest first."""
     rows, total = await deployments.list_deployments(
-        session, page, search=search, status=status, workload_id=workload_id, principal=principal
+        session,
+        page,
+        search=search,
+        status=status,
+        workload_id=workload_id,
+        workload_ids=wid,
+        principal=principal,
     )
     roles = await access.roles_of(session, "deployment", [row.id for row in rows], principal)
+    shown: dict[str, WorkloadPublic] = {}
+    if workload_details:
+        found = await deployments.readable_workloads(
+            session, [row.workload_id for row in rows], principal
+        )
+        shown = {
+            workload_id: present_workload(request, workload, artifact, bundles)
+            for workload_id, (workload, artifact) in found.items()
+        }
     return page_of(
-        request, rows, total, page, lambda row: present_deployment(request, row, roles.get(row.id))
+        request,
+        rows,
+        total,
+        page,
+        lambda row: present_deployment(request, row, roles.get(row.id), shown.get(row.workload_id)),
     )
 
 

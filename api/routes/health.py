@@ -13,6 +13,7 @@ from pydantic import Field
 from api.deps import ContextDep
 from catalog import database
 from models.common import CamelModel
+from services import fleet_metrics
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger(__name__)
@@ -61,8 +62,27 @@ async def readyz(context: ContextDep) -> JSONResponse:
     response_class=PlainTextResponse,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
 )
-async def metrics(request: Request) -> PlainTextResponse:
-    """The management API's metrics in the Prometheus text format; no key is needed. (Invoke
-    traffic, per deployment, is on the gateway's own `/metrics`.)"""
+async def metrics(request: Request, context: ContextDep) -> PlainTextResponse:
+    """The management API's metrics and the fleet's state (workloads, deployments and replicas
+    by status) in the Prometheus text format; no key is needed. Series that name workloads and
+    deployments need the metrics token or an admin key (`WAPI_METRICS_TOKEN`,
+    `WAPI_METRICS_DEPLOYMENT_LABELS`). Invoke traffic is on the gateway's own `/metrics`."""
     registry: CollectorRegistry = request.app.state.metrics.registry
-    return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    body = generate_latest(registry)
+    settings = context.settings
+    token = settings.metrics_token
+    per_resource = await context.credentials.may_see_resource_ids(
+        request.headers.get("authorization", "").encode("latin-1"),
+        token=token.get_secret_value() if token else None,
+        public=settings.metrics_deployment_labels,
+    )
+    try:
+        async with context.sessions() as session:
+            fleet = await fleet_metrics.snapshot(session)
+    except Exception as error:  # the API's own series still answer while the catalog is away
+        log.warning("fleet metrics unavailable", extra={"error": type(error).__name__})
+    else:
+        scrape = CollectorRegistry(auto_describe=False)
+        scrape.register(fleet_metrics.FleetCollector(fleet, per_resource=per_resource))
+        body += generate_latest(scrape)
+    return PlainTextResponse(body, media_type=CONTENT_TYPE_LATEST)

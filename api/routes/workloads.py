@@ -72,9 +72,10 @@ async def create_workload(
     data: WorkloadCreate,
 ) -> WorkloadPublic:
     """Create a workload from `artifactId` or an inline `artifact` (which becomes the workload's
-    own draft) and start it; you own it. Running a registered artifact needs any role on it, a
-    draft `owner` or `user`, and every secret it references must be shared with you. It answers
-    at once with status `submitted`; follow `status`."""
+    own draft, or with `status: registered` version 1 of a new collection) and start it; you
+    own it. Running a registered artifact needs any role on it, a draft `owner` or `user`, and
+    every secret it references must be shared with you. It answers at once with status
+    `submitted`; follow `status`."""
     row = await workloads.create_workload(session, data, principal, bundles, limits)
     public = await _present(request, session, row, bundles)
     await session.commit()

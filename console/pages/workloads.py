@@ -34,7 +34,7 @@ async def _or_error(call: Awaitable[T]) -> T | ApiError:
 
 
 def desired(workload: WorkloadPublic) -> int:
-    return sum(group.replica_count for group in workload.runtime)
+    return sum(group.replica_count for group in workload.runtime.container_groups)
 
 
 @router.get("/workloads")
@@ -189,18 +189,11 @@ async def scale(action: ActionDep, workload_id: str) -> Response:
     api = action.visit.api
     workload = await api.workloads.get(workload_id)
     groups = []
-    for group in workload.runtime:
-        groups.append(
-            {
-                "name": group.name,
-                "replicaCount": action.number(f"replicas-{group.name}", str(group.replica_count)),
-                "resourceBundles": group.resource_bundles,
-                "containers": [
-                    c.model_dump(mode="json", by_alias=True, exclude_none=True)
-                    for c in group.containers
-                ],
-            }
-        )
+    for group in workload.runtime.container_groups:
+        body = group.as_input().model_dump(mode="json", by_alias=True, exclude_unset=True)
+        if not group.autoscaled:  # the autoscaler owns an autoscaled group's count
+            body["replicaCount"] = action.number(f"replicas-{group.name}", str(group.replica_count))
+        groups.append(body)
     await api.workloads.update(workload_id, {"runtime": {"containerGroups": groups}})
     return action.done("Replica counts changed.")
 

@@ -29,6 +29,7 @@ import urllib3
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
+from runtimes.cancellation import finish_if_cancelled
 from runtimes.errors import PolicyRejectedError, RuntimeUnavailableError, StartFailedError
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
@@ -201,7 +202,7 @@ class KubeApi:
     async def _call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         for attempt in range(1, THROTTLE_ATTEMPTS + 1):
             try:
-                return await asyncio.to_thread(fn, *args, **kwargs)
+                return await finish_if_cancelled(asyncio.to_thread(fn, *args, **kwargs))
             except k8s.ApiException as exc:
                 if exc.status != 429 or attempt == THROTTLE_ATTEMPTS:
                     raise _translate(exc, what) from exc
@@ -272,11 +273,11 @@ class KubeApi:
 
     async def list(self, kind: str, labels: Mapping[str, str]) -> list[dict[str, Any]]:
         method = self._method("list", kind)
-        selector = _selector(labels)
+        label_selector = selector(labels)
         document = await self._call(
             f"listing {kind}s",
             lambda: _read_json(
-                method(self.namespace, label_selector=selector, _preload_content=False)
+                method(self.namespace, label_selector=label_selector, _preload_content=False)
             ),
         )
         items: list[dict[str, Any]] = document.get("items") or []
@@ -310,6 +311,37 @@ class KubeApi:
         except (k8s.ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise _translate(exc, f"following logs of {pod}/{container}") from exc
 
+    def list_blocking(self, kind: str, label_selector: str) -> dict[str, Any]:
+        """Blocking (for a watch's thread): the list document, resourceVersion in its
+        metadata."""
+        method = self._method("list", kind)
+        try:
+            return _read_json(
+                method(self.namespace, label_selector=label_selector, _preload_content=False)
+            )
+        except (k8s.ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _translate(exc, f"listing {kind}s") from exc
+
+    def watch_blocking(self, kind: str, label_selector: str, version: str, seconds: int) -> Any:
+        """Blocking: a urllib3 response streaming watch events (one JSON object a line) from
+        `version`, which the server ends after `seconds`."""
+        method = self._method("list", kind)
+        default = getattr(self.api_client, "default_timeout", DEFAULT_TIMEOUT_SECONDS)
+        try:
+            return method(
+                self.namespace,
+                label_selector=label_selector,
+                watch=True,
+                resource_version=version or None,
+                allow_watch_bookmarks=True,
+                timeout_seconds=seconds,
+                _preload_content=False,
+                # Connect as any call; a read may wait for the whole watch.
+                _request_timeout=(default, seconds + default),
+            )
+        except (k8s.ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _translate(exc, f"watching {kind}s") from exc
+
     async def ping(self) -> None:
         # Listing in our namespace proves reachability, credentials and RBAC in one cheap call.
         method = self._method("list", "Deployment")
@@ -319,7 +351,7 @@ class KubeApi:
         )
 
 
-def _selector(labels: Mapping[str, str]) -> str:
+def selector(labels: Mapping[str, str]) -> str:
     return ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
 
 

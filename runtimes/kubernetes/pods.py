@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from models.status import ReplicaState
 from runtimes.base import LABEL_GENERATION, LABEL_GROUP, ReplicaStatus
+from runtimes.output import REASON_LINE_BYTES, clip
 
 # A registry 5xx, a rate limit or a slow mirror fail a pull too: the kubelet backs off and
 # retries, and so do we, until the ready timeout. Only a malformed name never gets better.
@@ -88,7 +89,7 @@ def last_termination(status: dict[str, Any]) -> str:
     if terminated.get("reason"):
         text += f" ({terminated['reason']})"
     if terminated.get("message"):
-        text += f": {str(terminated['message']).strip()}"
+        text += f": {clip(str(terminated['message']).strip(), REASON_LINE_BYTES)}"
     return text
 
 
@@ -180,7 +181,7 @@ def problem(
         container = str(status.get("name") or "?")
         waiting = _waiting(status)
         reason = str(waiting.get("reason") or "")
-        detail = str(waiting.get("message") or "").strip()
+        detail = clip(str(waiting.get("message") or "").strip(), REASON_LINE_BYTES)
         suffix = f": {detail}" if detail else ""
         if reason in IMAGE_REASONS:
             image = images.get(container) or status.get("image") or "?"

@@ -32,6 +32,7 @@ from runtimes.kubernetes.client import (
 )
 from runtimes.kubernetes.gpu import ClusterOptions
 from runtimes.kubernetes.supervisor import KubernetesSupervisor
+from runtimes.kubernetes.watch import Watches
 
 # Deleted in this order: nothing new starts from a Deployment while its Secret goes away;
 # the ConfigMaps (kept logs, then the anchor) last.
@@ -70,6 +71,7 @@ class KubernetesRuntime:
         self.restart_policy = restart_policy or RestartPolicy()
         self.options = options or ClusterOptions()
         self.api = KubeApi(api_client, namespace)
+        self.watches = Watches.of(self.api)  # one set for every supervisor of this process
 
     async def ping(self) -> None:
         try:
@@ -84,7 +86,7 @@ class KubernetesRuntime:
         previous: list[ReplicaStatus],
     ) -> Supervisor:
         return KubernetesSupervisor(
-            self.api, plan, secrets, previous, self.restart_policy, self.options
+            self.api, plan, secrets, previous, self.restart_policy, self.options, self.watches
         )
 
     async def halt(self, workload_id: str) -> None:
@@ -196,6 +198,7 @@ class KubernetesRuntime:
         return kept
 
     async def close(self) -> None:
+        self.watches.close()
         self.api.api_client.close()
 
 

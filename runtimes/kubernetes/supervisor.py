@@ -4,16 +4,22 @@ Applying is server-side apply as the field manager `workload-api`, with `force`:
 so a retried activity never duplicates anything, and it takes back whatever someone changed
 by hand. Each object is read first: one that already matches the plan (same spec hash) is
 left alone, one that is still being deleted is waited for (applying to it would "adopt" an
-object about to vanish), one not managed by this workload is refused. Every later tick is one
-pod list plus the entry Service's EndpointSlices (the addresses the gateway routes to); the
-kubelet does the probing and restarting, we report and explain.
+object about to vanish), one not managed by this workload is refused.
+
+The first tick lists the workload's pods; later ticks read pods, Deployments, Services and
+the entry Service's EndpointSlices (the addresses the gateway routes to) from the process's
+watches (`watch.py`), and `wait()` sleeps until one of them changes. A Deployment or Service
+of the plan that the watch shows deleted or changed (a `kubectl scale`, an edit) is applied
+again: drift is repaired on the next tick, seconds after it happened. The kubelet does the
+probing and restarting; we report and explain.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from models.plan import RunPlan
@@ -34,14 +40,18 @@ from runtimes.errors import (
 from runtimes.kubernetes import manifests, pods
 from runtimes.kubernetes.client import ContainerWaiting, KubeApi, NotFound
 from runtimes.kubernetes.gpu import ClusterOptions
+from runtimes.kubernetes.watch import SERVICE_NAME_LABEL, Watches
+from runtimes.output import LOG_LINE_BYTES, REASON_LINE_BYTES, REASON_LINES, clip, last_lines
 
 # Missing pods are explained from Deployment conditions, at most this often (one extra list).
 _CONDITION_CHECK_SECONDS = 30.0
-_FAILURE_LOG_LINES = 5
+# While a watch is down, look at the cluster this often instead.
+_POLL_SECONDS = 2.0
 # An object being deleted (finalizers, foreground deletion) is waited for this long per apply.
 TERMINATING_WAIT_SECONDS = 30.0
 _TERMINATING_POLL_SECONDS = 0.5
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"  # set by the EndpointSlice controller
+# The kinds whose drift the watch repairs (Secrets are immutable and named by content).
+_REPAIRED_KINDS = ("Deployment", "Service")
 
 
 class KubernetesSupervisor:
@@ -52,10 +62,15 @@ class KubernetesSupervisor:
         secrets: Mapping[str, str],
         previous: list[ReplicaStatus],
         restart_policy: RestartPolicy,
-        options: ClusterOptions | None = None,
+        options: ClusterOptions,
+        watches: Watches,
     ) -> None:
         self._api = api
-        self._options = options or ClusterOptions()
+        self._options = options
+        self._watches = watches
+        self._listed = False  # the first tick lists; later ones read the watches
+        self._changed = asyncio.Event()
+        self._unsubscribe: list[Callable[[], None]] = []
         self._plan = plan
         # Held in memory only: the values go into the Secret object and nowhere else.
         self._secrets = dict(secrets)
@@ -70,23 +85,60 @@ class KubernetesSupervisor:
         self._old_secrets_pruned = False
         self._condition_messages: dict[str, str] = {}
         self._conditions_checked = float("-inf")
+        # What apply() made of the plan, by (kind, name): what drift is repaired back to.
+        self._desired: dict[tuple[str, str], dict[str, Any]] = {}
 
     async def tick(self) -> Observation:
+        events = []
         if not self._applied:
             await self.apply()
             self._applied = True
-        found = await self._api.list("Pod", manifests.workload_labels(self._plan.workload_id))
+        else:
+            events += await self._repair_drift()
+        if not self._unsubscribe:  # from the first tick on: it needs the event loop
+            self._subscribe()
+        wid = self._plan.workload_id
+        if self._listed and self._watches.pods.synced:
+            found = self._watches.pods.objects(wid)
+        else:
+            found = await self._api.list("Pod", manifests.workload_labels(wid))
+            self._listed = True
         found.sort(key=pods.creation_key)
         statuses = self._statuses(found, await self._ready_endpoints())
         failure = await self._failure(found)
         await self._prune_old_secrets(found)
-        events = self._events(statuses, {pods.name(pod): pod for pod in found})
+        events += self._events(statuses, {pods.name(pod): pod for pod in found})
         events += await self._deployment_events(statuses)
         self._seen = {status.name: status for status in statuses}
         return Observation(replicas=statuses, events=events, failure=failure)
 
+    async def wait(self, at_most: float) -> bool:
+        polling = not self._watches.synced
+        if polling:
+            at_most = min(at_most, _POLL_SECONDS)
+        if not self._changed.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(at_most):
+                    await self._changed.wait()
+        changed = self._changed.is_set() or polling
+        self._changed.clear()
+        return changed
+
     async def close(self) -> None:
-        """Nothing to release: the runtime owns the API client; pods keep running."""
+        """Stop listening; the runtime owns the API client and the watches; pods keep running."""
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe = []
+
+    def _subscribe(self) -> None:
+        wid, wake = self._plan.workload_id, self._changed.set
+        watches = self._watches
+        self._unsubscribe = [
+            watches.pods.subscribe(wid, wake),
+            watches.deployments.subscribe(wid, wake),
+            watches.services.subscribe(wid, wake),
+            watches.endpoint_slices.subscribe(manifests.service_name(wid), wake),
+        ]
 
     # Applying
 
@@ -111,6 +163,11 @@ class KubernetesSupervisor:
             )
             if manifest["kind"] == "Secret":
                 self._secret_name = manifest["metadata"]["name"]
+        self._desired = {
+            (manifest["kind"], manifest["metadata"]["name"]): manifest
+            for manifest in objects
+            if manifest["kind"] in _REPAIRED_KINDS
+        }
         # A previous generation may have had groups or ports this one lacks. (Its Secrets
         # stay until its pods are gone: they may restart meanwhile.)
         wanted = {(manifest["kind"], manifest["metadata"]["name"]) for manifest in objects}
@@ -153,6 +210,53 @@ class KubernetesSupervisor:
             raise StartFailedError(f"{kind} {name} exists and is not managed by this workload")
         return live
 
+    async def _repair_drift(self) -> list[RuntimeEvent]:
+        """Apply the plan again when the watches show one of its Deployments or Services
+        deleted or changed (a `kubectl scale`, an edit, a deleted anchor taking everything
+        with it through garbage collection).
+
+        The watch only raises the suspicion (it may not have seen our own apply yet): apply()
+        reads each object first and writes only what really differs."""
+        watches = (self._watches.deployments, self._watches.services)
+        if not all(watch.synced for watch in watches):
+            return []  # until they list again, supervisors poll pods and repair nothing
+        wid = self._plan.workload_id
+        live = {
+            (watch.kind, item["metadata"]["name"]): item
+            for watch in watches
+            for item in watch.objects(wid)
+        }
+        drifted = {}
+        for key, manifest in self._desired.items():
+            current = live.get(key)
+            if current is None:
+                drifted[key] = "deleted"
+            # One being deleted is left to its DELETED event, which wakes us again.
+            elif not current["metadata"].get("deletionTimestamp") and not _matches(
+                manifest, current
+            ):
+                drifted[key] = "changed"
+        if not drifted:
+            return []
+        events = []
+        for name, outcome in (await self.apply()).items():
+            if outcome == "unchanged":
+                continue
+            kind, _, short = name.partition("/")
+            if outcome == "deleted":
+                message = f"{name} is not in the plan; deleted it"
+            else:
+                was = drifted.get((kind, short), "changed")
+                message = f"{name} was {was} outside Workload API; {outcome} it again"
+            events.append(
+                RuntimeEvent(
+                    type="drift_repaired",
+                    message=message,
+                    details={"kind": kind, "name": short, "outcome": outcome},
+                )
+            )
+        return events
+
     async def _prune_old_secrets(self, found: list[dict[str, Any]]) -> None:
         """Once no pod of an older generation is left, no one reads older Secrets."""
         if self._old_secrets_pruned or not self._applied:
@@ -177,7 +281,10 @@ class KubernetesSupervisor:
         if port is None:
             return {}
         service = manifests.service_name(self._plan.workload_id)
-        slices = await self._api.list("EndpointSlice", {SERVICE_NAME_LABEL: service})
+        if self._watches.endpoint_slices.synced:
+            slices = self._watches.endpoint_slices.objects(service)
+        else:
+            slices = await self._api.list("EndpointSlice", {SERVICE_NAME_LABEL: service})
         return pods.ready_endpoints(slices, port)
 
     def _statuses(
@@ -229,12 +336,16 @@ class KubernetesSupervisor:
     async def _last_lines(self, pod: str, container: str) -> str:
         try:
             text = await self._api.read_log(
-                pod, container, previous=True, tail_lines=_FAILURE_LOG_LINES
+                pod,
+                container,
+                previous=True,
+                tail_lines=REASON_LINES,
+                limit_bytes=REASON_LINES * LOG_LINE_BYTES,
             )
         except (RuntimeError_, NotFound, ContainerWaiting):
             return ""  # the explanation is still useful without the log lines
-        lines = [line for line in text.splitlines() if line.strip()][-_FAILURE_LOG_LINES:]
-        return f"; last log lines: {' | '.join(lines)[:1000]}" if lines else ""
+        lines = last_lines([clip(line, REASON_LINE_BYTES) for line in text.splitlines()])
+        return f"; last log lines: {lines}" if lines else ""
 
     def _events(
         self, statuses: list[ReplicaStatus], by_name: dict[str, dict[str, Any]]
@@ -279,8 +390,12 @@ class KubernetesSupervisor:
             return []
         self._conditions_checked = now
         labels = manifests.workload_labels(self._plan.workload_id)
+        if self._watches.deployments.synced:
+            found = self._watches.deployments.objects(self._plan.workload_id)
+        else:
+            found = await self._api.list("Deployment", labels)
         events = []
-        for deployment in await self._api.list("Deployment", labels):
+        for deployment in found:
             name = deployment["metadata"]["name"]
             message = _blocking_condition(deployment)
             if message and self._condition_messages.get(name) != message:

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import aiodocker
 import aiohttp
 
+from runtimes.base import LABEL_MANAGED, LABEL_WORKLOAD
 from runtimes.errors import (
     ImageNotFoundError,
     RuntimeUnavailableError,
@@ -27,6 +28,7 @@ from runtimes.errors import (
 from runtimes.local.host_ports import HostPorts, HostPortsExhaustedError
 from runtimes.local.logstream import RawLine, demultiplex
 from runtimes.local.naming import ContainerKey, managed_filter, workload_filter
+from runtimes.output import EXEC_OUTPUT_BYTES, LOG_LINE_BYTES
 
 T = TypeVar("T")
 
@@ -73,6 +75,30 @@ def _summary(row: dict[str, Any]) -> ContainerSummary:
     )
 
 
+def inspected_summary(info: dict[str, Any]) -> ContainerSummary:
+    """The list row an inspect result amounts to."""
+    config = info.get("Config") or {}
+    labels = config.get("Labels") or {}
+    return ContainerSummary(
+        id=str(info["Id"]),
+        name=str(info.get("Name", "")).lstrip("/"),
+        key=ContainerKey.from_labels(labels),
+        state=str((info.get("State") or {}).get("Status", "")).lower(),
+        ports=inspected_ports(info),
+        labels=labels,
+    )
+
+
+@dataclass(frozen=True)
+class ContainerEvent:
+    """The engine says something happened to a container of ours (started, died, removed...)."""
+
+    container_id: str
+    workload_id: str
+    action: str
+    time_nano: int
+
+
 def inspected_ports(info: dict[str, Any]) -> dict[int, int]:
     """Container port -> host port, from an inspect result."""
     ports: dict[int, int] = {}
@@ -91,6 +117,7 @@ class Engine:
         self.url = url
         self._client: aiodocker.Docker | None = None
         self._host_ports = HostPorts(*publish_ports, published=self._published_ports)
+        self._images: set[str] = set()  # seen present; a create that misses one looks again
 
     @property
     def _docker(self) -> aiodocker.Docker:
@@ -165,8 +192,11 @@ class Engine:
 
     async def ensure_image(self, image: str) -> None:
         """Use the local image if present, otherwise pull it once."""
+        if image in self._images:
+            return
         try:
             await self._call(self._docker.images.inspect(image), "inspect image")
+            self._images.add(image)
             return
         except aiodocker.DockerError as error:
             if error.status != 404:
@@ -179,6 +209,7 @@ class Engine:
             raise ImageNotFoundError(
                 f"image '{image}' is not present locally and pulling it failed: {error.message}"
             ) from error
+        self._images.add(image)
 
     async def ensure_network(self, name: str, labels: dict[str, str]) -> None:
         """A bridge network of this name, created if missing. On Podman (its own API) it is
@@ -227,7 +258,19 @@ class Engine:
 
     async def create(self, name: str, config: dict[str, Any]) -> str:
         """Create the container and return its id; adopt an existing one of the same name.
-        Ports published with no host port get one from the publish range."""
+        Ports published with no host port get one from the publish range.
+        An image removed since `ensure_image` saw it is looked for (and pulled) again, once."""
+        try:
+            return await self._create(name, config)
+        except ImageNotFoundError:
+            image = str(config.get("Image"))
+            if image not in self._images:
+                raise
+            self._images.discard(image)
+            await self.ensure_image(image)
+            return await self._create(name, config)
+
+    async def _create(self, name: str, config: dict[str, Any]) -> str:
         containers = self._docker.containers
         await self._choose_host_ports(config)
         try:
@@ -316,10 +359,11 @@ class Engine:
         container = self._docker.containers.container(container_id)
         try:
             execution = await self._call(container.exec(command), "exec")
-            output: list[bytes] = []
+            output = bytearray()
             async with execution.start(detach=False) as stream:
+                # Read to the end (the exit code comes after), keeping only the first bytes.
                 while (message := await stream.read_out()) is not None:
-                    output.append(message.data)
+                    output += message.data[: EXEC_OUTPUT_BYTES - len(output)]
             details = await self._call(execution.inspect(), "exec inspect")
         except aiodocker.DockerError as error:
             if error.status == _CONNECTION_FAILED:
@@ -329,7 +373,7 @@ class Engine:
         except (aiohttp.ClientError, OSError) as error:
             raise self._unavailable("exec", str(error)) from error
         code = details.get("ExitCode")
-        return (code if isinstance(code, int) else -1), b"".join(output).decode(errors="replace")
+        return (code if isinstance(code, int) else -1), output.decode(errors="replace")
 
     async def log_lines(
         self,
@@ -338,8 +382,10 @@ class Engine:
         tail: int | None = None,
         since: float | None = None,
         follow: bool = False,
+        max_line_bytes: int = LOG_LINE_BYTES,
     ) -> AsyncIterator[RawLine]:
-        """Lines of the container's log with their stream and timestamp."""
+        """Lines of the container's log with their stream and timestamp, each cut at
+        `max_line_bytes`."""
         params = {"stdout": "true", "stderr": "true", "timestamps": "true"}
         params["tail"] = "all" if tail is None else str(tail)
         if since is not None:
@@ -352,7 +398,7 @@ class Engine:
                 params=params,
                 timeout=aiohttp.ClientTimeout(sock_connect=5),
             ) as response:
-                async for line in demultiplex(response.content):
+                async for line in demultiplex(response.content, max_line_bytes=max_line_bytes):
                     yield line
         except aiodocker.DockerError as error:
             if error.status == 404:
@@ -362,3 +408,38 @@ class Engine:
             raise self._unavailable("logs", str(error)) from error
         except (aiohttp.ClientError, OSError) as error:
             raise self._unavailable("logs", str(error)) from error
+
+    async def events(self, since: float) -> AsyncIterator[ContainerEvent]:
+        """Events of managed containers from `since` (epoch seconds) on, as they happen; ends
+        when the engine closes the stream. Replaying from `since` means a subscription that
+        opens late misses nothing (Podman answers nothing, not even headers, until an event)."""
+        filters = json.dumps({"type": ["container"], "label": [f"{LABEL_MANAGED}=true"]})
+        params = {"filters": filters, "since": str(int(since))}
+        try:
+            async with self._docker._query(
+                "events",
+                params=params,
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=None),
+            ) as response:
+                while line := await response.content.readline():
+                    if event := _container_event(line):
+                        yield event
+        except aiodocker.DockerError as error:
+            raise self._unavailable("events", error.message) from error
+        except (aiohttp.ClientError, OSError, ValueError) as error:
+            raise self._unavailable("events", str(error) or type(error).__name__) from error
+
+
+def _container_event(line: bytes) -> ContainerEvent | None:
+    try:
+        event = json.loads(line)
+        actor = event.get("Actor") or {}
+        attributes = actor.get("Attributes") or {}
+        return ContainerEvent(
+            container_id=str(actor.get("ID") or event["id"]),
+            workload_id=str(attributes[LABEL_WORKLOAD]),
+            action=str(event.get("Action") or event.get("status") or ""),
+            time_nano=int(event.get("timeNano") or 0),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None  # not one of ours, or not an event we understand

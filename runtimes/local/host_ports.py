@@ -46,12 +46,15 @@ class HostPorts:
         self._claims = {port: at for port, at in self._claims.items() if now - at < _CLAIM_SECONDS}
         taken = self._known | set(self._claims)
         chosen: list[int] = []
-        # Random probes rather than a scan: several workers on one engine rarely collide.
-        for _ in range(4 * (self.high - self.low + 1)):
+        # From a random start, so that several workers on one engine rarely collide; then
+        # every port once, so a nearly full range is still found free where it is.
+        size = self.high - self.low + 1
+        start = random.randrange(size)
+        for offset in range(size):
             if len(chosen) == count:
                 break
-            port = random.randint(self.low, self.high)
-            if port not in taken and port not in chosen and _bindable(port):
+            port = self.low + (start + offset) % size
+            if port not in taken and bindable(port):
                 chosen.append(port)
         if len(chosen) < count:
             raise HostPortsExhaustedError(
@@ -61,7 +64,7 @@ class HostPorts:
         return chosen
 
 
-def _bindable(port: int) -> bool:
+def bindable(port: int) -> bool:
     """Nothing listens on the port (a Docker daemon's proxy would, for its containers)."""
     with socket.socket() as sock:
         try:

@@ -12,15 +12,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-import httpx
-
 from models.plan import ContainerPlan, GroupPlan
 from models.spec import Probe
+from runtimes import http_check
 from runtimes.base import ProbeKind, ProbeResult
 from runtimes.local.engine import Engine
 
 Transition = Literal["failed", "recovered"]
 _MAX_MESSAGE = 300
+# Until a container's startup or readiness probe first succeeds, a failure within its first
+# period is retried sooner (after this delay, growing by half each time: about a dozen
+# probes in a 10 s period) and not counted: a replica that answers 50 ms after it starts is
+# ready then, not a whole period later.
+EARLY_RETRY_SECONDS = 0.05
+EARLY_RETRY_GROWTH = 1.5
 
 
 @dataclass(frozen=True)
@@ -41,23 +46,23 @@ def probe_port(probe: Probe, container: ContainerPlan, group: GroupPlan) -> int 
     return explicit or container.port or group.primary.port
 
 
-async def http_get(
-    client: httpx.AsyncClient, probe: Probe, host: str, host_port: int, port: int
-) -> Outcome:
+async def http_get(probe: Probe, host: str, host_port: int, port: int) -> Outcome:
     """GET the probe's path at `host:host_port`, where the container's `port` is published."""
-    scheme = probe.scheme.lower()
-    url = f"{scheme}://{host}:{host_port}{probe.path}"
+    assert probe.path is not None
     what = f"HTTP GET {probe.path} on port {port}"
     try:
-        response = await client.get(url, headers=probe.http_headers, timeout=probe.timeout_seconds)
-    except httpx.TimeoutException:
-        return Outcome(False, f"{what} timed out after {probe.timeout_seconds}s")
-    except httpx.HTTPError as error:
-        return Outcome(False, f"{what} failed: {error or type(error).__name__}")
+        answer = await http_check.http_get(
+            host,
+            host_port,
+            probe.path,
+            within=probe.timeout_seconds,
+            scheme=probe.scheme,
+            headers=probe.http_headers,
+        )
+    except http_check.HttpCheckError as error:
+        return Outcome(False, f"{what} {error}")
     # Kubernetes counts 2xx and 3xx as success.
-    if 200 <= response.status_code < 400:
-        return Outcome(True, f"{what} returned {response.status_code}")
-    return Outcome(False, f"{what} returned {response.status_code}")
+    return Outcome(200 <= answer.status < 400, f"{what} returned {answer.status}")
 
 
 async def tcp_connect(host: str, host_port: int, port: int, seconds: float) -> Outcome:
@@ -100,10 +105,14 @@ class ProbeTracker:
     failures: int = 0
     passing: bool | None = None  # undecided until a threshold is reached
     last: ProbeResult | None = field(default=None)
+    early_until: float = 0.0  # monotonic end of the first period (see EARLY_RETRY_SECONDS)
+    early_delay: float = EARLY_RETRY_SECONDS
 
     @classmethod
     def start(cls, kind: ProbeKind, container: str, probe: Probe, now: float) -> ProbeTracker:
-        return cls(kind, container, probe, next_due=now + probe.initial_delay_seconds)
+        first = now + probe.initial_delay_seconds
+        early = first + probe.period_seconds if kind != "liveness" else 0.0
+        return cls(kind, container, probe, next_due=first, early_until=early)
 
     def due(self, now: float) -> bool:
         # A startup probe that passed is done for the life of the container.
@@ -120,6 +129,11 @@ class ProbeTracker:
             checked_at=wall,
             changed_at=wall if changed or self.last is None else self.last.changed_at,
         )
+        early = self.passing is None and self.successes == 0 and now < self.early_until
+        if early and not outcome.ok:
+            self.next_due = min(now + self.early_delay, self.early_until)
+            self.early_delay *= EARLY_RETRY_GROWTH
+            return None
         if outcome.ok:
             self.successes, self.failures = self.successes + 1, 0
             if self.passing is not True and self.successes >= self.probe.success_threshold:

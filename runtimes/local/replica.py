@@ -86,15 +86,23 @@ class Replica:
             t.passing for t in self.trackers if t.container == container and t.kind == "startup"
         )
 
+    def _answered(self, member: Member) -> bool:
+        return any(
+            t.passing and t.kind in ("startup", "readiness")
+            for t in self.trackers
+            if t.container == member.plan.name
+        )
+
     def member(self, container: str) -> Member:
         return next(m for m in self.members if m.plan.name == container)
 
     def evaluate_ready(self) -> bool:
-        """Seen running, started up, and every readiness probe passing (none: ready once seen
-        running)."""
+        """Running, started up, and every readiness probe passing (none: ready once seen
+        running). A container the engine has not reported running yet counts as running
+        once one of its startup or readiness probes passes: it answered."""
         if self.restart_at is not None:
             return False
-        if not all(m.state == "running" and not m.down for m in self.members):
+        if not all(m.up and (m.state == "running" or self._answered(m)) for m in self.members):
             return False
         return all(t.passing for t in self.trackers if t.kind in ("startup", "readiness"))
 

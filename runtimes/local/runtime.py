@@ -10,6 +10,7 @@ from models.plan import RunPlan
 from runtimes.base import LogLine, ReplicaStatus, RestartPolicy
 from runtimes.local.containers import LABEL_ROLE
 from runtimes.local.engine import Engine
+from runtimes.local.events import EngineEvents
 from runtimes.local.logs import workload_logs
 from runtimes.local.naming import network_name
 from runtimes.local.supervisor import LocalSupervisor
@@ -38,6 +39,7 @@ class LocalRuntime:
         publish_ports: tuple[int, int] = (20000, 32767),
     ) -> None:
         self._engine = Engine(docker_url, publish_ports)
+        self._events = EngineEvents(self._engine)  # one subscription for every supervisor
         self._policy = restart_policy
         self._probe_host = probe_host
         self._grace = stop_grace_seconds
@@ -53,6 +55,7 @@ class LocalRuntime:
     ) -> LocalSupervisor:
         return LocalSupervisor(
             self._engine,
+            self._events,
             plan,
             secrets,
             previous,
@@ -105,4 +108,5 @@ class LocalRuntime:
         )
 
     async def close(self) -> None:
+        await self._events.close()
         await self._engine.close()

@@ -1,28 +1,39 @@
 """The local supervisor: a kubelet for one generation of one workload on a Docker-API engine.
 
-Each tick lists the workload's containers once (one cheap call), removes what the plan does
-not include, creates or adopts what is missing, restarts what stopped (with backoff), runs
-the probes that are due, and reports. Containers are inspected only when they change.
+It keeps a view of the workload's containers: listed once at the start (and again only if
+the engine's event stream broke), then changed by what it does itself and by the engine's
+events, each of which costs one inspect of the container it names. A tick removes what the
+plan does not include, creates or adopts what is missing, restarts what stopped (with
+backoff), collects probe results, starts the probes that are due, and reports. Between ticks
+`wait()` sleeps until an event, a finished probe, or the next probe or restart falls due, so
+an idle workload costs its probes and nothing else.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 
 from models.plan import RunPlan
 from runtimes.base import Observation, ReplicaStatus, RestartPolicy, RuntimeEvent
+from runtimes.cancellation import finish_if_cancelled
 from runtimes.local.containers import LABEL_NETWORK_OF, LABEL_ROLE, create_config
-from runtimes.local.engine import ContainerSummary, Engine, inspected_ports
+from runtimes.local.engine import ContainerSummary, Engine, inspected_ports, inspected_summary
+from runtimes.local.events import EngineEvents
 from runtimes.local.logstream import parse_time
 from runtimes.local.naming import ContainerKey, ReplicaKey, network_name, workload_labels
 from runtimes.local.prober import Prober
 from runtimes.local.replica import Member, Replica
+from runtimes.output import REASON_LINE_BYTES, REASON_LINES, last_lines
 
 # A replica must stay ready this long before its crash-loop count starts again, so a process
 # that answers for a moment and then dies still counts as crash-looping.
 READY_STABLE_SECONDS = 2.0
-EXIT_LOG_LINES = 5
+# While the engine's event stream is down, look at the containers this often instead.
+POLL_SECONDS = 2.0
 
 Details = dict[str, str | int | float | bool | None]
 
@@ -38,6 +49,7 @@ class LocalSupervisor:
     def __init__(
         self,
         engine: Engine,
+        events: EngineEvents,
         plan: RunPlan,
         secrets: Mapping[str, str],
         previous: list[ReplicaStatus],
@@ -60,14 +72,61 @@ class LocalSupervisor:
         self._members: set[ContainerKey] = {
             m.key for r in self._replicas.values() for m in r.members
         }
-        self._images: set[str] = set()
         self._network_ready = False
         self._failure: str | None = None
         self._failed: ReplicaKey | None = None
-        self._prober = Prober(engine, probe_host)
+        self._wake = asyncio.Event()
+        self._prober = Prober(engine, probe_host, on_result=self._wake.set)
+        # The engine's containers of this workload, by id, as last known.
+        self._view: dict[str, ContainerSummary] = {}
+        self._stale = True  # list them all at the next tick
+        self._dirty: set[str] = set()  # ids an engine event named since the last tick
+        self._events = events
+        self._unsubscribe = events.subscribe(plan.workload_id, self)
 
     async def close(self) -> None:
+        self._unsubscribe()
         await self._prober.close()
+
+    # What the engine's event stream tells (`runtimes.local.events.Listener`)
+
+    def container_changed(self, container_id: str) -> None:
+        self._dirty.add(container_id)
+        self._wake.set()
+
+    def resync(self) -> None:
+        self._stale = True
+        self._wake.set()
+
+    async def wait(self, at_most: float) -> bool:
+        """Until an event, a probe result, a probe or restart falling due (True), or `at_most`
+        seconds (False)."""
+        limit = at_most
+        if self._failure is None:
+            limit = min(limit, self._next_due() - time.monotonic())
+            if not self._events.streaming:
+                self._stale = True
+                limit = min(limit, POLL_SECONDS)
+        if limit > 0 and not self._wake.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(limit):
+                    await self._wake.wait()
+        else:
+            await asyncio.sleep(0)  # never return without letting the probes run
+        woken = self._wake.is_set() or limit < at_most
+        self._wake.clear()
+        return woken
+
+    def _next_due(self) -> float:
+        due = self._prober.next_due(self._replicas.values())
+        for replica in self._replicas.values():
+            if replica.restart_at is not None:
+                due = min(due, replica.restart_at)
+            # Only a ready replica's streak is about to end: a replica that restarted keeps
+            # its old `ready_since`, and counting that would make every wait return at once.
+            if replica.streak and replica.ready and replica.ready_since is not None:
+                due = min(due, replica.ready_since + READY_STABLE_SECONDS)
+        return due
 
     async def tick(self) -> Observation:
         """One reconcile-probe-report step (see the module docstring).
@@ -78,9 +137,11 @@ class LocalSupervisor:
         """
         events: list[RuntimeEvent] = []
         if self._failure is None:  # after a crash loop, only report
-            rows = await self._engine.list_containers(self._plan.workload_id)
-            await self._remove_strays(rows, events)
-            current = {row.key: row for row in rows if row.key and row.key in self._members}
+            await self._refresh_view()
+            await self._remove_strays(list(self._view.values()), events)
+            current = {
+                row.key: row for row in self._view.values() if row.key and row.key in self._members
+            }
             for replica in self._replicas.values():
                 await self._reconcile(replica, current, events)
             await self._run_probes(events)
@@ -92,13 +153,51 @@ class LocalSupervisor:
         ]
         return Observation(replicas=statuses, events=events, failure=self._failure)
 
+    async def _refresh_view(self) -> None:
+        """List the workload's containers if the view is stale, else inspect those that
+        events named. A failed call leaves the work for the next tick."""
+        if self._stale:
+            self._dirty.clear()
+            rows = await self._engine.list_containers(self._plan.workload_id)
+            self._view = {row.id: row for row in rows}
+            self._stale = False
+            return
+        while self._dirty:
+            # Taken off before the inspect: an event that arrives while it is in flight (a
+            # process that dies as it starts) marks the container again instead of being lost.
+            container_id = self._dirty.pop()
+            try:
+                info = await self._engine.inspect(container_id)
+            except BaseException:
+                self._dirty.add(container_id)
+                raise
+            if info is None:
+                self._view.pop(container_id, None)
+            else:
+                self._view[container_id] = inspected_summary(info)
+
+    def _seen(self, member: Member, state: str) -> None:
+        """Record what this supervisor just did to a container, ahead of the engine's event."""
+        assert member.id is not None
+        known = self._view.get(member.id)
+        if known is not None:
+            self._view[member.id] = replace(known, state=state)
+        else:
+            self._view[member.id] = ContainerSummary(
+                id=member.id, name=member.key.name, key=member.key, state=state
+            )
+
+    async def _remove(self, row: ContainerSummary) -> None:
+        await self._engine.remove(row.id)
+        self._view.pop(row.id, None)
+
     async def _remove_strays(
         self, rows: list[ContainerSummary], events: list[RuntimeEvent]
     ) -> None:
         strays = [row for row in rows if row.key not in self._members]
         # Sidecars first: Podman will not remove a container whose network others share.
         for row in sorted(strays, key=lambda row: row.labels.get(LABEL_ROLE) == "primary"):
-            await self._engine.remove(row.id)
+            await self._remove(row)
         for name in sorted({row.key.replica.name if row.key else row.name for row in strays}):
             message = f"removed {name}: the plan (generation {self._plan.generation}) lacks it"
             events.append(
@@ -118,7 +217,7 @@ class LocalSupervisor:
             # they go too and everything is created afresh.
             for member in replica.sidecars:
                 if row := current.pop(member.key, None):
-                    await self._engine.remove(row.id)
+                    await self._remove(row)
             for member in replica.members:
                 await self._create(replica, member, now)
             events.append(_event("replica_created", f"created {replica.name}", replica))
@@ -128,7 +227,7 @@ class LocalSupervisor:
             row = current.get(member.key)
             network_of = current[primary.key].id
             if row and member is not primary and row.labels.get(LABEL_NETWORK_OF) != network_of:
-                await self._engine.remove(row.id)
+                await self._remove(row)
                 row = None
             if row is None:
                 await self._create(replica, member, now)
@@ -180,10 +279,13 @@ class LocalSupervisor:
         state = (await self._engine.inspect(member.id) or {}).get("State") or {}
         code, oom = state.get("ExitCode"), state.get("OOMKilled")
         member.exit_code = code if isinstance(code, int) else None
-        lines = [line.text async for line in self._engine.log_lines(member.id, tail=EXIT_LOG_LINES)]
+        logged = self._engine.log_lines(
+            member.id, tail=REASON_LINES, max_line_bytes=REASON_LINE_BYTES
+        )
+        lines = last_lines([line.text async for line in logged])
         reason = f"container '{member.plan.name}' exited with code {code}"
         reason += " (out of memory)" if oom else ""
-        return reason + ("; last log lines: " + " | ".join(lines) if lines else "")
+        return reason + (f"; last log lines: {lines}" if lines else "")
 
     def _schedule_restart(
         self, replica: Replica, reason: str, now: float, events: list[RuntimeEvent]
@@ -211,6 +313,7 @@ class LocalSupervisor:
             for member in replica.sidecars:
                 if member not in restarting and member.id:
                     await self._engine.stop(member.id, 0)
+                    self._seen(member, "exited")
                     restarting.append(member)
         for member in replica.members:
             if member in restarting:
@@ -227,9 +330,7 @@ class LocalSupervisor:
         )
 
     async def _create(self, replica: Replica, member: Member, now: float) -> None:
-        if member.plan.image not in self._images:
-            await self._engine.ensure_image(member.plan.image)
-            self._images.add(member.plan.image)
+        await self._engine.ensure_image(member.plan.image)  # the engine remembers it
         if not self._network_ready:  # the workload's own network, before its first container
             labels = workload_labels(self._plan.workload_id)
             await self._engine.ensure_network(network_name(self._plan.workload_id), labels)
@@ -243,12 +344,16 @@ class LocalSupervisor:
             primary_id=primary_id,
             stop_grace_seconds=self._grace,
         )
-        member.id = await self._engine.create(member.key.name, config)
+        member.id = await finish_if_cancelled(self._engine.create(member.key.name, config))
+        self._seen(member, "created")
         await self._start(replica, member, now)
 
     async def _start(self, replica: Replica, member: Member, now: float) -> None:
         assert member.id is not None
         await self._engine.start(member.id, member.key.name)
+        # Running only once the engine says so (its `start` event, then an inspect): a
+        # process that exits at once must not look ready for a moment.
+        self._dirty.add(member.id)
         member.state, member.down, member.exit_code = "started", False, None
         replica.reset_probes(member, now)
         if member is replica.primary:
@@ -262,8 +367,7 @@ class LocalSupervisor:
         replica.started_at = parse_time(str((info.get("State") or {}).get("StartedAt", "")))
 
     async def _run_probes(self, events: list[RuntimeEvent]) -> None:
-        now = time.monotonic()
-        for run in await self._prober.run_due(self._replicas.values(), now):
+        for run in self._prober.collect():
             replica, member, tracker = run.replica, run.member, run.tracker
             transition = tracker.record(run.outcome, run.started)
             if transition is not None:
@@ -274,8 +378,10 @@ class LocalSupervisor:
             failed = tracker.passing is False and tracker.kind in ("startup", "liveness")
             if failed and not member.down and member.id:
                 await self._engine.stop(member.id, self._grace)
+                self._seen(member, "exited")
                 member.down = True
                 self._schedule_restart(replica, tracker.describe, time.monotonic(), events)
+        self._prober.start_due(self._replicas.values(), time.monotonic())
 
     def _evaluate(self, replica: Replica, now: float, events: list[RuntimeEvent]) -> None:
         ready = replica.evaluate_ready()

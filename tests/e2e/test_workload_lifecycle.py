@@ -114,11 +114,11 @@ async def test_slow_start_waits_for_the_startup_probe(stack: Stack) -> None:
 
 
 async def test_missing_image_fails_fast(stack: Stack) -> None:
-    started = time.monotonic()
+    # Fast: errored because the pull failed, not after the ready timeout (the bound is generous).
     wid = (await stack.create(imageUri="registry.invalid/no-such-image:1"))["id"]
-    errored = await stack.wait_status(wid, "errored", within=30)
+    errored = await stack.wait_status(wid, "errored", within=60)
     assert "registry.invalid/no-such-image:1" in errored["statusReason"]
-    assert time.monotonic() - started < 20
+    assert "pulling it failed" in errored["statusReason"], errored["statusReason"]
 
 
 async def test_bad_entrypoint_fails_fast(stack: Stack) -> None:
@@ -180,7 +180,7 @@ async def test_scale_up_and_round_robin(stack: Stack) -> None:
         f"{WORKLOADS}{wid}/", json={"runtime": {"containerGroups": [{"replicaCount": 2}]}}
     )
     assert response.status_code == 200, response.text
-    assert response.json()["runtime"][0]["replicaCount"] == 2
+    assert response.json()["runtime"]["containerGroups"][0]["replicaCount"] == 2
     await eventually(
         lambda: stack.replicas(wid),
         lambda rs: len([r for r in rs if r["ready"]]) == 2,

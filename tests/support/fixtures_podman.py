@@ -47,6 +47,14 @@ def docker_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def podman_log(docker_url: str) -> Path | None:
+    """The log file of the Podman service started above (None with WAPI_TEST_DOCKER_URL)."""
+    if os.environ.get("WAPI_TEST_DOCKER_URL"):
+        return None
+    return PodmanService(Path(docker_url.removeprefix("unix://"))).log_path
+
+
+@pytest.fixture(scope="session")
 async def test_image(docker_url: str) -> str:
     """Reference of the busybox demo image (see deploy/local/demo-image/README.md)."""
     return await build_demo_image(docker_url)

@@ -153,7 +153,6 @@ async def governed_stack(
             "temporal_task_queue": task_queue,
             "docker_url": docker_url,
             "ready_timeout_seconds": 3600,
-            "probe_tick_seconds": 1.0,
             "update_timeout_seconds": 30,
         }
     )

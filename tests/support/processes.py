@@ -26,9 +26,10 @@ def settings_env(settings: Settings) -> dict[str, str]:
 class DevServer:
     """`temporal server start-dev` persisting to `db_file`; restartable on the same file."""
 
-    def __init__(self, db_file: Path, log_file: Path) -> None:
+    def __init__(self, db_file: Path, log_file: Path, *, log_level: str = "warn") -> None:
         self.db_file = db_file
         self.log_file = log_file
+        self.log_level = log_level
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -40,7 +41,7 @@ class DevServer:
         command = [
             str(TEMPORAL_BIN), "server", "start-dev", "--headless",
             "--ip", "127.0.0.1", "--port", str(self.port),
-            "--db-filename", str(self.db_file), "--log-level", "warn",
+            "--db-filename", str(self.db_file), "--log-level", self.log_level,
             *dev_server_args(),
         ]  # fmt: skip
         with self.log_file.open("ab") as log:

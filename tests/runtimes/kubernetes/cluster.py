@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import kmock
 
 from models.plan import ContainerPlan, GroupPlan, RunPlan, SecretEnv
@@ -172,10 +173,37 @@ def endpoint_slice(
     }
 
 
-def put(emulator: kmock.KubernetesEmulator, obj: dict[str, Any]) -> None:
-    """Write an object the way a controller or kubelet would (no API call of ours)."""
+async def put(emulator: kmock.KubernetesEmulator, obj: dict[str, Any]) -> None:
+    """Write an object the way a controller or kubelet would: through the API (not through
+    the runtime), so watches see the change. An existing object is merge-patched."""
     meta = obj["metadata"]
-    emulator.objects[_PLURALS[obj["kind"]], meta.get("namespace", NAMESPACE), meta["name"]] = obj
+    collection = _collection(emulator, obj["kind"])
+    key = (kmock.resource(_PLURALS[obj["kind"]]), meta.get("namespace", NAMESPACE), meta["name"])
+    exists = key in emulator.objects and not emulator.objects[key].deleted
+    async with httpx.AsyncClient() as client:
+        if exists:
+            response = await client.patch(
+                f"{collection}/{meta['name']}",
+                json=obj,
+                headers={"Content-Type": "application/merge-patch+json"},
+            )
+        else:
+            response = await client.post(collection, json={"metadata": {}, **obj})
+    response.raise_for_status()
+
+
+async def remove(emulator: kmock.KubernetesEmulator, kind: str, name: str) -> None:
+    """Delete an object through the API, as a controller or kubelet would."""
+    async with httpx.AsyncClient() as client:
+        response = await client.delete(f"{_collection(emulator, kind)}/{name}")
+    response.raise_for_status()
+
+
+def _collection(emulator: kmock.KubernetesEmulator, kind: str) -> str:
+    resource = _PLURALS[kind]
+    group = "api/v1" if resource.startswith("v1/") else f"apis/{resource.rsplit('/', 1)[0]}"
+    plural = resource.rsplit("/", 1)[1]
+    return f"{str(emulator.url).rstrip('/')}/{group}/namespaces/{NAMESPACE}/{plural}"
 
 
 def live(emulator: kmock.KubernetesEmulator, kind: str) -> dict[str, dict[str, Any]]:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
+from collections.abc import Callable
 
 import kmock
 import pytest
 
 from models.plan import RunPlan, SecretEnv
+from runtimes.base import Observation
 from runtimes.errors import ImageNotFoundError, StartFailedError
 from runtimes.kubernetes import KubernetesRuntime, KubernetesSupervisor
 from runtimes.kubernetes.manifests import ANNOTATION_SPEC_HASH, secret_name
@@ -22,6 +25,7 @@ from tests.runtimes.kubernetes.cluster import (
     live,
     pod,
     put,
+    remove,
     single_plan,
     versions,
 )
@@ -31,6 +35,24 @@ WEB = f"wapi-{WID}-web"
 MODEL = f"wapi-{WID}-model"
 ANCHOR = f"wapi-{WID}"
 SECRET = secret_name(WID, {SECRET_ID: base64.b64encode(SECRET_VALUE.encode()).decode()})
+
+
+WEB_BC = {"web-b", "web-c"}
+
+
+async def observe(
+    supervisor: KubernetesSupervisor, done: Callable[[Observation], bool]
+) -> Observation:
+    """Wait for the pod watch to report, and tick, until `done`: the first tick lists, later
+    ones read what the watch saw. Returns the last observation with every event on the way."""
+    events = []
+    for _ in range(100):
+        await supervisor.wait(0.2)
+        observation = await supervisor.tick()
+        events += observation.events
+        if done(observation):
+            return observation.model_copy(update={"events": events})
+    raise AssertionError(f"the watch never showed it; last: {observation}")
 
 
 def supervise(runtime: KubernetesRuntime, plan: RunPlan, **kw: object) -> KubernetesSupervisor:
@@ -162,9 +184,10 @@ async def test_new_secret_values_are_a_new_secret_and_the_old_one_outlives_its_p
     await supervise(runtime, single_plan()).apply()
     other = "5ec0000000000000000000bb"
     plan = single_plan(generation=2, secret_env=[SecretEnv(name="OTHER", secret_id=other)])
-    put(cluster, pod("web-old", generation=1))  # still running mid-rollout, may restart
+    await put(cluster, pod("web-old", generation=1))  # still running mid-rollout, may restart
 
     supervisor = runtime.supervisor(plan, {other: "v2"}, [])
+    assert isinstance(supervisor, KubernetesSupervisor)
     await supervisor.tick()
 
     secrets = live(cluster, "Secret")
@@ -175,15 +198,14 @@ async def test_new_secret_values_are_a_new_secret_and_the_old_one_outlives_its_p
     assert secrets[new]["immutable"] is True
     assert secrets[new]["data"] == {other: base64.b64encode(b"v2").decode()}
 
-    del cluster.objects["v1/pods", NAMESPACE, "web-old"]  # the rollout finished
-    await supervisor.tick()
-    assert sorted(live(cluster, "Secret")) == [new]
+    await remove(cluster, "Pod", "web-old")  # the rollout finished
+    await observe(supervisor, lambda _: sorted(live(cluster, "Secret")) == [new])
 
 
 async def test_an_object_of_someone_else_is_not_taken_over(
     runtime: KubernetesRuntime, cluster: kmock.KubernetesEmulator
 ) -> None:
-    put(cluster, {"kind": "Service", "metadata": {"name": MODEL, "labels": {"app": "x"}}})
+    await put(cluster, {"kind": "Service", "metadata": {"name": MODEL, "labels": {"app": "x"}}})
     with pytest.raises(StartFailedError, match="not managed by this workload"):
         await supervise(runtime, graph_plan()).tick()
     assert not [
@@ -196,15 +218,15 @@ async def test_an_object_of_someone_else_is_not_taken_over(
 async def test_pods_are_reported_as_replicas(
     runtime: KubernetesRuntime, cluster: kmock.KubernetesEmulator
 ) -> None:
-    put(cluster, pod("web-b", created="2026-01-01T00:00:02Z", ready=False, restarts=2))
-    put(cluster, pod("web-a", created="2026-01-01T00:00:01Z"))
-    put(cluster, pod("model-a", group="model", ip="10.1.0.9"))
+    await put(cluster, pod("web-b", created="2026-01-01T00:00:02Z", ready=False, restarts=2))
+    await put(cluster, pod("web-a", created="2026-01-01T00:00:01Z"))
+    await put(cluster, pod("model-a", group="model", ip="10.1.0.9"))
     other = pod("stranger")
     other["metadata"]["labels"]["workload-api.workload"] = "someone-else"
-    put(cluster, other)
+    await put(cluster, other)
     ready = [("web-a", "10.1.0.7", True), ("web-b", "10.1.0.8", False)]
-    put(cluster, endpoint_slice(f"wapi-{WID}", ready))
-    put(cluster, endpoint_slice(MODEL, [("model-a", "10.1.0.9", True)]))
+    await put(cluster, endpoint_slice(f"wapi-{WID}", ready))
+    await put(cluster, endpoint_slice(MODEL, [("model-a", "10.1.0.9", True)]))
 
     observation = await supervise(runtime, graph_plan()).tick()
 
@@ -224,14 +246,14 @@ async def test_pods_are_reported_as_replicas(
 async def test_indexes_stay_with_their_pods(
     runtime: KubernetesRuntime, cluster: kmock.KubernetesEmulator
 ) -> None:
-    put(cluster, pod("web-a", created="2026-01-01T00:00:01Z"))
-    put(cluster, pod("web-b", created="2026-01-01T00:00:02Z"))
+    await put(cluster, pod("web-a", created="2026-01-01T00:00:01Z"))
+    await put(cluster, pod("web-b", created="2026-01-01T00:00:02Z"))
     supervisor = supervise(runtime, single_plan())
     await supervisor.tick()
 
-    del cluster.objects["v1/pods", NAMESPACE, "web-a"]
-    put(cluster, pod("web-c", created="2026-01-01T00:00:03Z"))
-    observation = await supervisor.tick()
+    await remove(cluster, "Pod", "web-a")
+    await put(cluster, pod("web-c", created="2026-01-01T00:00:03Z"))
+    observation = await observe(supervisor, lambda o: {r.name for r in o.replicas} == WEB_BC)
 
     assert {r.name: r.index for r in observation.replicas} == {"web-b": 1, "web-c": 0}
 
@@ -239,16 +261,17 @@ async def test_indexes_stay_with_their_pods(
 async def test_events_are_emitted_on_changes_only(
     runtime: KubernetesRuntime, cluster: kmock.KubernetesEmulator
 ) -> None:
-    put(cluster, pod("web-a", ready=False))
+    await put(cluster, pod("web-a", ready=False))
     supervisor = supervise(runtime, single_plan())
     assert (await supervisor.tick()).events == []
 
-    put(cluster, pod("web-a", ready=True))
-    assert [e.type for e in (await supervisor.tick()).events] == ["replica_ready"]
+    await put(cluster, pod("web-a", ready=True))
+    ready = await observe(supervisor, lambda o: o.replicas[0].ready)
+    assert [e.type for e in ready.events] == ["replica_ready"]
     assert (await supervisor.tick()).events == []  # nothing changed
 
-    put(cluster, pod("web-a", ready=False, restarts=1, last_exit=(137, "OOMKilled", "")))
-    events = (await supervisor.tick()).events
+    await put(cluster, pod("web-a", ready=False, restarts=1, last_exit=(137, "OOMKilled", "")))
+    events = (await observe(supervisor, lambda o: not o.replicas[0].ready)).events
     assert [e.type for e in events] == ["replica_restarted", "replica_not_ready"]
     assert "exit code 137 (OOMKilled)" in events[0].message
     assert events[0].details["restarts"] == 1
@@ -257,7 +280,7 @@ async def test_events_are_emitted_on_changes_only(
 async def test_previous_status_avoids_repeating_events_after_a_worker_restart(
     runtime: KubernetesRuntime, cluster: kmock.KubernetesEmulator
 ) -> None:
-    put(cluster, pod("web-a", restarts=3))
+    await put(cluster, pod("web-a", restarts=3))
     first = await supervise(runtime, single_plan()).tick()
     assert {e.type for e in first.events} == {"replica_ready", "replica_restarted"}
 
@@ -271,7 +294,7 @@ async def test_a_failing_image_pull_is_retried_then_succeeds(
     """A registry 5xx or rate limit: the kubelet backs off and pulls again. Not a failure; the
     reason is the replica's message (the ready timeout's error quotes it)."""
     message = "failed to pull: 503 Service Unavailable (registry.example.com)"
-    put(cluster, pod("web-a", ready=False, waiting=("ErrImagePull", message)))
+    await put(cluster, pod("web-a", ready=False, waiting=("ErrImagePull", message)))
     supervisor = supervise(runtime, single_plan())
 
     observation = await supervisor.tick()
@@ -281,10 +304,10 @@ async def test_a_failing_image_pull_is_retried_then_succeeds(
     assert "ErrImagePull, retrying" in replica.message and "503" in replica.message
 
     backoff = 'Back-off pulling image "registry.example.com/team/agent:1.4"'
-    put(cluster, pod("web-a", ready=False, waiting=("ImagePullBackOff", backoff)))
+    await put(cluster, pod("web-a", ready=False, waiting=("ImagePullBackOff", backoff)))
     assert (await supervisor.tick()).failure is None
 
-    put(cluster, pod("web-a"))  # the next pull worked
+    await put(cluster, pod("web-a"))  # the next pull worked
     [replica] = (await supervisor.tick()).replicas
     assert (replica.state, replica.ready) == ("running", True)
 
@@ -293,7 +316,7 @@ async def test_an_invalid_image_name_is_image_not_found(
     runtime: KubernetesRuntime, cluster: kmock.KubernetesEmulator
 ) -> None:
     message = 'Failed to apply default image tag "Bad//Name": invalid reference format'
-    put(cluster, pod("web-a", ready=False, waiting=("InvalidImageName", message)))
+    await put(cluster, pod("web-a", ready=False, waiting=("InvalidImageName", message)))
     with pytest.raises(ImageNotFoundError) as caught:
         await supervise(runtime, single_plan()).tick()
     assert "InvalidImageName" in str(caught.value)
@@ -311,7 +334,7 @@ async def test_the_schedulers_message_is_the_replicas_reason(
              "message": message}
         ],
     }  # fmt: skip
-    put(cluster, unschedulable)
+    await put(cluster, unschedulable)
     [replica] = (await supervise(runtime, single_plan()).tick()).replicas
     assert (replica.state, replica.message) == ("pending", message)
 
@@ -319,7 +342,7 @@ async def test_the_schedulers_message_is_the_replicas_reason(
 async def test_an_old_generation_pulling_badly_is_not_this_generations_failure(
     runtime: KubernetesRuntime, cluster: kmock.KubernetesEmulator
 ) -> None:
-    put(cluster, pod("web-old", generation=1, ready=False, waiting=("ErrImagePull", "gone")))
+    await put(cluster, pod("web-old", generation=1, ready=False, waiting=("ErrImagePull", "gone")))
     observation = await supervise(runtime, single_plan(generation=2)).tick()
     assert observation.failure is None
     assert observation.replicas[0].generation == 1
@@ -329,7 +352,7 @@ async def test_container_config_error_is_start_failed(
     runtime: KubernetesRuntime, cluster: kmock.KubernetesEmulator
 ) -> None:
     reason = ("CreateContainerConfigError", 'secret "wapi-x-secrets" not found')
-    put(cluster, pod("web-a", ready=False, waiting=reason))
+    await put(cluster, pod("web-a", ready=False, waiting=reason))
     with pytest.raises(StartFailedError, match="CreateContainerConfigError"):
         await supervise(runtime, single_plan()).tick()
 
@@ -338,7 +361,9 @@ async def test_crash_loop_within_the_limit_is_only_reported(
     runtime: KubernetesRuntime, cluster: kmock.KubernetesEmulator
 ) -> None:
     crash = ("CrashLoopBackOff", "back-off 20s restarting failed container")
-    put(cluster, pod("web-a", ready=False, restarts=2, waiting=crash, last_exit=(3, "Error", "")))
+    await put(
+        cluster, pod("web-a", ready=False, restarts=2, waiting=crash, last_exit=(3, "Error", ""))
+    )
     observation = await supervise(runtime, single_plan()).tick()  # limit is 3 in the fixture
     assert observation.failure is None
     assert observation.replicas[0].state == "crashed"
@@ -350,7 +375,7 @@ async def test_crash_loop_over_the_limit_fails_naming_exit_code_and_last_lines(
 ) -> None:
     crash = ("CrashLoopBackOff", "back-off 40s restarting failed container")
     last = (3, "Error", "config file missing")
-    put(cluster, pod("web-a", ready=False, restarts=3, waiting=crash, last_exit=last))
+    await put(cluster, pod("web-a", ready=False, restarts=3, waiting=crash, last_exit=last))
     # The emulator keeps no logs; serve what the kubelet would for the previous run.
     cluster[f"get /api/v1/namespaces/{NAMESPACE}/pods/web-a/log"] << b"booting\nno config!\n"
 
@@ -372,10 +397,40 @@ async def test_missing_pods_are_explained_from_deployment_conditions(
     quota = 'pods "wapi-x" is forbidden: exceeded quota: compute, requested: nvidia.com/gpu=1'
     deployment = dict(live(cluster, "Deployment")[WEB])
     conditions = [{"type": "ReplicaFailure", "status": "True", "message": quota}]
-    put(cluster, {**deployment, "status": {"conditions": conditions}})
+    await put(cluster, {**deployment, "status": {"conditions": conditions}})
 
     fresh = supervise(runtime, single_plan())  # checks conditions on its first look
     events = (await fresh.tick()).events
 
     assert [e.type for e in events] == ["replicas_not_created"]
     assert "exceeded quota" in events[0].message
+
+
+def pod_lists(cluster: kmock.KubernetesEmulator) -> int:
+    return len([r for r in cluster["list"] if r.resource == kmock.resource("v1/pods")])
+
+
+async def test_after_the_first_tick_pods_come_from_the_watch(
+    runtime: KubernetesRuntime, cluster: kmock.KubernetesEmulator
+) -> None:
+    """One watch for the process instead of a pod list per workload per tick: idle ticks ask
+    the API server nothing, and a change wakes the supervisor."""
+    await put(cluster, pod("web-a", ready=False))
+    supervisor = supervise(runtime, single_plan())
+    await supervisor.tick()
+    for _ in range(100):  # the watch lists once, then streams
+        if runtime.watches.synced:
+            break
+        await asyncio.sleep(0.05)
+    listed = pod_lists(cluster)
+    for _ in range(3):
+        await supervisor.tick()
+    assert pod_lists(cluster) == listed
+
+    await put(cluster, pod("web-a", ready=True))
+    started = time.monotonic()
+    await supervisor.wait(60)
+    assert time.monotonic() - started < 30  # woken by the watch, not by the time limit
+    ready = await observe(supervisor, lambda o: o.replicas[0].ready)
+    assert [e.type for e in ready.events] == ["replica_ready"]
+    assert pod_lists(cluster) == listed

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import secrets
 import time
@@ -65,7 +64,8 @@ async def tick_until(
     within: float = 20.0,
     watch: Watch | None = None,
 ) -> Watch:
-    """Tick every 0.2 s until `done(observation)`; fail with the last observation on timeout."""
+    """Tick until `done(observation)`, waiting in between as the supervise activity does (at
+    most 0.2 s); fail with the last observation on timeout."""
     watch = watch or Watch()
     deadline = time.monotonic() + within
     while True:
@@ -77,7 +77,7 @@ async def tick_until(
             return watch
         if now > deadline:
             pytest.fail(f"condition not reached in {within}s; last: {observation!r}")
-        await asyncio.sleep(TICK_SECONDS)
+        await supervisor.wait(TICK_SECONDS)
 
 
 def ready(count: int = 1) -> Callable[[Observation], bool]:

@@ -6,13 +6,15 @@ import socket
 
 import pytest
 
-from runtimes.local.host_ports import HostPorts, HostPortsExhaustedError
+from runtimes.local.host_ports import HostPorts, HostPortsExhaustedError, bindable
 from tests.support.ports import free_port
 
 
 def four_ports(published: list[int] | None = None) -> HostPorts:
     """An allocator over four ports from `low`; `published(low)` are published ones."""
     low = free_port()
+    while not all(bindable(low + offset) for offset in range(1, 4)):
+        low = free_port()  # four ports in a row that nothing holds
 
     async def listed() -> list[int]:
         return [low + offset for offset in published or []]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +18,7 @@ from runtimes.base import (
     LABEL_MANAGED,
     LABEL_REPLICA,
     LABEL_WORKLOAD,
+    Observation,
     ReplicaStatus,
 )
 from runtimes.local.containers import ULIMITS
@@ -169,16 +169,22 @@ async def test_sidecar_shares_the_primary_network_also_after_the_primary_restart
         await docker.containers.container(primary).kill()
         await tick_until(supervisor, lambda o: o.replicas[0].restarts == 1, watch=watch)
         restarted = datetime.now(UTC)
-        # Several probe periods later the sidecar still reaches the (new) primary network.
-        later = time.monotonic() + 2.5
-        await tick_until(supervisor, lambda o: time.monotonic() > later, watch=watch)
+
+        def reached_well_after_restart(observation: Observation) -> bool:
+            # A probe more than a period after the restart passed (failureThreshold 1: any
+            # failure makes the replica not ready): the sidecar reaches the new primary.
+            replica = observation.replicas[0]
+            readiness = replica.probes.get("readiness")
+            return (
+                replica.ready
+                and readiness is not None
+                and (readiness.checked_at - restarted).total_seconds() > 1
+            )
+
+        # However long a recreate and an exec take on a busy machine.
+        await tick_until(supervisor, reached_well_after_restart, within=60, watch=watch)
     finally:
         await supervisor.close()
-    assert watch.last is not None
-    replica = watch.last.replicas[0]
-    assert replica.ready, replica
-    readiness = replica.probes["readiness"]
-    assert readiness.ok and (readiness.checked_at - restarted).total_seconds() > 1
     info = await docker.containers.container(f"wapi-{workload_id}-default-0-g1-helper").show()
     assert info["HostConfig"]["NetworkMode"].startswith("container:")
 

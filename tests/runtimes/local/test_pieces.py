@@ -93,7 +93,7 @@ async def test_log_frames_are_split_into_lines_per_stream() -> None:
         + _frame(1, b"lo\n2026-01-02T03:04:06Z second\n")
         + _frame(1, b"2026-01-02T03:04:07Z no newline")
     )
-    lines = [line async for line in demultiplex(_Chunks(data))]
+    lines = [line async for line in demultiplex(_Chunks(data), max_line_bytes=1024)]
     assert [(line.stream, line.text) for line in lines] == [
         ("stderr", "oops"),
         ("stdout", "hello"),
@@ -101,6 +101,20 @@ async def test_log_frames_are_split_into_lines_per_stream() -> None:
         ("stdout", "no newline"),
     ]
     assert lines[1].timestamp == datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
+
+
+async def test_a_long_line_is_cut_without_being_held_whole() -> None:
+    """A 3 MB line in frames of every size: cut at the limit, the excess counted."""
+    line = b"2026-01-02T03:04:05Z " + b"x" * 3_000_000 + b"\n"
+    data = b"".join(_frame(1, line[i : i + 70_000]) for i in range(0, len(line), 70_000))
+    data += _frame(2, b"2026-01-02T03:04:06Z short\n")
+    lines = [line async for line in demultiplex(_Chunks(data), max_line_bytes=200)]
+    assert [(line.stream, len(line.text) < 300) for line in lines] == [
+        ("stdout", True),
+        ("stderr", True),
+    ]
+    assert lines[0].text.startswith("x" * 100) and lines[0].text.endswith("(2999821 more bytes)")
+    assert lines[1].text == "short"
 
 
 def test_engine_times() -> None:

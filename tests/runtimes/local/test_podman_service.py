@@ -33,8 +33,8 @@ async def test_service_serves_the_docker_api_until_stopped() -> None:
 
 
 def test_an_explicit_docker_host_wins(tmp_path: Path) -> None:
-    with docker_endpoint("tcp://10.0.0.1:2375", tmp_path) as url:
-        assert url == "tcp://10.0.0.1:2375"
+    with docker_endpoint("tcp://127.0.0.2:2375", tmp_path) as url:
+        assert url == "tcp://127.0.0.2:2375"
     assert list(tmp_path.iterdir()) == []  # no service was started
 
 

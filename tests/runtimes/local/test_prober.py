@@ -1,11 +1,11 @@
-"""Probes run as tasks of their own: a hung probe does not hold up the tick (nor the other
-replicas' probes), its answer is collected by a later tick, and an answer about a container
-that has restarted since is dropped. Against real HTTP servers on loopback."""
+"""Probes run as tasks of their own: a hung probe does not hold up the other replicas'
+probes, a finished probe wakes the supervisor, whose next tick collects it, and an answer
+about a container that has restarted since is dropped. Against real HTTP servers on
+loopback."""
 
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any, cast
 
 from models.plan import GroupPlan
@@ -38,21 +38,26 @@ def running_replica(index: int, host_port: int, timeout: int) -> Replica:
     return replica
 
 
-async def test_a_hung_probe_does_not_hold_up_the_tick() -> None:
+async def test_a_hung_probe_does_not_hold_up_the_others() -> None:
     slow, fast = await http_server(delay=1.5), await http_server(delay=0)
     async with slow, fast:
         hung = running_replica(0, slow.sockets[0].getsockname()[1], timeout=5)
         healthy = running_replica(1, fast.sockets[0].getsockname()[1], timeout=5)
-        prober = Prober(cast(Any, None), "127.0.0.1")
+        answered = asyncio.Event()
+        prober = Prober(cast(Any, None), "127.0.0.1", on_result=answered.set)
         try:
-            started = time.monotonic()
-            first = await prober.run_due([hung, healthy], now=0, wait=0.3)
-            assert time.monotonic() - started < 1.0
+            prober.start_due([hung, healthy], now=0)
+            await asyncio.wait_for(answered.wait(), 1.0)  # the fast one wakes the supervisor
+            answered.clear()
+            first = prober.collect()
             assert [(run.replica, run.outcome.ok) for run in first] == [(healthy, True)]
             for run in first:  # as the supervisor does: the next one is due a period later
                 run.tracker.record(run.outcome, run.started)
-            # Still in flight: not started twice, collected once it answers.
-            second = await prober.run_due([hung, healthy], now=0.5, wait=3)
+            # Still in flight: not started twice, and not what the next wake waits for.
+            prober.start_due([hung, healthy], now=0.5)
+            assert prober.next_due([hung, healthy]) == first[0].tracker.next_due
+            await asyncio.wait_for(answered.wait(), 3)
+            second = prober.collect()
             assert [(run.replica, run.outcome.ok) for run in second] == [(hung, True)]
         finally:
             await prober.close()
@@ -62,11 +67,13 @@ async def test_an_answer_about_a_restarted_container_is_dropped() -> None:
     slow = await http_server(delay=0.5)
     async with slow:
         replica = running_replica(0, slow.sockets[0].getsockname()[1], timeout=5)
-        prober = Prober(cast(Any, None), "127.0.0.1")
+        answered = asyncio.Event()
+        prober = Prober(cast(Any, None), "127.0.0.1", on_result=answered.set)
         try:
-            assert await prober.run_due([replica], now=0, wait=0.05) == []
+            prober.start_due([replica], now=0)
+            assert prober.collect() == []
             replica.reset_probes(replica.primary, now=10)  # the container restarted
-            await asyncio.sleep(0.7)
-            assert await prober.run_due([replica], now=1, wait=0) == []
+            await asyncio.wait_for(answered.wait(), 3)
+            assert prober.collect() == []
         finally:
             await prober.close()

@@ -1,0 +1,30 @@
+"""Bounds on container output that leaves a runtime.
+
+A container decides what it prints: one line may be megabytes. Its last lines travel in a
+status reason, in events and in a Temporal payload (2 MB at most, and every byte is kept in
+the history), so they are cut here, before anything else sees them.
+"""
+
+from __future__ import annotations
+
+# Log lines returned by the logs API (Docker's own json-file driver splits at 16 KiB).
+LOG_LINE_BYTES = 16 * 1024
+# What a failure reason quotes of a container's output: the last lines, each cut short.
+REASON_LINES = 5
+REASON_LINE_BYTES = 200
+# Exec probe output kept for the probe's message.
+EXEC_OUTPUT_BYTES = 4 * 1024
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` cut to about `limit` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
+def last_lines(lines: list[str]) -> str:
+    """The last non-empty lines (each already cut to REASON_LINE_BYTES by its reader) as one
+    string, for a reason or an event."""
+    kept = [line.strip() for line in lines if line.strip()]
+    return " | ".join(kept[-REASON_LINES:])
