@@ -6,6 +6,8 @@ write pod objects (with the status a kubelet would report) straight into the emu
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -13,12 +15,20 @@ import kmock
 
 from models.plan import ContainerPlan, GroupPlan, RunPlan, SecretEnv
 from models.spec import ExecAction, Probe, TcpSocketAction
-from runtimes.base import LABEL_GENERATION, LABEL_GROUP, LABEL_MANAGED, LABEL_WORKLOAD
+from runtimes.base import (
+    LABEL_GENERATION,
+    LABEL_GROUP,
+    LABEL_MANAGED,
+    LABEL_WORKLOAD,
+    Observation,
+)
+from runtimes.kubernetes import KubernetesRuntime, KubernetesSupervisor
 
 NAMESPACE = "wapi-workloads"
 WID = "0123456789abcdef01234567"
 SECRET_ID = "5ec0000000000000000000aa"
 SECRET_VALUE = "s3cr3t-value-never-in-plain-env"
+SECRETS = {SECRET_ID: SECRET_VALUE}
 RESOURCES = {
     "apps/v1/deployments": "Deployment",
     "v1/services": "Service",
@@ -221,3 +231,33 @@ def versions(emulator: kmock.KubernetesEmulator, kind: str, name: str) -> int:
     """How many versions the object went through (create = 1, each patch adds one)."""
     obj = emulator.objects[_PLURALS[kind], NAMESPACE, name]
     return len([v for v in obj.history if v is not None])
+
+
+def supervise(runtime: KubernetesRuntime, plan: RunPlan) -> KubernetesSupervisor:
+    supervisor = runtime.supervisor(plan, SECRETS, [])
+    assert isinstance(supervisor, KubernetesSupervisor)
+    return supervisor
+
+
+async def observe(
+    supervisor: KubernetesSupervisor, done: Callable[[Observation], bool]
+) -> Observation:
+    """Wait for the watches to report, and tick, until `done`: the first tick lists, later
+    ones read what the watches saw. Returns the last observation with every event on the way."""
+    events = []
+    for _ in range(100):
+        await supervisor.wait(0.2)
+        observation = await supervisor.tick()
+        events += observation.events
+        if done(observation):
+            return observation.model_copy(update={"events": events})
+    raise AssertionError(f"the watch never showed it; last: {observation}")
+
+
+async def until_synced(runtime: KubernetesRuntime) -> None:
+    """Until every watch of the runtime has listed (they start with the first tick)."""
+    for _ in range(200):
+        if runtime.watches.synced:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the watches never listed")

@@ -15,7 +15,7 @@ from tests.runtimes.kubernetes.emulator import ApiServer
 
 
 @pytest.fixture
-async def cluster() -> AsyncIterator[kmock.KubernetesEmulator]:
+async def cluster() -> AsyncIterator[ApiServer]:
     """An empty emulated cluster on a random local port (`cluster.url`)."""
     async with ApiServer() as emulator, kmock.Server(emulator):
         # The emulator only lists kinds it knows of; a real API server knows them all.

@@ -2,19 +2,25 @@
 
 kmock stores objects as JSON and merges patches; a real API server also gives every object a
 `uid` and a `creationTimestamp`, creates or replaces an object on server-side apply
-(`application/apply-patch+yaml`, one field manager owning all it applied), and runs a garbage
-collector that deletes objects whose owner (by `uid`) is gone. This class adds those four and
-nothing else; what it does not emulate (field ownership between several managers, resource
-versions, admission) is listed in docs/operations.md.
+(`application/apply-patch+yaml`, one field manager owning all it applied), runs a garbage
+collector that deletes objects whose owner (by `uid`) is gone, and expires watches: its watch
+cache keeps a window of versions, a watch ends when the server says, and resuming it from a
+version that has left the window answers an ERROR event with a 410 Gone Status. This class adds
+those five and nothing else; what it does not emulate (field ownership between several
+managers, resource versions, admission) is listed in docs/operations.md.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp.web
+import attrs
 import kmock
 
 APPLY_PATCH = "application/apply-patch+yaml"
@@ -33,7 +39,85 @@ def _server_fields(data: Any) -> None:
         meta.setdefault("creationTimestamp", _now())
 
 
+# What a real API server streams to a watch resumed from a version it no longer has.
+EXPIRED = {
+    "type": "ERROR",
+    "object": {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": "too old resource version: 1042 (2250)",
+        "reason": "Expired",
+        "code": 410,
+    },
+}
+
+
+@attrs.define(kw_only=True)
 class ApiServer(kmock.KubernetesEmulator):
+    # resource -> released when the resumed watches may be answered 410 Gone
+    _expired: dict[Any, asyncio.Event] = attrs.field(factory=dict, init=False)
+    _open_watches: dict[Any, set[asyncio.Event]] = attrs.field(factory=dict, init=False)
+    gone_answered: int = attrs.field(default=0, init=False)
+
+    @contextlib.asynccontextmanager
+    async def watches_expired(self, resource: str) -> AsyncIterator[None]:
+        """End every open watch of `resource` (a server-side timeout) and, inside the block,
+        hold their resumption: a change made there reaches no watch. On leaving, the first
+        watch resumed from a version is answered 410 Gone, as when the server's watch
+        cache has moved past it; only a new list shows what happened meanwhile."""
+        key = kmock.resource(resource)
+        released = self._expired[key] = asyncio.Event()
+        for end in self._open_watches.get(key, set()):
+            end.set()
+        for _ in range(500):
+            if not self._open_watches.get(key):
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError(f"the watches of {resource} did not end")
+        try:
+            yield
+        finally:
+            released.set()
+
+    async def _serve_watch(self, request: kmock.Request) -> AsyncIterator[Any]:
+        expired = self._expired.get(request.resource)
+        if expired is not None and request.params.get("resourceVersion"):
+            await expired.wait()
+            if self._expired.pop(request.resource, None) is not None:
+                self.gone_answered += 1
+                yield b""
+                yield EXPIRED
+                return
+        end = asyncio.Event()
+        self._open_watches.setdefault(request.resource, set()).add(end)
+        events = super()._serve_watch(request).__aiter__()
+        ended = asyncio.ensure_future(end.wait())
+        step: asyncio.Future[Any] | None = None
+        try:
+            while True:
+                step = asyncio.ensure_future(anext(events))
+                await asyncio.wait({step, ended}, return_when=asyncio.FIRST_COMPLETED)
+                if not step.done():
+                    return  # the server ends the watch
+                try:
+                    item = step.result()
+                except StopAsyncIteration:
+                    return
+                yield item
+        finally:
+            self._open_watches[request.resource].discard(end)
+            for pending in (step, ended):
+                if pending is not None and not pending.done():
+                    pending.cancel()
+                    with contextlib.suppress(BaseException):
+                        await pending
+            close = getattr(events, "aclose", None)  # an async generator's
+            if close is not None:
+                await close()
+
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         if request.resource is not None and request.action == kmock.action.CREATE:
             _server_fields(request.data)

@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from collections.abc import Callable
 
 import kmock
 import pytest
 
-from models.plan import RunPlan, SecretEnv
-from runtimes.base import Observation
+from models.plan import SecretEnv
 from runtimes.errors import ImageNotFoundError, StartFailedError
 from runtimes.kubernetes import KubernetesRuntime, KubernetesSupervisor
 from runtimes.kubernetes.manifests import ANNOTATION_SPEC_HASH, secret_name
@@ -19,18 +17,21 @@ from tests.runtimes.kubernetes.cluster import (
     NAMESPACE,
     SECRET_ID,
     SECRET_VALUE,
+    SECRETS,
     WID,
     endpoint_slice,
     graph_plan,
     live,
+    observe,
     pod,
     put,
     remove,
     single_plan,
+    supervise,
+    until_synced,
     versions,
 )
 
-SECRETS = {SECRET_ID: SECRET_VALUE}
 WEB = f"wapi-{WID}-web"
 MODEL = f"wapi-{WID}-model"
 ANCHOR = f"wapi-{WID}"
@@ -38,27 +39,6 @@ SECRET = secret_name(WID, {SECRET_ID: base64.b64encode(SECRET_VALUE.encode()).de
 
 
 WEB_BC = {"web-b", "web-c"}
-
-
-async def observe(
-    supervisor: KubernetesSupervisor, done: Callable[[Observation], bool]
-) -> Observation:
-    """Wait for the pod watch to report, and tick, until `done`: the first tick lists, later
-    ones read what the watch saw. Returns the last observation with every event on the way."""
-    events = []
-    for _ in range(100):
-        await supervisor.wait(0.2)
-        observation = await supervisor.tick()
-        events += observation.events
-        if done(observation):
-            return observation.model_copy(update={"events": events})
-    raise AssertionError(f"the watch never showed it; last: {observation}")
-
-
-def supervise(runtime: KubernetesRuntime, plan: RunPlan, **kw: object) -> KubernetesSupervisor:
-    supervisor = runtime.supervisor(plan, SECRETS, [])
-    assert isinstance(supervisor, KubernetesSupervisor)
-    return supervisor
 
 
 async def test_first_tick_creates_deployments_service_and_secret(
@@ -406,31 +386,26 @@ async def test_missing_pods_are_explained_from_deployment_conditions(
     assert "exceeded quota" in events[0].message
 
 
-def pod_lists(cluster: kmock.KubernetesEmulator) -> int:
-    return len([r for r in cluster["list"] if r.resource == kmock.resource("v1/pods")])
-
-
-async def test_after_the_first_tick_pods_come_from_the_watch(
+async def test_after_the_first_tick_everything_comes_from_the_watches(
     runtime: KubernetesRuntime, cluster: kmock.KubernetesEmulator
 ) -> None:
-    """One watch for the process instead of a pod list per workload per tick: idle ticks ask
-    the API server nothing, and a change wakes the supervisor."""
+    """One watch per kind for the process instead of lists per workload per tick: idle ticks
+    ask the API server nothing (no pod, EndpointSlice or Deployment list), and a change wakes
+    the supervisor."""
     await put(cluster, pod("web-a", ready=False))
     supervisor = supervise(runtime, single_plan())
     await supervisor.tick()
-    for _ in range(100):  # the watch lists once, then streams
-        if runtime.watches.synced:
-            break
-        await asyncio.sleep(0.05)
-    listed = pod_lists(cluster)
+    await until_synced(runtime)  # each watch lists once, then streams
+    listed = len(list(cluster["list"]))
     for _ in range(3):
         await supervisor.tick()
-    assert pod_lists(cluster) == listed
+    assert len(list(cluster["list"])) == listed
 
     await put(cluster, pod("web-a", ready=True))
+    await put(cluster, endpoint_slice(f"wapi-{WID}", [("web-a", "10.1.0.7", True)]))
     started = time.monotonic()
     await supervisor.wait(60)
     assert time.monotonic() - started < 30  # woken by the watch, not by the time limit
-    ready = await observe(supervisor, lambda o: o.replicas[0].ready)
+    ready = await observe(supervisor, lambda o: o.replicas[0].address == "10.1.0.7:8080")
     assert [e.type for e in ready.events] == ["replica_ready"]
-    assert pod_lists(cluster) == listed
+    assert len(list(cluster["list"])) == listed
