@@ -11,7 +11,6 @@ import socket
 from contextlib import AsyncExitStack
 from datetime import timedelta
 
-from prometheus_client import start_http_server
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
@@ -28,7 +27,7 @@ from config import logging as wapi_logging
 from config.settings import Settings
 from runtimes.base import Runtime
 from runtimes.factory import build_runtime
-from services import temporal
+from services import temporal, worker_health
 from services.bundles import BundleCatalog
 from services.keyring import load_keyring
 from services.lifecycle import DeploymentLifecycle, WorkloadLifecycle
@@ -186,10 +185,14 @@ async def run(settings: Settings) -> None:
                 settings.resource_bundles_file, default=settings.default_resource_bundle
             ),
         )
+        health = worker_health.WorkerHealth()
+        stack.callback(asyncio.create_task(health.keep_beating()).cancel)
         if settings.worker_metrics_port:
-            start_http_server(
-                settings.worker_metrics_port, settings.api_host, registry=worker.slots.registry
+            server = worker_health.serve(
+                settings.worker_metrics_port, settings.api_host, health, worker.slots.registry
             )
+            stack.callback(server.server_close)
+            stack.callback(server.shutdown)
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -206,7 +209,9 @@ async def run(settings: Settings) -> None:
                 },
             )
             sweeper = asyncio.create_task(_keep_restoring(client, settings, sessions))
+            health.polling = True
             await stopping.wait()
+            health.polling = False
             sweeper.cancel()
         log.info("worker stopped")
 

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from config.settings import Settings
+from services.worker_health import STALE_AFTER_SECONDS
 
 KUBERNETES = Path(__file__).resolve().parents[3] / "deploy" / "kubernetes"
 DEPLOY = KUBERNETES / "base"
@@ -116,6 +117,30 @@ def test_worker_deployment() -> None:
     assert sources == {"wapi-config", "wapi-secrets"}
 
 
+def test_the_worker_is_probed_on_its_metrics_port() -> None:
+    """The probes ask what services/worker_health.py serves, on the port the worker's
+    settings open, on an address the kubelet can reach."""
+    [container] = find("Deployment", "wapi-worker")["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    port = Settings.model_validate({"worker_metrics_port": env["WAPI_WORKER_METRICS_PORT"]})
+    assert [(p["name"], p["containerPort"]) for p in container["ports"]] == [
+        ("metrics", port.worker_metrics_port)
+    ]
+    assert find("ConfigMap", "wapi-config")["data"]["WAPI_API_HOST"] == "0.0.0.0"
+    probes = {kind: container[kind]["httpGet"] for kind in PROBES}
+    assert probes == {
+        "startupProbe": {"path": "/livez", "port": "metrics"},
+        "livenessProbe": {"path": "/livez", "port": "metrics"},
+        "readinessProbe": {"path": "/readyz", "port": "metrics"},
+    }
+    startup = container["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 120  # connect retries
+    liveness = container["livenessProbe"]
+    budget = liveness["periodSeconds"] * liveness["failureThreshold"]
+    assert budget + STALE_AFTER_SECONDS < 120  # a wedged loop is restarted within 2 minutes
+
+
+PROBES = ("startupProbe", "livenessProbe", "readinessProbe")
 KNOWN = {f"WAPI_{name.upper()}" for name in Settings.model_fields}
 
 
