@@ -122,7 +122,8 @@ class Settings(BaseSettings):
         None,
         ge=1,
         le=65535,
-        description="Where a worker serves Prometheus /metrics (on WAPI_API_HOST); unset: none.",
+        description="Where a worker serves Prometheus /metrics and its probes /livez and "
+        "/readyz (on WAPI_API_HOST); unset: none.",
     )
 
     @model_validator(mode="after")

@@ -7,6 +7,7 @@ official schemas of the oldest and newest Kubernetes versions we support.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 from functools import cache
@@ -18,6 +19,7 @@ import pytest
 import yaml
 
 from config.settings import Settings
+from runtimes.kubernetes.watch import Watches
 from services.worker_health import STALE_AFTER_SECONDS
 
 KUBERNETES = Path(__file__).resolve().parents[3] / "deploy" / "kubernetes"
@@ -285,6 +287,9 @@ def test_the_worker_may_do_what_the_runtime_does() -> None:
     assert {"get", "list"} <= granted["pods"] and "create" not in granted["pods"]
     assert granted["pods/log"] == {"get"}
     assert {"get", "list"} <= granted["endpointslices"]
+    for field in dataclasses.fields(Watches):  # what each worker watches
+        resource = field.name.replace("_", "")
+        assert {"list", "watch"} <= granted[resource], resource
 
 
 def test_the_api_only_reads() -> None:
