@@ -14,6 +14,9 @@ answers them:
 
 The `call_api` override is written against the 37.x client (`pyproject.toml` pins it): 33-36
 had another signature.
+
+(Over 300 lines: every call to the API server, and the translation of its answers, is here and
+nowhere else.)
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ Every container is confined as on the local runtime: no capabilities, no privile
 escalation, the runtime's default seccomp profile, CPU and memory limits (the pids limit is
 the kubelet's `podPidsLimit`), optionally a read-only root with an emptyDir on /tmp. The
 NetworkPolicies in deploy/kubernetes keep workload pods away from the control plane.
+
+(Over 300 lines: every object the runtime writes is built here, so one file shows all of it.)
 """
 
 from __future__ import annotations

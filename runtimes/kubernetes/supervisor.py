@@ -1,10 +1,4 @@
-"""Supervising one generation on Kubernetes: apply the manifests once, then read pods.
-
-Applying is server-side apply as the field manager `workload-api`, with `force`: idempotent,
-so a retried activity never duplicates anything, and it takes back whatever someone changed
-by hand. Each object is read first: one that already matches the plan (same spec hash) is
-left alone, one that is still being deleted is waited for (applying to it would "adopt" an
-object about to vanish), one not managed by this workload is refused.
+"""Supervising one generation on Kubernetes: apply the plan (`apply.py`), then read pods.
 
 The first tick lists the workload's pods; later ticks read pods, Deployments, Services and
 the entry Service's EndpointSlices (the addresses the gateway routes to) from the process's
@@ -12,6 +6,9 @@ watches (`watch.py`), and `wait()` sleeps until one of them changes. A Deploymen
 of the plan that the watch shows deleted or changed (a `kubectl scale`, an edit) is applied
 again: drift is repaired on the next tick, seconds after it happened. The kubelet does the
 probing and restarting; we report and explain.
+
+(Over 300 lines: one generation's whole view, from subscribing to explaining what it sees, is
+read here in one place; applying and watching live in `apply.py` and `watch.py`.)
 """
 
 from __future__ import annotations
@@ -24,8 +21,6 @@ from typing import Any
 
 from models.plan import RunPlan
 from runtimes.base import (
-    LABEL_MANAGED,
-    LABEL_WORKLOAD,
     Observation,
     ReplicaStatus,
     RestartPolicy,
@@ -34,10 +29,10 @@ from runtimes.base import (
 from runtimes.errors import (
     ImageNotFoundError,
     RuntimeError_,
-    RuntimeUnavailableError,
     StartFailedError,
 )
 from runtimes.kubernetes import manifests, pods
+from runtimes.kubernetes.apply import Applier
 from runtimes.kubernetes.client import ContainerWaiting, KubeApi, NotFound
 from runtimes.kubernetes.gpu import ClusterOptions
 from runtimes.kubernetes.watch import SERVICE_NAME_LABEL, Watches
@@ -47,11 +42,6 @@ from runtimes.output import LOG_LINE_BYTES, REASON_LINE_BYTES, REASON_LINES, cli
 _CONDITION_CHECK_SECONDS = 30.0
 # While a watch is down, look at the cluster this often instead.
 _POLL_SECONDS = 2.0
-# An object being deleted (finalizers, foreground deletion) is waited for this long per apply.
-TERMINATING_WAIT_SECONDS = 30.0
-_TERMINATING_POLL_SECONDS = 0.5
-# The kinds whose drift the watch repairs (Secrets are immutable and named by content).
-_REPAIRED_KINDS = ("Deployment", "Service")
 
 
 class KubernetesSupervisor:
@@ -66,14 +56,12 @@ class KubernetesSupervisor:
         watches: Watches,
     ) -> None:
         self._api = api
-        self._options = options
+        self._applier = Applier(api, plan, secrets, options)
         self._watches = watches
         self._listed = False  # the first tick lists; later ones read the watches
         self._changed = asyncio.Event()
         self._unsubscribe: list[Callable[[], None]] = []
         self._plan = plan
-        # Held in memory only: the values go into the Secret object and nowhere else.
-        self._secrets = dict(secrets)
         self._policy = restart_policy
         self._applied = False
         self._seen = {status.name: status for status in previous}
@@ -81,12 +69,9 @@ class KubernetesSupervisor:
         for status in previous:
             self._indexes.setdefault(status.group, {})[status.name] = status.index
         self._groups = {group.name: group for group in plan.groups}
-        self._secret_name: str | None = None
         self._old_secrets_pruned = False
         self._condition_messages: dict[str, str] = {}
         self._conditions_checked = float("-inf")
-        # What apply() made of the plan, by (kind, name): what drift is repaired back to.
-        self._desired: dict[tuple[str, str], dict[str, Any]] = {}
 
     async def tick(self) -> Observation:
         events = []
@@ -140,75 +125,9 @@ class KubernetesSupervisor:
             watches.endpoint_slices.subscribe(manifests.service_name(wid), wake),
         ]
 
-    # Applying
-
     async def apply(self) -> dict[str, str]:
         """Bring the cluster objects to the plan; returns what happened to each object."""
-        wid, namespace = self._plan.workload_id, self._api.namespace
-        anchor = manifests.build_anchor(wid, namespace)
-        live_anchor = await self._live(anchor)
-        outcome = {f"ConfigMap/{anchor['metadata']['name']}": "unchanged"}
-        if live_anchor is None:
-            live_anchor = await self._api.apply(anchor)
-            outcome[f"ConfigMap/{anchor['metadata']['name']}"] = "created"
-        try:
-            objects = manifests.manifests(
-                self._plan, namespace, self._secrets, owner=live_anchor, options=self._options
-            )
-        except ValueError as exc:
-            raise StartFailedError(str(exc)) from exc
-        for manifest in objects:
-            outcome[f"{manifest['kind']}/{manifest['metadata']['name']}"] = await self._ensure(
-                manifest
-            )
-            if manifest["kind"] == "Secret":
-                self._secret_name = manifest["metadata"]["name"]
-        self._desired = {
-            (manifest["kind"], manifest["metadata"]["name"]): manifest
-            for manifest in objects
-            if manifest["kind"] in _REPAIRED_KINDS
-        }
-        # A previous generation may have had groups or ports this one lacks. (Its Secrets
-        # stay until its pods are gone: they may restart meanwhile.)
-        wanted = {(manifest["kind"], manifest["metadata"]["name"]) for manifest in objects}
-        for kind in ("Deployment", "Service"):
-            for item in await self._api.list(kind, manifests.workload_labels(wid)):
-                name = item["metadata"]["name"]
-                if (kind, name) not in wanted and await self._api.delete(kind, name):
-                    outcome[f"{kind}/{name}"] = "deleted"
-        return outcome
-
-    async def _ensure(self, manifest: dict[str, Any]) -> str:
-        live = await self._live(manifest)
-        if live is not None and _matches(manifest, live):
-            return "unchanged"
-        await self._api.apply(manifest)
-        return "created" if live is None else "applied"
-
-    async def _live(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
-        """The live object (None if there is none), once it is not being deleted."""
-        kind, name = manifest["kind"], manifest["metadata"]["name"]
-        deadline = time.monotonic() + TERMINATING_WAIT_SECONDS
-        while True:
-            try:
-                live = await self._api.get(kind, name)
-            except NotFound:
-                return None
-            if not live["metadata"].get("deletionTimestamp"):
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeUnavailableError(
-                    f"{kind} {name} is still being deleted after "
-                    f"{TERMINATING_WAIT_SECONDS:.0f} s (finalizers: "
-                    f"{live['metadata'].get('finalizers') or 'none'}); will retry"
-                )
-            await asyncio.sleep(_TERMINATING_POLL_SECONDS)
-        labels = live["metadata"].get("labels") or {}
-        if labels.get(LABEL_MANAGED) != "true" or labels.get(LABEL_WORKLOAD) != (
-            self._plan.workload_id
-        ):
-            raise StartFailedError(f"{kind} {name} exists and is not managed by this workload")
-        return live
+        return await self._applier.apply()
 
     async def _repair_drift(self) -> list[RuntimeEvent]:
         """Apply the plan again when the watches show one of its Deployments or Services
@@ -226,16 +145,7 @@ class KubernetesSupervisor:
             for watch in watches
             for item in watch.objects(wid)
         }
-        drifted = {}
-        for key, manifest in self._desired.items():
-            current = live.get(key)
-            if current is None:
-                drifted[key] = "deleted"
-            # One being deleted is left to its DELETED event, which wakes us again.
-            elif not current["metadata"].get("deletionTimestamp") and not _matches(
-                manifest, current
-            ):
-                drifted[key] = "changed"
+        drifted = self._applier.drift(live)
         if not drifted:
             return []
         events = []
@@ -266,7 +176,7 @@ class KubernetesSupervisor:
         labels = manifests.workload_labels(self._plan.workload_id)
         for secret in await self._api.list("Secret", labels):
             name = secret["metadata"]["name"]
-            if name != self._secret_name:
+            if name != self._applier.secret_name:
                 await self._api.delete("Secret", name)
         self._old_secrets_pruned = True
 
@@ -408,17 +318,6 @@ class KubernetesSupervisor:
                 )
             self._condition_messages[name] = message or ""
         return events
-
-
-def _matches(desired: dict[str, Any], live: dict[str, Any]) -> bool:
-    """The live object is what we would apply: same spec hash (and, for a Deployment, the
-    same replica count: `halt()` and a `kubectl scale` change it without the hash)."""
-    live_hash = (live["metadata"].get("annotations") or {}).get(manifests.ANNOTATION_SPEC_HASH)
-    if live_hash != desired["metadata"]["annotations"][manifests.ANNOTATION_SPEC_HASH]:
-        return False
-    if desired["kind"] != "Deployment":
-        return True
-    return bool((live.get("spec") or {}).get("replicas") == desired["spec"]["replicas"])
 
 
 def _last_run(pod: dict[str, Any]) -> str:
