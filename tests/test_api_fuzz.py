@@ -19,6 +19,9 @@ would leave loopback); logs are not followed (`follow=true` on a running workloa
 endless stream by design; tests/runtimes/local/test_logs.py follows them). Invoke routes
 are not in this run: on the API they always answer 421 (the gateway serves them;
 tests/test_gateway_*.py).
+
+Why one module of this length: the rounds, the ids they learn, the adjustments and the checks
+share one live state and read best together.
 """
 
 from __future__ import annotations
@@ -76,9 +79,8 @@ ID_KINDS = {
 TOKENS = re.compile(r"^/api/v2/console/deployments/\{deploymentId\}/tokens/")
 ROUNDS = 3  # each prepares one deployment (a running container) and calls every operation
 CASES_PER_ROUND = 6
-REACH_ATTEMPTS = (
-    8  # generated calls, each on fresh linked state, for an operation still without a 2xx
-)
+# Generated calls, each on fresh linked state, of an operation the rounds left without a 2xx.
+REACH_ATTEMPTS = 8
 BODY_REFERENCES = ("artifactId", "workloadId", "collectionId")
 
 
@@ -213,28 +215,6 @@ def _draw_case(data: st.DataObject, operation: Any, valid_only: bool) -> tuple[A
         return data.draw(operation.as_strategy(), label="case"), GenerationMode.POSITIVE
 
 
-def _prepare_a_deployment(client: httpx.Client, live: Live) -> None:
-    """A registered artifact, a workload running it and a deployment in front of it: the
-    states that deployments, swaps and tokens need, which generated bodies reach too rarely.
-    Not counted as coverage; its answers are checked all the same."""
-    container = {"imageUri": live.image, "port": 8080, "readinessProbe": {"path": "/"}}
-    spec = {"containerGroups": [{"containers": [container]}]}
-    steps: list[tuple[str, dict[str, Any]]] = [
-        ("/api/v2/registry/artifacts/", {"name": "p", "status": "registered", "spec": spec}),
-        ("/api/v2/console/workloads/", {"name": "p", "artifactId": None}),
-        ("/api/v2/console/deployments/", {"name": "p", "workloadId": None}),
-    ]
-    made: str | None = None
-    for path, body in steps:
-        filled = {k: made if v is None else v for k, v in body.items()}
-        answer = client.post(path, json=filled)
-        assert answer.status_code < 500, f"{path}: {answer.status_code} {answer.text}"
-        if answer.status_code != 201:
-            return
-        made = answer.json()["id"]
-        _learn(live, path, answer.json())
-
-
 def _call(live: Live, data: st.DataObject, operation: Any, links: Links | None = None) -> None:
     """One generated call of `operation`, with live ids (with `links`, valid inputs on ids
     made for it, until it answers a 2xx); its answer checked and learnt from."""
@@ -292,11 +272,13 @@ def _fuzz(live: Live, operations: list[Any]) -> None:
         for path in ID_KINDS:
             answer = client.get(path, params={"limit": 100})
             _learn(live, path, answer.json())
+        links = Links(client, live.image, lambda path, answer: _learn(live, path, answer))
         for _round in range(ROUNDS):
-            _prepare_a_deployment(client, live)
+            # The states deployments, swaps and tokens need, which generated bodies reach
+            # too rarely; not counted as coverage.
+            links.deployment()
             for operation in operations:
                 _exercise(live, operation, CASES_PER_ROUND)
-        links = Links(client, live.image)
         for operation in operations:
             if not _succeeded(live, operation.label):
                 live.linked.append(operation.label)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -22,11 +23,15 @@ READY = {"path": "/ready", "periodSeconds": 1}
 
 
 class Links:
-    """Fresh resources for one operation's path parameters and body references."""
+    """Fresh resources for one operation's path parameters and body references; each answer
+    that creates one is passed to `created` (path, JSON body)."""
 
-    def __init__(self, client: httpx.Client, image: str) -> None:
+    def __init__(
+        self, client: httpx.Client, image: str, created: Callable[[str, Any], None]
+    ) -> None:
         self.client = client
         self.image = image
+        self.created = created
 
     def for_operation(self, method: str, path: str) -> dict[str, str]:
         """Ids by parameter name (`artifactId`, `workloadId`, ...) for a call of
@@ -41,7 +46,7 @@ class Links:
             if path.endswith("/start/"):
                 self._stopped(made["workloadId"])
         if "{deploymentId}" in path:
-            made["deploymentId"] = self._deployment()
+            made["deploymentId"] = self.deployment()
         if "{tokenId}" in path:
             made["tokenId"] = self._post(
                 f"{DEPLOYMENTS}{made['deploymentId']}/tokens/", {"name": "t"}
@@ -70,14 +75,16 @@ class Links:
         container = {"imageUri": self.image, "port": 8080, "readinessProbe": READY, **container}
         spec = {"containerGroups": [{"containers": [container]}]}
         body = {"name": "link", "status": status, "spec": spec}
-        answer = self._checked(self.client.post(ARTIFACTS, json=body))
-        return dict(answer.json())
+        answer = self._checked(self.client.post(ARTIFACTS, json=body)).json()
+        self.created(ARTIFACTS, answer)
+        return dict(answer)
 
     def _workload(self, **container: Any) -> str:
         artifact = self._artifact("registered", **container)["id"]
         return self._post(WORKLOADS, {"name": "link", "artifactId": artifact})
 
-    def _deployment(self) -> str:
+    def deployment(self) -> str:
+        """A deployment in front of a workload of a registered artifact."""
         return self._post(DEPLOYMENTS, {"name": "link", "workloadId": self._workload()})
 
     def _stopped(self, workload_id: str) -> None:
@@ -88,7 +95,9 @@ class Links:
             time.sleep(0.5)
 
     def _post(self, path: str, body: dict[str, Any]) -> str:
-        return str(self._checked(self.client.post(path, json=body)).json()["id"])
+        answer = self._checked(self.client.post(path, json=body)).json()
+        self.created(path, answer)
+        return str(answer["id"])
 
     def _get(self, path: str) -> dict[str, Any]:
         return dict(self._checked(self.client.get(path)).json())
