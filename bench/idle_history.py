@@ -210,6 +210,8 @@ def report(
     print("  1 deployment in front of the first (health check every 10 s), API, worker, restore")
     print(f"  sweep and gateway running; observed {window:.0f} s, {SETTLE_SECONDS:g} s after all")
     print(f"  were running; workload status at the end: {statuses}")
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"  load average at the end (1/5/15 min, 2 cores shared with other suites): {load}")
     print(f"  history length before: {[len(before[w]) for w in workflows]} (last: deployment)")
     print(f"  history length after:  {[len(after[w]) for w in workflows]}")
     for wid, new in added.items():
