@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import event, select
+from sqlalchemy import Engine, event, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -67,16 +68,22 @@ READY_PROBE: dict[str, Any] = {"path": "/ready", "periodSeconds": 1}
 
 
 class WriteCounter:
-    """Counts INSERT/UPDATE/DELETE statements an engine sends (the worker's catalog writes)."""
+    """Counts INSERT/UPDATE/DELETE statements one engine sends (or, without one, every engine
+    of this process), in all and by table."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine | None = None) -> None:
         self.count = 0
-        event.listen(engine.sync_engine, "before_cursor_execute", self._seen)
+        self.by_table: Counter[str] = Counter()
+        target = engine.sync_engine if engine is not None else Engine
+        event.listen(target, "before_cursor_execute", self._seen)
 
     def _seen(self, *args: Any) -> None:
-        statement = str(args[2]).lstrip().upper()
-        if statement.startswith(("INSERT", "UPDATE", "DELETE")):
+        words = str(args[2]).replace("(", " ").split()
+        verb = words[0].upper() if words else ""
+        if verb in ("INSERT", "UPDATE", "DELETE"):
             self.count += 1
+            # INSERT INTO t, DELETE FROM t, UPDATE t
+            self.by_table[words[1 if verb == "UPDATE" else 2].strip('"')] += 1
 
 
 @dataclass
