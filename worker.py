@@ -92,9 +92,7 @@ def build_worker(
         worker_queue=own_queue,
         ready_timeout=timedelta(seconds=settings.ready_timeout_seconds),
     )
-    lifecycle = WorkloadLifecycle(
-        client, task_queue=main_queue, timeout=settings.update_timeout_seconds
-    )
+    lifecycle = WorkloadLifecycle.from_settings(client, settings, main_queue)
     deployment = DeploymentActivities(sessions, lifecycle, slots=slots)
     # Long activities are cancelled on shutdown and resumed on another worker.
     shutdown = timedelta(seconds=5)
@@ -133,12 +131,8 @@ async def restore_workflows(
 ) -> int:
     """Start the workflow of every workload and deployment in the catalog that has none (e.g.
     after Temporal lost its database, or the API died between writing a row and starting it)."""
-    lifecycle = WorkloadLifecycle(
-        client, task_queue=settings.temporal_task_queue, timeout=settings.update_timeout_seconds
-    )
-    deployments = DeploymentLifecycle(
-        client, task_queue=settings.temporal_task_queue, timeout=settings.update_timeout_seconds
-    )
+    lifecycle = WorkloadLifecycle.from_settings(client, settings)
+    deployments = DeploymentLifecycle.from_settings(client, settings)
     async with sessions() as session:
         workload_rows = list(await session.scalars(select(Workload)))
         deployment_rows = list(await session.scalars(select(Deployment)))

@@ -25,6 +25,11 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     temporal_task_queue: str = "workload-api"
     temporal_ui_port: int = Field(8233, ge=1, le=65535)
+    temporal_search_attributes: bool = Field(
+        True,
+        description="Give workflows the Wapi* search attributes (docs/operations.md). Turn off "
+        "for a Temporal server where they are not registered.",
+    )
     temporal_ui_url: str | None = Field(
         None,
         description="The Temporal UI's URL, for the console's links to workflows. Unset: "
