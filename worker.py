@@ -28,7 +28,7 @@ from config import logging as wapi_logging
 from config.settings import Settings
 from runtimes.base import Runtime
 from runtimes.factory import build_runtime
-from services import temporal
+from services import temporal, tracing
 from services.bundles import BundleCatalog
 from services.keyring import load_keyring
 from services.lifecycle import DeploymentLifecycle, WorkloadLifecycle
@@ -160,6 +160,7 @@ async def connect(settings: Settings, *, attempts: int = 60) -> Client:
 
 
 async def run(settings: Settings) -> None:
+    tracing.configure(settings, "wapi-worker")
     async with AsyncExitStack() as stack:
         engine = database.create_engine(settings.catalog_url)
         stack.push_async_callback(engine.dispose)

@@ -25,6 +25,11 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     temporal_task_queue: str = "workload-api"
     temporal_ui_port: int = Field(8233, ge=1, le=65535)
+    otlp_endpoint: str | None = Field(
+        None,
+        description="An OTLP/HTTP collector (e.g. http://127.0.0.1:4318) that receives traces "
+        "of API requests, workflows, activities, engine calls and invokes. Unset: no tracing.",
+    )
     temporal_search_attributes: bool = Field(
         True,
         description="Give workflows the Wapi* search attributes (docs/operations.md). Turn off "

@@ -1,4 +1,5 @@
-"""Connecting to Temporal the same way everywhere: the pydantic converter, our namespace."""
+"""Connecting to Temporal the same way everywhere: the pydantic converter, our namespace,
+tracing when it is configured (services/tracing.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from config.settings import Settings
+from services.tracing import temporal_interceptors
 
 
 async def connect(settings: Settings, *, lazy: bool = False) -> Client:
@@ -14,5 +16,6 @@ async def connect(settings: Settings, *, lazy: bool = False) -> Client:
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
+        interceptors=temporal_interceptors(settings),
         lazy=lazy,
     )
