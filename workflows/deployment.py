@@ -155,7 +155,7 @@ class DeploymentWorkflow:
                 summary=f"begin swap {input.swap_id} to workload {input.workload_id}",
             )
             self.state.status = "swapping"
-            upsert([STATUS.value_set("swapping"), SWAP_STATUS.value_set("starting")])
+            upsert({STATUS: "swapping", SWAP_STATUS: "starting"})
         return self._result()
 
     @swap.validator
@@ -348,7 +348,7 @@ class DeploymentWorkflow:
             summary=f"swap traffic to workload {swap.candidate}",
         )
         self.state.workload_id = swap.candidate
-        upsert([WORKLOAD_ID.value_set(swap.candidate), SWAP_STATUS.value_set("switched")])
+        upsert({WORKLOAD_ID: swap.candidate, SWAP_STATUS: "switched"})
         # Swapping back inside a rollback window: the candidate must not be retired later.
         self.state.retiring = [r for r in self.state.retiring if r.workload_id != swap.candidate]
         stop_at = workflow.now() + TRAFFIC_SETTLE + timedelta(seconds=swap.keep_previous_seconds)
@@ -373,7 +373,7 @@ class DeploymentWorkflow:
             ),
             summary=f"{swap_status.replace('_', ' ')}: traffic stays on {swap.previous}",
         )
-        upsert([SWAP_STATUS.value_set(swap_status)])
+        upsert({SWAP_STATUS: swap_status})
         event = "swap_cancelled" if cancelled else "swap_rolled_back"
         await self._record(
             swap.previous_status,
@@ -400,7 +400,7 @@ class DeploymentWorkflow:
                 summary=f"record swap {retirement.swap_id} completed",
             )
             self.state.retiring.remove(retirement)
-            upsert([SWAP_STATUS.value_set("completed")])
+            upsert({SWAP_STATUS: "completed"})
 
     def _until_next_retirement(self) -> timedelta | None:
         if not self.state.retiring:
@@ -463,7 +463,7 @@ class DeploymentWorkflow:
             summary=f"record {status}: {event}",
         )
         self.state.status = status
-        upsert([STATUS.value_set(status)])
+        upsert({STATUS: status})
 
     def _not_deleting(self) -> None:
         if self.state.deleting:

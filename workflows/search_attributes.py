@@ -11,10 +11,8 @@ upserts any (`indexed`), so the same code runs against a server that lacks them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from temporalio import workflow
-from temporalio.common import SearchAttributeKey, SearchAttributePair, SearchAttributeUpdate
+from temporalio.common import SearchAttributeKey, SearchAttributePair
 
 # Added after the first release: histories recorded before it upsert nothing.
 SEARCH_ATTRIBUTES_PATCH = "search-attributes"
@@ -52,7 +50,12 @@ def indexed() -> bool:
     return workflow.info().typed_search_attributes.get(STATUS) is not None
 
 
-def upsert(updates: Sequence[SearchAttributeUpdate[str]]) -> None:
-    """Keep the attributes current, in workflows started with them (replay-safe by a patch)."""
-    if indexed() and workflow.patched(SEARCH_ATTRIBUTES_PATCH):
-        workflow.upsert_search_attributes(updates)
+def upsert(values: dict[SearchAttributeKey[str], str]) -> None:
+    """Keep the attributes current, in workflows started with them (replay-safe by a patch).
+    Values they already have are left out: an unchanged status adds no history event."""
+    if not indexed():
+        return
+    current = workflow.info().typed_search_attributes
+    changed = [key.value_set(value) for key, value in values.items() if current.get(key) != value]
+    if changed and workflow.patched(SEARCH_ATTRIBUTES_PATCH):
+        workflow.upsert_search_attributes(changed)

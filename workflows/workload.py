@@ -296,13 +296,14 @@ class WorkloadWorkflow:
         self._supervisions += 1
         self._supervision_id = f"supervise-{self._supervisions}"
         self._supervised = None
+        supervise = self._supervise_input(plan)
         handle = workflow.start_activity(
             ACTIVITY_SUPERVISE,
-            self._supervise_input(plan),
+            supervise,
             result_type=SuperviseResult,
             activity_id=self._supervision_id,
             task_queue=supervision_queue(workflow.info().task_queue),
-            summary=_supervision_summary(self._supervise_input(plan)),
+            summary=_supervision_summary(supervise),
             schedule_to_start_timeout=(
                 CAPACITY_WAIT_AGAIN if self._waiting_for_capacity else CAPACITY_WAIT
             ),
@@ -541,7 +542,7 @@ class WorkloadWorkflow:
         )
         self.state.status = status
         self.state.reason = reason
-        upsert([STATUS.value_set(status)])
+        upsert({STATUS: status})
         return result.exists
 
     async def _containers(self, activity: str) -> str | None:
