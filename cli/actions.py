@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.kinds import kind_named
+from cli.kinds import Kind, kind_named
 from cli.output import Format, emit
 from cli.session import SESSION, ExitCode, UserError, handled
 from client import Client
@@ -26,13 +26,12 @@ def read_value(source: Path) -> str:
     return text.rstrip("\n")
 
 
-def _sharing(wapi: Client, kind: str) -> Sharing[Any]:
-    found = kind_named(kind)
-    if found.name not in SHAREABLE:
+def _sharing(wapi: Client, kind: Kind) -> Sharing[Any]:
+    if kind.name not in SHAREABLE:
         raise UserError(
-            f"{found.plural} have no shared roles; one of: {', '.join(SHAREABLE)}", ExitCode.USAGE
+            f"{kind.plural} have no shared roles; one of: {', '.join(SHAREABLE)}", ExitCode.USAGE
         )
-    resource: Sharing[Any] = getattr(wapi, found.plural)
+    resource: Sharing[Any] = getattr(wapi, kind.plural)
     return resource
 
 
@@ -90,8 +89,9 @@ def register(app: typer.Typer) -> None:
         """Grant, change or remove users' roles on a resource, then print who holds which
         role; without --role only print them."""
         wapi = SESSION.client()
-        resource = _sharing(wapi, kind)
-        found = kind_named(kind).find(wapi, ref)
+        chosen = kind_named(kind)
+        resource = _sharing(wapi, chosen)
+        found = chosen.find(wapi, ref)
         if grant:
             changes = [_role_change(g) for g in grant]
             resource.share(found.id, RolesUpdate(roles=changes))

@@ -16,6 +16,7 @@ from temporalio.client import Client
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.testing import WorkflowEnvironment
 
+from tests.conftest import ADMIN_KEY
 from tests.e2e.conftest import Stack, open_stack
 from tests.e2e.test_workload_lifecycle import READY
 from tests.support.otlp_collector import Collector, ReceivedSpan, otlp_collector
@@ -122,3 +123,6 @@ async def create_and_invoke(stack: Stack, collector: Collector) -> None:
     assert span.parent_id == CALLER_SPAN  # the caller's trace continues in the gateway
     assert (trace_id, parent) == (CALLER_TRACE, span.span_id)  # and on to the workload
     assert span.attributes["http.response.status_code"] == "200"
+    # No credential and no invoke path reaches a span.
+    recorded = repr([(s.name, s.attributes) for s in collector.spans])
+    assert ADMIN_KEY not in recorded and "cgi-bin" not in recorded
