@@ -23,7 +23,7 @@ from activities.slots import SupervisionSlots
 from activities.supervision import SupervisionActivities
 from activities.workload_catalog import WorkloadCatalogActivities
 from catalog import database
-from catalog.tables import Deployment, Workload
+from catalog.tables import Artifact, Deployment, Workload
 from config import logging as wapi_logging
 from config.settings import Settings
 from runtimes.base import Runtime
@@ -134,10 +134,16 @@ async def restore_workflows(
     lifecycle = WorkloadLifecycle.from_settings(client, settings)
     deployments = DeploymentLifecycle.from_settings(client, settings)
     async with sessions() as session:
-        workload_rows = list(await session.scalars(select(Workload)))
+        workload_rows = list(
+            await session.execute(
+                select(Workload, Artifact.collection_id).join(
+                    Artifact, Artifact.id == Workload.artifact_id
+                )
+            )
+        )
         deployment_rows = list(await session.scalars(select(Deployment)))
-    for workload in workload_rows:
-        await lifecycle.ensure_workflow(WorkloadRef.of(workload))
+    for workload, collection_id in workload_rows:
+        await lifecycle.ensure_workflow(WorkloadRef.of(workload, collection_id))
     for deployment in deployment_rows:
         await deployments.ensure_workflow(DeploymentRef.of(deployment))
     return len(workload_rows) + len(deployment_rows)

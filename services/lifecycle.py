@@ -125,6 +125,7 @@ class WorkloadLifecycle(TemporalCalls):
                         attributes.NAME: ref.name,
                         attributes.STATUS: ref.status,
                         attributes.ARTIFACT_ID: ref.artifact_id,
+                        attributes.COLLECTION_ID: ref.collection_id,
                         attributes.OWNER: ref.owner,
                     }
                 ),

@@ -16,10 +16,13 @@ class WorkloadRef:
     name: str = ""
     artifact_id: str = ""
     owner: str = ""
+    collection_id: str = ""  # of its artifact, when registered
 
     @classmethod
-    def of(cls, row: Workload) -> WorkloadRef:
-        return cls(row.id, row.status, row.name, row.artifact_id, row.created_by)
+    def of(cls, row: Workload, collection_id: str | None = None) -> WorkloadRef:
+        return cls(
+            row.id, row.status, row.name, row.artifact_id, row.created_by, collection_id or ""
+        )
 
 
 @dataclass(frozen=True)

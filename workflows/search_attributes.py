@@ -22,6 +22,7 @@ DEPLOYMENT_ID = SearchAttributeKey.for_keyword("WapiDeploymentId")
 NAME = SearchAttributeKey.for_keyword("WapiName")
 STATUS = SearchAttributeKey.for_keyword("WapiStatus")
 ARTIFACT_ID = SearchAttributeKey.for_keyword("WapiArtifactId")
+COLLECTION_ID = SearchAttributeKey.for_keyword("WapiCollectionId")
 OWNER = SearchAttributeKey.for_keyword("WapiOwner")
 SWAP_STATUS = SearchAttributeKey.for_keyword("WapiSwapStatus")
 
@@ -31,6 +32,7 @@ ALL: tuple[SearchAttributeKey[str], ...] = (
     NAME,
     STATUS,
     ARTIFACT_ID,
+    COLLECTION_ID,
     OWNER,
     SWAP_STATUS,
 )

@@ -79,6 +79,12 @@ async def test_workflows_are_found_by_their_search_attributes(stack: Stack) -> N
     await found_by(
         client, f"WapiWorkloadId = '{v1}' AND WapiStatus = 'stopped'", [f"workload-{v1}"], "v1"
     )
+    await found_by(
+        client,
+        f"WapiCollectionId = '{collection}'",
+        sorted([f"workload-{v1}", f"workload-{v2}"]),
+        "the workloads of the collection's versions",
+    )
 
 
 @pytest.fixture
