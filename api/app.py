@@ -9,7 +9,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from importlib.metadata import version
 
 from fastapi import APIRouter, FastAPI
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.client import Client
@@ -214,6 +213,8 @@ def create_app(
     app.add_middleware(AuditMiddleware)  # inside RequestContextMiddleware: needs the request id
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
     if tracing.configure(settings, "wapi-api") is not None:
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
         # Outermost: a request's span covers everything, and its context is current when a
         # route calls Temporal.
         FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
