@@ -130,3 +130,16 @@ async def test_turned_off_for_a_server_without_them(
         assert names.isdisjoint(key.name for key in attributes.ALL)
         with pytest.raises(RPCError, match="WapiStatus"):  # this server does not know them
             await workflow_ids(stack.temporal, "WapiStatus = 'running'")
+
+    # Left on against such a server, a create is refused whole (503), not half-written.
+    async with open_stack(
+        tmp_path / "on", plain_server.client, docker_url, test_image, task_queue
+    ) as stack:
+        body = {"name": "w", "artifact": {"spec": {"containerGroups": [{"containers": [
+            stack.container()
+        ]}]}}}  # fmt: skip
+        refused = await stack.api.post(WORKLOADS, json=body)
+        assert refused.status_code == 503 and "WapiStatus" in refused.text, refused.text
+        assert (await stack.api.get(WORKLOADS)).json()["totalCount"] == 0
+        artifacts = await stack.api.get("/api/v2/registry/artifacts/")
+        assert artifacts.json()["totalCount"] == 0  # nor its inline artifact
