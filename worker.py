@@ -22,12 +22,12 @@ from activities.slots import SupervisionSlots
 from activities.supervision import SupervisionActivities
 from activities.workload_catalog import WorkloadCatalogActivities
 from catalog import database
-from catalog.tables import Deployment, Workload
+from catalog.tables import Artifact, Deployment, Workload
 from config import logging as wapi_logging
 from config.settings import Settings
 from runtimes.base import Runtime
 from runtimes.factory import build_runtime
-from services import temporal, worker_health
+from services import temporal, tracing, worker_health
 from services.bundles import BundleCatalog
 from services.keyring import load_keyring
 from services.lifecycle import DeploymentLifecycle, WorkloadLifecycle
@@ -91,9 +91,7 @@ def build_worker(
         worker_queue=own_queue,
         ready_timeout=timedelta(seconds=settings.ready_timeout_seconds),
     )
-    lifecycle = WorkloadLifecycle(
-        client, task_queue=main_queue, timeout=settings.update_timeout_seconds
-    )
+    lifecycle = WorkloadLifecycle.from_settings(client, settings, main_queue)
     deployment = DeploymentActivities(sessions, lifecycle, slots=slots)
     # Long activities are cancelled on shutdown and resumed on another worker.
     shutdown = timedelta(seconds=5)
@@ -132,17 +130,19 @@ async def restore_workflows(
 ) -> int:
     """Start the workflow of every workload and deployment in the catalog that has none (e.g.
     after Temporal lost its database, or the API died between writing a row and starting it)."""
-    lifecycle = WorkloadLifecycle(
-        client, task_queue=settings.temporal_task_queue, timeout=settings.update_timeout_seconds
-    )
-    deployments = DeploymentLifecycle(
-        client, task_queue=settings.temporal_task_queue, timeout=settings.update_timeout_seconds
-    )
+    lifecycle = WorkloadLifecycle.from_settings(client, settings)
+    deployments = DeploymentLifecycle.from_settings(client, settings)
     async with sessions() as session:
-        workload_rows = list(await session.scalars(select(Workload)))
+        workload_rows = list(
+            await session.execute(
+                select(Workload, Artifact.collection_id).join(
+                    Artifact, Artifact.id == Workload.artifact_id
+                )
+            )
+        )
         deployment_rows = list(await session.scalars(select(Deployment)))
-    for workload in workload_rows:
-        await lifecycle.ensure_workflow(WorkloadRef.of(workload))
+    for workload, collection_id in workload_rows:
+        await lifecycle.ensure_workflow(WorkloadRef.of(workload, collection_id))
     for deployment in deployment_rows:
         await deployments.ensure_workflow(DeploymentRef.of(deployment))
     return len(workload_rows) + len(deployment_rows)
@@ -165,6 +165,7 @@ async def connect(settings: Settings, *, attempts: int = 60) -> Client:
 
 
 async def run(settings: Settings) -> None:
+    tracing.configure(settings, "wapi-worker")
     async with AsyncExitStack() as stack:
         engine = database.create_engine(settings.catalog_url)
         stack.push_async_callback(engine.dispose)

@@ -42,7 +42,7 @@ from console import mount as mount_console
 from models.common import ErrorBody
 from runtimes.factory import build_runtime
 from services import api_keys as api_key_service
-from services import temporal
+from services import temporal, tracing
 from services.audit_writer import AuditWriter
 from services.bundles import BundleCatalog
 from services.limits import Limits
@@ -212,4 +212,10 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware)  # inside AuditMiddleware: refusals are audited
     app.add_middleware(AuditMiddleware)  # inside RequestContextMiddleware: needs the request id
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
+    if tracing.configure(settings, "wapi-api") is not None:
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        # Outermost: a request's span covers everything, and its context is current when a
+        # route calls Temporal.
+        FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
     return app

@@ -61,11 +61,7 @@ LimitsDep = Annotated[Limits, Depends(get_limits)]
 
 
 def _temporal_calls(context: AppContext, kind: type[T]) -> T:
-    return kind(
-        context.temporal,
-        task_queue=context.settings.temporal_task_queue,
-        timeout=context.settings.update_timeout_seconds,
-    )
+    return kind.from_settings(context.temporal, context.settings)
 
 
 async def get_lifecycle(context: ContextDep) -> WorkloadLifecycle:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli import apply, audit, contexts, resources, server, session, telemetry
+from cli import actions, apply, audit, contexts, resources, server, session, telemetry
 
 app = typer.Typer(no_args_is_help=True, help=__doc__, rich_markup_mode=None)
 
@@ -29,6 +29,7 @@ def connection(
 server.register(app)
 apply.register(app)
 resources.register(app)
+actions.register(app)
 telemetry.register(app)
 contexts.register(app)
 audit.register(app)

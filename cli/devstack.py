@@ -34,6 +34,7 @@ from runtimes.errors import RuntimeUnavailableError
 from runtimes.local.demo_image import LATEST, REPOSITORY, build_demo_image
 from runtimes.local.podman_service import PodmanService
 from services import temporal
+from workflows import search_attributes
 
 # The README's CLI tour rolls a deployment from one image to another: both name the demo image.
 TOUR_TAGS = ("v1", "v2")
@@ -162,6 +163,7 @@ class LocalStack:
             "--db-filename", str(self.state / "temporal.db"),
             "--namespace", self.settings.temporal_namespace,
             "--log-level", "warn",
+            *search_attributes.dev_server_args(),
         ]  # fmt: skip
 
     def _spawn(self, name: str, command: list[str], env: dict[str, str] | None = None) -> None:

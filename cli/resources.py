@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from cli.actions import read_value
 from cli.apply import Runner, TimeoutOption, WaitOption
 from cli.describe import describe_resource
 from cli.kinds import KINDS, kind_named, short, split_ref
@@ -206,8 +207,7 @@ def register(app: typer.Typer) -> None:
         description: str = "",
     ) -> None:
         """A secret; its value is read from a file or stdin, never from the command line."""
-        value = sys.stdin.read() if str(from_file) == "-" else from_file.read_text()
-        body = {"name": name, "description": description, "value": value.rstrip("\n")}
+        body = {"name": name, "description": description, "value": read_value(from_file)}
         made = SESSION.client().secrets.create(body)
         SESSION.console.print(f"secret/{made.name} ({made.id}) version {made.version}")
 

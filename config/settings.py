@@ -56,6 +56,16 @@ class Settings(BaseSettings):
         None, description="API key sent as a bearer token on every Temporal call (Temporal Cloud)."
     )
     temporal_ui_port: int = Field(8233, ge=1, le=65535)
+    otlp_endpoint: str | None = Field(
+        None,
+        description="An OTLP/HTTP collector (e.g. http://127.0.0.1:4318) that receives traces "
+        "of API requests, workflows, activities, engine calls and invokes. Unset: no tracing.",
+    )
+    temporal_search_attributes: bool = Field(
+        True,
+        description="Give workflows the Wapi* search attributes (docs/operations.md). Turn off "
+        "for a Temporal server where they are not registered.",
+    )
     temporal_ui_url: str | None = Field(
         None,
         description="The Temporal UI's URL, for the console's links to workflows. Unset: "

@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Self, TypeVar
 
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.common import SearchAttributeKey, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from config.settings import Settings
 from services.errors import ConflictError, UnavailableError
 from services.refs import DeploymentRef, WorkloadRef
 from workflows import deployment_contract as deployment
+from workflows import search_attributes as attributes
 from workflows import workload_contract as workload
 from workflows.common import INVALID_TRANSITION
 
@@ -30,10 +32,30 @@ class WorkflowMissingError(UnavailableError):
 class TemporalCalls:
     """Bounded waits on Temporal, with its errors mapped to domain errors."""
 
-    def __init__(self, client: Client, *, task_queue: str, timeout: float) -> None:
+    def __init__(
+        self, client: Client, *, task_queue: str, timeout: float, search_attributes: bool = True
+    ) -> None:
         self.client = client
         self.task_queue = task_queue
         self.timeout = timeout
+        self.search_attributes = search_attributes
+
+    @classmethod
+    def from_settings(
+        cls, client: Client, settings: Settings, task_queue: str | None = None
+    ) -> Self:
+        return cls(
+            client,
+            task_queue=task_queue or settings.temporal_task_queue,
+            timeout=settings.update_timeout_seconds,
+            search_attributes=settings.temporal_search_attributes,
+        )
+
+    def _indexed(self, values: dict[SearchAttributeKey[str], str]) -> TypedSearchAttributes:
+        """The workflow's search attributes at start: none when the setting turns them off."""
+        if not self.search_attributes:
+            return TypedSearchAttributes.empty
+        return TypedSearchAttributes(attributes.pairs({k: v for k, v in values.items() if v}))
 
     async def update(
         self,
@@ -97,6 +119,19 @@ class WorkloadLifecycle(TemporalCalls):
                 id=workload.workflow_id(ref.id),
                 task_queue=self.task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                search_attributes=self._indexed(
+                    {
+                        attributes.WORKLOAD_ID: ref.id,
+                        attributes.NAME: ref.name,
+                        attributes.STATUS: ref.status,
+                        attributes.ARTIFACT_ID: ref.artifact_id,
+                        attributes.COLLECTION_ID: ref.collection_id,
+                        attributes.OWNER: ref.owner,
+                    }
+                ),
+                static_summary=f"workload {ref.name or ref.id}",
+                static_details=f"The lifecycle of workload {ref.id} (artifact {ref.artifact_id}, "
+                f"owner {ref.owner}): start, supervise, scale, stop, delete.",
             )
         )
 
@@ -145,6 +180,18 @@ class DeploymentLifecycle(TemporalCalls):
                 id=deployment.deployment_workflow_id(ref.id),
                 task_queue=self.task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                search_attributes=self._indexed(
+                    {
+                        attributes.DEPLOYMENT_ID: ref.id,
+                        attributes.NAME: ref.name,
+                        attributes.STATUS: ref.status,
+                        attributes.WORKLOAD_ID: ref.workload_id,
+                        attributes.OWNER: ref.owner,
+                    }
+                ),
+                static_summary=f"deployment {ref.name or ref.id}",
+                static_details=f"Deployment {ref.id} (owner {ref.owner}): health monitoring and "
+                "zero-downtime swaps of the workload it serves.",
             )
         )
 

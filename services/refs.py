@@ -12,10 +12,17 @@ from models.status import DeploymentStatus, WorkloadStatus
 class WorkloadRef:
     id: str
     status: WorkloadStatus
+    # What the workflow's search attributes and summary say (docs/operations.md).
+    name: str = ""
+    artifact_id: str = ""
+    owner: str = ""
+    collection_id: str = ""  # of its artifact, when registered
 
     @classmethod
-    def of(cls, row: Workload) -> WorkloadRef:
-        return cls(id=row.id, status=row.status)
+    def of(cls, row: Workload, collection_id: str | None = None) -> WorkloadRef:
+        return cls(
+            row.id, row.status, row.name, row.artifact_id, row.created_by, collection_id or ""
+        )
 
 
 @dataclass(frozen=True)
@@ -23,7 +30,9 @@ class DeploymentRef:
     id: str
     workload_id: str
     status: DeploymentStatus
+    name: str = ""
+    owner: str = ""
 
     @classmethod
     def of(cls, row: Deployment) -> DeploymentRef:
-        return cls(id=row.id, workload_id=row.workload_id, status=row.status)
+        return cls(row.id, row.workload_id, row.status, row.name, row.created_by)

@@ -1,5 +1,6 @@
-"""Connecting to Temporal the same way everywhere: the pydantic converter, our namespace, and
-the TLS and API-key settings (the API, the worker and `wapi run` all connect through here)."""
+"""Connecting to Temporal the same way everywhere: the pydantic converter, our namespace, the
+TLS and API-key settings, and tracing when it is configured (services/tracing.py). The API, the
+worker and `wapi run` all connect through here."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import TLSConfig
 
 from config.settings import Settings
+from services.tracing import temporal_interceptors
 
 
 async def connect(settings: Settings, *, lazy: bool = False) -> Client:
@@ -21,6 +23,7 @@ async def connect(settings: Settings, *, lazy: bool = False) -> Client:
         data_converter=pydantic_data_converter,
         tls=tls_config(settings),
         api_key=api_key,
+        interceptors=temporal_interceptors(settings),
         lazy=lazy,
     )
 

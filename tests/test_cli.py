@@ -214,3 +214,35 @@ def test_contexts_and_their_precedence(tmp_path: Path, env: dict[str, str]) -> N
     assert wapi(config, "config", "use-context", "nope").exit_code == ExitCode.NOT_FOUND
     unknown = wapi({**config, "WAPI_CONTEXT": "nope"}, "get", "workloads")
     assert unknown.exit_code == ExitCode.INVALID and "no context 'nope'" in unknown.output
+
+
+def test_share_rotate_and_clone(env: dict[str, str], tmp_path: Path) -> None:
+    path = stack_file(tmp_path, ARTIFACT.format(status="registered", tag="1"))
+    assert wapi(env, "apply", "-f", path).exit_code == 0
+    shared = wapi(env, "share", "artifact", "tool", "-r", "bob=consumer", "-r", "carol=user")
+    assert shared.exit_code == 0, shared.output
+    roles = json.loads(wapi(env, "share", "art", "tool", "-o", "json").output)
+    assert {r["username"]: r["role"] for r in roles} == {
+        "admin": "owner",
+        "bob": "consumer",
+        "carol": "user",
+    }
+    assert "carol" not in wapi(env, "share", "artifact", "tool", "-r", "carol=none").output
+    bad = wapi(env, "share", "artifact", "tool", "-r", "dave=boss")
+    assert bad.exit_code == ExitCode.USAGE and "USER=ROLE" in bad.output
+    assert wapi(env, "share", "bundle", "cpu.small").exit_code == ExitCode.USAGE
+
+    copy = wapi(env, "clone", "tool", "--name", "tool-next")
+    assert copy.exit_code == 0 and "artifact/tool-next: draft" in copy.output, copy.output
+    cloned = json.loads(wapi(env, "get", "artifact", "tool-next", "-o", "json").output)
+    assert cloned["status"] == "draft" and cloned["spec"]["containerGroups"][0]["containers"][0][
+        "imageUri"
+    ] == ("registry.example.com/team/tool:1")
+
+    wapi(env, "create", "secret", "db-password", "--from-file", "-", stdin="first\n")
+    rotated = wapi(env, "rotate", "db-password", "--from-file", "-", stdin="second-value\n")
+    assert rotated.exit_code == 0 and "version 2" in rotated.output, rotated.output
+    assert "second-value" not in rotated.output
+    assert wapi(env, "rotate", "nope", "--from-file", "-", stdin="x").exit_code == (
+        ExitCode.NOT_FOUND
+    )

@@ -30,7 +30,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 with workflow.unsafe.imports_passed_through():
-    from models.status import DeploymentStatus
+    from models.status import DeploymentStatus, SwapStatus
     from workflows.common import (
         CATALOG_RETRY,
         HEARTBEAT_TIMEOUT,
@@ -73,6 +73,7 @@ with workflow.unsafe.imports_passed_through():
         WaitRunningResult,
         WorkloadTargetInput,
     )
+    from workflows.search_attributes import STATUS, SWAP_STATUS, WORKLOAD_ID, upsert
 
 R = TypeVar("R")
 
@@ -151,8 +152,10 @@ class DeploymentWorkflow:
                     keep_previous_seconds=input.keep_previous_seconds,
                     actor=input.actor,
                 ),
+                summary=f"begin swap {input.swap_id} to workload {input.workload_id}",
             )
             self.state.status = "swapping"
+            upsert({STATUS: "swapping", SWAP_STATUS: "starting"})
         return self._result()
 
     @swap.validator
@@ -212,6 +215,7 @@ class DeploymentWorkflow:
             ACTIVITY_MONITOR,
             MonitorInput(deployment_id=self.state.deployment_id, status=self.state.status),
             result_type=MonitorResult,
+            summary=f"monitor health (now {self.state.status})",
             task_queue=supervision_queue(workflow.info().task_queue) if patched else None,
             schedule_to_start_timeout=wait if patched else None,
             start_to_close_timeout=LONG_ACTIVITY_LEASE,
@@ -285,6 +289,7 @@ class DeploymentWorkflow:
             ACTIVITY_ENSURE_WORKLOAD_STARTED,
             WorkloadTargetInput(workload_id=swap.candidate, actor=swap.actor),
             EnsureStartedResult,
+            summary=f"start candidate workload {swap.candidate}",
         )
         swap.started_candidate = swap.started_candidate or started.started
         if swap.deadline is None:
@@ -294,6 +299,7 @@ class DeploymentWorkflow:
             ACTIVITY_WAIT_RUNNING,
             WaitRunningInput(workload_id=swap.candidate, deadline=swap.deadline),
             result_type=WaitRunningResult,
+            summary=f"wait until workload {swap.candidate} runs",
             start_to_close_timeout=timedelta(seconds=swap.ready_timeout_seconds + 120),
             heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=CATALOG_RETRY,
@@ -339,8 +345,10 @@ class DeploymentWorkflow:
                 workload_id=swap.candidate,
                 actor=swap.actor,
             ),
+            summary=f"swap traffic to workload {swap.candidate}",
         )
         self.state.workload_id = swap.candidate
+        upsert({WORKLOAD_ID: swap.candidate, SWAP_STATUS: "switched"})
         # Swapping back inside a rollback window: the candidate must not be retired later.
         self.state.retiring = [r for r in self.state.retiring if r.workload_id != swap.candidate]
         stop_at = workflow.now() + TRAFFIC_SETTLE + timedelta(seconds=swap.keep_previous_seconds)
@@ -353,16 +361,19 @@ class DeploymentWorkflow:
         if swap.started_candidate:
             await self._stop_workload(swap.candidate)
         cancelled = swap.cancelled_by is not None or self.state.deleting
+        swap_status: SwapStatus = "cancelled" if cancelled else "rolled_back"
         await _call(
             ACTIVITY_FINISH_SWAP,
             SwapRecordInput(
                 deployment_id=self.state.deployment_id,
                 swap_id=swap.swap_id,
-                status="cancelled" if cancelled else "rolled_back",
+                status=swap_status,
                 reason=reason,
                 actor=swap.cancelled_by or "system",
             ),
+            summary=f"{swap_status.replace('_', ' ')}: traffic stays on {swap.previous}",
         )
+        upsert({SWAP_STATUS: swap_status})
         event = "swap_cancelled" if cancelled else "swap_rolled_back"
         await self._record(
             swap.previous_status,
@@ -376,6 +387,7 @@ class DeploymentWorkflow:
             await _call(
                 ACTIVITY_STOP_WORKLOAD,
                 WorkloadTargetInput(workload_id=retirement.workload_id, actor="system"),
+                summary=f"retire the old workload {retirement.workload_id}",
             )
             await _call(
                 ACTIVITY_FINISH_SWAP,
@@ -385,8 +397,10 @@ class DeploymentWorkflow:
                     status="completed",
                     reason=f"workload {retirement.workload_id} stopped",
                 ),
+                summary=f"record swap {retirement.swap_id} completed",
             )
             self.state.retiring.remove(retirement)
+            upsert({SWAP_STATUS: "completed"})
 
     def _until_next_retirement(self) -> timedelta | None:
         if not self.state.retiring:
@@ -419,6 +433,7 @@ class DeploymentWorkflow:
             await workflow.execute_activity(
                 ACTIVITY_STOP_WORKLOAD,
                 WorkloadTargetInput(workload_id=workload_id, actor="system"),
+                summary=f"stop workload {workload_id}",
                 start_to_close_timeout=timedelta(minutes=1),
                 schedule_to_close_timeout=LOCKED_RUNTIME_LIMIT,
                 retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1)),
@@ -445,8 +460,10 @@ class DeploymentWorkflow:
                 event=event,
                 message=message,
             ),
+            summary=f"record {status}: {event}",
         )
         self.state.status = status
+        upsert({STATUS: status})
 
     def _not_deleting(self) -> None:
         if self.state.deleting:
@@ -462,12 +479,19 @@ class DeploymentWorkflow:
         return workflow.info().is_continue_as_new_suggested()
 
 
-async def _call(activity: str, arg: BaseModel, result_type: type[R] | None = None) -> R:
+async def _call(
+    activity: str,
+    arg: BaseModel,
+    result_type: type[R] | None = None,
+    *,
+    summary: str | None = None,
+) -> R:
     """An activity by name, retried while the catalog or Temporal is away."""
     result: R = await workflow.execute_activity(
         activity,
         arg,
         result_type=result_type,
+        summary=summary,
         start_to_close_timeout=timedelta(minutes=2),
         retry_policy=CATALOG_RETRY,
     )

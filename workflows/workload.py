@@ -53,6 +53,7 @@ with workflow.unsafe.imports_passed_through():
         RUNTIME_RETRY,
         supervision_queue,
     )
+    from workflows.search_attributes import STATUS, upsert
     from workflows.workload_contract import (
         ACTIVITY_FORGET_WORKLOAD,
         ACTIVITY_HALT_CONTAINERS,
@@ -295,12 +296,14 @@ class WorkloadWorkflow:
         self._supervisions += 1
         self._supervision_id = f"supervise-{self._supervisions}"
         self._supervised = None
+        supervise = self._supervise_input(plan)
         handle = workflow.start_activity(
             ACTIVITY_SUPERVISE,
-            self._supervise_input(plan),
+            supervise,
             result_type=SuperviseResult,
             activity_id=self._supervision_id,
             task_queue=supervision_queue(workflow.info().task_queue),
+            summary=_supervision_summary(supervise),
             schedule_to_start_timeout=(
                 CAPACITY_WAIT_AGAIN if self._waiting_for_capacity else CAPACITY_WAIT
             ),
@@ -385,6 +388,7 @@ class WorkloadWorkflow:
                     ACTIVITY_RELEASE_SUPERVISION,
                     WorkloadIdInput(workload_id=self.state.workload_id),
                     task_queue=where.task_queue,
+                    summary=f"release the supervision on worker {where.worker}",
                     schedule_to_start_timeout=RELEASE_REACH,
                     start_to_close_timeout=RELEASE_LIMIT,
                     retry_policy=RetryPolicy(maximum_attempts=1),
@@ -456,6 +460,7 @@ class WorkloadWorkflow:
                 ACTIVITY_PREPARE_PLAN,
                 PreparePlanInput(workload_id=self.state.workload_id, generation=generation),
                 result_type=RunPlan,
+                summary=f"plan generation {generation}: images, replicas, ports, secrets",
                 start_to_close_timeout=timedelta(seconds=30),
                 schedule_to_close_timeout=LOCKED_RUNTIME_LIMIT,
                 retry_policy=RUNTIME_RETRY,
@@ -490,7 +495,9 @@ class WorkloadWorkflow:
                     self._teardown_error = reason
                     return False
                 await _catalog(
-                    ACTIVITY_FORGET_WORKLOAD, WorkloadIdInput(workload_id=self.state.workload_id)
+                    ACTIVITY_FORGET_WORKLOAD,
+                    WorkloadIdInput(workload_id=self.state.workload_id),
+                    summary="forget the workload",
                 )
             self._torn_down = True
             return True
@@ -502,9 +509,11 @@ class WorkloadWorkflow:
         if not workflow.patched(DRAIN_PATCH):
             return
         await _catalog(
-            ACTIVITY_WITHDRAW_REPLICAS, WorkloadIdInput(workload_id=self.state.workload_id)
+            ACTIVITY_WITHDRAW_REPLICAS,
+            WorkloadIdInput(workload_id=self.state.workload_id),
+            summary="drain: take the replicas out of the gateways",
         )
-        await workflow.sleep(DRAIN_GRACE)
+        await workflow.sleep(DRAIN_GRACE, summary="drain: let requests in flight finish")
 
     # Helpers
 
@@ -529,9 +538,11 @@ class WorkloadWorkflow:
                 reason=reason,
             ),
             RecordStatusResult,
+            summary=f"record {status}: {event}",
         )
         self.state.status = status
         self.state.reason = reason
+        upsert({STATUS: status})
         return result.exists
 
     async def _containers(self, activity: str) -> str | None:
@@ -542,6 +553,7 @@ class WorkloadWorkflow:
             await workflow.execute_activity(
                 activity,
                 WorkloadIdInput(workload_id=self.state.workload_id),
+                summary=_CONTAINER_SUMMARIES.get(activity),
                 start_to_close_timeout=timedelta(minutes=5),
                 schedule_to_close_timeout=LOCKED_RUNTIME_LIMIT if bounded else None,
                 retry_policy=RUNTIME_RETRY,
@@ -571,12 +583,33 @@ class WorkloadWorkflow:
         return workflow.info().is_continue_as_new_suggested()
 
 
-async def _catalog(activity: str, arg: BaseModel, result_type: type[R] | None = None) -> R:
+_CONTAINER_SUMMARIES = {
+    ACTIVITY_HALT_CONTAINERS: "halt the containers (kept for their logs)",
+    ACTIVITY_REMOVE_CONTAINERS: "remove the containers",
+}
+
+
+def _supervision_summary(input: SuperviseInput) -> str:
+    """What the Temporal UI's timeline shows for a supervision (user metadata)."""
+    replicas = sum(group.replicas for group in input.plan.groups)
+    if input.wait_for_ready:
+        return f"pull images, start and probe {replicas} replica(s) until ready"
+    return f"supervise {replicas} replica(s): probe, restart on crash"
+
+
+async def _catalog(
+    activity: str,
+    arg: BaseModel,
+    result_type: type[R] | None = None,
+    *,
+    summary: str | None = None,
+) -> R:
     """A catalog write (or read) by activity name; retried until the database answers."""
     result: R = await workflow.execute_activity(
         activity,
         arg,
         result_type=result_type,
+        summary=summary,
         start_to_close_timeout=timedelta(seconds=30),
         retry_policy=CATALOG_RETRY,
     )

@@ -32,10 +32,13 @@ import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Final
 
+from opentelemetry.trace import Span
+
 from api.error_status import status_for
 from api.gateway import headers as h
 from api.gateway.access import ANONYMOUS, Caller, CallerRefused, Decision, Kind, Miss
 from api.gateway.paths import invoke_route
+from api.gateway.tracing import without_trace_headers
 from api.gateway.upstream import PoolTimeoutError, UpstreamConnection
 from services.errors import DomainError, PayloadTooLargeError, TooManyRequestsError
 
@@ -86,10 +89,12 @@ class Exchange:
         "resp_keep_alive",
         "resp_started",
         "resp_status",
+        "span",
         "started",
         "target",
         "target_id",
         "task",
+        "trace_lines",
         "tunnel_open",
         "up",
         "up_eof_body",
@@ -160,6 +165,8 @@ class Exchange:
         self.upgrade_data = b""
         self.tunnel_open = False
         self.continue_sent = False
+        self.span: Span | None = None  # the invoke's span, when the gateway traces
+        self.trace_lines = b""  # the traceparent the replica gets instead of the caller's
 
     # ---- start: route, authorize, attach to a replica ------------------------------------
 
@@ -320,16 +327,24 @@ class Exchange:
         else:
             framing = b""
         client = self.client
-        forwarded = b"%sX-Forwarded-Host: %s\r\nX-Request-ID: %s\r\n" % (
+        headers = self.headers
+        tracing = self.gw.tracing
+        if tracing is not None and self.kind is not None:
+            if self.span is None:
+                self.span = tracing.begin(self.kind, self.target_id, self.method, headers)
+                self.trace_lines = tracing.header_lines(self.span)
+            headers = without_trace_headers(headers)
+        forwarded = b"%sX-Forwarded-Host: %s\r\nX-Request-ID: %s\r\n%s" % (
             client.forwarded,
             self.host,
             self.request_id,
+            self.trace_lines,
         )
         self._up_write(
             h.request_head(
                 self.method,
                 self.target,
-                self.headers,
+                headers,
                 host=connection.pool.host_header,
                 forwarded=forwarded,
                 framing=framing,
@@ -643,6 +658,8 @@ class Exchange:
         if kind is None:
             return  # not an invoke call
         gw = self.gw
+        if self.span is not None and gw.tracing is not None:
+            gw.tracing.end(self.span, status)
         decision = self.decision
         if self.holding and decision is not None:
             running = gw.callers[decision.actor] - 1

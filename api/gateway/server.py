@@ -32,10 +32,12 @@ from api.gateway.directory import ReplicaDirectory
 from api.gateway.exchange import Exchange
 from api.gateway.invocation_audit import InvocationAudit
 from api.gateway.metrics import GatewayMetrics
+from api.gateway.tracing import InvokeTracing
 from api.gateway.traffic import TrafficLog
 from api.gateway.upstream import Pools
 from catalog import database
 from config.settings import Settings
+from services.tracing import configure as configure_tracing
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +77,10 @@ class Gateway:
         audit: InvocationAudit | None,
         options: GatewayOptions | None = None,
         traffic: TrafficLog | None = None,
+        tracing: InvokeTracing | None = None,
     ) -> None:
         self.access = access
+        self.tracing = tracing  # spans of invoke calls, when tracing is configured
         self.pools = pools
         self.metrics = metrics
         self.audit = audit
@@ -229,7 +233,8 @@ async def running_gateway(
         flush_seconds=settings.gateway_traffic_flush_seconds,
         retention=timedelta(days=settings.traffic_retention_days),
     )
-    gateway = Gateway(access, pools, metrics, audit, GatewayOptions.of(settings), traffic)
+    tracing = InvokeTracing() if configure_tracing(settings, "wapi-gateway") else None
+    gateway = Gateway(access, pools, metrics, audit, GatewayOptions.of(settings), traffic, tracing)
     await directory.start()
     audit.start()
     traffic.start()

