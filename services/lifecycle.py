@@ -140,7 +140,7 @@ class DeploymentLifecycle(TemporalCalls):
             lambda: self.client.start_workflow(
                 deployment.WORKFLOW_TYPE,
                 deployment.DeploymentInput(
-                    deployment_id=ref.id, workload_id=ref.workload_id, status=ref.status
+                    deployment_id=ref.id, workload_id=ref.workload_id, status=ref.health_status
                 ),
                 id=deployment.deployment_workflow_id(ref.id),
                 task_queue=self.task_queue,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from catalog.tables import Deployment, Workload
-from models.status import DeploymentStatus, WorkloadStatus
+from models.status import HealthStatus, WorkloadStatus
 
 
 @dataclass(frozen=True)
@@ -22,8 +22,8 @@ class WorkloadRef:
 class DeploymentRef:
     id: str
     workload_id: str
-    status: DeploymentStatus
+    health_status: HealthStatus
 
     @classmethod
     def of(cls, row: Deployment) -> DeploymentRef:
-        return cls(id=row.id, workload_id=row.workload_id, status=row.status)
+        return cls(id=row.id, workload_id=row.workload_id, health_status=row.health_status)
