@@ -38,14 +38,14 @@ def upgrade() -> None:
         batch.drop_index("ix_deployments_status")
         batch.alter_column("status", new_column_name="health_status")
         batch.alter_column("status_reason", new_column_name="health_reason")
-        batch.create_index("ix_deployments_health_status", ["health_status"], unique=False)
+    op.create_index("ix_deployments_health_status", "deployments", ["health_status"])
     _translate("health_status", VERDICTS, "unknown")
 
 
 def downgrade() -> None:
     _translate("health_status", {"healthy": "active", "degraded": "degraded"}, "inactive")
+    op.drop_index("ix_deployments_health_status", "deployments")
     with op.batch_alter_table("deployments") as batch:
-        batch.drop_index("ix_deployments_health_status")
         batch.alter_column("health_status", new_column_name="status")
         batch.alter_column("health_reason", new_column_name="status_reason")
-        batch.create_index("ix_deployments_status", ["status"], unique=False)
+    op.create_index("ix_deployments_status", "deployments", ["status"])
