@@ -465,5 +465,8 @@ async def test_5_deployment_status_is_the_lifecycle(
     assert seen == ["initializing", "errored"]
     errored = (await api.get(DEPLOYMENTS, params={"status": "errored"})).json()["data"]
     assert [d["id"] for d in errored] == [deployment["id"]]
+    for order in ("status", "-status", "healthStatus", "-healthStatus"):
+        ordered = await api.get(DEPLOYMENTS, params={"orderBy": order})
+        assert ordered.status_code == 200 and ordered.json()["totalCount"] == 1, ordered.text
     await workload_is(workload, "stopping")
     assert (await api.get(url)).json()["status"] == "stopped"
