@@ -1,4 +1,8 @@
-"""Deployments in the catalog: creation rules, reads, events, swaps and health history."""
+"""Deployments in the catalog: creation rules, reads, events, swaps and health history.
+
+Why one module of this length: every catalog read and write of a deployment and its swaps,
+events and checks, which the routes and the workflow's activities share.
+"""
 
 from __future__ import annotations
 
