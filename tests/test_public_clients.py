@@ -23,6 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.deployments import DeploymentActivities
 from api.app import create_app
 from catalog.tables import DeploymentTraffic
+from client import AsyncClient, WaitFailedError
 from config.settings import Settings
 from models.spec import ArtifactSpec
 from models.status import WorkloadStatus
@@ -34,7 +35,7 @@ from tests.conftest import ADMIN_KEY, client_for
 from tests.factories import ready_replica, spec
 from tests.support.gateway import gateway_in_loop
 from tests.support.upstream import aiohttp_server, answering
-from workflows.deployment_contract import BeginSwapInput, RecordDeploymentInput
+from workflows.deployment_contract import BeginSwapInput, RecordDeploymentInput, SwapRecordInput
 
 WORKLOADS = "/api/v2/console/workloads/"
 DEPLOYMENTS = "/api/v2/console/deployments/"
@@ -423,6 +424,9 @@ async def test_5_deployment_status_is_the_lifecycle(
         await workload_is(workload, status)
     deployment = await asyncio.wait_for(waiting, 60)
     assert seen == ["submitted", "initializing", "running"]
+    transport = httpx.ASGITransport(app=live_app)
+    async with AsyncClient("http://testserver", ADMIN_KEY, transport=transport) as wapi:
+        assert (await wapi.deployments.wait_until(deployment["id"], timeout=30)).status == "running"
     assert deployment["statusReason"] is None
 
     # The verdict of the health checks and a swap in progress are fields of their own.
@@ -453,6 +457,11 @@ async def test_5_deployment_status_is_the_lifecycle(
         refused = await api.get(DEPLOYMENTS, params={"status": old})
         assert refused.status_code == 422 and locs(refused) == [("query", "status")]
 
+    await activities.finish_swap(
+        SwapRecordInput(deployment_id=deployment["id"], swap_id="s1", status="rolled_back")
+    )
+    assert (await api.get(url)).json()["swap"] is None
+
     # A client waiting on a deployment whose workload errors gives up with the reason.
     await workload_is(workload, "initializing")
     seen = []
@@ -463,6 +472,11 @@ async def test_5_deployment_status_is_the_lifecycle(
     with pytest.raises(RuntimeError, match=reason):
         await asyncio.wait_for(waiting, 60)
     assert seen == ["initializing", "errored"]
+    # Our own typed client fails its wait as fast.
+    transport = httpx.ASGITransport(app=live_app)
+    async with AsyncClient("http://testserver", ADMIN_KEY, transport=transport) as wapi:
+        with pytest.raises(WaitFailedError, match="it is errored: workload"):
+            await wapi.deployments.wait_until(deployment["id"], timeout=30, interval=0.05)
     errored = (await api.get(DEPLOYMENTS, params={"status": "errored"})).json()["data"]
     assert [d["id"] for d in errored] == [deployment["id"]]
     for order in ("status", "-status", "healthStatus", "-healthStatus"):
