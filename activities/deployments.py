@@ -30,7 +30,7 @@ from catalog.tables import (
     utcnow,
 )
 from models.spec import ArtifactSpec
-from models.status import DeploymentStatus
+from models.status import HealthStatus
 from runtimes import http_check
 from services import deployments
 from services.errors import ConflictError
@@ -57,6 +57,7 @@ from workflows.deployment_contract import (
     WaitRunningInput,
     WaitRunningResult,
     WorkloadTargetInput,
+    current_verdict,
 )
 
 
@@ -78,10 +79,10 @@ class DeploymentActivities:
     @activity.defn(name=ACTIVITY_RECORD_STATUS)
     async def record_status(self, input: RecordDeploymentInput) -> None:
         async with self.sessions() as session, session.begin():
-            await deployments.record_status(
+            await deployments.record_health(
                 session,
                 input.deployment_id,
-                input.status,
+                current_verdict(input.status),
                 input.reason,
                 input.event,
                 input.message,
@@ -113,14 +114,14 @@ class DeploymentActivities:
                         requested_by=input.actor,
                     )
                 )
-            await deployments.record_status(
+            # The health verdict stays that of the workload traffic goes to until it moves.
+            await deployments.add_event(
                 session,
                 input.deployment_id,
-                "swapping",
-                f"moving to workload {input.to_workload_id}",
                 "swap_started",
                 f"swap to workload {input.to_workload_id} requested by {input.actor}",
                 input.actor,
+                {"swapId": input.swap_id, "toWorkloadId": input.to_workload_id},
             )
 
     @activity.defn(name=ACTIVITY_FINISH_SWAP)
@@ -196,6 +197,7 @@ class DeploymentActivities:
     async def monitor(self, input: MonitorInput) -> MonitorResult:
         """Check health every interval along the route traffic takes (the deployment's current
         workload, its ready replicas); record each check; return when the verdict changes."""
+        recorded = current_verdict(input.status)
         with self.slots.hold(input.deployment_id):
             turn = 0
             while True:
@@ -205,8 +207,8 @@ class DeploymentActivities:
                 )
                 turn += 1
                 if verdict is None:
-                    return MonitorResult(status="inactive", reason="the deployment is gone")
-                if verdict != input.status:
+                    return MonitorResult(status="unknown", reason="the deployment is gone")
+                if verdict != recorded:
                     return MonitorResult(status=verdict, reason=reason)
                 # Heartbeat through the wait: an interval may be longer than the timeout.
                 deadline = time.monotonic() + interval
@@ -221,19 +223,19 @@ class DeploymentActivities:
 
     async def _check(
         self, deployment_id: str, turn: int
-    ) -> tuple[DeploymentStatus | None, str | None, float]:
+    ) -> tuple[HealthStatus | None, str | None, float]:
         async with self.reads() as session:
             deployment = await session.get(Deployment, deployment_id)
             if deployment is None:
                 return None, None, 1.0
-            status = deployment.status
+            verdict = deployment.health_status
             settings = deployments.health_settings(deployment)
             workload = await session.get(Workload, deployment.workload_id)
             if workload is None or workload.status != "running":
                 state = workload.status if workload else "deleted"
                 return (
-                    "inactive",
-                    f"workload {deployment.workload_id} is {state}",
+                    "unknown",
+                    f"not checked: workload {deployment.workload_id} is {state}",
                     settings.interval_seconds,
                 )
             addresses = list(
@@ -261,7 +263,9 @@ class DeploymentActivities:
                 f"{failures} health checks failed in a row: {check.message}",
                 settings.interval_seconds,
             )
-        return ("active" if check.ok else status), None, settings.interval_seconds
+        if check.ok:
+            return "healthy", None, settings.interval_seconds
+        return verdict, deployment.health_reason, settings.interval_seconds
 
     async def _default_path(self, session: AsyncSession, workload: Workload) -> str:
         artifact = await session.get(Artifact, workload.artifact_id)

@@ -19,10 +19,13 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    case,
+    literal,
+    select,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from models.api_keys import Role
@@ -30,8 +33,10 @@ from models.audit import ActorKind
 from models.sharing import ResourceType, ShareRole
 from models.spec import ArtifactType
 from models.status import (
+    DEPLOYMENT_STATUS_OF_WORKLOAD,
     ArtifactStatus,
     DeploymentStatus,
+    HealthStatus,
     ReplicaState,
     SwapStatus,
     WorkloadStatus,
@@ -196,14 +201,33 @@ class Deployment(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     importance: Mapped[Importance] = mapped_column(String(20), default="low")
     workload_id: Mapped[str] = mapped_column(ForeignKey("workloads.id"), index=True)
-    status: Mapped[DeploymentStatus] = mapped_column(String(20), index=True)
-    status_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    # The verdict of the health checks, written by the deployment's workflow.
+    health_status: Mapped[HealthStatus] = mapped_column(String(20), index=True)
+    health_reason: Mapped[str | None] = mapped_column(Text, default=None)
     health: Mapped[dict[str, Any]]
     # Invoke request bodies larger than this are refused (413); None: the gateway's default.
     max_body_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
     created_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Read with the row from the workload traffic goes to, never stored: the lifecycle status
+    # cannot drift from it. Not expired by a flush (an async session cannot load lazily).
+    workload_status: Mapped[WorkloadStatus | None] = column_property(
+        select(Workload.status).where(Workload.id == workload_id).scalar_subquery(),
+        expire_on_flush=False,
+    )
+    workload_status_reason: Mapped[str | None] = column_property(
+        select(Workload.status_reason).where(Workload.id == workload_id).scalar_subquery(),
+        expire_on_flush=False,
+    )
+    status: Mapped[DeploymentStatus] = column_property(
+        case(
+            DEPLOYMENT_STATUS_OF_WORKLOAD,
+            value=select(Workload.status).where(Workload.id == workload_id).scalar_subquery(),
+            else_=literal("errored"),  # its workload is gone
+        ),
+        expire_on_flush=False,
+    )
 
 
 class ResourceRole(Base):

@@ -59,7 +59,7 @@ class Runner:
     def wait_deployment(self, deployment_id: str, label: str) -> None:
         poll = self.view.on_deployment(label, deployment_id in self.ids.values())
         self.wapi.deployments.wait_until(
-            deployment_id, "active", timeout=self.timeout, on_poll=poll
+            deployment_id, "running", timeout=self.timeout, on_poll=poll
         )
 
     def wait_swap(self, deployment_id: str, swap_id: str, label: str) -> None:

@@ -12,7 +12,7 @@ from cli.kinds import Kind
 from cli.output import Column, age, as_yaml, plain, table
 from client import ApiError, Client
 from models.artifacts import ArtifactPublic, CollectionPublic
-from models.deployments import DeploymentPublic
+from models.deployments import DeploymentPublic, SwapPublic
 from models.workloads import WorkloadPublic
 
 LATEST_EVENTS = 10
@@ -75,6 +75,10 @@ def _workload(wapi: Client, console: Console, w: WorkloadPublic) -> None:
     _section(console, "Events (newest first)", EVENT_COLUMNS, events)
 
 
+def _swap_line(swap: SwapPublic | None) -> str | None:
+    return f"{swap.id} to workload {swap.to_workload_id}: {swap.status}" if swap else None
+
+
 def _deployment(wapi: Client, console: Console, d: DeploymentPublic) -> None:
     health = wapi.deployments.health(d.id, recent=0)
     ratio = health.availability.ratio
@@ -85,6 +89,9 @@ def _deployment(wapi: Client, console: Console, d: DeploymentPublic) -> None:
             ("ID", d.id),
             ("Status", d.status),
             ("Reason", d.status_reason),
+            ("Health", d.health.status),
+            ("Health reason", d.health.reason),
+            ("Swap", _swap_line(d.swap)),
             ("Workload", d.workload_id),
             ("Endpoint", d.endpoint),
             ("Your role", d.role),

@@ -137,6 +137,7 @@ KINDS: list[Kind] = [
         [
             *NAME_ID,
             ("STATUS", lambda r: r.status),
+            ("HEALTH", lambda r: r.health.status),
             ("WORKLOAD", lambda r: r.workload_id),
             ("ROLE", lambda r: r.role),
             ("AGE", lambda r: age(r.created_at)),

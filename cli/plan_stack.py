@@ -10,7 +10,13 @@ from cli.plan_workloads import plan_workload
 from cli.session import ExitCode, UserError
 from cli.stack import DeploymentDocument, Stack
 from client import Client, NotFoundError
-from models.deployments import DeploymentCreate, DeploymentPublic, DeploymentUpdate, SwapCreate
+from models.deployments import (
+    DeploymentCreate,
+    DeploymentPublic,
+    DeploymentUpdate,
+    HealthSettings,
+    SwapCreate,
+)
 from models.workloads import InlineArtifact
 
 
@@ -74,7 +80,7 @@ def _plan_deployment(
             "Deployment", doc.name, "create", [f"serving workload/{doc.workload}"], create
         )
     existing = named[0]
-    if existing.status == "swapping":
+    if existing.swap is not None and existing.swap.status == "starting":
         raise UserError(
             f"deployment '{doc.name}' is swapping; apply again when the swap is over",
             ExitCode.CONFLICT,
@@ -104,9 +110,13 @@ def _plan_deployment(
     return Change("Deployment", doc.name, "swap" if swap else "update", lines, update)
 
 
+SETTINGS = set(HealthSettings.model_fields)
+
+
 def _settings(deployment: DeploymentPublic | DeploymentDocument) -> dict[str, object]:
-    health = deployment.health.model_dump(mode="json", by_alias=True)
-    return {"description": deployment.description, "health": health}
+    # The settings only: a deployment's `health` also says the verdict of its checks.
+    health = HealthSettings.model_validate(deployment.health.model_dump(include=SETTINGS))
+    return {"description": deployment.description, "health": health.model_dump(by_alias=True)}
 
 
 def teardown(wapi: Client, stack: Stack) -> list[Change]:

@@ -81,7 +81,7 @@ def plan_workload(
         return [change, *leftovers], Target(key, None, registered)
 
     serving = catalog.serving(live.id)
-    if any(d.status == "swapping" for d in serving):
+    if any(d.swap is not None and d.swap.status == "starting" for d in serving):
         raise UserError(
             f"workload '{doc.name}': deployment '{serving[0].name}' is swapping; "
             "apply again when the swap is over (or apply with --wait)",

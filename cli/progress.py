@@ -120,7 +120,8 @@ class ProgressView:
             self._new_events(
                 key, label, lambda at: self.wapi.deployments.events(deployment.id, offset=at)
             )
-            self._update(label, Row(deployment.status, note=deployment.status_reason or ""))
+            note = deployment.status_reason or f"health {deployment.health.status}"
+            self._update(label, Row(deployment.status, note=note))
 
         return poll
 

@@ -28,7 +28,7 @@ from models.deployments import (
     TokenPublic,
 )
 from models.stats import DeploymentStats, Resolution
-from models.status import DeploymentStatus, WorkloadStatus
+from models.status import DeploymentStatus, HealthStatus, WorkloadStatus
 from models.workloads import (
     Importance,
     ReplicaPublic,
@@ -132,6 +132,7 @@ class Deployments(Sharing[Mode]):
         self,
         search: str | None = None,
         status: DeploymentStatus | None = None,
+        health_status: HealthStatus | None = None,
         workload_id: str | None = None,
         wid: list[str] | None = None,
         workload_details: bool | None = None,

@@ -151,8 +151,9 @@ class SyncDeployments(Deployments[Sync]):
         interval: float = 1.0,
         on_poll: OnPoll[DeploymentPublic] = None,
     ) -> DeploymentPublic:
-        """Poll until the deployment's status is one of `statuses` (default `active`)."""
-        wanted = statuses or ("active",)
+        """Poll until the deployment's status is one of `statuses` (default `running`); raises
+        `WaitFailedError` when it settles elsewhere (its workload errored or stopped)."""
+        wanted = statuses or ("running",)
         what = f"deployment {deployment_id} to be {'/'.join(wanted)}"
         return wait_sync(
             lambda: self.get(deployment_id),
@@ -201,7 +202,7 @@ class AsyncDeployments(Deployments[Async]):
         interval: float = 1.0,
         on_poll: OnPoll[DeploymentPublic] = None,
     ) -> DeploymentPublic:
-        wanted = statuses or ("active",)
+        wanted = statuses or ("running",)
         what = f"deployment {deployment_id} to be {'/'.join(wanted)}"
         return await wait_async(
             lambda: self.get(deployment_id),

@@ -23,6 +23,7 @@ OnPoll = Callable[[T], None] | None
 
 # A workload in one of these stays there until someone acts.
 SETTLED_WORKLOAD: frozenset[WorkloadStatus] = frozenset({"running", "stopped", "errored"})
+SETTLED_DEPLOYMENT: frozenset[DeploymentStatus] = frozenset({"running", "stopped", "errored"})
 FINISHED_SWAP: frozenset[SwapStatus] = frozenset({"completed", "rolled_back", "cancelled"})
 
 
@@ -51,8 +52,23 @@ def all_ready(workload: WorkloadPublic, replicas: Sequence[ReplicaPublic]) -> bo
 
 
 def deployment_reaches(statuses: Iterable[DeploymentStatus]) -> Condition[DeploymentPublic]:
+    """As a workload's: a deployment settled elsewhere (its workload errored, say) fails,
+    unless a swap in progress may still move it."""
     wanted = frozenset(statuses)
-    return lambda deployment: deployment.status in wanted
+
+    def check(deployment: DeploymentPublic) -> bool:
+        if deployment.status in wanted:
+            return True
+        if deployment.status in SETTLED_DEPLOYMENT and deployment.swap is None:
+            reason = f": {deployment.status_reason}" if deployment.status_reason else ""
+            raise WaitFailedError(
+                f"deployment '{deployment.name}' ({deployment.id})",
+                f"it is {deployment.status}{reason}",
+                deployment,
+            )
+        return False
+
+    return check
 
 
 def swap_finishes(statuses: Iterable[SwapStatus]) -> Condition[SwapPublic]:

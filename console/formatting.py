@@ -8,9 +8,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-GOOD = {"running", "active", "registered", "completed", "ok"}
+GOOD = {"running", "healthy", "registered", "completed", "ok"}
 BUSY = {"submitted", "initializing", "stopping", "swapping", "starting", "switched", "draft"}
-BAD = {"errored", "degraded", "rolled_back", "failed", "inactive"}
+BAD = {"errored", "degraded", "rolled_back", "failed"}
 
 
 def age(moment: datetime | None, now: datetime | None = None) -> str:

@@ -10,7 +10,7 @@ from pydantic import Field, StringConstraints
 from models.artifacts import Description, Name, ResourceId
 from models.common import CamelModel, InputModel, UserRef
 from models.sharing import ShareRole
-from models.status import DeploymentStatus, SwapStatus
+from models.status import DeploymentStatus, HealthStatus, SwapStatus
 from models.workloads import Importance, WorkloadPublic
 
 _IMPORTANCE_DOC = "As a workload's: orders what matters most under contention."
@@ -63,32 +63,6 @@ class DeploymentUpdate(InputModel):
     max_body_bytes: MaxBodyBytes = None
 
 
-class DeploymentPublic(CamelModel):
-    id: str
-    name: str
-    description: str
-    importance: Importance
-    status: DeploymentStatus
-    status_reason: str | None
-    workload_id: str = Field(description="The workload traffic goes to now.")
-    endpoint: str = Field(
-        description="The stable invoke URL, served by the gateway; always ends with '/'."
-    )
-    health: HealthSettings
-    max_body_bytes: int | None = Field(
-        description="Largest invoke request body; null: the gateway's default."
-    )
-    role: ShareRole | None = Field(description="Your role on this deployment.")
-    creator: UserRef
-    created_at: datetime
-    updated_at: datetime
-    workload: WorkloadPublic | None = Field(
-        None,
-        description="The workload traffic goes to, in lists asked with `workloadDetails=true` "
-        "(null if it is not shared with you).",
-    )
-
-
 class SwapCreate(InputModel):
     workload_id: ResourceId = Field(
         description="The registered workload to move traffic to.",
@@ -117,6 +91,51 @@ class SwapPublic(CamelModel):
     finished_at: datetime | None
 
 
+class HealthPublic(HealthSettings):
+    """The health-check settings, and the verdict of the checks (read-only: not sent back)."""
+
+    status: HealthStatus = Field(
+        description="`healthy`: the last check passed; `degraded`: `failureThreshold` checks "
+        "in a row failed; `unknown`: nothing is checked (the workload is not running) or no "
+        "check has run yet."
+    )
+    reason: str | None = Field(description="Why it is not `healthy`.")
+
+
+class DeploymentPublic(CamelModel):
+    id: str
+    name: str
+    description: str
+    importance: Importance
+    status: DeploymentStatus = Field(
+        description="The lifecycle of the workload traffic goes to: `submitted`, "
+        "`initializing` (not ready yet), `running`, `stopped` (also while stopping), "
+        "`errored`. A swap in progress and the health verdict are in `swap` and `health`."
+    )
+    status_reason: str | None = Field(description="Why it is not `running`.")
+    workload_id: str = Field(description="The workload traffic goes to now.")
+    endpoint: str = Field(
+        description="The stable invoke URL, served by the gateway; always ends with '/'."
+    )
+    health: HealthPublic
+    swap: SwapPublic | None = Field(
+        description="The swap in progress: `starting` until traffic moves, `switched` while "
+        "the previous workload is kept; null when none is."
+    )
+    max_body_bytes: int | None = Field(
+        description="Largest invoke request body; null: the gateway's default."
+    )
+    role: ShareRole | None = Field(description="Your role on this deployment.")
+    creator: UserRef
+    created_at: datetime
+    updated_at: datetime
+    workload: WorkloadPublic | None = Field(
+        None,
+        description="The workload traffic goes to, in lists asked with `workloadDetails=true` "
+        "(null if it is not shared with you).",
+    )
+
+
 class HealthCheckPublic(CamelModel):
     checked_at: datetime
     ok: bool
@@ -133,7 +152,8 @@ class Availability(CamelModel):
 
 
 class DeploymentHealth(CamelModel):
-    status: DeploymentStatus
+    status: HealthStatus
+    reason: str | None = Field(description="Why it is not `healthy`.")
     last_check: HealthCheckPublic | None
     consecutive_failures: int
     availability: Availability

@@ -6,6 +6,19 @@ from typing import Literal
 
 ArtifactStatus = Literal["draft", "registered"]
 WorkloadStatus = Literal["submitted", "initializing", "running", "stopping", "stopped", "errored"]
-DeploymentStatus = Literal["active", "degraded", "inactive", "swapping"]
+# A deployment's status is its lifecycle, read from the workload traffic goes to (a swap in
+# progress and the health verdict are fields of their own).
+DeploymentStatus = Literal["submitted", "initializing", "running", "stopped", "errored"]
+DEPLOYMENT_STATUS_OF_WORKLOAD: dict[WorkloadStatus, DeploymentStatus] = {
+    "submitted": "submitted",
+    "initializing": "initializing",
+    "running": "running",
+    "stopping": "stopped",
+    "stopped": "stopped",
+    "errored": "errored",
+}
+# The verdict of a deployment's health checks: `unknown` while nothing is checked (the
+# workload is not running, or no check has run yet).
+HealthStatus = Literal["healthy", "degraded", "unknown"]
 SwapStatus = Literal["starting", "switched", "completed", "rolled_back", "cancelled"]
 ReplicaState = Literal["pending", "starting", "running", "crashed", "terminated"]

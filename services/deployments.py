@@ -1,4 +1,8 @@
-"""Deployments in the catalog: creation rules, reads, events, swaps and health history."""
+"""Deployments in the catalog: creation rules, reads, events, swaps and health history.
+
+Why one module of this length: every catalog read and write of a deployment and its swaps,
+events and checks, which the routes and the workflow's activities share.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from catalog.tables import (
     utcnow,
 )
 from models.deployments import DeploymentCreate, DeploymentUpdate, HealthSettings
-from models.status import DeploymentStatus
+from models.status import HealthStatus
 from services import access, events, sharing, traffic
 from services.api_keys import Principal
 from services.errors import ConflictError
@@ -30,7 +34,11 @@ SORT_KEYS = {
     "createdAt": Deployment.created_at,
     "updatedAt": Deployment.updated_at,
     "status": Deployment.status,
+    "healthStatus": Deployment.health_status,
 }
+# A swap is in progress until it ends: traffic has not moved yet, or the previous workload is
+# still kept for its rollback window.
+SWAP_IN_PROGRESS = ("starting", "switched")
 
 
 async def deployable_workload(
@@ -77,7 +85,8 @@ async def create_deployment(
         description=data.description,
         importance=data.importance,
         workload_id=workload.id,
-        status="active" if workload.status == "running" else "inactive",
+        health_status="unknown",
+        health_reason="not checked yet",
         health=data.health.model_dump(mode="json"),
         max_body_bytes=data.max_body_bytes,
         created_by=creator,
@@ -86,6 +95,7 @@ async def create_deployment(
     await session.flush()
     sharing.grant_owner(session, "deployment", deployment.id, creator)
     await add_event(session, deployment.id, "created", f"created by {creator}", creator)
+    await session.refresh(deployment, ["status", "workload_status", "workload_status_reason"])
     return deployment
 
 
@@ -98,6 +108,7 @@ async def list_deployments(
     workload_id: str | None,
     principal: Principal,
     workload_ids: list[str] | None = None,
+    health_status: str | None = None,
 ) -> tuple[list[Deployment], int]:
     """The deployments the caller may read (in front of one of `workload_ids`, if given)."""
     statement = select(Deployment)
@@ -107,6 +118,8 @@ async def list_deployments(
         )
     if status:
         statement = statement.where(Deployment.status == status)
+    if health_status:
+        statement = statement.where(Deployment.health_status == health_status)
     if workload_id:
         statement = statement.where(Deployment.workload_id == workload_id)
     if workload_ids:
@@ -182,10 +195,10 @@ async def list_events(
     return await events.page(session, DeploymentEvent, deployment_id, page)
 
 
-async def record_status(
+async def record_health(
     session: AsyncSession,
     deployment_id: str,
-    status: DeploymentStatus,
+    verdict: HealthStatus,
     reason: str | None,
     event: str,
     message: str,
@@ -194,10 +207,26 @@ async def record_status(
     deployment = await session.get(Deployment, deployment_id)
     if deployment is None:
         return
-    deployment.status = status
-    deployment.status_reason = reason
+    deployment.health_status = verdict
+    deployment.health_reason = reason
     deployment.updated_at = utcnow()
-    await add_event(session, deployment_id, event, message, actor, {"status": status})
+    await add_event(session, deployment_id, event, message, actor, {"healthStatus": verdict})
+
+
+async def swaps_in_progress(
+    session: AsyncSession, deployment_ids: list[str]
+) -> dict[str, DeploymentSwap]:
+    """The swap in progress of each of the deployments that has one (the newest, if a swap
+    began while the previous one kept its old workload)."""
+    rows = await session.scalars(
+        select(DeploymentSwap)
+        .where(
+            DeploymentSwap.deployment_id.in_(set(deployment_ids)),
+            DeploymentSwap.status.in_(SWAP_IN_PROGRESS),
+        )
+        .order_by(DeploymentSwap.created_at)
+    )
+    return {swap.deployment_id: swap for swap in rows}
 
 
 async def list_swaps(

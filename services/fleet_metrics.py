@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import get_args
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -16,12 +17,13 @@ from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog.tables import Artifact, Deployment, Workload, WorkloadReplica
-from models.status import DeploymentStatus, ReplicaState, WorkloadStatus
+from models.status import DeploymentStatus, HealthStatus, ReplicaState, WorkloadStatus
 
 WORKLOAD_STATUSES: tuple[WorkloadStatus, ...] = (
     "submitted", "initializing", "running", "stopping", "stopped", "errored",
 )  # fmt: skip
-DEPLOYMENT_STATUSES: tuple[DeploymentStatus, ...] = ("active", "degraded", "inactive", "swapping")
+DEPLOYMENT_STATUSES: tuple[DeploymentStatus, ...] = get_args(DeploymentStatus)
+HEALTH_STATUSES: tuple[HealthStatus, ...] = get_args(HealthStatus)
 REPLICA_STATES: tuple[ReplicaState, ...] = (
     "pending", "starting", "running", "crashed", "terminated",
 )  # fmt: skip
@@ -43,6 +45,7 @@ class DeploymentRow:
     id: str
     name: str
     status: str
+    health: str
     workload_id: str
 
 
@@ -77,7 +80,13 @@ async def snapshot(session: AsyncSession) -> FleetSnapshot:
         .outerjoin(restarts, restarts.c.workload_id == Workload.id)
     )
     deployments = await session.execute(
-        select(Deployment.id, Deployment.name, Deployment.status, Deployment.workload_id)
+        select(
+            Deployment.id,
+            Deployment.name,
+            Deployment.status,
+            Deployment.health_status,
+            Deployment.workload_id,
+        )
     )
     replicas = await session.execute(
         select(WorkloadReplica.state, func.count()).group_by(WorkloadReplica.state)
@@ -110,6 +119,10 @@ class FleetCollector(Collector):
         yield _counts(
             "wapi_deployments", "Deployments by status.", "status", DEPLOYMENT_STATUSES,
             [row.status for row in fleet.deployments],
+        )  # fmt: skip
+        yield _counts(
+            "wapi_deployments_health", "Deployments by health verdict.", "health",
+            HEALTH_STATUSES, [row.health for row in fleet.deployments],
         )  # fmt: skip
         replicas = GaugeMetricFamily(
             "wapi_replicas", "Replicas by the state the runtime last reported.", labels=["state"]
@@ -144,14 +157,20 @@ class FleetCollector(Collector):
             ready.add_metric([row.id, row.name], row.replicas_ready)
         deployment_status = GaugeMetricFamily(
             "wapi_deployment_status",
-            "1 for each deployment, labelled with its current status and workload.",
+            "1 for each deployment, labelled with its lifecycle status and workload.",
             labels=["deployment", "name", "status", "workload"],
+        )
+        deployment_health = GaugeMetricFamily(
+            "wapi_deployment_health",
+            "1 for each deployment, labelled with the verdict of its health checks.",
+            labels=["deployment", "name", "health"],
         )
         for deployment in self.fleet.deployments:
             deployment_status.add_metric(
                 [deployment.id, deployment.name, deployment.status, deployment.workload_id], 1
             )
-        yield from (workload_status, restarts, ready, deployment_status)
+            deployment_health.add_metric([deployment.id, deployment.name, deployment.health], 1)
+        yield from (workload_status, restarts, ready, deployment_status, deployment_health)
 
 
 def _counts(

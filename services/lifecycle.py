@@ -175,7 +175,7 @@ class DeploymentLifecycle(TemporalCalls):
             lambda: self.client.start_workflow(
                 deployment.WORKFLOW_TYPE,
                 deployment.DeploymentInput(
-                    deployment_id=ref.id, workload_id=ref.workload_id, status=ref.status
+                    deployment_id=ref.id, workload_id=ref.workload_id, status=ref.health_status
                 ),
                 id=deployment.deployment_workflow_id(ref.id),
                 task_queue=self.task_queue,
@@ -184,7 +184,7 @@ class DeploymentLifecycle(TemporalCalls):
                     {
                         attributes.DEPLOYMENT_ID: ref.id,
                         attributes.NAME: ref.name,
-                        attributes.STATUS: ref.status,
+                        attributes.STATUS: ref.health_status,
                         attributes.WORKLOAD_ID: ref.workload_id,
                         attributes.OWNER: ref.owner,
                     }

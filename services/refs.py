@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from catalog.tables import Deployment, Workload
-from models.status import DeploymentStatus, WorkloadStatus
+from models.status import HealthStatus, WorkloadStatus
 
 
 @dataclass(frozen=True)
@@ -29,10 +29,10 @@ class WorkloadRef:
 class DeploymentRef:
     id: str
     workload_id: str
-    status: DeploymentStatus
+    health_status: HealthStatus
     name: str = ""
     owner: str = ""
 
     @classmethod
     def of(cls, row: Deployment) -> DeploymentRef:
-        return cls(row.id, row.workload_id, row.status, row.name, row.created_by)
+        return cls(row.id, row.workload_id, row.health_status, row.name, row.created_by)

@@ -18,7 +18,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.deployments import DeploymentActivities
 from catalog import database
-from catalog.tables import Workload
+from catalog.tables import Deployment, Workload
 from models.deployments import DeploymentCreate, HealthSettings
 from services import deployments
 from tests.factories import ADMIN, artifact, ready_replica, registered_workload
@@ -63,7 +63,7 @@ async def test_monitor_heartbeats_through_a_slow_check(catalog_engine: AsyncEngi
         env.on_heartbeat = lambda *details: heartbeats.append(details)
         activities = DeploymentActivities(sessions, cast(Any, None))
         result = await env.run(
-            activities.monitor, MonitorInput(deployment_id=deployment_id, status="active")
+            activities.monitor, MonitorInput(deployment_id=deployment_id, status="healthy")
         )
     assert result.status == "degraded"
     assert "timed out after 2.5s" in (result.reason or "")
@@ -98,7 +98,9 @@ async def test_a_trickling_endpoint_holds_no_lock_and_is_cut_at_its_timeout(
         activities = DeploymentActivities(sessions, cast(Any, None))
         monitor = asyncio.create_task(
             ActivityEnvironment().run(
-                activities.monitor, MonitorInput(deployment_id=deployment_id, status="active")
+                # As a history recorded before migration 0008 says `healthy`.
+                activities.monitor,
+                MonitorInput(deployment_id=deployment_id, status="active"),
             )
         )
         await asyncio.wait_for(asked.wait(), 30)
@@ -113,3 +115,40 @@ async def test_a_trickling_endpoint_holds_no_lock_and_is_cut_at_its_timeout(
         result = await asyncio.wait_for(monitor, 30)
     assert result.status == "degraded"
     assert "timed out after 3s" in (result.reason or "")
+
+
+async def test_the_verdict_goes_from_unknown_to_healthy_and_back(
+    catalog_engine: AsyncEngine,
+) -> None:
+    """A new deployment is `unknown` until a check passes; while its workload does not run,
+    nothing is checked and the verdict is `unknown` again, saying why."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+        await writer.drain()
+        writer.close()
+
+    sessions = database.create_sessionmaker(catalog_engine)
+    activities = DeploymentActivities(sessions, cast(Any, None))
+    async with upstream(answer) as port:
+        deployment_id = await deployment_on(sessions, port, check_seconds=5)
+        async with sessions() as session:
+            created = await session.get(Deployment, deployment_id)
+            assert created is not None
+            assert (created.status, created.health_status) == ("running", "unknown")
+        found = await ActivityEnvironment().run(
+            activities.monitor, MonitorInput(deployment_id=deployment_id, status="unknown")
+        )
+    assert (found.status, found.reason) == ("healthy", None)
+    async with sessions() as session, session.begin():
+        deployment = await session.get(Deployment, deployment_id)
+        assert deployment is not None
+        workload = await session.get(Workload, deployment.workload_id)
+        assert workload is not None
+        workload.status = "stopped"
+    lost = await ActivityEnvironment().run(
+        activities.monitor, MonitorInput(deployment_id=deployment_id, status="healthy")
+    )
+    assert lost.status == "unknown"
+    assert lost.reason == f"not checked: workload {deployment.workload_id} is stopped"

@@ -370,10 +370,12 @@ async def test_metrics_show_deployment_ids_only_to_admins(stack: GovernedStack) 
     for username in (None, "mallory"):
         async with stack.client(username) as caller:
             text = (await caller.get("/metrics")).text
-        assert 'wapi_deployments{status="active"}' in text and deployment.id not in text
-        assert "wapi_workload_status" not in text
+        assert 'wapi_deployments{status="running"}' in text and deployment.id not in text
+        assert 'wapi_deployments_health{health="degraded"}' in text
+        assert "wapi_workload_status" not in text and "wapi_deployment_health" not in text
     text = (await stack.admin.get("/metrics")).text
     assert f'wapi_deployment_status{{deployment="{deployment.id}"' in text
+    assert f'wapi_deployment_health{{deployment="{deployment.id}"' in text
     # An installation may choose to publish them (its /metrics is then for trusted eyes).
     settings = stack.settings.model_copy(update={"metrics_deployment_labels": True})
     async with gateway_in_loop(settings) as public, httpx.AsyncClient() as http:

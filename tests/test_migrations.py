@@ -7,13 +7,14 @@ from typing import Any
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import column, insert, table, text
+from sqlalchemy import column, insert, select, table, text
 
 from catalog import database
 from catalog.tables import (
     Artifact,
     ArtifactCollection,
     Base,
+    Deployment,
     JSONType,
     Secret,
     UTCDateTime,
@@ -108,5 +109,73 @@ async def test_roles_move_to_resource_roles_and_creators_become_owners(catalog_u
             ("secret", "s1", "gina", "owner"),
             ("workload", "w1", "frank", "owner"),
         ]
+    finally:
+        await engine.dispose()
+
+
+async def test_deployment_status_becomes_the_health_verdict(catalog_url: str) -> None:
+    """0008: the old status (the health verdict, or a swap) moves to `health_status` in the
+    new words; `status` is then read from the workload (and 0007 gets the old words back)."""
+    engine = database.create_engine(catalog_url)
+
+    def to(revision: str) -> Any:
+        def run(connection: Any) -> None:
+            config = database.alembic_config(str(connection.engine.url))
+            config.attributes["connection"] = connection
+            command.downgrade(config, revision)
+
+        return run
+
+    old = {"d1": "active", "d2": "degraded", "d3": "inactive", "d4": "swapping"}
+    try:
+        await database.migrate(engine)
+        async with engine.begin() as conn:
+            await conn.run_sync(to("0007"))
+        sessions = database.create_sessionmaker(engine)
+        async with sessions() as session, session.begin():
+            session.add(ArtifactCollection(id="c1", name="c", type="generic", created_by="erin"))
+            await session.flush()
+            session.add(
+                Artifact(id="a1", name="a", type="generic", status="registered", version=1,
+                         collection_id="c1", spec={}, created_by="erin")
+            )  # fmt: skip
+            await session.flush()
+            for workload_id, status in (("w1", "running"), ("w2", "stopping")):
+                session.add(
+                    Workload(id=workload_id, name="w", artifact_id="a1", status=status,
+                             runtime={}, created_by="erin")
+                )  # fmt: skip
+            await session.flush()
+            columns = ("id", "name", "description", "workload_id", "status", "status_reason",
+                       "created_by")  # fmt: skip
+            at_0007 = table(
+                "deployments",
+                *(column(name) for name in columns),
+                column("health", JSONType),
+                column("created_at", UTCDateTime()),
+                column("updated_at", UTCDateTime()),
+            )
+            for deployment_id, status in old.items():
+                workload_id = "w2" if deployment_id == "d3" else "w1"
+                await session.execute(
+                    insert(at_0007).values(id=deployment_id, name="d", description="",
+                        workload_id=workload_id,
+                        status=status, status_reason="why", health={}, created_by="erin",
+                        created_at=utcnow(), updated_at=utcnow())
+                )  # fmt: skip
+        await database.migrate(engine)
+        async with sessions() as session:
+            rows = await session.scalars(select(Deployment).order_by(Deployment.id))
+            found = [(d.id, d.status, d.health_status, d.health_reason) for d in rows]
+        assert found == [
+            ("d1", "running", "healthy", "why"),
+            ("d2", "running", "degraded", "why"),
+            ("d3", "stopped", "unknown", "why"),
+            ("d4", "running", "unknown", "why"),
+        ]
+        async with engine.begin() as conn:
+            await conn.run_sync(to("0007"))
+            back = await conn.execute(text("SELECT id, status FROM deployments ORDER BY id"))
+            assert dict(tuple(row) for row in back) == {**old, "d4": "inactive"}
     finally:
         await engine.dispose()

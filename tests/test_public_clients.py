@@ -2,7 +2,8 @@
 through the HTTP API, with the request bodies those clients send, on SQLite and PostgreSQL.
 
 Workloads and deployments are created against a real Temporal dev server (their workflows
-start on a task queue no worker serves: nothing here needs them to run).
+start on a task queue no worker serves: nothing here needs them to run; where a test needs what
+they record, it writes it as their activities do).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -19,17 +20,22 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from temporalio.testing import WorkflowEnvironment
 
+from activities.deployments import DeploymentActivities
 from api.app import create_app
 from catalog.tables import DeploymentTraffic
+from client import AsyncClient, WaitFailedError
 from config.settings import Settings
 from models.spec import ArtifactSpec
+from models.status import WorkloadStatus
 from models.workloads import WorkloadRuntime
+from services import workloads
 from services.bundles import BundleCatalog
 from services.workload_runtime import build_plan
 from tests.conftest import ADMIN_KEY, client_for
 from tests.factories import ready_replica, spec
 from tests.support.gateway import gateway_in_loop
 from tests.support.upstream import aiohttp_server, answering
+from workflows.deployment_contract import BeginSwapInput, RecordDeploymentInput, SwapRecordInput
 
 WORKLOADS = "/api/v2/console/workloads/"
 DEPLOYMENTS = "/api/v2/console/deployments/"
@@ -370,3 +376,111 @@ async def test_7_deployment_stats_from_the_gateway(
     )
     async with client_for(live_app, viewer.json()["key"]) as victor:
         assert (await victor.get(url)).status_code == 404  # no role on the deployment
+
+
+async def wait_for_running(api: httpx.AsyncClient, url: str, seen: list[str]) -> dict[str, Any]:
+    """As the public API's clients wait: poll until `running`, give up on `errored`."""
+    for _ in range(600):
+        deployment: dict[str, Any] = (await api.get(url)).json()
+        if not seen or seen[-1] != deployment["status"]:
+            seen.append(deployment["status"])
+        if deployment["status"] == "running":
+            return deployment
+        if deployment["status"] == "errored":
+            raise RuntimeError(f"deployment errored: {deployment['statusReason']}")
+        await asyncio.sleep(0.05)
+    raise TimeoutError(url)
+
+
+async def test_5_deployment_status_is_the_lifecycle(
+    live_app: FastAPI, api: httpx.AsyncClient
+) -> None:
+    """The catalog is written as the workflows' activities write it (no worker runs here): the
+    workload's status by its workflow, the verdict and the swap by the deployment's."""
+    sessions = live_app.state.context.sessions
+    activities = DeploymentActivities(sessions, cast(Any, None))
+
+    async def workload_is(
+        workload_id: str, status: WorkloadStatus, reason: str | None = None
+    ) -> None:
+        async with sessions() as session, session.begin():
+            await workloads.record_status(
+                session, workload_id, status=status, generation=1, reason=reason,
+                event=status, message=status, actor="system",
+            )  # fmt: skip
+
+    workload = await registered(api)
+    made = await api.post(DEPLOYMENTS, json={"name": "svc", "workloadId": workload})
+    assert made.status_code == 201, made.text
+    url = f"{DEPLOYMENTS}{made.json()['id']}/"
+    assert made.json()["status"] == "submitted"
+    assert made.json()["health"]["status"] == "unknown" and made.json()["swap"] is None
+
+    seen: list[str] = []
+    waiting = asyncio.create_task(wait_for_running(api, url, seen))
+    for status in ("initializing", "running"):
+        await asyncio.sleep(0.3)
+        assert not waiting.done()
+        await workload_is(workload, status)
+    deployment = await asyncio.wait_for(waiting, 60)
+    assert seen == ["submitted", "initializing", "running"]
+    transport = httpx.ASGITransport(app=live_app)
+    async with AsyncClient("http://testserver", ADMIN_KEY, transport=transport) as wapi:
+        assert (await wapi.deployments.wait_until(deployment["id"], timeout=30)).status == "running"
+    assert deployment["statusReason"] is None
+
+    # The verdict of the health checks and a swap in progress are fields of their own.
+    await activities.record_status(
+        RecordDeploymentInput(deployment_id=deployment["id"], status="degraded",
+            reason="3 health checks failed in a row", event="status_changed", message="m")
+    )  # fmt: skip
+    candidate = await registered(api, "candidate")
+    await activities.begin_swap(
+        BeginSwapInput(deployment_id=deployment["id"], swap_id="s1", from_workload_id=workload,
+            to_workload_id=candidate, ready_timeout_seconds=60, keep_previous_seconds=0,
+            actor="admin")
+    )  # fmt: skip
+    shown = (await api.get(url)).json()
+    assert shown["status"] == "running"
+    assert shown["health"] == {
+        "path": None, "intervalSeconds": 10, "timeoutSeconds": 2.0, "failureThreshold": 3,
+        "status": "degraded", "reason": "3 health checks failed in a row",
+    }  # fmt: skip
+    swap = shown["swap"]
+    assert (swap["id"], swap["status"], swap["toWorkloadId"]) == ("s1", "starting", candidate)
+    listed = await api.get(DEPLOYMENTS, params={"status": "running", "healthStatus": "degraded"})
+    assert [d["id"] for d in listed.json()["data"]] == [deployment["id"]]
+    assert listed.json()["data"][0]["swap"]["id"] == "s1"
+    health = (await api.get(f"{url}health/")).json()
+    assert (health["status"], health["reason"]) == ("degraded", "3 health checks failed in a row")
+    for old in ("active", "degraded", "inactive", "swapping"):
+        refused = await api.get(DEPLOYMENTS, params={"status": old})
+        assert refused.status_code == 422 and locs(refused) == [("query", "status")]
+
+    await activities.finish_swap(
+        SwapRecordInput(deployment_id=deployment["id"], swap_id="s1", status="rolled_back")
+    )
+    assert (await api.get(url)).json()["swap"] is None
+
+    # A client waiting on a deployment whose workload errors gives up with the reason.
+    await workload_is(workload, "initializing")
+    seen = []
+    waiting = asyncio.create_task(wait_for_running(api, url, seen))
+    await asyncio.sleep(0.3)
+    await workload_is(workload, "errored", "replica default-0 exited with code 1")
+    reason = rf"workload {workload} is errored: replica default-0 exited"
+    with pytest.raises(RuntimeError, match=reason):
+        await asyncio.wait_for(waiting, 60)
+    assert seen == ["initializing", "errored"]
+    # Our own typed client fails its wait as fast.
+    transport = httpx.ASGITransport(app=live_app)
+    async with AsyncClient("http://testserver", ADMIN_KEY, transport=transport) as wapi:
+        with pytest.raises(WaitFailedError, match="it is errored: workload"):
+            await wapi.deployments.wait_until(deployment["id"], timeout=30, interval=0.05)
+    errored = (await api.get(DEPLOYMENTS, params={"status": "errored"})).json()["data"]
+    assert [d["id"] for d in errored] == [deployment["id"]]
+    for order in ("status", "-status", "healthStatus", "-healthStatus"):
+        ordered = await api.get(DEPLOYMENTS, params={"orderBy": order})
+        assert ordered.status_code == 200 and ordered.json()["totalCount"] == 1, ordered.text
+    await workload_is(workload, "stopping")
+    assert (await api.get(url)).json()["status"] == "stopped"

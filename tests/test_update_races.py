@@ -88,8 +88,8 @@ class Activities:
 
     @activity.defn(name=dc.ACTIVITY_MONITOR)
     async def monitor(self, input: dc.MonitorInput) -> dc.MonitorResult:
-        if input.status != "active":
-            return dc.MonitorResult(status="active")
+        if input.status != "healthy":
+            return dc.MonitorResult(status="healthy")
         while True:  # healthy: nothing to report
             activity.heartbeat()
             await asyncio.sleep(0.2)
@@ -268,11 +268,11 @@ async def test_two_swaps_sent_together_swap_once(
     deployment_id = uuid.uuid4().hex[:24]
     handle = await temporal_client.start_workflow(
         dc.WORKFLOW_TYPE,
-        dc.DeploymentInput(deployment_id=deployment_id, workload_id="w0", status="inactive"),
+        dc.DeploymentInput(deployment_id=deployment_id, workload_id="w0", status="unknown"),
         id=dc.deployment_workflow_id(deployment_id),
         task_queue=task_queue,
     )
-    # The monitor reports `active`: the workflow records it under its lock, held here.
+    # The monitor reports `healthy`: the workflow records it under its lock, held here.
     fakes.hold.set()
     await asyncio.wait_for(fakes.holding.wait(), 30)
 

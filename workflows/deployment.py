@@ -1,10 +1,11 @@
 """The deployment entity workflow: one per deployment, from creation until it is deleted.
 
-It keeps the deployment's status (active, degraded, inactive, swapping) true through a long
+It keeps the deployment's health verdict (healthy, degraded, unknown) true through a long
 `monitor` activity that checks health and returns only when the verdict changes, and it runs
 zero-downtime swaps: start the candidate, wait until it runs, move traffic (one catalog write
 that every gateway sees within a second), then stop the old workload once in-flight requests
 are done and the rollback window is over. A candidate that does not run in time is rolled back.
+The deployment's lifecycle status is not kept here: it is read from the workload traffic goes to.
 
 The `monitor` activity runs on the supervision task queue (each worker takes at most its
 capacity of long activities); a monitor no worker takes in time is reported in an event and
@@ -30,7 +31,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 with workflow.unsafe.imports_passed_through():
-    from models.status import DeploymentStatus, SwapStatus
+    from models.status import SwapStatus
     from workflows.common import (
         CATALOG_RETRY,
         HEARTBEAT_TIMEOUT,
@@ -62,6 +63,7 @@ with workflow.unsafe.imports_passed_through():
         DeploymentResult,
         DeploymentState,
         EnsureStartedResult,
+        HealthVerdict,
         MonitorInput,
         MonitorResult,
         RecordDeploymentInput,
@@ -154,8 +156,7 @@ class DeploymentWorkflow:
                 ),
                 summary=f"begin swap {input.swap_id} to workload {input.workload_id}",
             )
-            self.state.status = "swapping"
-            upsert({STATUS: "swapping", SWAP_STATUS: "starting"})
+            upsert({SWAP_STATUS: "starting"})
         return self._result()
 
     @swap.validator
@@ -355,7 +356,10 @@ class DeploymentWorkflow:
         self.state.retiring.append(
             Retirement(swap_id=swap.swap_id, workload_id=swap.previous, stop_at=stop_at)
         )
-        await self._record("active", "swap_switched", f"traffic moved to workload {swap.candidate}")
+        # Not checked yet: the monitor's next check gives the new workload's verdict.
+        await self._record(
+            "unknown", "swap_switched", f"traffic moved to workload {swap.candidate}"
+        )
 
     async def _roll_back(self, swap: SwapState, reason: str) -> None:
         if swap.started_candidate:
@@ -450,13 +454,13 @@ class DeploymentWorkflow:
             ),
         )
 
-    async def _record(self, status: DeploymentStatus, event: str, message: str) -> None:
+    async def _record(self, status: HealthVerdict, event: str, message: str) -> None:
         await _call(
             ACTIVITY_RECORD_STATUS,
             RecordDeploymentInput(
                 deployment_id=self.state.deployment_id,
                 status=status,
-                reason=None if status == "active" else message,
+                reason=None if status in ("healthy", "active") else message,
                 event=event,
                 message=message,
             ),

@@ -8,7 +8,22 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from models.status import DeploymentStatus
+from models.status import HealthStatus
+
+# The health verdict as histories carry it: `active`, `inactive` and `swapping` are how
+# histories recorded before migration 0008 say `healthy`, `unknown` and a swap in progress.
+HealthVerdict = HealthStatus | Literal["active", "inactive", "swapping"]
+LEGACY_VERDICTS: dict[str, HealthStatus] = {
+    "active": "healthy",
+    "inactive": "unknown",
+    "swapping": "unknown",
+}
+
+
+def current_verdict(verdict: HealthVerdict) -> HealthStatus:
+    """The verdict in today's words (a retried activity of an older history may send one)."""
+    return LEGACY_VERDICTS.get(verdict, verdict)  # type: ignore[arg-type]
+
 
 # Names recorded in histories: changing one breaks the replay of running workflows. The
 # activities are prefixed: the workload activities own the plain names.
@@ -36,7 +51,7 @@ class SwapState(BaseModel):
     swap_id: str
     candidate: str
     previous: str
-    previous_status: DeploymentStatus
+    previous_status: HealthVerdict
     ready_timeout_seconds: int
     keep_previous_seconds: int
     actor: str
@@ -57,7 +72,7 @@ class Retirement(BaseModel):
 class DeploymentState(BaseModel):
     deployment_id: str
     workload_id: str
-    status: DeploymentStatus
+    status: HealthVerdict = Field(description="The health verdict last recorded.")
     swap: SwapState | None = None
     retiring: list[Retirement] = Field(default_factory=list)
     deleting: bool = False
@@ -66,7 +81,7 @@ class DeploymentState(BaseModel):
 class DeploymentInput(BaseModel):
     deployment_id: str
     workload_id: str
-    status: DeploymentStatus = "inactive"
+    status: HealthVerdict = "unknown"
     state: DeploymentState | None = None
 
 
@@ -83,7 +98,7 @@ class ActorInput(BaseModel):
 
 
 class DeploymentResult(BaseModel):
-    status: DeploymentStatus
+    status: HealthVerdict
     workload_id: str
 
 
@@ -92,17 +107,17 @@ class DeploymentResult(BaseModel):
 
 class MonitorInput(BaseModel):
     deployment_id: str
-    status: DeploymentStatus = Field(description="What the catalog says now; return on change.")
+    status: HealthVerdict = Field(description="What the catalog says now; return on change.")
 
 
 class MonitorResult(BaseModel):
-    status: DeploymentStatus
+    status: HealthVerdict
     reason: str | None = None
 
 
 class RecordDeploymentInput(BaseModel):
     deployment_id: str
-    status: DeploymentStatus
+    status: HealthVerdict
     reason: str | None
     event: str
     message: str

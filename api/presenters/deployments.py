@@ -16,6 +16,7 @@ from models.deployments import (
     DeploymentEventPublic,
     DeploymentPublic,
     HealthCheckPublic,
+    HealthPublic,
     SwapPublic,
 )
 from models.sharing import ShareRole
@@ -27,6 +28,7 @@ def present_deployment(
     request: Request,
     row: Deployment,
     role: ShareRole | None,
+    swap: DeploymentSwap | None,
     workload: WorkloadPublic | None = None,
 ) -> DeploymentPublic:
     return DeploymentPublic(
@@ -35,17 +37,29 @@ def present_deployment(
         description=row.description,
         importance=row.importance,
         status=row.status,
-        status_reason=row.status_reason,
+        status_reason=_status_reason(row),
         workload_id=row.workload_id,
         endpoint=invoke_url(request, "deployments", row.id),
         max_body_bytes=row.max_body_bytes,
-        health=deployments.health_settings(row),
+        health=HealthPublic(
+            **deployments.health_settings(row).model_dump(),
+            status=row.health_status,
+            reason=row.health_reason,
+        ),
+        swap=present_swap(swap) if swap is not None else None,
         role=role,
         creator=UserRef(username=row.created_by),
         created_at=row.created_at,
         updated_at=row.updated_at,
         workload=workload,
     )
+
+
+def _status_reason(row: Deployment) -> str | None:
+    if row.status == "running":
+        return None
+    said = f"workload {row.workload_id} is {row.workload_status or 'gone'}"
+    return f"{said}: {row.workload_status_reason}" if row.workload_status_reason else said
 
 
 def present_swap(row: DeploymentSwap) -> SwapPublic:

@@ -36,7 +36,7 @@ from models.deployments import (
     SwapPublic,
 )
 from models.sharing import ShareRole
-from models.status import DeploymentStatus
+from models.status import DeploymentStatus, HealthStatus
 from models.workloads import WorkloadPublic
 from services import access, deployments
 from services.api_keys import Principal
@@ -61,7 +61,7 @@ async def create_deployment(
     """Put a stable, authenticated URL in front of a workload whose artifact is registered (a
     draft-backed workload answers 409) and that you own. You become the deployment's owner."""
     row = await deployments.create_deployment(session, data, principal)
-    public = present_deployment(request, row, "owner")
+    public = present_deployment(request, row, "owner", swap=None)
     await session.commit()
     try:
         await lifecycle.ensure_workflow(DeploymentRef.of(row))
@@ -83,6 +83,9 @@ async def list_deployments(
     bundles: BundlesDep,
     search: Search = None,
     status: Annotated[DeploymentStatus | None, Query()] = None,
+    health_status: Annotated[
+        HealthStatus | None, Query(alias="healthStatus", description="The health verdict.")
+    ] = None,
     workload_id: Annotated[
         str | None, Query(alias="workloadId", max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
     ] = None,
@@ -100,11 +103,14 @@ async def list_deployments(
         page,
         search=search,
         status=status,
+        health_status=health_status,
         workload_id=workload_id,
         workload_ids=wid,
         principal=principal,
     )
-    roles = await access.roles_of(session, "deployment", [row.id for row in rows], principal)
+    ids = [row.id for row in rows]
+    roles = await access.roles_of(session, "deployment", ids, principal)
+    swaps = await deployments.swaps_in_progress(session, ids)
     shown: dict[str, WorkloadPublic] = {}
     if workload_details:
         found = await deployments.readable_workloads(
@@ -119,7 +125,9 @@ async def list_deployments(
         rows,
         total,
         page,
-        lambda row: present_deployment(request, row, roles.get(row.id), shown.get(row.workload_id)),
+        lambda row: present_deployment(
+            request, row, roles.get(row.id), swaps.get(row.id), shown.get(row.workload_id)
+        ),
     )
 
 
@@ -136,9 +144,17 @@ async def _deployment(
 async def get_deployment(
     request: Request, session: SessionDep, principal: Viewer, deployment_id: DeploymentId
 ) -> DeploymentPublic:
-    """Status (active, degraded, inactive, swapping), the workload traffic goes to, the URL."""
+    """Status (`submitted`, `initializing`, `running`, `stopped`, `errored`: the lifecycle of
+    the workload traffic goes to), the health verdict, a swap in progress, the URL."""
     row, role = await _deployment(session, deployment_id, principal, "read")
-    return present_deployment(request, row, role)
+    return await _present(request, session, row, role)
+
+
+async def _present(
+    request: Request, session: SessionDep, row: Deployment, role: ShareRole
+) -> DeploymentPublic:
+    swaps = await deployments.swaps_in_progress(session, [row.id])
+    return present_deployment(request, row, role, swaps.get(row.id))
 
 
 @router.patch("/{deploymentId}/", summary="Edit a deployment")
@@ -152,7 +168,7 @@ async def update_deployment(
     """Name, description and health-check settings (applied from the next check)."""
     row, role = await _deployment(session, deployment_id, principal, "manage")
     await deployments.update_deployment(session, row, data, principal.username)
-    return present_deployment(request, row, role)
+    return await _present(request, session, row, role)
 
 
 @router.delete(
@@ -252,12 +268,13 @@ async def deployment_health(
     deployment_id: DeploymentId,
     recent: Annotated[int, Query(ge=0, le=100, description="How many recent checks.")] = 20,
 ) -> DeploymentHealth:
-    """Status, the last check, failures in a row and availability over the last hour."""
+    """The verdict, the last check, failures in a row and availability over the last hour."""
     row, _ = await _deployment(session, deployment_id, principal, "read")
     checks = await deployments.recent_checks(session, deployment_id, max(recent, 100))
     total, ok = await deployments.availability(session, deployment_id, AVAILABILITY_WINDOW)
     return DeploymentHealth(
-        status=row.status,
+        status=row.health_status,
+        reason=row.health_reason,
         last_check=present_check(checks[0]) if checks else None,
         consecutive_failures=deployments.consecutive_failures(checks),
         availability=Availability(

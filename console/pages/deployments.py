@@ -20,11 +20,12 @@ from console.capabilities import Capabilities
 from console.visit import ActionDep, Visit, VisitDep, choice, render
 from models.deployments import DeploymentPublic
 from models.stats import DeploymentStats
-from models.status import DeploymentStatus
+from models.status import DeploymentStatus, HealthStatus
 
 router = APIRouter()
 PAGE = 20
 STATUSES: tuple[DeploymentStatus, ...] = get_args(DeploymentStatus)
+VERDICTS: tuple[HealthStatus, ...] = get_args(HealthStatus)
 Loader = Callable[[Visit, DeploymentPublic], Awaitable[dict[str, Any]]]
 INVOKE_BODY_SHOWN = 20_000
 
@@ -149,11 +150,12 @@ BY_NAME = {panel.name: panel for panel in PANELS}
 
 @router.get("/deployments")
 async def deployments_page(
-    visit: VisitDep, search: str = "", status: str = "", offset: int = 0
+    visit: VisitDep, search: str = "", status: str = "", health: str = "", offset: int = 0
 ) -> HTMLResponse:
     page = await visit.api.deployments.list(
         search=search or None,
         status=choice(status, STATUSES),
+        health_status=choice(health, VERDICTS),
         offset=max(offset, 0),
         limit=PAGE,
     )
@@ -165,8 +167,9 @@ async def deployments_page(
         page=page,
         offset=max(offset, 0),
         limit=PAGE,
-        filters={"search": search, "status": status},
+        filters={"search": search, "status": status, "health": health},
         statuses=STATUSES,
+        verdicts=VERDICTS,
     )
 
 

@@ -86,7 +86,7 @@ async def test_a_swap_that_rolls_back_fails_its_wait(stack: Stack) -> None:
     await stack.wait_status(live, "running")
     async with AsyncClient(stack.url, ADMIN_KEY, gateway_url=stack.gateway_url) as wapi:
         deployment = await wapi.deployments.create({"name": "prod", "workloadId": live})
-        await wapi.deployments.wait_until(deployment.id, "active", timeout=60, interval=0.3)
+        await wapi.deployments.wait_until(deployment.id, "running", timeout=60, interval=0.3)
         candidate = await stack.workload_of(bad["id"], "candidate")
         error = await asyncio.to_thread(swap_and_wait, stack.url, deployment.id, candidate)
         assert error is not None and "rolled_back" in error.reason

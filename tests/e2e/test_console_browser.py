@@ -99,6 +99,11 @@ async def test_an_admin_runs_a_service_to_production_and_a_viewer_only_looks(
         await expect(page.locator("h1")).to_contain_text("hello-prod")
         deployment_url = page.url
         await expect(page.locator("#current-workload")).to_have_text("hello-a")
+        # Its status is the workload's lifecycle; the health checks' verdict is apart.
+        status = page.locator("#panel-status p .badge")
+        await expect(status).to_have_attribute("data-status", "running", timeout=SLOW)
+        health = page.locator("#health-status .badge")
+        await expect(health).to_have_attribute("data-status", "healthy", timeout=SLOW)
 
         # Invoke it through the gateway, and see the call in the charts.
         await page.fill("#invoke-form input[name=path]", "cgi-bin/echo?via=console")

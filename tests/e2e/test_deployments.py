@@ -65,7 +65,8 @@ async def test_invoke_swap_with_zero_failed_requests(stack: Stack) -> None:
     v1, collection = await running_workload(stack, "1")
     deployment = await deploy(stack, v1)
     did = deployment["id"]
-    assert deployment["status"] == "active" and deployment["role"] == "owner"
+    assert deployment["status"] == "running" and deployment["role"] == "owner"
+    assert deployment["swap"] is None
     token = await token_for(stack, did)
     url = f"{stack.gateway_url}/api/v2/endpoints/deployments/{did}/cgi-bin/env"
 
@@ -101,6 +102,9 @@ async def test_invoke_swap_with_zero_failed_requests(stack: Stack) -> None:
         swap = await stack.api.post(f"{DEPLOYMENTS}{did}/swap/", json={"workloadId": v2})
         assert swap.status_code == 202, swap.text
         assert swap.json()["status"] == "starting" and swap.json()["fromWorkloadId"] == v1
+        # A swap in progress is a field of its own: the deployment keeps running meanwhile.
+        during = (await stack.api.get(f"{DEPLOYMENTS}{did}/")).json()
+        assert during["swap"]["id"] == swap.json()["id"] and during["status"] == "running"
         await eventually(
             lambda: swap_status(stack, did), lambda s: s == "completed", 90, "swap done"
         )
@@ -114,7 +118,14 @@ async def test_invoke_swap_with_zero_failed_requests(stack: Stack) -> None:
     assert "1" in versions and versions[-10:] == ["2"] * 10, versions[-20:]
     assert len(results) > 50
     current = (await stack.api.get(f"{DEPLOYMENTS}{did}/")).json()
-    assert current["workloadId"] == v2 and current["status"] == "active"
+    assert current["workloadId"] == v2 and current["status"] == "running"
+    assert current["swap"] is None
+    await eventually(
+        lambda: stack.api.get(f"{DEPLOYMENTS}{did}/"),
+        lambda r: r.json()["health"]["status"] == "healthy",
+        30,
+        "the new workload checked healthy",
+    )
     await stack.wait_status(v1, "stopped", within=30)
     events = [
         e["type"] for e in (await stack.api.get(f"{DEPLOYMENTS}{did}/events/")).json()["data"]
@@ -140,7 +151,8 @@ async def test_swap_rolls_back_when_the_candidate_never_runs(stack: Stack) -> No
     swap = (await stack.api.get(f"{DEPLOYMENTS}{did}/swaps/")).json()["data"][0]
     assert "not running in time" in swap["reason"], swap
     deployment = (await stack.api.get(f"{DEPLOYMENTS}{did}/")).json()
-    assert deployment["workloadId"] == v1 and deployment["status"] == "active"
+    assert deployment["workloadId"] == v1 and deployment["status"] == "running"
+    assert deployment["swap"] is None
     # The swap started the candidate, so the rollback stops it again.
     await stack.wait_status(broken, "stopped", within=30)
     invoke = await stack.invoke.get(f"/api/v2/endpoints/deployments/{did}/cgi-bin/env")
@@ -194,20 +206,27 @@ async def test_health_and_deployed_workload_protection(stack: Stack) -> None:
         "two health checks",
     )
     body = health.json()
-    assert body["status"] == "active" and body["lastCheck"]["ok"] is True
+    assert body["status"] == "healthy" and body["lastCheck"]["ok"] is True
     assert body["consecutiveFailures"] == 0 and body["availability"]["ratio"] == 1.0
     refused = await stack.api.delete(f"{WORKLOADS}{v1}/")
     assert refused.status_code == 409 and did in refused.json()["message"]
 
-    # The workload stops: the deployment says so.
+    # The workload stops: the deployment says so, and its health is no longer checked.
     await stack.api.post(f"{WORKLOADS}{v1}/stop/")
-    inactive = await eventually(
+    stopped = await eventually(
         lambda: stack.api.get(f"{DEPLOYMENTS}{did}/"),
-        lambda r: r.json()["status"] == "inactive",
+        lambda r: r.json()["status"] == "stopped",
         30,
-        "the deployment to go inactive",
+        "the deployment to be stopped",
     )
-    assert v1 in inactive.json()["statusReason"]
+    assert v1 in stopped.json()["statusReason"]
+    unchecked = await eventually(
+        lambda: stack.api.get(f"{DEPLOYMENTS}{did}/"),
+        lambda r: r.json()["health"]["status"] == "unknown",
+        30,
+        "its health to be unknown",
+    )
+    assert v1 in unchecked.json()["health"]["reason"]
     # While it is stopping its replicas drain (and may still answer); once stopped, nothing does.
     await stack.wait_status(v1, "stopped", within=30)
     down = await stack.invoke.get(f"/api/v2/endpoints/deployments/{did}/healthz")

@@ -109,7 +109,7 @@ async def test_prometheus_scrapes_the_product_and_every_query_answers(
             await stack.wait_status(errored, "errored")
             await eventually(
                 lambda: stack.api.get(f"{DEPLOYMENTS}{deployment_id}/"),
-                lambda answer: answer.json()["status"] == "degraded",
+                lambda answer: answer.json()["health"]["status"] == "degraded",
                 60,
                 "the deployment to be degraded",
             )

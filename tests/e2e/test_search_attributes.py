@@ -56,9 +56,9 @@ async def test_workflows_are_found_by_their_search_attributes(stack: Stack) -> N
     deployment = f"deployment-{did}"
     await found_by(
         client,
-        f"WapiDeploymentId = '{did}' AND WapiWorkloadId = '{v1}' AND WapiStatus = 'active'",
+        f"WapiDeploymentId = '{did}' AND WapiWorkloadId = '{v1}' AND WapiStatus = 'healthy'",
         [deployment],
-        "the active deployment serving v1",
+        "the healthy deployment serving v1",
     )
     swap = await stack.api.post(f"{DEPLOYMENTS}{did}/swap/", json={"workloadId": v2})
     assert swap.status_code == 202, swap.text
