@@ -66,13 +66,13 @@ class WorkloadCatalogActivities:
             for group in runtime.container_groups:
                 group.replica_count = input.replicas.get(group.name, group.replica_count)
             workload.runtime = runtime.model_dump(mode="json", by_alias=True, exclude_none=True)
+            message = f"scaled to {input.replicas} by {input.actor}"
+            details = {"replicas": str(input.replicas)}
+            if input.reason:
+                message += f": {input.reason}"
+                details["reason"] = input.reason
             await workloads.add_event(
-                session,
-                input.workload_id,
-                "scaled",
-                f"scaled to {input.replicas} by {input.actor}",
-                input.actor,
-                {"replicas": str(input.replicas)},
+                session, input.workload_id, "scaled", message, input.actor, details
             )
 
     @activity.defn(name=ACTIVITY_PREPARE_PLAN)

@@ -45,7 +45,9 @@ _REPLICAS_DOC = "A fixed number of replicas; not together with enabled `autoscal
 
 class GroupRuntime(InputModel):
     name: DnsLabel = Field("default", description="Matches a container group of the artifact.")
-    replica_count: int = Field(1, ge=1, le=MAX_REPLICAS, description=_REPLICAS_DOC)
+    # 0 is stored for a group the autoscaler took to zero; a request asks for at least 1
+    # (services/autoscaling.py says so, naming the field).
+    replica_count: int = Field(1, ge=0, le=MAX_REPLICAS, description=_REPLICAS_DOC)
     autoscaling: Autoscaling | None = Field(None, examples=[AUTOSCALING_EXAMPLE])
     resource_bundles: list[BundleRef] = Field(
         default_factory=list,
@@ -160,8 +162,8 @@ class ArtifactInfo(CamelModel):
 class GroupRuntimePublic(CamelModel):
     name: str
     replica_count: int = Field(
-        description="Replicas wanted now (with autoscaling: its minimum until the autoscaler "
-        "acts on it)."
+        description="Replicas wanted now; with autoscaling, the autoscaler's latest decision "
+        "(0: scaled to zero, the next call starts one)."
     )
     autoscaling: AutoscalingPublic | None
     resource_bundles: list[str]

@@ -4,11 +4,13 @@ Clients send the replica bounds on each policy (`minCount`, `maxCount`, the olde
 `autoscaling` (`minReplicaCount`, `maxReplicaCount`); the stored and shown settings carry them
 on `autoscaling` only (`Autoscaling.hoisted`).
 
-Until the autoscaler acts on them, a group with enabled autoscaling runs `minReplicaCount`
-replicas, at least one.
+A group with enabled autoscaling starts with `minReplicaCount` replicas, at least one; from
+then on the autoscaler (services/autoscaler.py) sets its count, down to zero if allowed.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from models.autoscaling import Autoscaling
 from models.workloads import GroupRuntime
@@ -19,11 +21,20 @@ def normalized_group(group: GroupRuntime, loc: Loc) -> tuple[GroupRuntime, list[
     """`group` with its autoscaling hoisted (and its replica count set from it when enabled),
     and the problems found, each at its JSON path under `loc` (the group's settings)."""
     scaling = group.autoscaling
-    if scaling is None:
-        return group, []
+    if scaling is None or not scaling.enabled:
+        problems = []
+        if group.replica_count < 1:
+            problems.append(
+                FieldProblem(
+                    (*loc, "replicaCount"),
+                    "must be at least 1; to run no replica while idle, enable autoscaling "
+                    "with minReplicaCount 0",
+                )
+            )
+        if scaling is None:
+            return group, problems
+        return group.model_copy(update={"autoscaling": scaling.hoisted()}), problems
     stored = scaling.hoisted()
-    if not scaling.enabled:
-        return group.model_copy(update={"autoscaling": stored}), []
     problems = _problems(scaling, stored, (*loc, "autoscaling"))
     if "replica_count" in group.model_fields_set:
         problems.append(
@@ -74,3 +85,12 @@ def _problems(given: Autoscaling, stored: Autoscaling, loc: Loc) -> list[FieldPr
             )
         )
     return problems
+
+
+def scales_to_zero(runtime: dict[str, Any]) -> bool:
+    """Whether a stored runtime has a group the autoscaler may take to zero replicas."""
+    for group in runtime.get("containerGroups") or []:
+        scaling = group.get("autoscaling") or {}
+        if scaling.get("enabled") and scaling.get("minReplicaCount") == 0:
+            return True
+    return False

@@ -155,9 +155,7 @@ def test_old_samples_leave_the_windows() -> None:
 
 
 def test_cpu_reasons_name_the_unit() -> None:
-    rules = ScalingRules(
-        target=50, min_replicas=1, max_replicas=4, metric="cpuAverageUtilization"
-    )
+    rules = ScalingRules(target=50, min_replicas=1, max_replicas=4, metric="cpuAverageUtilization")
     found = feed(GroupScaler(rules), 0, 60, 120, ready=1, current=1)
     assert found.replicas == 3  # ceil(120 / 50)
     assert "% CPU" in found.reason

@@ -28,6 +28,7 @@ from typing import Final
 from api.gateway.access import Access
 from api.gateway.connection import ClientConnection
 from api.gateway.credentials import Credentials
+from api.gateway.demand import Demand
 from api.gateway.directory import ReplicaDirectory
 from api.gateway.exchange import Exchange
 from api.gateway.invocation_audit import InvocationAudit
@@ -51,6 +52,7 @@ class GatewayOptions:
     websocket_idle_timeout: float = 300.0  # a session with no bytes either way is closed
     max_attempts: int = 3  # replicas tried when connections are refused
     max_calls_per_caller: int = 1000  # concurrent calls of one caller in this process
+    cold_start_timeout: float = 60.0  # a call held at zero replicas waits this long for one
     metrics_token: str | None = None  # shows per-deployment metrics, as an admin key does
     metrics_public: bool = False  # per-deployment metrics for anyone (a trusted network)
 
@@ -61,6 +63,7 @@ class GatewayOptions:
             read_timeout=settings.gateway_timeout_seconds,
             websocket_idle_timeout=settings.gateway_websocket_idle_seconds,
             max_calls_per_caller=settings.gateway_max_calls_per_caller,
+            cold_start_timeout=settings.gateway_cold_start_timeout_seconds,
             metrics_token=token.get_secret_value() if token else None,
             metrics_public=settings.metrics_deployment_labels,
         )
@@ -75,12 +78,14 @@ class Gateway:
         audit: InvocationAudit | None,
         options: GatewayOptions | None = None,
         traffic: TrafficLog | None = None,
+        demand: Demand | None = None,
     ) -> None:
         self.access = access
         self.pools = pools
         self.metrics = metrics
         self.audit = audit
         self.traffic = traffic  # per-minute counts of deployment calls, for their stats
+        self.demand = demand or Demand(None)  # calls in flight per workload, for the autoscaler
         self.options = options or GatewayOptions()
         self.clients: set[ClientConnection] = set()
         self.callers: dict[str, int] = {}  # actor -> calls in flight
@@ -229,8 +234,10 @@ async def running_gateway(
         flush_seconds=settings.gateway_traffic_flush_seconds,
         retention=timedelta(days=settings.traffic_retention_days),
     )
-    gateway = Gateway(access, pools, metrics, audit, GatewayOptions.of(settings), traffic)
+    demand = Demand(settings.demand_dir)
+    gateway = Gateway(access, pools, metrics, audit, GatewayOptions.of(settings), traffic, demand)
     await directory.start()
+    demand.start()
     audit.start()
     traffic.start()
     gateway.start()
@@ -243,6 +250,7 @@ async def running_gateway(
         await gateway.stop()
         await audit.stop()
         await traffic.stop()
+        await demand.stop()
         metrics.save()
         await directory.stop()
         await engine.dispose()
