@@ -4,6 +4,7 @@ and back down, a workload with minReplicaCount 0 goes to zero when idle and the 
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
@@ -90,16 +91,21 @@ async def history_length(stack: Stack, workload_id: str) -> int:
 async def load(stack: Stack, path: str, concurrency: int) -> AsyncIterator[list[int]]:
     """`concurrency` callers, each calling `path` through the gateway again and again."""
     statuses: list[int] = []
+    failures: list[str] = []
     stop = asyncio.Event()
 
     async def caller() -> None:
         while not stop.is_set():
             response = await stack.invoke.get(path)
             statuses.append(response.status_code)
+            if response.status_code != 200:
+                failures.append(response.text)
 
     tasks = [asyncio.create_task(caller()) for _ in range(concurrency)]
     try:
         yield statuses
+        await asyncio.sleep(0)
+        assert not failures, failures[:3]
     finally:
         stop.set()
         await asyncio.gather(*tasks)
@@ -144,7 +150,7 @@ async def test_a_load_ramp_scales_up_to_three_and_back_to_one(fast_stack: Stack)
         lambda: stack.replicas(workload_id), lambda rs: len(rs) == 1, 60, "one replica left"
     )
     events = await autoscaler_events(stack, workload_id)
-    counts = [int(e["message"].split(": ", 1)[0].rsplit(" ", 3)[0][-1]) for e in events]
+    counts = [ast.literal_eval(e["details"]["replicas"])["default"] for e in events]
     assert events, "the autoscaler recorded its changes"
     assert all("calls in flight" in e["details"]["reason"] for e in events)
     assert max(counts) == 3 and counts[-1] == 1
