@@ -177,6 +177,7 @@ def create_app(
                         task_queue=settings.temporal_task_queue,
                         timeout=settings.update_timeout_seconds,
                     ),
+                    registry=app.state.metrics.registry,
                 )
                 autoscaler.start()
                 stack.push_async_callback(autoscaler.stop)

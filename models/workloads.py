@@ -47,7 +47,9 @@ class GroupRuntime(InputModel):
     name: DnsLabel = Field("default", description="Matches a container group of the artifact.")
     # 0 is stored for a group the autoscaler took to zero; a request asks for at least 1
     # (services/autoscaling.py says so, naming the field).
-    replica_count: int = Field(1, ge=0, le=MAX_REPLICAS, description=_REPLICAS_DOC)
+    replica_count: int = Field(
+        1, ge=0, le=MAX_REPLICAS, description=_REPLICAS_DOC, json_schema_extra={"minimum": 1}
+    )
     autoscaling: Autoscaling | None = Field(None, examples=[AUTOSCALING_EXAMPLE])
     resource_bundles: list[BundleRef] = Field(
         default_factory=list,
@@ -252,3 +254,32 @@ class ReplicaPublic(CamelModel):
     probes: dict[str, ProbeResultPublic]
     message: str
     updated_at: datetime
+
+
+class ScalingDecision(CamelModel):
+    """The latest change of a group's replica count, by hand or by the autoscaler."""
+
+    replicas: int
+    reason: str | None = Field(description="The autoscaler's reason (none for a manual scale).")
+    actor: str = Field(examples=["autoscaler"])
+    at: datetime
+
+
+class GroupScaling(CamelModel):
+    name: str
+    desired_replicas: int = Field(
+        description="Replicas the group should run now (0: scaled to zero, the next call "
+        "starts one)."
+    )
+    ready_replicas: int = Field(description="Replicas passing readiness, taking calls.")
+    reported_replicas: int = Field(description="Replicas the runtime reports, in any state.")
+    autoscaling: AutoscalingPublic | None
+    last_decision: ScalingDecision | None
+
+
+class WorkloadScaling(CamelModel):
+    """Desired against actual replicas per container group, and why the count is what it is."""
+
+    workload_id: str
+    status: WorkloadStatus
+    groups: list[GroupScaling]

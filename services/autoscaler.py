@@ -24,10 +24,11 @@ import fcntl
 import logging
 import os
 import time
-from collections import Counter
 from dataclasses import dataclass
 from typing import IO, Any
 
+from prometheus_client import CollectorRegistry
+from prometheus_client import Counter as PromCounter
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -64,13 +65,20 @@ class Autoscaler:
         settings: Settings,
         sessions: async_sessionmaker[AsyncSession],
         lifecycle: WorkloadLifecycle,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
         self.lifecycle = lifecycle
         self.scalers: dict[tuple[str, str], GroupScaler] = {}
         self.latest: dict[tuple[str, str], Recommendation] = {}
-        self.decisions: Counter[str] = Counter()  # changes sent, by direction
+        self.decisions = PromCounter(
+            "wapi_autoscaler_decisions",
+            "Replica count changes the autoscaler sent, by direction and cause (stable, panic, "
+            "idle: to zero, cold_start: from zero).",
+            ["direction", "cause"],
+            registry=registry,
+        )
         self.at_zero: set[str] = set()  # workloads with a group at zero, as of the last tick
         self.leading = False
         self._lock_file: IO[bytes] | None = None
@@ -147,7 +155,7 @@ class Autoscaler:
                     else found.reason
                 )
                 direction = "up" if found.replicas > group.desired else "down"
-                self.decisions[direction] += 1
+                self.decisions.labels(direction, found.cause).inc()
             if (changes.get(group.workload_id) or {}).get(group.group, group.desired) == 0:
                 at_zero.add(group.workload_id)
         for key in set(self.scalers) - seen:  # stopped, deleted, or no longer autoscaled

@@ -44,6 +44,7 @@ class ScalingRules:
 class Recommendation:
     replicas: int
     reason: str
+    cause: str  # stable, panic, idle (to zero), cold_start (from zero), no_data
     panicking: bool
     stable_value: float  # the metric's average over the stable window
     panic_value: float
@@ -77,7 +78,7 @@ class GroupScaler:
         stable = _average(self.samples, now - rules.stable_window)
         panic = _average(self.samples, now - rules.panic_window)
         if stable is None or panic is None:
-            return Recommendation(current, "no measurements yet", False, 0.0, 0.0)
+            return Recommendation(current, "no measurements yet", "no_data", False, 0.0, 0.0)
         # With no replica ready yet, the bounds count one (as Knative does).
         base = max(ready, 1)
         up_bound = math.ceil(rules.max_scale_up_rate * base)
@@ -95,13 +96,13 @@ class GroupScaler:
         unit = "% CPU" if rules.metric == "cpuAverageUtilization" else " calls in flight"
         if self.panic_since is not None:
             self.panic_peak = max(self.panic_peak, want_panic)
-            wanted = self.panic_peak
+            wanted, cause = self.panic_peak, "panic"
             reason = (
                 f"panic: {panic:.2f}{unit} over the last {rules.panic_window:g} s, "
                 f"target {rules.target:g} per replica, {ready} ready"
             )
         else:
-            wanted = want_stable
+            wanted, cause = want_stable, "stable"
             reason = (
                 f"{stable:.2f}{unit} on average over {rules.stable_window:g} s, "
                 f"target {rules.target:g} per replica"
@@ -114,14 +115,16 @@ class GroupScaler:
                 wanted = 1  # not idle long enough to go to zero
             else:
                 reason = f"no calls for {rules.idle_before_zero:g} s: scale to zero"
+                cause = "idle"
         if current == 0 and self.samples and self.samples[-1][1] > 0:
             # Calls are held at zero: start as many replicas as they need now, at least one.
             latest = self.samples[-1][1]
             wanted = max(wanted, math.ceil(latest / rules.target))
         if current == 0 and wanted > 0:
             reason = f"calls waiting at zero replicas ({panic:.2f}{unit})"
+            cause = "cold_start"
         wanted = _clamp(wanted, rules.min_replicas, rules.max_replicas)
-        return Recommendation(wanted, reason, self.panic_since is not None, stable, panic)
+        return Recommendation(wanted, reason, cause, self.panic_since is not None, stable, panic)
 
     def _delayed(self, now: float, wanted: int) -> int:
         """The highest recommendation within the scale-down delay."""
