@@ -151,7 +151,7 @@ class Autoscaler:
                 changes.setdefault(group.workload_id, {})[group.group] = found.replicas
                 reasons.setdefault(group.workload_id, []).append(
                     f"{group.group}: {group.desired} -> {found.replicas}, {found.reason}"
-                    if len(groups) > 1
+                    if sum(g.workload_id == group.workload_id for g in groups) > 1
                     else found.reason
                 )
                 direction = "up" if found.replicas > group.desired else "down"
