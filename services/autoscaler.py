@@ -24,11 +24,14 @@ import fcntl
 import logging
 import os
 import time
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import IO, Any
 
 from prometheus_client import CollectorRegistry
-from prometheus_client import Counter as PromCounter
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -46,6 +49,8 @@ log = logging.getLogger(__name__)
 ACTOR = "autoscaler"
 WAKE_POLL = 0.1  # how often held calls are looked for between ticks
 LOCK_RETRY = 5.0  # a process that does not decide tries for the lock this often
+SERIES = (("up", "stable"), ("up", "panic"), ("up", "cold_start"), ("down", "stable"),
+          ("down", "idle"))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -72,13 +77,9 @@ class Autoscaler:
         self.lifecycle = lifecycle
         self.scalers: dict[tuple[str, str], GroupScaler] = {}
         self.latest: dict[tuple[str, str], Recommendation] = {}
-        self.decisions = PromCounter(
-            "wapi_autoscaler_decisions",
-            "Replica count changes the autoscaler sent, by direction and cause (stable, panic, "
-            "idle: to zero, cold_start: from zero).",
-            ["direction", "cause"],
-            registry=registry,
-        )
+        self.decisions: Counter[tuple[str, str]] = Counter()  # (direction, cause) -> changes
+        self._registry = registry
+        self._collector = _DecisionsCollector(self.decisions)
         self.at_zero: set[str] = set()  # workloads with a group at zero, as of the last tick
         self.leading = False
         self._lock_file: IO[bytes] | None = None
@@ -86,6 +87,8 @@ class Autoscaler:
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="autoscaler")
+        if self._registry is not None:
+            self._registry.register(self._collector)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -93,6 +96,8 @@ class Autoscaler:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._registry is not None:
+            self._registry.unregister(self._collector)
         if self._lock_file is not None:
             self._lock_file.close()  # releases the lock
             self._lock_file = None
@@ -155,7 +160,7 @@ class Autoscaler:
                     else found.reason
                 )
                 direction = "up" if found.replicas > group.desired else "down"
-                self.decisions.labels(direction, found.cause).inc()
+                self.decisions[(direction, found.cause)] += 1
             if (changes.get(group.workload_id) or {}).get(group.group, group.desired) == 0:
                 at_zero.add(group.workload_id)
         for key in set(self.scalers) - seen:  # stopped, deleted, or no longer autoscaled
@@ -240,3 +245,22 @@ class Autoscaler:
             idle_before_zero=s.autoscaler_idle_seconds,
             metric=str(policy.get("scalingMetric") or "httpRequestsConcurrency"),
         )
+
+
+class _DecisionsCollector(Collector):
+    """The changes this process sent (only the deciding process has any)."""
+
+    def __init__(self, decisions: Counter[tuple[str, str]]) -> None:
+        self.decisions = decisions
+
+    def collect(self) -> Iterable[Metric]:
+        family = CounterMetricFamily(
+            "wapi_autoscaler_decisions",
+            "Replica count changes the autoscaler sent, by direction and cause (stable, panic, "
+            "idle: to zero, cold_start: from zero).",
+            labels=["direction", "cause"],
+        )
+        # Every series from the start, so that a rate over it has data before the first change.
+        for direction, cause in (*SERIES, *(k for k in sorted(self.decisions) if k not in SERIES)):
+            family.add_metric([direction, cause], self.decisions[(direction, cause)])
+        yield family

@@ -267,3 +267,9 @@ def test_the_scaling_view_shows_desired_ready_and_the_latest_reason() -> None:
     assert group["lastDecision"]["reason"] == "no calls for 30 s: scale to zero"
     assert group["lastDecision"]["actor"] == "autoscaler"
     assert group["autoscaling"]["minReplicaCount"] == 0
+
+
+async def test_the_decisions_are_on_the_api_metrics(api: httpx.AsyncClient) -> None:
+    scrape = await api.get("/metrics")
+    assert scrape.status_code == 200
+    assert 'wapi_autoscaler_decisions_total{cause="cold_start",direction="up"} 0.0' in scrape.text
