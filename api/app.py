@@ -178,6 +178,7 @@ def create_app(
                         timeout=settings.update_timeout_seconds,
                     ),
                     registry=app.state.metrics.registry,
+                    runtime=runtime,
                 )
                 autoscaler.start()
                 stack.push_async_callback(autoscaler.stop)

@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from catalog.tables import Workload, WorkloadReplica
 from config.settings import Settings
+from runtimes.base import Runtime
 from services import demand
 from services.demand import Load
 from services.errors import DomainError
@@ -71,10 +72,12 @@ class Autoscaler:
         sessions: async_sessionmaker[AsyncSession],
         lifecycle: WorkloadLifecycle,
         registry: CollectorRegistry | None = None,
+        runtime: Runtime | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
         self.lifecycle = lifecycle
+        self.runtime = runtime  # for CPU figures; None: CPU policies keep their count
         self.scalers: dict[tuple[str, str], GroupScaler] = {}
         self.latest: dict[tuple[str, str], Recommendation] = {}
         self.decisions: Counter[tuple[str, str]] = Counter()  # (direction, cause) -> changes
@@ -142,14 +145,20 @@ class Autoscaler:
         reasons: dict[str, list[str]] = {}
         seen: set[tuple[str, str]] = set()
         at_zero: set[str] = set()
+        cpu: dict[str, dict[str, float]] = {}  # this tick's CPU figures, by workload
         for group in groups:
             key = (group.workload_id, group.group)
             seen.add(key)
             scaler = self.scalers.get(key)
             if scaler is None or scaler.rules != group.rules:
                 scaler = self.scalers[key] = GroupScaler(group.rules)
-            load = loads.get(group.workload_id)
-            scaler.observe(now, load.in_flight if load else 0.0)
+            if group.rules.metric == "cpuAverageUtilization":
+                used = (await self._cpu(group.workload_id, cpu)).get(group.group)
+                if used is not None:
+                    scaler.observe(now, used)
+            else:
+                load = loads.get(group.workload_id)
+                scaler.observe(now, load.in_flight if load else 0.0)
             found = scaler.recommend(now, ready=group.ready, current=group.desired)
             self.latest[key] = found
             if found.replicas != group.desired:
@@ -170,6 +179,19 @@ class Autoscaler:
         await asyncio.gather(
             *(self._apply(w, replicas, "; ".join(reasons[w])) for w, replicas in changes.items())
         )
+
+    async def _cpu(self, workload_id: str, read: dict[str, dict[str, float]]) -> dict[str, float]:
+        """The workload's CPU use per group from the engine (once per tick); {} if unknown."""
+        if workload_id not in read:
+            read[workload_id] = {}
+            if self.runtime is not None:
+                try:
+                    read[workload_id] = await self.runtime.cpu_utilization(workload_id)
+                except Exception as error:  # the engine away: no sample this tick
+                    log.warning(
+                        "no CPU figures", extra={"workload": workload_id, "error": str(error)}
+                    )
+        return read[workload_id]
 
     async def _apply(self, workload_id: str, replicas: dict[str, int], reason: str) -> None:
         try:

@@ -263,3 +263,24 @@ async def test_a_deployment_in_front_of_a_workload_at_zero(fast_stack: Stack) ->
     async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=90) as c:
         answers = await asyncio.gather(*(c.get(url) for _ in range(10)))
     assert [a.status_code for a in answers] == [200] * 10
+
+
+async def test_cpu_utilization_from_the_engine_scales_up(fast_stack: Stack) -> None:
+    stack = fast_stack
+    # A busy loop beside the server: each replica uses all of its CPU limit.
+    busy = ["sh", "-c", "(while :; do :; done) & exec /usr/local/bin/wapi-demo serve"]
+    body = autoscaled(
+        stack,
+        "busy",
+        {
+            "enabled": True,
+            "minReplicaCount": 1,
+            "maxReplicaCount": 2,
+            "policies": [{"scalingMetric": "cpuAverageUtilization", "target": 40}],
+        },
+    )
+    body["artifact"]["spec"]["containerGroups"][0]["containers"][0]["command"] = busy
+    workload_id = await create(stack, body)
+    await wait_desired(stack, workload_id, lambda n: n == 2)
+    [event] = await autoscaler_events(stack, workload_id)
+    assert "% CPU" in event["details"]["reason"], event
