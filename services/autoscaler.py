@@ -41,7 +41,7 @@ from runtimes.base import Runtime
 from services import demand
 from services.demand import Load
 from services.errors import DomainError
-from services.kpa import GroupScaler, Recommendation, ScalingRules
+from services.kpa import GroupScaler, ScalingRules
 from services.lifecycle import WorkloadLifecycle
 from services.refs import WorkloadRef
 
@@ -79,12 +79,10 @@ class Autoscaler:
         self.lifecycle = lifecycle
         self.runtime = runtime  # for CPU figures; None: CPU policies keep their count
         self.scalers: dict[tuple[str, str], GroupScaler] = {}
-        self.latest: dict[tuple[str, str], Recommendation] = {}
         self.decisions: Counter[tuple[str, str]] = Counter()  # (direction, cause) -> changes
         self._registry = registry
         self._collector = _DecisionsCollector(self.decisions)
         self.at_zero: set[str] = set()  # workloads with a group at zero, as of the last tick
-        self.leading = False
         self._lock_file: IO[bytes] | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -104,7 +102,6 @@ class Autoscaler:
         if self._lock_file is not None:
             self._lock_file.close()  # releases the lock
             self._lock_file = None
-            self.leading = False
 
     async def _run(self) -> None:
         while True:
@@ -135,7 +132,7 @@ class Autoscaler:
         except OSError:
             handle.close()
             return False
-        self._lock_file, self.leading = handle, True
+        self._lock_file = handle
         return True
 
     async def tick(self, now: float, loads: dict[str, Load]) -> None:
@@ -160,7 +157,6 @@ class Autoscaler:
                 load = loads.get(group.workload_id)
                 scaler.observe(now, load.in_flight if load else 0.0)
             found = scaler.recommend(now, ready=group.ready, current=group.desired)
-            self.latest[key] = found
             if found.replicas != group.desired:
                 changes.setdefault(group.workload_id, {})[group.group] = found.replicas
                 reasons.setdefault(group.workload_id, []).append(
@@ -174,7 +170,6 @@ class Autoscaler:
                 at_zero.add(group.workload_id)
         for key in set(self.scalers) - seen:  # stopped, deleted, or no longer autoscaled
             del self.scalers[key]
-            self.latest.pop(key, None)
         self.at_zero = at_zero
         await asyncio.gather(
             *(self._apply(w, replicas, "; ".join(reasons[w])) for w, replicas in changes.items())
@@ -203,9 +198,7 @@ class Autoscaler:
                 "autoscaler change not applied",
                 extra={"workload": workload_id, "error": error.message},
             )
-            # Forget its samples' decisions: the next tick decides again from the catalog.
-            for group in replicas:
-                self.latest.pop((workload_id, group), None)
+            # Nothing changed: the next tick decides again from the catalog.
         else:
             log.info(
                 "autoscaled",
