@@ -14,6 +14,8 @@ The hot path of a GET that hits warm caches creates no coroutine, Task or Future
 
 Anything that has to wait (a cache miss, a new upstream connection, a full pool) moves the
 request to a coroutine (`_slow_start`, `_slow_connect`) and the machine carries on from there.
+So does a call to a workload scaled to zero (`_wait_for_replica`): it is held, published as
+demand for the autoscaler, until a replica is ready, or answered 503 with Retry-After.
 
 What it keeps from the gateway's first version: the prefix stripped and the path and query
 forwarded exactly as sent; bodies streamed both ways; hop-by-hop headers dropped; the next
