@@ -39,7 +39,7 @@ from catalog.tables import Workload, WorkloadReplica
 from config.settings import Settings
 from runtimes.base import Runtime
 from services import demand
-from services.demand import Load
+from services.demand import Loads
 from services.errors import DomainError
 from services.kpa import GroupScaler, ScalingRules
 from services.lifecycle import WorkloadLifecycle
@@ -110,7 +110,7 @@ class Autoscaler:
             await asyncio.sleep(LOCK_RETRY)
         log.info("this process runs the autoscaler", extra={"pid": os.getpid()})
         tick = self.settings.autoscaler_tick_seconds
-        next_tick = 0.0
+        next_tick, failure = 0.0, ""
         while True:
             now = time.monotonic()
             try:
@@ -119,8 +119,11 @@ class Autoscaler:
                 if now >= next_tick or woken:
                     next_tick = now + tick
                     await self.tick(now, loads)
-            except Exception:  # the next tick tries again; a bug must not stop scaling
-                log.exception("autoscaler tick failed")
+                    failure = ""
+            except Exception as error:  # the next tick tries again; a bug must not stop scaling
+                if repr(error) != failure:  # once per failure, not once a second
+                    log.exception("autoscaler tick failed; retrying every tick")
+                failure = repr(error)
             await asyncio.sleep(WAKE_POLL)
 
     def _take_lock(self) -> bool:
@@ -135,7 +138,7 @@ class Autoscaler:
         self._lock_file = handle
         return True
 
-    async def tick(self, now: float, loads: dict[str, Load]) -> None:
+    async def tick(self, now: float, loads: Loads) -> None:
         """One sample per autoscaled group, one decision each, the changes applied."""
         groups = await self.scaled_groups()
         changes: dict[str, dict[str, int]] = {}
@@ -153,7 +156,7 @@ class Autoscaler:
                 used = (await self._cpu(group.workload_id, cpu)).get(group.group)
                 if used is not None:
                     scaler.observe(now, used)
-            else:
+            elif loads.reporters:  # with no gateway reporting, the load is unknown, not 0
                 load = loads.get(group.workload_id)
                 scaler.observe(now, load.in_flight if load else 0.0)
             found = scaler.recommend(now, ready=group.ready, current=group.desired)

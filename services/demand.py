@@ -53,10 +53,17 @@ def write(directory: Path, name: str, report: DemandReport) -> None:
         log.warning("could not publish demand", extra={"error": str(error)})
 
 
-def read(directory: Path, now: float | None = None) -> dict[str, Load]:
-    """The load per workload over every fresh report."""
+class Loads(dict[str, Load]):
+    """The load per workload over every fresh report, and how many gateway processes sent
+    one: with none, nothing is known (no gateway here, or none running), which is not the
+    same as no load."""
+
+    reporters: int = 0
+
+
+def read(directory: Path, now: float | None = None) -> Loads:
     now = time.time() if now is None else now
-    loads: dict[str, Load] = {}
+    loads = Loads()
     for path in directory.glob("*.json"):
         with contextlib.suppress(OSError, ValueError, TypeError, KeyError, AttributeError):
             body = json.loads(path.read_text())
@@ -66,6 +73,7 @@ def read(directory: Path, now: float | None = None) -> dict[str, Load]:
                 loads.setdefault(workload, Load()).in_flight += float(value)
             for workload, count in body["held"].items():
                 loads.setdefault(workload, Load()).held += int(count)
+            loads.reporters += 1
     return loads
 
 

@@ -90,6 +90,7 @@ def test_demand_adds_fresh_reports_and_ignores_stale_ones(tmp_path: Path) -> Non
     demand.write(tmp_path, "old", DemandReport(now - 60, {"w1": 100.0}, {"w1": 9}))
     (tmp_path / "broken.json").write_text("{not json")
     loads = demand.read(tmp_path, now)
+    assert loads.reporters == 2
     assert loads["w1"].in_flight == 2.0 and loads["w1"].held == 0
     assert loads["w2"].in_flight == 2.0 and loads["w2"].held == 2
     demand.forget(tmp_path, "a")
@@ -166,6 +167,25 @@ async def add_workload(
             session.add(ready_replica(workload_id, "127.0.0.1:1"))
 
 
+def reported(**loads: demand.Load) -> demand.Loads:
+    """Loads as one gateway process reported them."""
+    found = demand.Loads(loads)
+    found.reporters = 1
+    return found
+
+
+async def test_without_any_gateway_report_nothing_is_decided(
+    catalog_engine: AsyncEngine, tmp_path: Path
+) -> None:
+    settings = Settings(state_dir=tmp_path, autoscaler_idle_seconds=0)
+    lifecycle = RecordingLifecycle()
+    autoscaler = Autoscaler(settings, database.create_sessionmaker(catalog_engine), lifecycle)
+    await add_workload(catalog_engine, "unseen", 2, ZERO)
+    for second in range(120):  # two minutes of no report: no load known, no change
+        await autoscaler.tick(float(second), demand.Loads())
+    assert lifecycle.sent == []
+
+
 async def test_the_loop_sends_only_changes_with_their_reason(
     catalog_engine: AsyncEngine, tmp_path: Path
 ) -> None:
@@ -176,7 +196,7 @@ async def test_the_loop_sends_only_changes_with_their_reason(
     await add_workload(catalog_engine, "busy", 1, busy)
     await add_workload(catalog_engine, "steady", 1, busy)
     await add_workload(catalog_engine, "off", 1, {**busy, "enabled": False})
-    loads = {"busy": demand.Load(in_flight=5.0)}
+    loads = reported(busy=demand.Load(in_flight=5.0))
     await autoscaler.tick(100.0, loads)
     assert lifecycle.sent == [
         (
@@ -190,7 +210,7 @@ async def test_the_loop_sends_only_changes_with_their_reason(
     assert set(autoscaler.scalers) == {("busy", "default"), ("steady", "default")}
     # `steady` has no load and its minimum is 1: nothing is sent for it, tick after tick.
     lifecycle.sent.clear()
-    await autoscaler.tick(101.0, {})
+    await autoscaler.tick(101.0, reported())
     assert all(sent[0] != "steady" for sent in lifecycle.sent)
 
 
@@ -202,9 +222,9 @@ async def test_the_loop_takes_an_idle_group_to_zero_and_back(
     autoscaler = Autoscaler(settings, database.create_sessionmaker(catalog_engine), lifecycle)
     await add_workload(catalog_engine, "idle", 1, ZERO)
     for second in range(5):
-        await autoscaler.tick(float(second), {})
+        await autoscaler.tick(float(second), reported())
     assert lifecycle.sent == []  # not idle for 5 s yet
-    await autoscaler.tick(5.5, {})
+    await autoscaler.tick(5.5, reported())
     assert lifecycle.sent == [
         ("idle", "autoscaler", {"default": 0}, "no calls for 5 s: scale to zero")
     ]
