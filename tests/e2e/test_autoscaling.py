@@ -81,6 +81,12 @@ async def autoscaler_events(stack: Stack, workload_id: str) -> list[dict[str, An
     return [e for e in events if e["type"] == "scaled" and e["actor"] == "autoscaler"]
 
 
+async def explain(stack: Stack, workload_id: str, answer: httpx.Response) -> str:
+    """What a failed call's assertion shows: the answer, the replicas, the events."""
+    events = [(e["type"], e["message"]) for e in await stack.events(workload_id)]
+    return f"{answer.text}\nreplicas: {await stack.replicas(workload_id)}\nevents: {events}"
+
+
 async def history_length(stack: Stack, workload_id: str) -> int:
     handle = stack.temporal.get_workflow_handle(workflow_id(workload_id))
     history = await handle.fetch_history()
@@ -143,6 +149,10 @@ async def test_a_load_ramp_scales_up_to_three_and_back_to_one(fast_stack: Stack)
         )
     assert statuses and all(status == 200 for status in statuses), statuses
     assert await desired(stack, workload_id) == 3  # the policy's maxCount holds
+    scaling = (await stack.api.get(f"{WORKLOADS}{workload_id}/scaling/")).json()["groups"][0]
+    assert scaling["desiredReplicas"] == 3 and scaling["readyReplicas"] >= 3
+    assert scaling["lastDecision"]["actor"] == "autoscaler"
+    assert "calls in flight" in scaling["lastDecision"]["reason"]
 
     # Load gone: back to the minimum, in steps no larger than the scale-down rate.
     await wait_desired(stack, workload_id, lambda n: n == 1)
@@ -188,23 +198,11 @@ async def test_scale_to_zero_and_back_on_the_next_calls(fast_stack: Stack) -> No
         starts = len(await autoscaler_events(stack, workload_id))
         if round_ == 0:
             response = await stack.invoke.get(path)
-            assert response.status_code == 200, (
-                response.text,
-                await stack.replicas(workload_id),
-                [
-                    (e["type"], e["message"], e.get("time") or e.get("timestamp"))
-                    for e in await stack.events(workload_id)
-                ],
-            )
+            assert response.status_code == 200, await explain(stack, workload_id, response)
         else:
             answers = await asyncio.gather(*(stack.invoke.get(path) for _ in range(10)))
-            assert [a.status_code for a in answers] == [200] * 10, (
-                answers[0].text,
-                await stack.replicas(workload_id),
-                [
-                    (e["type"], e["message"], e.get("time") or e.get("timestamp"))
-                    for e in await stack.events(workload_id)
-                ],
+            assert [a.status_code for a in answers] == [200] * 10, await explain(
+                stack, workload_id, answers[0]
             )
         events = await autoscaler_events(stack, workload_id)
         # One start from zero, whatever the number of calls that waited for it.
