@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
 from models.artifacts import Description, Name, ResourceId
 from models.autoscaling import AUTOSCALING_EXAMPLE, MAX_REPLICAS, Autoscaling, AutoscalingPublic
@@ -45,12 +45,11 @@ _REPLICAS_DOC = "A fixed number of replicas; not together with enabled `autoscal
 
 class GroupRuntime(InputModel):
     name: DnsLabel = Field("default", description="Matches a container group of the artifact.")
-    # 0 is stored for a group the autoscaler took to zero; a request asks for at least 1
-    # (services/autoscaling.py says so, naming the field).
+    # Before `replica_count`, whose check reads it.
+    autoscaling: Autoscaling | None = Field(None, examples=[AUTOSCALING_EXAMPLE])
     replica_count: int = Field(
         1, ge=0, le=MAX_REPLICAS, description=_REPLICAS_DOC, json_schema_extra={"minimum": 1}
     )
-    autoscaling: Autoscaling | None = Field(None, examples=[AUTOSCALING_EXAMPLE])
     resource_bundles: list[BundleRef] = Field(
         default_factory=list,
         max_length=8,
@@ -59,6 +58,18 @@ class GroupRuntime(InputModel):
         examples=[["cpu.small"]],
     )
     containers: list[ContainerOverride] = Field(default_factory=list, max_length=16)
+
+    @field_validator("replica_count")
+    @classmethod
+    def _at_least_one(cls, value: int, info: ValidationInfo) -> int:
+        """0 only for a group the autoscaler took to zero (as stored); asked for, at least 1."""
+        scaling = info.data.get("autoscaling")
+        if value < 1 and not (isinstance(scaling, Autoscaling) and scaling.enabled):
+            raise ValueError(
+                "must be at least 1; to run no replica while idle, enable autoscaling with "
+                "minReplicaCount 0"
+            )
+        return value
 
 
 class BundleResource(InputModel):

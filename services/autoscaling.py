@@ -21,20 +21,11 @@ def normalized_group(group: GroupRuntime, loc: Loc) -> tuple[GroupRuntime, list[
     """`group` with its autoscaling hoisted (and its replica count set from it when enabled),
     and the problems found, each at its JSON path under `loc` (the group's settings)."""
     scaling = group.autoscaling
-    if scaling is None or not scaling.enabled:
-        problems = []
-        if group.replica_count < 1:
-            problems.append(
-                FieldProblem(
-                    (*loc, "replicaCount"),
-                    "must be at least 1; to run no replica while idle, enable autoscaling "
-                    "with minReplicaCount 0",
-                )
-            )
-        if scaling is None:
-            return group, problems
-        return group.model_copy(update={"autoscaling": scaling.hoisted()}), problems
+    if scaling is None:
+        return group, []
     stored = scaling.hoisted()
+    if not scaling.enabled:
+        return group.model_copy(update={"autoscaling": stored}), []
     problems = _problems(scaling, stored, (*loc, "autoscaling"))
     if "replica_count" in group.model_fields_set:
         problems.append(
