@@ -33,6 +33,7 @@ from models.spec import ArtifactSpec
 from models.status import HealthStatus
 from runtimes import http_check
 from services import deployments
+from services.autoscaling import scales_to_zero
 from services.errors import ConflictError
 from services.lifecycle import WorkloadLifecycle
 from services.refs import WorkloadRef
@@ -247,6 +248,10 @@ class DeploymentActivities:
                     )
                 )
             )
+            if not addresses and scales_to_zero(workload.runtime):
+                # Scaled to zero by its autoscaling (or starting from it): nothing to check,
+                # and no failure; the gateway holds calls until a replica is ready.
+                return status, None, settings.interval_seconds
             path = settings.path or await self._default_path(session, workload)
         # No session is open here: the check may take its whole timeout.
         check = await _probe(addresses, turn, path, settings.timeout_seconds)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
@@ -28,6 +30,9 @@ from workflows.workload_contract import (
     RecordStatusResult,
     WorkloadIdInput,
 )
+
+# As the workflow's drain before a stop: gateways reload their tables twice a second.
+SCALE_DOWN_DRAIN_SECONDS = 2.0
 
 
 class WorkloadCatalogActivities:
@@ -63,17 +68,36 @@ class WorkloadCatalogActivities:
             if workload is None:
                 return
             runtime = WorkloadRuntime.model_validate(workload.runtime)
+            withdrawn = 0
             for group in runtime.container_groups:
-                group.replica_count = input.replicas.get(group.name, group.replica_count)
+                count = input.replicas.get(group.name, group.replica_count)
+                if count < group.replica_count:
+                    # The replicas this removes leave the gateways' tables first.
+                    result = await session.execute(
+                        update(WorkloadReplica)
+                        .where(
+                            WorkloadReplica.workload_id == input.workload_id,
+                            WorkloadReplica.group_name == group.name,
+                            WorkloadReplica.replica_index >= count,
+                            WorkloadReplica.ready.is_(True),
+                        )
+                        .values(ready=False, updated_at=utcnow())
+                    )
+                    withdrawn += result.rowcount or 0  # type: ignore[attr-defined]
+                group.replica_count = count
             workload.runtime = runtime.model_dump(mode="json", by_alias=True, exclude_none=True)
+            message = f"scaled to {input.replicas} by {input.actor}"
+            details = {"replicas": str(input.replicas)}
+            if input.reason:
+                message += f": {input.reason}"
+                details["reason"] = input.reason
             await workloads.add_event(
-                session,
-                input.workload_id,
-                "scaled",
-                f"scaled to {input.replicas} by {input.actor}",
-                input.actor,
-                {"replicas": str(input.replicas)},
+                session, input.workload_id, "scaled", message, input.actor, details
             )
+        if withdrawn:
+            # Gateways reload their tables twice a second: let them follow, and calls in
+            # flight finish, before the supervisor removes the containers.
+            await asyncio.sleep(SCALE_DOWN_DRAIN_SECONDS)
 
     @activity.defn(name=ACTIVITY_PREPARE_PLAN)
     async def prepare_plan(self, input: PreparePlanInput) -> RunPlan:

@@ -44,7 +44,9 @@ from runtimes.factory import build_runtime
 from services import api_keys as api_key_service
 from services import temporal, tracing
 from services.audit_writer import AuditWriter
+from services.autoscaler import Autoscaler
 from services.bundles import BundleCatalog
+from services.lifecycle import WorkloadLifecycle
 from services.limits import Limits
 
 log = logging.getLogger(__name__)
@@ -166,6 +168,21 @@ def create_app(
                 credentials=Credentials(reads),
                 audit=audit_writer,
             )
+            if settings.autoscaler_enabled:
+                autoscaler = Autoscaler(
+                    settings,
+                    sessions,
+                    WorkloadLifecycle(
+                        app.state.context.temporal,
+                        task_queue=settings.temporal_task_queue,
+                        timeout=settings.update_timeout_seconds,
+                    ),
+                    registry=app.state.metrics.registry,
+                    runtime=runtime,
+                )
+                autoscaler.start()
+                stack.push_async_callback(autoscaler.stop)
+                app.state.autoscaler = autoscaler
             # Everything built so far lives as long as the process: keep it out of the
             # garbage collector's full passes, which otherwise pause requests for 100+ ms.
             gc.collect()

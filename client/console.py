@@ -36,6 +36,7 @@ from models.workloads import (
     WorkloadEventPublic,
     WorkloadOperation,
     WorkloadPublic,
+    WorkloadScaling,
     WorkloadUpdate,
 )
 
@@ -91,6 +92,10 @@ class Workloads(Sharing[Mode]):
 
     @route("GET", "{id}/replicas/")
     def replicas(self, workload_id: str) -> builtins.list[ReplicaPublic]: ...
+
+    @route("GET", "{id}/scaling/")
+    def scaling(self, workload_id: str) -> WorkloadScaling:
+        """Desired against ready replicas per group, and the latest change's reason."""
 
     @route("GET", "{id}/logs/")
     def logs(

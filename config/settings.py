@@ -211,6 +211,49 @@ class Settings(BaseSettings):
         20, gt=0, description="How long the API waits for a worker to accept a lifecycle change."
     )
 
+    # The autoscaler (services/autoscaler.py, services/kpa.py): one API process decides.
+    autoscaler_enabled: bool = Field(
+        True, description="Run the autoscaler in this API process (one process decides at a time)."
+    )
+    autoscaler_tick_seconds: float = Field(
+        1, gt=0, le=60, description="How often the autoscaler samples the load and decides."
+    )
+    autoscaler_stable_window_seconds: float = Field(
+        60, ge=2, le=3600, description="The window whose average load sets the replica count."
+    )
+    autoscaler_panic_window_percent: float = Field(
+        10, ge=1, le=100, description="The panic window, in percent of the stable window."
+    )
+    autoscaler_panic_threshold: float = Field(
+        2.0,
+        gt=1,
+        le=100,
+        description="Panic (scale on the panic window, never down) when it asks for this many "
+        "times the ready replicas.",
+    )
+    autoscaler_max_scale_up_rate: float = Field(
+        1000, gt=1, description="One step adds at most this many times the ready replicas."
+    )
+    autoscaler_max_scale_down_rate: float = Field(
+        2, gt=1, description="One step keeps at least the ready replicas divided by this."
+    )
+    autoscaler_scale_down_delay_seconds: float = Field(
+        0, ge=0, le=3600, description="Scale down only to the highest count asked for this long."
+    )
+    autoscaler_idle_seconds: float = Field(
+        30,
+        ge=0,
+        le=86400,
+        description="A group with minReplicaCount 0 scales to zero after this long without calls.",
+    )
+    gateway_cold_start_timeout_seconds: float = Field(
+        60,
+        gt=0,
+        le=3600,
+        description="How long the gateway holds a call to a workload scaled to zero while a "
+        "replica starts; then 503 with Retry-After.",
+    )
+
     # Limits every workload runs under, whatever its request says (services/limits.py).
     default_resource_bundle: str | None = Field(
         None,
@@ -275,6 +318,12 @@ class Settings(BaseSettings):
     def gateway_metrics_dir(self) -> Path:
         """Where gateway processes on this machine share their counters (see metrics.py)."""
         return self.state_dir / "gateway-metrics"
+
+    @property
+    def demand_dir(self) -> Path:
+        """Where gateway processes on this machine publish calls in flight per workload for
+        the autoscaler (services/demand.py)."""
+        return self.state_dir / "autoscaler-demand"
 
     @property
     def admin_key_file(self) -> Path:

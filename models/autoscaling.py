@@ -39,9 +39,10 @@ class ScalingPolicy(InputModel):
 
 
 class Autoscaling(InputModel):
-    """Replicas follow the load between the bounds; excludes `replicaCount`. Accepted and
-    stored; not acted on yet (the autoscaler comes with scale to zero): until then the group
-    runs `minReplicaCount` replicas, at least one."""
+    """Replicas follow the load between the bounds; excludes `replicaCount`. The group starts
+    with `minReplicaCount` replicas (at least one); then the autoscaler sets the count from the
+    policy with the lowest `priority`, down to zero after an idle window if
+    `minReplicaCount` is 0 (the gateway holds the next call while a replica starts)."""
 
     enabled: bool = True
     min_replica_count: int | None = Field(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
 from models.artifacts import Description, Name, ResourceId
 from models.autoscaling import AUTOSCALING_EXAMPLE, MAX_REPLICAS, Autoscaling, AutoscalingPublic
@@ -45,8 +45,11 @@ _REPLICAS_DOC = "A fixed number of replicas; not together with enabled `autoscal
 
 class GroupRuntime(InputModel):
     name: DnsLabel = Field("default", description="Matches a container group of the artifact.")
-    replica_count: int = Field(1, ge=1, le=MAX_REPLICAS, description=_REPLICAS_DOC)
+    # Before `replica_count`, whose check reads it.
     autoscaling: Autoscaling | None = Field(None, examples=[AUTOSCALING_EXAMPLE])
+    replica_count: int = Field(
+        1, ge=0, le=MAX_REPLICAS, description=_REPLICAS_DOC, json_schema_extra={"minimum": 1}
+    )
     resource_bundles: list[BundleRef] = Field(
         default_factory=list,
         max_length=8,
@@ -55,6 +58,18 @@ class GroupRuntime(InputModel):
         examples=[["cpu.small"]],
     )
     containers: list[ContainerOverride] = Field(default_factory=list, max_length=16)
+
+    @field_validator("replica_count")
+    @classmethod
+    def _at_least_one(cls, value: int, info: ValidationInfo) -> int:
+        """0 only for a group the autoscaler took to zero (as stored); asked for, at least 1."""
+        scaling = info.data.get("autoscaling")
+        if value < 1 and not (isinstance(scaling, Autoscaling) and scaling.enabled):
+            raise ValueError(
+                "must be at least 1; to run no replica while idle, enable autoscaling with "
+                "minReplicaCount 0"
+            )
+        return value
 
 
 class BundleResource(InputModel):
@@ -160,8 +175,8 @@ class ArtifactInfo(CamelModel):
 class GroupRuntimePublic(CamelModel):
     name: str
     replica_count: int = Field(
-        description="Replicas wanted now (with autoscaling: its minimum until the autoscaler "
-        "acts on it)."
+        description="Replicas wanted now; with autoscaling, the autoscaler's latest decision "
+        "(0: scaled to zero, the next call starts one)."
     )
     autoscaling: AutoscalingPublic | None
     resource_bundles: list[str]
@@ -250,3 +265,32 @@ class ReplicaPublic(CamelModel):
     probes: dict[str, ProbeResultPublic]
     message: str
     updated_at: datetime
+
+
+class ScalingDecision(CamelModel):
+    """The latest change of a group's replica count, by hand or by the autoscaler."""
+
+    replicas: int
+    reason: str | None = Field(description="The autoscaler's reason (none for a manual scale).")
+    actor: str = Field(examples=["autoscaler"])
+    at: datetime
+
+
+class GroupScaling(CamelModel):
+    name: str
+    desired_replicas: int = Field(
+        description="Replicas the group should run now (0: scaled to zero, the next call "
+        "starts one)."
+    )
+    ready_replicas: int = Field(description="Replicas passing readiness, taking calls.")
+    reported_replicas: int = Field(description="Replicas the runtime reports, in any state.")
+    autoscaling: AutoscalingPublic | None
+    last_decision: ScalingDecision | None
+
+
+class WorkloadScaling(CamelModel):
+    """Desired against actual replicas per container group, and why the count is what it is."""
+
+    workload_id: str
+    status: WorkloadStatus
+    groups: list[GroupScaling]

@@ -150,4 +150,9 @@ class Runtime(Protocol):
         """Container logs of the workload, oldest first; `follow` keeps streaming new lines."""
         ...
 
+    async def cpu_utilization(self, workload_id: str) -> dict[str, float]:
+        """Group name -> mean CPU use of its running replicas since the previous call, in
+        percent of their CPU limit; groups with nothing to report yet are left out."""
+        ...
+
     async def close(self) -> None: ...

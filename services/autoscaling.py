@@ -4,11 +4,13 @@ Clients send the replica bounds on each policy (`minCount`, `maxCount`, the olde
 `autoscaling` (`minReplicaCount`, `maxReplicaCount`); the stored and shown settings carry them
 on `autoscaling` only (`Autoscaling.hoisted`).
 
-Until the autoscaler acts on them, a group with enabled autoscaling runs `minReplicaCount`
-replicas, at least one.
+A group with enabled autoscaling starts with `minReplicaCount` replicas, at least one; from
+then on the autoscaler (services/autoscaler.py) sets its count, down to zero if allowed.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from models.autoscaling import Autoscaling
 from models.workloads import GroupRuntime
@@ -74,3 +76,12 @@ def _problems(given: Autoscaling, stored: Autoscaling, loc: Loc) -> list[FieldPr
             )
         )
     return problems
+
+
+def scales_to_zero(runtime: dict[str, Any]) -> bool:
+    """Whether a stored runtime has a group the autoscaler may take to zero replicas."""
+    for group in runtime.get("containerGroups") or []:
+        scaling = group.get("autoscaling") or {}
+        if scaling.get("enabled") and scaling.get("minReplicaCount") == 0:
+            return True
+    return False

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import get_args
+from typing import Any, get_args
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -38,6 +38,7 @@ class WorkloadRow:
     collection_id: str
     restarts: int
     replicas_ready: int
+    replicas_desired: int  # the stored counts: the last scale, by hand or by the autoscaler
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ async def snapshot(session: AsyncSession) -> FleetSnapshot:
             Artifact.collection_id,
             restarts.c.restarts,
             restarts.c.ready,
+            Workload.runtime,
         )
         .join(Artifact, Artifact.id == Workload.artifact_id)
         .outerjoin(restarts, restarts.c.workload_id == Workload.id)
@@ -94,13 +96,25 @@ async def snapshot(session: AsyncSession) -> FleetSnapshot:
     return FleetSnapshot(
         workloads=[
             WorkloadRow(
-                id, name, status, artifact, collection or "", int(count or 0), int(ready or 0)
+                id,
+                name,
+                status,
+                artifact,
+                collection or "",
+                int(count or 0),
+                int(ready or 0),
+                _desired(runtime),
             )
-            for id, name, status, artifact, collection, count, ready in workloads
+            for id, name, status, artifact, collection, count, ready, runtime in workloads
         ],
         deployments=[DeploymentRow(*row) for row in deployments],
         replicas={state: count for state, count in replicas},
     )
+
+
+def _desired(runtime: dict[str, Any] | None) -> int:
+    groups = (runtime or {}).get("containerGroups") or []
+    return sum(int(group.get("replicaCount", 1)) for group in groups)
 
 
 class FleetCollector(Collector):
@@ -149,7 +163,13 @@ class FleetCollector(Collector):
             "Replicas passing readiness.",
             labels=["workload", "name"],
         )
+        desired = GaugeMetricFamily(
+            "wapi_workload_replicas_desired",
+            "Replicas the workload should run now (its autoscaler's latest decision, if any).",
+            labels=["workload", "name"],
+        )
         for row in self.fleet.workloads:
+            desired.add_metric([row.id, row.name], row.replicas_desired)
             workload_status.add_metric(
                 [row.id, row.name, row.status, row.artifact_id, row.collection_id], 1
             )
@@ -170,7 +190,7 @@ class FleetCollector(Collector):
                 [deployment.id, deployment.name, deployment.status, deployment.workload_id], 1
             )
             deployment_health.add_metric([deployment.id, deployment.name, deployment.health], 1)
-        yield from (workload_status, restarts, ready, deployment_status, deployment_health)
+        yield from (workload_status, restarts, ready, desired, deployment_status, deployment_health)
 
 
 def _counts(

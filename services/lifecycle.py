@@ -142,10 +142,12 @@ class WorkloadLifecycle(TemporalCalls):
         return await self._update(ref, workload.UPDATE_STOP, workload.TransitionInput(actor=actor))
 
     async def scale(
-        self, ref: WorkloadRef, actor: str, replicas: dict[str, int]
+        self, ref: WorkloadRef, actor: str, replicas: dict[str, int], reason: str | None = None
     ) -> workload.TransitionResult:
         return await self._update(
-            ref, workload.UPDATE_SCALE, workload.ScaleInput(actor=actor, replicas=replicas)
+            ref,
+            workload.UPDATE_SCALE,
+            workload.ScaleInput(actor=actor, replicas=replicas, reason=reason),
         )
 
     async def delete(self, ref: WorkloadRef, actor: str) -> workload.TransitionResult:

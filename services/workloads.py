@@ -349,3 +349,14 @@ async def discard_new_workload(
 
 def _dump(runtime: WorkloadRuntime) -> dict[str, Any]:
     return runtime.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+async def last_scalings(session: AsyncSession, workload_id: str) -> list[WorkloadEvent]:
+    """The workload's latest `scaled` events, newest first (a few: one may name each group)."""
+    rows = await session.scalars(
+        select(WorkloadEvent)
+        .where(WorkloadEvent.workload_id == workload_id, WorkloadEvent.type == "scaled")
+        .order_by(WorkloadEvent.id.desc())
+        .limit(20)
+    )
+    return list(rows)

@@ -362,6 +362,7 @@ CASES: list[Case] = [
          inherit=via_deployment, variant="behind a deployment shared with the caller"),
     Case("GET", W + "{id}/events/", shared("workload", stopped), 200, need="read"),
     Case("GET", W + "{id}/replicas/", shared("workload", stopped), 200, need="read"),
+    Case("GET", W + "{id}/scaling/", shared("workload", stopped), 200, need="read"),
     Case("GET", W + "{id}/logs/", shared("workload", stopped), 200, need="read"),
     Case("GET", W + "{id}/logs/", workload_behind_deployment, 200, need="read",
          inherit=via_deployment, variant="behind a deployment shared with the caller"),

@@ -227,7 +227,10 @@ class WorkloadWorkflow:
             await _catalog(
                 ACTIVITY_RECORD_SCALE,
                 RecordScaleInput(
-                    workload_id=self.state.workload_id, actor=input.actor, replicas=input.replicas
+                    workload_id=self.state.workload_id,
+                    actor=input.actor,
+                    replicas=input.replicas,
+                    reason=input.reason,
                 ),
             )
             plan = self.state.plan

@@ -67,6 +67,7 @@ class TransitionInput(BaseModel):
 class ScaleInput(BaseModel):
     actor: str
     replicas: dict[str, int] = Field(description="Group name -> replica count.")
+    reason: str | None = Field(None, description="Why, for the event (the autoscaler's).")
 
 
 class TransitionResult(BaseModel):
@@ -126,3 +127,4 @@ class RecordScaleInput(BaseModel):
     workload_id: str
     actor: str
     replicas: dict[str, int]
+    reason: str | None = None

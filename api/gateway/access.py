@@ -80,6 +80,14 @@ class CallerRefused(PermissionDeniedError):
         self.caller = caller
 
 
+class ColdStart(Exception):
+    """The workload is scaled to zero (or starting from it): the call waits for a replica."""
+
+    def __init__(self, workload: str) -> None:
+        super().__init__("cold start")
+        self.workload = workload
+
+
 class Miss(Exception):
     """A lookup the caches cannot answer now: await `load()`, then authorize again."""
 
@@ -153,8 +161,8 @@ class Access:
         return Caller(principal.username, "api_key")
 
     def route(self, kind: Kind, target_id: str, caller: Caller) -> Decision:
-        """Where the call goes. Raises `Miss`, or a `DomainError` (404, 503) that is the
-        answer."""
+        """Where the call goes. Raises `Miss`, `ColdStart` (wait for a replica), or a
+        `DomainError` (404, 503) that is the answer."""
         directory = self.directory
         if kind == "workload":
             if not _peek(directory.peek_exists, directory.exists, target_id):
@@ -167,6 +175,8 @@ class Access:
             workload, limit = target.workload, target.max_body_bytes
         addresses = _peek(directory.peek_ready, directory.addresses, workload)
         if not addresses:
+            if directory.is_cold(workload):
+                raise ColdStart(workload)
             raise UnavailableError(
                 f"{kind} '{target_id}' has no ready replica; try again shortly",
                 retry_after_seconds=2,

@@ -1,7 +1,8 @@
 """Where the gateway sends traffic, held in memory.
 
 A background task reloads one snapshot from the catalog twice a second: ready replica addresses
-per workload, every workload id, and each deployment's current workload and body limit. A
+per workload, every workload id, each deployment's current workload and body limit, and the
+running workloads scaled to zero (or starting from it), whose calls wait for a replica. A
 request finds its answer there with a dict lookup, and a swap reaches every gateway process
 within a second. A miss (a deployment or a ready replica newer than the snapshot) reads that
 one key from the catalog, so what a client has just been told exists or is running takes
@@ -18,11 +19,12 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.gateway.ttl_cache import Missing, TtlCache
 from catalog.tables import Deployment, Workload, WorkloadReplica
+from services.autoscaling import scales_to_zero
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,8 @@ class Routes:
     ready: dict[str, tuple[str, ...]] = field(default_factory=dict)  # workload -> addresses
     workloads: frozenset[str] = frozenset()
     deployments: dict[str, Target] = field(default_factory=dict)
+    # Running workloads that may scale to zero and have no ready replica: a call waits for one.
+    cold: frozenset[str] = frozenset()
 
 
 class ReplicaDirectory:
@@ -54,6 +58,7 @@ class ReplicaDirectory:
         self._ready: TtlCache[str, tuple[str, ...]] = TtlCache(self._load_ready, ttl=interval)
         self._exists: TtlCache[str, bool] = TtlCache(self._load_exists, ttl=interval)
         self._targets: TtlCache[str, Target | None] = TtlCache(self._load_target, ttl=interval)
+        self._zero: TtlCache[str, bool] = TtlCache(self._load_scales_to_zero, ttl=interval)
 
     # ---- the hot path: dict lookups ------------------------------------------------------
 
@@ -63,6 +68,9 @@ class ReplicaDirectory:
 
     def peek_exists(self, workload_id: str) -> bool | Missing:
         return True if workload_id in self.routes.workloads else self._exists.peek(workload_id)
+
+    def is_cold(self, workload_id: str) -> bool:
+        return workload_id in self.routes.cold
 
     def peek_target(self, deployment_id: str) -> Target | Missing | None:
         found = self.routes.deployments.get(deployment_id)
@@ -84,6 +92,18 @@ class ReplicaDirectory:
         on a just-created deployment: the snapshot had been read before it.)"""
         found = self.routes.deployments.get(deployment_id)
         return found if found is not None else await self._targets.get(deployment_id)
+
+    async def scales_to_zero(self, workload_id: str) -> bool:
+        """Whether the workload's autoscaling may take it to zero (asked when every replica
+        refused a connection: only then is it read)."""
+        return workload_id in self.routes.cold or await self._zero.get(workload_id)
+
+    async def _load_scales_to_zero(self, workload_id: str) -> bool:
+        async with self.sessions() as session:
+            runtime = await session.scalar(
+                select(Workload.runtime).where(Workload.id == workload_id)
+            )
+        return scales_to_zero(runtime or {})
 
     async def _load_ready(self, workload_id: str) -> tuple[str, ...]:
         async with self.sessions() as session:
@@ -133,10 +153,20 @@ class ReplicaDirectory:
                     select(Deployment.id, Deployment.workload_id, Deployment.max_body_bytes)
                 )
             }
+            waiting = await session.execute(
+                select(Workload.id, Workload.runtime).where(
+                    Workload.status == "running",
+                    ~exists().where(
+                        WorkloadReplica.workload_id == Workload.id,
+                        WorkloadReplica.ready.is_(True),
+                    ),
+                )
+            )
+            cold = frozenset(id_ for id_, runtime in waiting if scales_to_zero(runtime or {}))
         # One assignment: a request sees the old table or the new one, never a mix. Answers
         # read for misses are older than this snapshot, so they go.
-        self.routes = Routes({w: tuple(a) for w, a in ready.items()}, workloads, deployments)
-        for cache in (self._ready, self._exists, self._targets):
+        self.routes = Routes({w: tuple(a) for w, a in ready.items()}, workloads, deployments, cold)
+        for cache in (self._ready, self._exists, self._targets, self._zero):
             cache.clear()
         self.loaded = True
 

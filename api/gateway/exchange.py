@@ -14,6 +14,8 @@ The hot path of a GET that hits warm caches creates no coroutine, Task or Future
 
 Anything that has to wait (a cache miss, a new upstream connection, a full pool) moves the
 request to a coroutine (`_slow_start`, `_slow_connect`) and the machine carries on from there.
+So does a call to a workload scaled to zero (`_wait_for_replica`): it is held, published as
+demand for the autoscaler, until a replica is ready, or answered 503 with Retry-After.
 
 What it keeps from the gateway's first version: the prefix stripped and the path and query
 forwarded exactly as sent; bodies streamed both ways; hop-by-hop headers dropped; the next
@@ -36,7 +38,7 @@ from opentelemetry.trace import Span
 
 from api.error_status import status_for
 from api.gateway import headers as h
-from api.gateway.access import ANONYMOUS, Caller, CallerRefused, Decision, Kind, Miss
+from api.gateway.access import ANONYMOUS, Caller, CallerRefused, ColdStart, Decision, Kind, Miss
 from api.gateway.paths import invoke_route
 from api.gateway.tracing import without_trace_headers
 from api.gateway.upstream import PoolTimeoutError, UpstreamConnection
@@ -49,6 +51,8 @@ log = logging.getLogger(__name__)
 
 IDEMPOTENT: Final = frozenset({b"GET", b"HEAD", b"OPTIONS"})
 BUFFER_LIMIT: Final = 64 * 1024  # request body held while no replica is attached yet
+COLD_START_POLL: Final = 0.1  # a held call looks for a ready replica this often
+COLD_START_RETRY_AFTER: Final = 5
 
 
 class Exchange:
@@ -90,6 +94,7 @@ class Exchange:
         "resp_started",
         "resp_status",
         "span",
+        "retried_cold",
         "started",
         "target",
         "target_id",
@@ -167,6 +172,7 @@ class Exchange:
         self.continue_sent = False
         self.span: Span | None = None  # the invoke's span, when the gateway traces
         self.trace_lines = b""  # the traceparent the replica gets instead of the caller's
+        self.retried_cold = False  # held once after every replica refused (scaling to zero)
 
     # ---- start: route, authorize, attach to a replica ------------------------------------
 
@@ -182,6 +188,9 @@ class Exchange:
             self.decision = access.route(self.kind, self.target_id, self.caller)
         except Miss:
             self.spawn(self._slow_start())
+            return
+        except ColdStart as cold:
+            self.spawn(self._wait_for_replica(cold.workload))
             return
         except DomainError as error:
             if isinstance(error, CallerRefused):
@@ -201,6 +210,9 @@ class Exchange:
                 )
             caller = self.caller
             self.decision = await access.settled(lambda: access.route(kind, target_id, caller))
+        except ColdStart as cold:
+            await self._wait_for_replica(cold.workload)
+            return
         except DomainError as error:
             if isinstance(error, CallerRefused):
                 self.caller = error.caller
@@ -216,6 +228,68 @@ class Exchange:
             )
             return
         self._admit(self.decision)
+
+    async def _wait_for_replica(self, workload: str) -> None:
+        """The workload is at zero: hold the call until a replica is ready, then go on."""
+        gw = self.gw
+        gw.demand.hold(workload)
+        try:
+            decision = await self._ready_decision(())
+        finally:
+            gw.demand.release(workload)
+        if decision is not None:
+            self.decision = decision
+            self._admit(decision)
+
+    async def _ready_decision(self, refused: tuple[str, ...]) -> Decision | None:
+        """Wait (held calls are published as demand, so the autoscaler starts a replica)
+        until the route has a ready replica other than the `refused` ones; None when the
+        answer has been given instead (503 past the cold-start timeout, or a refusal).
+        Every call waiting for the same workload waits on the same start."""
+        assert self.kind is not None and self.caller is not None
+        gw, access = self.gw, self.gw.access
+        kind, target_id, caller = self.kind, self.target_id, self.caller
+        deadline = time.monotonic() + gw.options.cold_start_timeout
+        while True:
+            await asyncio.sleep(COLD_START_POLL)
+            try:
+                decision = await access.settled(lambda: access.route(kind, target_id, caller))
+                if decision.addresses != refused:
+                    return decision
+            except ColdStart:
+                pass
+            except DomainError as error:
+                self.refuse(error)
+                return None
+            if time.monotonic() >= deadline:
+                gw.fail("cold_start_timeout")
+                self.respond_error(
+                    503,
+                    "unavailable",
+                    f"{self._what()} is scaled to zero and no replica was ready within "
+                    f"{gw.options.cold_start_timeout:g} s; try again shortly",
+                    COLD_START_RETRY_AFTER,
+                )
+                return None
+
+    async def _after_refusals(self, decision: Decision) -> bool:
+        """Every replica refused: if the workload may scale to zero, it is likely going there
+        (the route table lags the removal by up to half a second), so hold the call as at
+        zero and connect again once a replica is ready. False if not such a workload."""
+        gw = self.gw
+        if not await gw.access.directory.scales_to_zero(decision.workload):
+            return False
+        gw.demand.remove(decision.workload)
+        gw.demand.hold(decision.workload)
+        try:
+            fresh = await self._ready_decision(decision.addresses)
+        finally:
+            gw.demand.release(decision.workload)
+            gw.demand.add(decision.workload)
+        if fresh is not None:
+            self.decision = fresh
+            await self._slow_connect(tries=0)
+        return True
 
     def _admit(self, decision: Decision) -> None:
         """The limits that apply once the caller and the target are known, then upstream."""
@@ -240,6 +314,7 @@ class Exchange:
         callers[decision.actor] = running + 1
         self.holding = True
         gw.metrics.started(decision.kind, decision.deployment)
+        gw.demand.add(decision.workload)
         self.counted = True
         self._connect()
 
@@ -303,6 +378,10 @@ class Exchange:
             self._attach(connection)
             self.flush_upstream()
             return
+        if not timed_out and not self.retried_cold:
+            self.retried_cold = True
+            if await self._after_refusals(decision):
+                return
         log.warning("no replica accepted the connection: %s", what)
         if timed_out:
             self.respond_error(
@@ -670,6 +749,8 @@ class Exchange:
         seconds = time.perf_counter() - self.started
         deployment = self.target_id if kind == "deployment" else None
         gw.metrics.finished(kind, deployment, status, seconds, started=self.counted)
+        if self.counted and decision is not None:
+            gw.demand.remove(decision.workload)
         if deployment is not None and self.counted and gw.traffic is not None:
             gw.traffic.record(deployment, status, seconds)
         if gw.audit is not None:

@@ -28,6 +28,7 @@ from typing import Final
 from api.gateway.access import Access
 from api.gateway.connection import ClientConnection
 from api.gateway.credentials import Credentials
+from api.gateway.demand import Demand
 from api.gateway.directory import ReplicaDirectory
 from api.gateway.exchange import Exchange
 from api.gateway.invocation_audit import InvocationAudit
@@ -53,6 +54,7 @@ class GatewayOptions:
     websocket_idle_timeout: float = 300.0  # a session with no bytes either way is closed
     max_attempts: int = 3  # replicas tried when connections are refused
     max_calls_per_caller: int = 1000  # concurrent calls of one caller in this process
+    cold_start_timeout: float = 60.0  # a call held at zero replicas waits this long for one
     metrics_token: str | None = None  # shows per-deployment metrics, as an admin key does
     metrics_public: bool = False  # per-deployment metrics for anyone (a trusted network)
 
@@ -63,6 +65,7 @@ class GatewayOptions:
             read_timeout=settings.gateway_timeout_seconds,
             websocket_idle_timeout=settings.gateway_websocket_idle_seconds,
             max_calls_per_caller=settings.gateway_max_calls_per_caller,
+            cold_start_timeout=settings.gateway_cold_start_timeout_seconds,
             metrics_token=token.get_secret_value() if token else None,
             metrics_public=settings.metrics_deployment_labels,
         )
@@ -78,6 +81,7 @@ class Gateway:
         options: GatewayOptions | None = None,
         traffic: TrafficLog | None = None,
         tracing: InvokeTracing | None = None,
+        demand: Demand | None = None,
     ) -> None:
         self.access = access
         self.tracing = tracing  # spans of invoke calls, when tracing is configured
@@ -85,6 +89,7 @@ class Gateway:
         self.metrics = metrics
         self.audit = audit
         self.traffic = traffic  # per-minute counts of deployment calls, for their stats
+        self.demand = demand or Demand(None)  # calls in flight per workload, for the autoscaler
         self.options = options or GatewayOptions()
         self.clients: set[ClientConnection] = set()
         self.callers: dict[str, int] = {}  # actor -> calls in flight
@@ -234,8 +239,13 @@ async def running_gateway(
         retention=timedelta(days=settings.traffic_retention_days),
     )
     tracing = InvokeTracing() if configure_tracing(settings, "wapi-gateway") else None
-    gateway = Gateway(access, pools, metrics, audit, GatewayOptions.of(settings), traffic, tracing)
+    demand = Demand(settings.demand_dir)
+    gateway = Gateway(
+        access, pools, metrics, audit, GatewayOptions.of(settings), traffic,
+        tracing=tracing, demand=demand,
+    )  # fmt: skip
     await directory.start()
+    demand.start()
     audit.start()
     traffic.start()
     gateway.start()
@@ -248,6 +258,7 @@ async def running_gateway(
         await gateway.stop()
         await audit.stop()
         await traffic.stop()
+        await demand.stop()
         metrics.save()
         await directory.stop()
         await engine.dispose()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+
 from fastapi import Request
 
 from catalog.tables import Artifact, Workload, WorkloadEvent, WorkloadReplica
@@ -11,13 +13,16 @@ from models.status import WorkloadStatus
 from models.workloads import (
     ArtifactInfo,
     GroupRuntimePublic,
+    GroupScaling,
     ProbeResultPublic,
     ReplicaPublic,
+    ScalingDecision,
     WorkloadEventPublic,
     WorkloadOperation,
     WorkloadPublic,
     WorkloadRuntime,
     WorkloadRuntimePublic,
+    WorkloadScaling,
 )
 from services.bundles import BundleCatalog
 from services.workload_runtime import group_bundle
@@ -110,3 +115,48 @@ def present_replica(row: WorkloadReplica) -> ReplicaPublic:
         message=row.message,
         updated_at=row.updated_at,
     )
+
+
+def present_scaling(
+    workload: Workload, replicas: list[WorkloadReplica], scalings: list[WorkloadEvent]
+) -> WorkloadScaling:
+    """Desired (the stored counts) against ready and reported replicas, per group, with the
+    latest `scaled` event that named the group."""
+    groups = []
+    for group in WorkloadRuntime.model_validate(workload.runtime).container_groups:
+        own = [r for r in replicas if r.group_name == group.name]
+        decision = None
+        for event in scalings:  # newest first
+            counts = _scaled_counts(event)
+            if group.name in counts:
+                decision = ScalingDecision(
+                    replicas=counts[group.name],
+                    reason=event.details.get("reason"),
+                    actor=event.actor,
+                    at=event.created_at,
+                )
+                break
+        groups.append(
+            GroupScaling(
+                name=group.name,
+                desired_replicas=group.replica_count,
+                ready_replicas=sum(1 for r in own if r.ready),
+                reported_replicas=len(own),
+                autoscaling=AutoscalingPublic.model_validate(group.autoscaling.model_dump())
+                if group.autoscaling
+                else None,
+                last_decision=decision,
+            )
+        )
+    return WorkloadScaling(workload_id=workload.id, status=workload.status, groups=groups)
+
+
+def _scaled_counts(event: WorkloadEvent) -> dict[str, int]:
+    """The counts a `scaled` event recorded (`str` of a dict of group name to count)."""
+    try:
+        counts = ast.literal_eval(str(event.details.get("replicas", "{}")))
+    except (ValueError, SyntaxError):
+        return {}
+    if not isinstance(counts, dict):
+        return {}
+    return {str(k): int(v) for k, v in counts.items() if isinstance(v, int)}

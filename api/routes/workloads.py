@@ -27,6 +27,7 @@ from api.params import Search, WorkloadId
 from api.presenters.workloads import (
     present_operation,
     present_replica,
+    present_scaling,
     present_workload,
     present_workload_event,
 )
@@ -40,6 +41,7 @@ from models.workloads import (
     WorkloadEventPublic,
     WorkloadOperation,
     WorkloadPublic,
+    WorkloadScaling,
     WorkloadUpdate,
 )
 from services import access, deployments, workloads
@@ -245,3 +247,16 @@ async def list_replicas(
     """Per replica: state, readiness, restarts, start time and the last result of each probe."""
     await access.require(session, "workload", workload_id, principal, "read")
     return [present_replica(row) for row in await workloads.list_replicas(session, workload_id)]
+
+
+@router.get("/{workloadId}/scaling/", summary="A workload's desired and actual replicas")
+async def get_scaling(
+    session: SessionDep, principal: Viewer, workload_id: WorkloadId
+) -> WorkloadScaling:
+    """Per container group: the replicas it should run now (the autoscaler's latest decision,
+    or the count set by hand), how many are ready and reported, its autoscaling settings, and
+    the latest change with its reason (`scaled` events carry every change)."""
+    await access.require(session, "workload", workload_id, principal, "read")
+    workload = await workloads.get_workload(session, workload_id)
+    replicas = await workloads.list_replicas(session, workload_id)
+    return present_scaling(workload, replicas, await workloads.last_scalings(session, workload_id))

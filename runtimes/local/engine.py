@@ -202,6 +202,31 @@ class Engine:
                 return None
             raise self._unavailable("inspect", str(error)) from error
 
+    async def cpu_time(self, container_id: str) -> int | None:
+        """CPU time the container has used (ns, cumulative), or None if it is gone."""
+        try:
+            stats: Any = await self._call(
+                self._docker.containers.container(container_id).stats(stream=False), "stats"
+            )
+        except aiodocker.DockerError as error:
+            if error.status in (404, 409):
+                return None
+            raise self._unavailable("stats", str(error)) from error
+        if isinstance(stats, list):  # aiodocker answers a one-element list
+            stats = stats[0] if stats else {}
+        usage = ((stats or {}).get("cpu_stats") or {}).get("cpu_usage") or {}
+        total = usage.get("total_usage")
+        return int(total) if isinstance(total, int | float) else None
+
+    async def cpu_limit(self, container_id: str) -> float:
+        """The container's CPU limit in cores (0 when it has none)."""
+        info = await self.inspect(container_id) or {}
+        host = info.get("HostConfig") or {}
+        if host.get("NanoCpus"):
+            return float(host["NanoCpus"]) / 1e9
+        quota, period = host.get("CpuQuota") or 0, host.get("CpuPeriod") or 0
+        return quota / period if quota > 0 and period > 0 else 0.0
+
     async def ensure_image(self, image: str) -> None:
         """Use the local image if present, otherwise pull it once."""
         if image in self._images:

@@ -80,6 +80,13 @@ class Replica:
                 tracker.last = previous.get(kind)
                 self.trackers.append(tracker)
 
+    def keep_passing(self, member: Member) -> None:
+        """An adopted container that was ready: its startup and readiness probes count as
+        passing until they report otherwise (a failure threshold away)."""
+        for tracker in self.trackers:
+            if tracker.container == member.plan.name and tracker.kind in ("startup", "readiness"):
+                tracker.passing = True
+
     def started_up(self, container: str) -> bool:
         """Whether the container's startup probe (if any) has passed."""
         return all(

@@ -9,6 +9,7 @@ from datetime import datetime
 from models.plan import RunPlan
 from runtimes.base import LogLine, ReplicaStatus, RestartPolicy
 from runtimes.local.containers import LABEL_ROLE
+from runtimes.local.cpu import CpuSampler
 from runtimes.local.engine import Engine
 from runtimes.local.events import EngineEvents
 from runtimes.local.logs import workload_logs
@@ -43,6 +44,7 @@ class LocalRuntime:
         self._policy = restart_policy
         self._probe_host = probe_host
         self._grace = stop_grace_seconds
+        self._cpu = CpuSampler(self._engine)
 
     async def ping(self) -> None:
         await self._engine.ping()
@@ -106,6 +108,9 @@ class LocalRuntime:
             since=since,
             follow=follow,
         )
+
+    async def cpu_utilization(self, workload_id: str) -> dict[str, float]:
+        return await self._cpu.utilization(workload_id)
 
     async def close(self) -> None:
         await self._events.close()

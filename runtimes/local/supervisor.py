@@ -65,10 +65,16 @@ class LocalSupervisor:
             for index in range(group.replicas):
                 key = ReplicaKey(plan.workload_id, plan.generation, group.name, index)
                 self._replicas[key] = Replica.planned(key, group)
+        # Replicas that were ready when the last supervisor left them; an adopted running
+        # container of one stays ready until its own probes say otherwise, so a rescale
+        # (which starts a new supervisor) never takes the workload's replicas out of traffic.
+        self._were_ready: set[ReplicaKey] = set()
         for status in previous:  # restart counts survive a worker restart
             seen = ReplicaKey(plan.workload_id, status.generation, status.group, status.index)
             if replica := self._replicas.get(seen):
                 replica.restarts = status.restarts
+                if status.ready:
+                    self._were_ready.add(seen)
         self._members: set[ContainerKey] = {
             m.key for r in self._replicas.values() for m in r.members
         }
@@ -251,6 +257,8 @@ class LocalSupervisor:
         if row.state == "running":
             if adopted:  # running before this supervisor existed: probe it from now on
                 replica.reset_probes(member, now)
+                if replica.key in self._were_ready:
+                    replica.keep_passing(member)
                 if member is replica.primary:
                     await self._read_primary(replica, member)
             member.state = "running"
