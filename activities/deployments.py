@@ -251,7 +251,7 @@ class DeploymentActivities:
             if not addresses and scales_to_zero(workload.runtime):
                 # Scaled to zero by its autoscaling (or starting from it): nothing to check,
                 # and no failure; the gateway holds calls until a replica is ready.
-                return status, None, settings.interval_seconds
+                return verdict, deployment.health_reason, settings.interval_seconds
             path = settings.path or await self._default_path(session, workload)
         # No session is open here: the check may take its whole timeout.
         check = await _probe(addresses, turn, path, settings.timeout_seconds)
