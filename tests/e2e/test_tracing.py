@@ -71,8 +71,11 @@ async def test_one_trace_from_the_api_to_the_container_and_through_the_gateway(
             tmp_path, traced, docker_url, test_image, task_queue, otlp_endpoint=collector.url
         ) as stack:
             await create_and_invoke(stack, collector)
-        # The stack's last spans (its teardown) go out while the collector still listens.
+        # The stack's last spans (its teardown) go out while the collector still listens;
+        # then the process's provider stops exporting, so no later test's span is retried
+        # against a collector that is gone (a process sets its provider once).
         await asyncio.to_thread(trace_provider().force_flush)
+    trace_provider().shutdown()
 
 
 async def create_and_invoke(stack: Stack, collector: Collector) -> None:

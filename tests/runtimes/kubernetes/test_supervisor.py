@@ -285,10 +285,13 @@ async def test_a_failing_image_pull_is_retried_then_succeeds(
 
     backoff = 'Back-off pulling image "registry.example.com/team/agent:1.4"'
     await put(cluster, pod("web-a", ready=False, waiting=("ImagePullBackOff", backoff)))
-    assert (await supervisor.tick()).failure is None
+    backing_off = await observe(supervisor, lambda o: "Back-off" in o.replicas[0].message)
+    assert backing_off.failure is None
 
     await put(cluster, pod("web-a"))  # the next pull worked
-    [replica] = (await supervisor.tick()).replicas
+    running = await observe(supervisor, lambda o: o.replicas[0].ready)
+    assert running.failure is None
+    [replica] = running.replicas
     assert (replica.state, replica.ready) == ("running", True)
 
 
