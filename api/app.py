@@ -42,7 +42,7 @@ from console import mount as mount_console
 from models.common import ErrorBody
 from runtimes.factory import build_runtime
 from services import api_keys as api_key_service
-from services import temporal, tracing
+from services import decider_lock, temporal, tracing
 from services.audit_writer import AuditWriter
 from services.autoscaler import Autoscaler
 from services.bundles import BundleCatalog
@@ -179,6 +179,7 @@ def create_app(
                     ),
                     registry=app.state.metrics.registry,
                     runtime=runtime,
+                    lock=decider_lock.for_catalog(engine, settings.state_dir),
                 )
                 autoscaler.start()
                 stack.push_async_callback(autoscaler.stop)

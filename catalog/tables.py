@@ -335,6 +335,20 @@ class DeploymentTraffic(Base):
     latency_histogram: Mapped[dict[str, Any]]
 
 
+class GatewayDemand(Base):
+    """What one gateway process sees of each workload's load, for the autoscaler: its calls
+    in flight (averaged since its previous write) and its calls held at zero replicas, per
+    workload id. One row per process, rewritten whole (services/demand.py); `reported_at`
+    is its heartbeat, and a row older than a few seconds is a process that stopped."""
+
+    __tablename__ = "gateway_demand"
+
+    reporter: Mapped[str] = mapped_column(String(80), primary_key=True)
+    reported_at: Mapped[datetime]
+    in_flight: Mapped[dict[str, Any]]
+    held: Mapped[dict[str, Any]]
+
+
 class Secret(Base):
     """A secret value, encrypted at rest; only its metadata ever leaves the catalog."""
 

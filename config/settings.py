@@ -320,12 +320,6 @@ class Settings(BaseSettings):
         return self.state_dir / "gateway-metrics"
 
     @property
-    def demand_dir(self) -> Path:
-        """Where gateway processes on this machine publish calls in flight per workload for
-        the autoscaler (services/demand.py)."""
-        return self.state_dir / "autoscaler-demand"
-
-    @property
     def admin_key_file(self) -> Path:
         return self.state_dir / "admin.key"
 

@@ -1,44 +1,46 @@
 """The autoscaler: one loop, in one API process, deciding the replica count of every
 autoscaled container group and applying each change through the workload's workflow.
 
-Every tick (`WAPI_AUTOSCALER_TICK_SECONDS`) it reads the load the gateway processes publish
-(`services/demand.py`), the autoscaled groups of running workloads and their ready replicas
-from the catalog, feeds one sample per group to its `GroupScaler` (`services/kpa.py`) and,
+Every tick (`WAPI_AUTOSCALER_TICK_SECONDS`) it reads the load the gateway processes publish in
+the catalog (`services/demand.py`), the autoscaled groups of running workloads and their ready
+replicas, feeds one sample per group to its `GroupScaler` (`services/kpa.py`) and,
 where the recommendation differs from the stored count, sends the workload's `scale` Update
 (the path `PATCH` of a replica count takes), with the reason; the workflow's `record_scale`
 writes the count and a `scaled` event naming it. Nothing is sent while nothing changes, so an
 autoscaled workload under steady load adds nothing to its workflow history.
 
-Between ticks it looks at the published load ten times a second: a call held by a gateway for
-a workload at zero replicas makes it decide at once, so a cold start waits for no tick.
+Between ticks it reads the published load ten times a second: a call held by a gateway for a
+workload at zero replicas makes it decide at once, so a cold start waits for no tick.
 
-Only one process decides: the loop takes an exclusive lock on a file in the state directory
-and waits while another process holds it (see docs/architecture.md for why here).
+Only one process decides, across API replicas and hosts: the one holding the catalog's decider
+lock (`services/decider_lock.py`); the others try for it every `LOCK_RETRY` seconds (see
+docs/architecture.md for why the decider lives here).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
 import os
 import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from catalog import database
 from catalog.tables import Workload, WorkloadReplica
 from config.settings import Settings
 from runtimes.base import Runtime
 from services import demand
+from services.decider_lock import DeciderLock, FileLock
 from services.demand import Loads
 from services.errors import DomainError
 from services.kpa import GroupScaler, ScalingRules
@@ -50,6 +52,8 @@ log = logging.getLogger(__name__)
 ACTOR = "autoscaler"
 WAKE_POLL = 0.1  # how often held calls are looked for between ticks
 LOCK_RETRY = 5.0  # a process that does not decide tries for the lock this often
+LOCK_CHECK = 5.0  # the deciding process checks it still holds the lock this often
+SWEEP_EVERY = 60.0  # the decider deletes the rows of gateway processes long gone
 SERIES = (("up", "stable"), ("up", "panic"), ("up", "cold_start"), ("down", "stable"),
           ("down", "idle"))  # fmt: skip
 
@@ -73,17 +77,20 @@ class Autoscaler:
         lifecycle: WorkloadLifecycle,
         registry: CollectorRegistry | None = None,
         runtime: Runtime | None = None,
+        lock: DeciderLock | None = None,
     ) -> None:
         self.settings = settings
+        self.lock = lock or FileLock(settings.state_dir / "autoscaler.lock")
         self.sessions = sessions
+        self.reads = database.create_read_sessionmaker(sessions.kw["bind"])
         self.lifecycle = lifecycle
         self.runtime = runtime  # for CPU figures; None: CPU policies keep their count
         self.scalers: dict[tuple[str, str], GroupScaler] = {}
         self.decisions: Counter[tuple[str, str]] = Counter()  # (direction, cause) -> changes
         self._registry = registry
-        self._collector = _DecisionsCollector(self.decisions)
+        self.deciding = False  # this process holds the decider lock
+        self._collector = _DecisionsCollector(self)
         self.at_zero: set[str] = set()  # workloads with a group at zero, as of the last tick
-        self._lock_file: IO[bytes] | None = None
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -99,22 +106,45 @@ class Autoscaler:
             self._task = None
         if self._registry is not None:
             self._registry.unregister(self._collector)
-        if self._lock_file is not None:
-            self._lock_file.close()  # releases the lock
-            self._lock_file = None
+        await self.lock.release()
+        self.deciding = False
 
     async def _run(self) -> None:
         while True:
-            if self._take_lock():
-                break
+            try:
+                got = await self.lock.try_acquire()
+            except Exception as error:  # the catalog away: try again later
+                log.warning("autoscaler lock not taken", extra={"error": str(error)})
+                got = False
+            if got:
+                log.info("this process runs the autoscaler", extra={"pid": os.getpid()})
+                self.deciding = True
+                try:
+                    await self._decide()
+                finally:
+                    self.deciding = False
+                    self.scalers.clear()  # the next decider starts from the catalog
+                log.warning("this process lost the autoscaler lock", extra={"pid": os.getpid()})
             await asyncio.sleep(LOCK_RETRY)
-        log.info("this process runs the autoscaler", extra={"pid": os.getpid()})
+
+    async def _decide(self) -> None:
+        """Decide until the lock is lost."""
         tick = self.settings.autoscaler_tick_seconds
-        next_tick, failure = 0.0, ""
+        next_tick = next_check = next_sweep = 0.0
+        failure = ""
         while True:
             now = time.monotonic()
+            if now >= next_check:
+                next_check = now + LOCK_CHECK
+                if not await self.lock.still_held():
+                    return
             try:
-                loads = demand.read(self.settings.demand_dir)
+                async with self.reads() as session:  # on SQLite, no write lock 10 times a second
+                    loads = await demand.read(session)
+                if now >= next_sweep:
+                    next_sweep = now + SWEEP_EVERY
+                    async with self.sessions() as session, session.begin():
+                        await demand.forget_stale(session)
                 woken = any(loads[w].held for w in self.at_zero if w in loads)
                 if now >= next_tick or woken:
                     next_tick = now + tick
@@ -125,18 +155,6 @@ class Autoscaler:
                     log.exception("autoscaler tick failed; retrying every tick")
                 failure = repr(error)
             await asyncio.sleep(WAKE_POLL)
-
-    def _take_lock(self) -> bool:
-        path = self.settings.state_dir / "autoscaler.lock"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle = path.open("ab")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            return False
-        self._lock_file = handle
-        return True
 
     async def tick(self, now: float, loads: Loads) -> None:
         """One sample per autoscaled group, one decision each, the changes applied."""
@@ -266,12 +284,18 @@ class Autoscaler:
 
 
 class _DecisionsCollector(Collector):
-    """The changes this process sent (only the deciding process has any)."""
+    """The changes this process sent (only a deciding process has any), and whether it decides."""
 
-    def __init__(self, decisions: Counter[tuple[str, str]]) -> None:
-        self.decisions = decisions
+    def __init__(self, autoscaler: Autoscaler) -> None:
+        self.autoscaler = autoscaler
 
     def collect(self) -> Iterable[Metric]:
+        yield GaugeMetricFamily(
+            "wapi_autoscaler_deciding",
+            "1 in the one API process that runs the autoscaler (holds the decider lock), else 0.",
+            value=1 if self.autoscaler.deciding else 0,
+        )
+        decisions = self.autoscaler.decisions
         family = CounterMetricFamily(
             "wapi_autoscaler_decisions",
             "Replica count changes the autoscaler sent, by direction and cause (stable, panic, "
@@ -279,6 +303,6 @@ class _DecisionsCollector(Collector):
             labels=["direction", "cause"],
         )
         # Every series from the start, so that a rate over it has data before the first change.
-        for direction, cause in (*SERIES, *(k for k in sorted(self.decisions) if k not in SERIES)):
-            family.add_metric([direction, cause], self.decisions[(direction, cause)])
+        for direction, cause in (*SERIES, *(k for k in sorted(decisions) if k not in SERIES)):
+            family.add_metric([direction, cause], decisions[(direction, cause)])
         yield family

@@ -1,30 +1,35 @@
 """Calls in flight per workload, published by every gateway process for the autoscaler.
 
-Each gateway process writes one small JSON file in the demand directory (`Settings.demand_dir`)
-twice a second, and at once when a call starts waiting for a workload scaled to zero: per
-workload, the average number of its calls in flight since the last write (sampled ten times a
-second) and how many calls it holds at zero. The autoscaler adds up the fresh files. Files are
-written atomically (a rename), so a reader sees a whole report or the previous one.
+Each gateway process keeps one row of its own in the catalog (`gateway_demand`): per workload,
+the average number of its calls in flight since its previous write and how many calls it holds
+at zero replicas, and when it wrote (the heartbeat). It rewrites the row when the figures
+change (at most once a second), every `HEARTBEAT` seconds when they do not, and at once when a
+call starts waiting at zero (`api/gateway/demand.py`). The autoscaler adds up the fresh rows.
 
-Why files and not the catalog: the load changes every second and only the autoscaler reads it;
-writing it into the database would cost every process a write a second for nothing durable.
-The directory is shared by the processes of one machine (as the gateway's metrics are); see
-docs/architecture.md for what that means on several machines.
+Why the catalog: it is the one thing every API and gateway process shares, on one machine or
+many (the Kubernetes manifests give the pods no shared directory). Why one row per process
+and not one per workload: one statement per write whatever the number of workloads, a reader
+sees one whole report per process, the row is the heartbeat, and a workload whose calls end
+leaves no row behind to delete.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import logging
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Final
+from datetime import UTC, datetime
+from typing import Any, Final
 
-log = logging.getLogger(__name__)
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from catalog.tables import GatewayDemand
+
+HEARTBEAT: Final = 2.0  # seconds between writes of an unchanged report
 FRESH_SECONDS: Final = 5.0  # an older report comes from a process that stopped writing
+FORGOTTEN_SECONDS: Final = 60.0  # rows this old are deleted (a process killed without a word)
 
 
 @dataclass
@@ -42,41 +47,61 @@ class DemandReport:
     held: dict[str, int] = field(default_factory=dict)
 
 
-def write(directory: Path, name: str, report: DemandReport) -> None:
-    path = directory / f"{name}.json"
-    temporary = directory / f"{name}.tmp"
-    body = {"at": report.at, "inFlight": report.in_flight, "held": report.held}
-    try:
-        temporary.write_text(json.dumps(body))
-        temporary.replace(path)
-    except OSError as error:
-        log.warning("could not publish demand", extra={"error": str(error)})
-
-
 class Loads(dict[str, Load]):
     """The load per workload over every fresh report, and how many gateway processes sent
-    one: with none, nothing is known (no gateway here, or none running), which is not the
-    same as no load."""
+    one: with none, nothing is known (no gateway running), which is not the same as no load."""
 
     reporters: int = 0
 
 
-def read(directory: Path, now: float | None = None) -> Loads:
+def _moment(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+async def write(session: AsyncSession, reporter: str, report: DemandReport) -> None:
+    """Replace `reporter`'s row with `report`."""
+    values: dict[str, Any] = {
+        "reporter": reporter,
+        "reported_at": _moment(report.at),
+        "in_flight": report.in_flight,
+        "held": report.held,
+    }
+    dialect = session.get_bind().dialect.name
+    insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
+    statement = insert(GatewayDemand).values(values)
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["reporter"],
+            set_={name: statement.excluded[name] for name in values if name != "reporter"},
+        )
+    )
+
+
+async def read(session: AsyncSession, now: float | None = None) -> Loads:
+    """The sum of the fresh reports. Freshness compares the writer's clock with the reader's:
+    hosts kept in step by NTP differ by far less than `FRESH_SECONDS`."""
     now = time.time() if now is None else now
+    rows = await session.execute(
+        select(GatewayDemand.in_flight, GatewayDemand.held).where(
+            GatewayDemand.reported_at >= _moment(now - FRESH_SECONDS)
+        )
+    )
     loads = Loads()
-    for path in directory.glob("*.json"):
-        with contextlib.suppress(OSError, ValueError, TypeError, KeyError, AttributeError):
-            body = json.loads(path.read_text())
-            if now - float(body["at"]) > FRESH_SECONDS:
-                continue
-            for workload, value in body["inFlight"].items():
-                loads.setdefault(workload, Load()).in_flight += float(value)
-            for workload, count in body["held"].items():
-                loads.setdefault(workload, Load()).held += int(count)
-            loads.reporters += 1
+    for in_flight, held in rows:
+        for workload, value in in_flight.items():
+            loads.setdefault(workload, Load()).in_flight += float(value)
+        for workload, count in held.items():
+            loads.setdefault(workload, Load()).held += int(count)
+        loads.reporters += 1
     return loads
 
 
-def forget(directory: Path, name: str) -> None:
-    with contextlib.suppress(OSError):
-        (directory / f"{name}.json").unlink()
+async def forget(session: AsyncSession, reporter: str) -> None:
+    await session.execute(delete(GatewayDemand).where(GatewayDemand.reporter == reporter))
+
+
+async def forget_stale(session: AsyncSession, now: float | None = None) -> None:
+    """Delete the rows of processes that stopped writing long ago (killed, or their host gone)."""
+    now = time.time() if now is None else now
+    cutoff = _moment(now - FORGOTTEN_SECONDS)
+    await session.execute(delete(GatewayDemand).where(GatewayDemand.reported_at < cutoff))

@@ -5,20 +5,22 @@ tests/test_kpa.py.)"""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.gateway.demand import Demand
 from api.presenters.workloads import present_scaling
 from catalog import database
-from catalog.tables import Artifact, Workload, WorkloadEvent
+from catalog.tables import Artifact, GatewayDemand, Workload, WorkloadEvent
 from config.settings import Settings
-from services import demand
+from services import decider_lock, demand
 from services.autoscaler import Autoscaler
 from services.autoscaling import scales_to_zero
 from services.demand import DemandReport
@@ -83,39 +85,69 @@ def test_which_runtimes_scale_to_zero() -> None:
     assert not scales_to_zero({})
 
 
-def test_demand_adds_fresh_reports_and_ignores_stale_ones(tmp_path: Path) -> None:
+async def test_demand_adds_fresh_reports_and_ignores_stale_ones(
+    catalog_engine: AsyncEngine,
+) -> None:
+    sessions = database.create_sessionmaker(catalog_engine)
     now = time.time()
-    demand.write(tmp_path, "a", DemandReport(now, {"w1": 1.5, "w2": 2.0}, {"w2": 2}))
-    demand.write(tmp_path, "b", DemandReport(now - 1, {"w1": 0.5}, {}))
-    demand.write(tmp_path, "old", DemandReport(now - 60, {"w1": 100.0}, {"w1": 9}))
-    (tmp_path / "broken.json").write_text("{not json")
-    loads = demand.read(tmp_path, now)
-    assert loads.reporters == 2
+    async with sessions() as session, session.begin():
+        await demand.write(session, "a", DemandReport(now, {"w1": 1.5, "w2": 2.0}, {"w2": 2}))
+        await demand.write(session, "b", DemandReport(now - 1, {"w1": 0.5}, {}))
+        await demand.write(session, "old", DemandReport(now - 30, {"w1": 100.0}, {"w1": 9}))
+        await demand.write(session, "gone", DemandReport(now - 90, {"w1": 100.0}, {}))
+    async with sessions() as session:
+        loads = await demand.read(session, now)
+    assert loads.reporters == 2  # a stale report is a process that stopped: ignored
     assert loads["w1"].in_flight == 2.0 and loads["w1"].held == 0
     assert loads["w2"].in_flight == 2.0 and loads["w2"].held == 2
-    demand.forget(tmp_path, "a")
-    assert "w2" not in demand.read(tmp_path, now)
+    async with sessions() as session, session.begin():
+        await demand.write(session, "a", DemandReport(now, {"w1": 1.0}, {}))  # rewritten whole
+        await demand.forget(session, "b")
+        await demand.forget_stale(session, now)  # only "gone" is old enough to delete
+    async with sessions() as session:
+        loads = await demand.read(session, now)
+        reporters = set(await session.scalars(select(GatewayDemand.reporter)))
+    assert "w2" not in loads and loads["w1"].in_flight == 1.0
+    assert reporters == {"a", "old"}
 
 
-async def test_a_gateway_process_publishes_the_average_in_flight(tmp_path: Path) -> None:
-    published = Demand(tmp_path)
+async def test_a_gateway_process_publishes_the_average_in_flight(
+    catalog_engine: AsyncEngine,
+) -> None:
+    sessions = database.create_sessionmaker(catalog_engine)
+
+    async def read() -> demand.Loads:
+        async with sessions() as session:
+            return await demand.read(session)
+
+    published = Demand(sessions)
     published.add("w")
     published.add("w")
     published._sample()  # two in flight
     published.remove("w")
     published._sample()  # one
-    published.publish()
-    assert demand.read(tmp_path)["w"].in_flight == 1.5
+    assert published.changed()
+    await published.publish()
+    assert (await read())["w"].in_flight == 1.5
+    published._sample()
+    assert published.changed()  # one in flight since
+    await published.publish()
+    published._sample()
+    published._sample()
+    assert not published.changed()  # still one: only a heartbeat would write it again
+    await published.publish()
     # A held call counts in full at once, whatever the average since the last write.
     published.remove("w")
     published.hold("cold")
     published._sample()
-    published.publish()
-    loads = demand.read(tmp_path)
+    await published.publish()
+    loads = await read()
     assert loads["cold"].held == 1 and loads["cold"].in_flight == 1.0
     assert "w" not in loads  # no call in flight since the last write
     published.release("cold")
     assert published.in_flight == {} and published.held == {}
+    await published.stop()  # the row goes with the process
+    assert (await read()).reporters == 0
 
 
 class RecordingLifecycle(WorkloadLifecycle):
@@ -235,7 +267,8 @@ def test_rules_come_from_the_first_policy_by_priority_and_the_settings(tmp_path:
     settings = Settings(
         state_dir=tmp_path, autoscaler_stable_window_seconds=30, autoscaler_idle_seconds=7
     )
-    autoscaler = Autoscaler(settings, None, RecordingLifecycle())  # type: ignore[arg-type]
+    sessions = database.create_sessionmaker(database.create_engine("sqlite+aiosqlite://"))
+    autoscaler = Autoscaler(settings, sessions, RecordingLifecycle())
     group = {
         "autoscaling": {
             "enabled": True,
@@ -293,3 +326,68 @@ async def test_the_decisions_are_on_the_api_metrics(api: httpx.AsyncClient) -> N
     scrape = await api.get("/metrics")
     assert scrape.status_code == 200
     assert 'wapi_autoscaler_decisions_total{cause="cold_start",direction="up"} 0.0' in scrape.text
+
+
+async def test_one_decider_per_catalog_and_the_lock_passes_on(
+    catalog_url: str, tmp_path: Path
+) -> None:
+    """Two API processes (each its own engine, as on two hosts): one holds the lock; released,
+    the other takes it. SQLite: a file lock beside the database; PostgreSQL: an advisory lock."""
+    engines = [database.create_engine(catalog_url) for _ in range(2)]
+    try:
+        locks = [decider_lock.for_catalog(e, tmp_path / f"state{i}") for i, e in enumerate(engines)]
+        assert await locks[0].try_acquire()
+        assert not await locks[1].try_acquire()
+        assert await locks[0].still_held() and not await locks[1].still_held()
+        await locks[0].release()
+        assert await locks[1].try_acquire()
+        assert not await locks[0].try_acquire()
+        await locks[1].release()
+    finally:
+        for engine in engines:
+            await engine.dispose()
+
+
+async def test_a_held_call_wakes_the_one_deciding_process(
+    catalog_url: str, catalog_engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """Two autoscalers on one catalog with a gateway's publisher: only the one holding the lock
+    decides; a call held at zero reaches it through the catalog and it starts a replica at
+    once (no tick: the tick here is a minute); when it stops, the other one takes over."""
+    await add_workload(catalog_engine, "cold", 0, ZERO)
+    settings = Settings(state_dir=tmp_path, autoscaler_tick_seconds=60)
+    engines = [database.create_engine(catalog_url) for _ in range(2)]
+    lifecycles = [RecordingLifecycle(), RecordingLifecycle()]
+    autoscalers = [
+        Autoscaler(settings, database.create_sessionmaker(e), life,
+                   lock=decider_lock.for_catalog(e, tmp_path / f"state{i}"))
+        for i, (e, life) in enumerate(zip(engines, lifecycles, strict=True))
+    ]  # fmt: skip
+    gateway = Demand(database.create_sessionmaker(catalog_engine))
+
+    async def until(check: Any, what: str, within: float = 30) -> None:
+        deadline = time.monotonic() + within
+        while not check():
+            assert time.monotonic() < deadline, what
+            await asyncio.sleep(0.05)
+
+    try:
+        autoscalers[0].start()
+        await until(lambda: autoscalers[0].deciding, "the first to start decides")
+        autoscalers[1].start()
+        gateway.start()
+        await until(lambda: autoscalers[0].at_zero == {"cold"}, "the first tick")
+        gateway.hold("cold")
+        await until(lambda: lifecycles[0].sent, "the held call wakes the decider")
+        [(workload, _, replicas, reason)] = lifecycles[0].sent
+        assert (workload, replicas) == ("cold", {"default": 1})
+        assert reason is not None and reason.startswith("calls waiting at zero replicas")
+        assert not autoscalers[1].deciding and lifecycles[1].sent == []
+        await autoscalers[0].stop()
+        await until(lambda: autoscalers[1].deciding, "the other takes over")
+    finally:
+        await gateway.stop()
+        for autoscaler in autoscalers:
+            await autoscaler.stop()
+        for engine in engines:
+            await engine.dispose()

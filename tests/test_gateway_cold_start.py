@@ -51,9 +51,14 @@ def headers(world: World) -> dict[str, str]:
     return {"Authorization": f"Bearer {world.admin}"}
 
 
+async def load_of(world: World, workload_id: str) -> demand.Load | None:
+    async with world.sessions() as session:
+        return (await demand.read(session)).get(workload_id)
+
+
 async def held(world: World, workload_id: str, at_least: int) -> None:
     for _ in range(100):
-        load = demand.read(world.settings.demand_dir).get(workload_id)
+        load = await load_of(world, workload_id)
         if load is not None and load.held >= at_least:
             return
         await asyncio.sleep(0.05)
@@ -86,7 +91,7 @@ async def test_calls_at_zero_wait_for_a_replica_then_all_go_to_it(world: World) 
         assert answers[0].json()["line"].startswith("GET /x ")
         assert answers[-1].json()["line"].startswith("GET /y ")
         for _ in range(40):  # released: no call is held any more
-            load = demand.read(world.settings.demand_dir).get(workload_id)
+            load = await load_of(world, workload_id)
             if load is None or load.held == 0:
                 break
             await asyncio.sleep(0.05)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import column, insert, select, table, text
+from sqlalchemy import column, insert, inspect, select, table, text
 
 from catalog import database
 from catalog.tables import (
@@ -21,6 +22,8 @@ from catalog.tables import (
     Workload,
     utcnow,
 )
+from services import demand
+from services.demand import DemandReport
 
 
 async def test_migrations_match_the_tables(catalog_url: str) -> None:
@@ -177,5 +180,34 @@ async def test_deployment_status_becomes_the_health_verdict(catalog_url: str) ->
             await conn.run_sync(to("0007"))
             back = await conn.execute(text("SELECT id, status FROM deployments ORDER BY id"))
             assert dict(tuple(row) for row in back) == {**old, "d4": "inactive"}
+    finally:
+        await engine.dispose()
+
+
+async def test_gateway_demand_comes_and_goes_with_0009(catalog_url: str) -> None:
+    """0009 adds the table the gateways publish their load in; 0008 has none of it."""
+    engine = database.create_engine(catalog_url)
+
+    def to_0008(connection: Any) -> None:
+        config = database.alembic_config(str(connection.engine.url))
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0008")
+
+    def tables(connection: Any) -> set[str]:
+        return set(inspect(connection).get_table_names())
+
+    try:
+        await database.migrate(engine)
+        async with engine.begin() as conn:
+            await conn.run_sync(to_0008)
+            assert "gateway_demand" not in await conn.run_sync(tables)
+        await database.migrate(engine)
+        sessions = database.create_sessionmaker(engine)
+        now = time.time()
+        async with sessions() as session, session.begin():
+            await demand.write(session, "gw-1", DemandReport(now, {"w": 2.5}, {"w": 1}))
+        async with sessions() as session:
+            loads = await demand.read(session, now)
+        assert (loads["w"].in_flight, loads["w"].held, loads.reporters) == (2.5, 1, 1)
     finally:
         await engine.dispose()

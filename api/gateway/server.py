@@ -239,7 +239,7 @@ async def running_gateway(
         retention=timedelta(days=settings.traffic_retention_days),
     )
     tracing = InvokeTracing() if configure_tracing(settings, "wapi-gateway") else None
-    demand = Demand(settings.demand_dir)
+    demand = Demand(database.create_sessionmaker(engine))
     gateway = Gateway(
         access, pools, metrics, audit, GatewayOptions.of(settings), traffic,
         tracing=tracing, demand=demand,
