@@ -109,7 +109,7 @@ class GroupScaler:
             )
 
         wanted = self._delayed(now, wanted)
-        if wanted == 0:
+        if wanted == 0 and current > 0:  # at zero already, no call: stay (a new decider too)
             idle_since = self.last_active if self.last_active is not None else self.first_seen
             if idle_since is None or now - idle_since < rules.idle_before_zero:
                 wanted = 1  # not idle long enough to go to zero

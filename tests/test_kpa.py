@@ -140,6 +140,13 @@ def test_at_zero_with_no_calls_stays_at_zero() -> None:
     assert feed(scaler, 0, 40, 0, ready=0, current=0).replicas == 0
 
 
+def test_a_new_decider_leaves_a_group_at_zero_at_zero() -> None:
+    """A fresh scaler (another API process took over deciding) has seen no idle window, but
+    a group already at zero with no call waiting has nothing to start."""
+    scaler = GroupScaler(ZERO)
+    assert feed(scaler, 0, 1, 0, ready=0, current=0).replicas == 0
+
+
 def test_the_minimum_holds_even_when_idle() -> None:
     rules = ScalingRules(target=2, min_replicas=2, max_replicas=5, idle_before_zero=1)
     assert feed(GroupScaler(rules), 0, 120, 0, ready=2, current=2).replicas == 2
