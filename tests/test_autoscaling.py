@@ -165,7 +165,11 @@ class RecordingLifecycle(WorkloadLifecycle):
 
 
 async def add_workload(
-    engine: AsyncEngine, workload_id: str, replicas: int, scaling: dict[str, Any]
+    engine: AsyncEngine,
+    workload_id: str,
+    replicas: int,
+    scaling: dict[str, Any],
+    group: str = "default",
 ) -> None:
     sessions = database.create_sessionmaker(engine)
     async with sessions() as session, session.begin():
@@ -188,7 +192,7 @@ async def add_workload(
                 status="running",
                 runtime={
                     "containerGroups": [
-                        {"name": "default", "replicaCount": replicas, "autoscaling": scaling}
+                        {"name": group, "replicaCount": replicas, "autoscaling": scaling}
                     ]
                 },
                 created_by="t",

@@ -274,6 +274,22 @@ class KubeApi:
             return False
         return True
 
+    async def pod_metrics(self, labels: Mapping[str, str]) -> list[dict[str, Any]]:
+        """The metrics API's PodMetrics of the pods with `labels` (NotFound: no metrics API)."""
+        metrics = k8s.CustomObjectsApi(self.api_client)
+        label_selector = selector(labels)
+        document = await self._call(
+            "reading pod metrics",
+            lambda: _read_json(
+                metrics.list_namespaced_custom_object(
+                    "metrics.k8s.io", "v1beta1", self.namespace, "pods",
+                    label_selector=label_selector, _preload_content=False,
+                )
+            ),
+        )  # fmt: skip
+        items: list[dict[str, Any]] = document.get("items") or []
+        return [item for item in items if has_labels(item, labels)]
+
     async def list(self, kind: str, labels: Mapping[str, str]) -> list[dict[str, Any]]:
         method = self._method("list", kind)
         label_selector = selector(labels)

@@ -21,7 +21,7 @@ from models.plan import RunPlan
 from runtimes.base import LABEL_GENERATION, LogLine, ReplicaStatus, RestartPolicy, Supervisor
 from runtimes.errors import RuntimeUnavailableError
 from runtimes.kubernetes import logs as pod_logs
-from runtimes.kubernetes import manifests, pods
+from runtimes.kubernetes import manifests, metrics, pods
 from runtimes.kubernetes.client import (
     DEFAULT_TIMEOUT_SECONDS,
     ContainerWaiting,
@@ -198,9 +198,13 @@ class KubernetesRuntime:
         return kept
 
     async def cpu_utilization(self, workload_id: str) -> dict[str, float]:
-        """Not read yet: the figures would come from the metrics API (metrics.k8s.io), which
-        the emulator the tests use does not serve. A group scaled on CPU keeps its count."""
-        return {}
+        """From the metrics API (`metrics.py`); {} on a cluster that does not serve it."""
+        labels = manifests.workload_labels(workload_id)
+        try:
+            used = await self.api.pod_metrics(labels)
+        except NotFound:
+            return {}
+        return metrics.utilization(await self.api.list("Pod", labels), used)
 
     async def close(self) -> None:
         self.watches.close()

@@ -36,6 +36,8 @@ RESOURCES = {
     "v1/pods": "Pod",
     "v1/configmaps": "ConfigMap",
     "discovery.k8s.io/v1/endpointslices": "EndpointSlice",
+    # The metrics API, as metrics-server serves it (read-only there; tests write it here).
+    "metrics.k8s.io/v1beta1/pods": "PodMetrics",
 }
 _PLURALS = {kind: resource for resource, kind in RESOURCES.items()}
 
@@ -155,6 +157,22 @@ def pod(
                 }
             ],
         },
+    }
+
+
+def pod_metrics(name: str, cpu: str, *, group: str = "web") -> dict[str, Any]:
+    """A PodMetrics as metrics-server answers it: the pod's labels, each container's use."""
+    return {
+        "apiVersion": "metrics.k8s.io/v1beta1",
+        "kind": "PodMetrics",
+        "metadata": {
+            "name": name,
+            "namespace": NAMESPACE,
+            "labels": {LABEL_MANAGED: "true", LABEL_WORKLOAD: WID, LABEL_GROUP: group},
+        },
+        "timestamp": "2026-01-01T00:00:00Z",
+        "window": "15s",
+        "containers": [{"name": "main", "usage": {"cpu": cpu, "memory": "12Mi"}}],
     }
 
 

@@ -7,7 +7,9 @@ collector that deletes objects whose owner (by `uid`) is gone, and expires watch
 cache keeps a window of versions, a watch ends when the server says, and resuming it from a
 version that has left the window answers an ERROR event with a 410 Gone Status. This class adds
 those five and nothing else; what it does not emulate (field ownership between several
-managers, resource versions, admission) is listed in docs/operations.md.
+managers, resource versions, admission) is listed in docs/operations.md. The metrics API's
+`PodMetrics` (`metrics.k8s.io/v1beta1/pods`) is served as one more resource (`cluster.RESOURCES`)
+that tests write as metrics-server would report it; what metrics-server computes is not emulated.
 """
 
 from __future__ import annotations

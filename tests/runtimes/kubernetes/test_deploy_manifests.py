@@ -296,6 +296,12 @@ def test_the_api_only_reads() -> None:
     granted = rules("wapi-pod-reader")
     assert all(verbs <= {"get", "list", "watch"} for verbs in granted.values())
     assert "secrets" not in granted
+    # The autoscaler runs in the API and reads the metrics API for CPU policies.
+    assert any(
+        rule["apiGroups"] == ["metrics.k8s.io"] and "list" in rule["verbs"]
+        for rule in find("Role", "wapi-pod-reader")["rules"]
+        if "pods" in rule["resources"]
+    )
 
 
 def policies(namespace: str) -> list[dict[str, Any]]:
