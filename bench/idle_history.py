@@ -37,6 +37,8 @@ from temporalio.client import Client
 from activities.heartbeat import EVERY_SECONDS as TICK_HEARTBEAT
 from api.gateway.traffic import PRUNE_EVERY
 from models.deployments import HealthSettings
+from services.autoscaler import WAKE_POLL
+from services.demand import HEARTBEAT
 from services.deployments import HEALTH_HISTORY
 from tests.support.gateway import gateway_in_loop
 from worker import _keep_restoring
@@ -99,6 +101,13 @@ def timers(stack: Stack) -> list[Timer]:
             "writes deployments with calls only",
         ),
         Timer("gateway", "old traffic deleted", PRUNE_EVERY, "one DELETE per gateway process"),
+        Timer(
+            "gateway",
+            "demand heartbeat (services/demand.py)",
+            HEARTBEAT,
+            "one upsert per gateway process, whatever the workloads",
+        ),
+        Timer("API", "autoscaler reads the gateways' demand", WAKE_POLL, "reads"),
     ]
 
 
@@ -200,7 +209,11 @@ def report(
     added = {wid: after[wid][len(before[wid]) :] for wid in workflows}
     workload_events = sum(len(added[w]) for w in workflows[:-1])
     per_deployment = {"deployment_health_checks"}
-    workload_writes = sum(n for t, n in written.items() if t not in per_deployment)
+    per_gateway = {"gateway_demand"}  # each process's heartbeat row, not a workload's cost
+    workload_writes = sum(
+        n for t, n in written.items() if t not in per_deployment and t not in per_gateway
+    )
+    gateway_writes = sum(n for t, n in written.items() if t in per_gateway)
     deployment_writes = sum(n for t, n in written.items() if t in per_deployment)
     startup = sum(len(before[w]) for w in workflows[:-1]) / count
     print("idle cost")
@@ -228,6 +241,7 @@ def report(
     print(f"  catalog writes in the window, by table: {dict(sorted(written.items())) or 'none'}")
     print(f"  catalog writes per idle workload per hour: {workload_writes / count / hours:.1f}")
     print(f"  catalog writes per idle deployment per hour: {deployment_writes / hours:.1f}")
+    print(f"  catalog writes per gateway process per hour (demand): {gateway_writes / hours:.1f}")
     for name, used in cpu.items():
         print(f"  CPU, {name}: {100 * used / window:.2f}% of one core")
     print("  periodic timers (from the code), and whether the window saw them:")
