@@ -6,6 +6,7 @@ tests/test_kpa.py.)"""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -330,6 +331,7 @@ async def test_the_decisions_are_on_the_api_metrics(api: httpx.AsyncClient) -> N
     scrape = await api.get("/metrics")
     assert scrape.status_code == 200
     assert 'wapi_autoscaler_decisions_total{cause="cold_start",direction="up"} 0.0' in scrape.text
+    assert re.search(r"^wapi_autoscaler_deciding [01]\.0$", scrape.text, re.M), scrape.text
 
 
 async def test_one_decider_per_catalog_and_the_lock_passes_on(
