@@ -155,9 +155,9 @@ async def deploy(stack: Stack, workload_id: str) -> str:
     answer.raise_for_status()
     deployment_id: str = answer.json()["id"]
     deadline = time.monotonic() + 120
-    while (await stack.api.get(f"{DEPLOYMENTS}{deployment_id}/")).json()["status"] != "active":
+    while (await stack.api.get(f"{DEPLOYMENTS}{deployment_id}/")).json()["status"] != "running":
         if time.monotonic() > deadline:
-            raise RuntimeError(f"deployment {deployment_id} not active after 120 s")
+            raise RuntimeError(f"deployment {deployment_id} not running after 120 s")
         await asyncio.sleep(0.5)
     return deployment_id
 
