@@ -50,7 +50,7 @@ from services.refs import WorkloadRef
 log = logging.getLogger(__name__)
 
 ACTOR = "autoscaler"
-WAKE_POLL = 0.1  # how often held calls are looked for between ticks
+WAKE_POLL = 0.1  # how often held calls are looked for between ticks, while a group is at zero
 LOCK_RETRY = 5.0  # a process that does not decide tries for the lock this often
 LOCK_CHECK = 5.0  # the deciding process checks it still holds the lock this often
 SWEEP_EVERY = 60.0  # the decider deletes the rows of gateway processes long gone
@@ -138,6 +138,11 @@ class Autoscaler:
                 next_check = now + LOCK_CHECK
                 if not await self.lock.still_held():
                     return
+            # Between ticks the demand is read only while some workload is at zero (a held call
+            # there must wake the decider); otherwise once a tick is enough.
+            if now < next_tick and not self.at_zero:
+                await asyncio.sleep(WAKE_POLL)
+                continue
             try:
                 async with self.reads() as session:  # on SQLite, no write lock 10 times a second
                     loads = await demand.read(session)
