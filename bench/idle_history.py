@@ -107,7 +107,12 @@ def timers(stack: Stack) -> list[Timer]:
             HEARTBEAT,
             "one upsert per gateway process, whatever the workloads",
         ),
-        Timer("API", "autoscaler reads the gateways' demand", WAKE_POLL, "reads"),
+        Timer(
+            "API",
+            f"autoscaler reads the gateways' demand (every {WAKE_POLL:g} s while a group is at 0)",
+            settings.autoscaler_tick_seconds,
+            "reads",
+        ),
     ]
 
 
