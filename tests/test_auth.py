@@ -35,6 +35,7 @@ REQUIRED_ROLE: dict[tuple[str, str], str] = {
     ("POST", "/api/v2/console/workloads/{workloadId}/stop/"): "editor",
     ("GET", "/api/v2/console/workloads/{workloadId}/events/"): "viewer",
     ("GET", "/api/v2/console/workloads/{workloadId}/replicas/"): "viewer",
+    ("GET", "/api/v2/console/workloads/{workloadId}/scaling/"): "viewer",
     ("GET", "/api/v2/console/workloads/{workloadId}/logs/"): "viewer",
     ("POST", "/api/v2/console/deployments/"): "editor",
     ("GET", "/api/v2/console/deployments/"): "viewer",
