@@ -362,6 +362,23 @@ class DeploymentTraffic(Base):
     latency_histogram: Mapped[dict[str, Any]]
 
 
+class WorkloadTraffic(Base):
+    """Calls through deployments to one workload in one minute, as one gateway process
+    counted them: what a rollout's analysis compares (candidate against stable)."""
+
+    __tablename__ = "workload_traffic"
+
+    workload_id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    minute: Mapped[datetime] = mapped_column(primary_key=True, index=True)
+    writer: Mapped[str] = mapped_column(String(40), primary_key=True)
+    requests: Mapped[int] = mapped_column(Integer)
+    server_errors: Mapped[int] = mapped_column(Integer)
+    user_errors: Mapped[int] = mapped_column(Integer)
+    latency_sum_ms: Mapped[float]
+    latency_max_ms: Mapped[float]
+    latency_histogram: Mapped[dict[str, Any]]
+
+
 class Secret(Base):
     """A secret value, encrypted at rest; only its metadata ever leaves the catalog."""
 

@@ -16,6 +16,7 @@ from catalog.tables import (
     Artifact,
     Deployment,
     DeploymentEvent,
+    DeploymentRollout,
     DeploymentSwap,
     HealthCheck,
     Workload,
@@ -297,7 +298,7 @@ def consecutive_failures(checks: list[HealthCheck]) -> int:
 
 
 async def forget_deployment(session: AsyncSession, deployment_id: str) -> None:
-    for table in (HealthCheck, DeploymentEvent, DeploymentSwap):
+    for table in (HealthCheck, DeploymentEvent, DeploymentSwap, DeploymentRollout):
         await session.execute(delete(table).where(table.deployment_id == deployment_id))
     await sharing.forget(session, "deployment", deployment_id)
     await traffic.forget(session, deployment_id)

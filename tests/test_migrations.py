@@ -183,8 +183,9 @@ async def test_deployment_status_becomes_the_health_verdict(catalog_url: str) ->
 
 
 async def test_rollouts_table_comes_and_goes_with_0009(catalog_url: str) -> None:
-    """0009: rollouts get a table of their own; a downgrade to 0008 removes it and nothing
-    else, and upgrading again gives an empty one that takes a rollout."""
+    """0009: rollouts and per-workload traffic get tables of their own; a downgrade to 0008
+    removes them and nothing else, and upgrading again gives an empty one that takes a
+    rollout."""
     engine = database.create_engine(catalog_url)
 
     def to_0008(connection: Any) -> None:
@@ -201,7 +202,7 @@ async def test_rollouts_table_comes_and_goes_with_0009(catalog_url: str) -> None
             before = await conn.run_sync(tables)
             await conn.run_sync(to_0008)
             after = await conn.run_sync(tables)
-        assert before - after == {"deployment_rollouts"}
+        assert before - after == {"deployment_rollouts", "workload_traffic"}
         await database.migrate(engine)
         sessions = database.create_sessionmaker(engine)
         async with sessions() as session, session.begin():

@@ -752,7 +752,8 @@ class Exchange:
         if self.counted and decision is not None:
             gw.demand.remove(decision.workload)
         if deployment is not None and self.counted and gw.traffic is not None:
-            gw.traffic.record(deployment, status, seconds)
+            workload = decision.workload if decision is not None else None
+            gw.traffic.record(deployment, status, seconds, workload)
         if gw.audit is not None:
             caller = self.caller
             actor, actor_kind = caller if caller is not None else ANONYMOUS

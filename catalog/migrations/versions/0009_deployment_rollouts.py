@@ -1,4 +1,5 @@
-"""progressive rollouts of a deployment: steps, the candidate's weight, history
+"""progressive rollouts of a deployment (steps, the candidate's weight, history) and the
+per-minute traffic of each workload behind a deployment, which a rollout's analysis reads
 
 Revision ID: 0009
 Revises: 0008
@@ -6,6 +7,8 @@ Create Date: 2026-11-27 23:00:00.000000
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -17,7 +20,7 @@ branch_labels = None
 depends_on = None
 
 
-def _json() -> sa.types.TypeEngine[object]:
+def _json() -> sa.types.TypeEngine[Any]:
     return sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")
 
 
@@ -49,9 +52,24 @@ def upgrade() -> None:
         "ix_deployment_rollouts_deployment_id", "deployment_rollouts", ["deployment_id"]
     )
     op.create_index("ix_deployment_rollouts_status", "deployment_rollouts", ["status"])
+    op.create_table(
+        "workload_traffic",
+        sa.Column("workload_id", sa.String(24), primary_key=True),
+        sa.Column("minute", sa.DateTime(timezone=True), primary_key=True),
+        sa.Column("writer", sa.String(40), primary_key=True),
+        sa.Column("requests", sa.Integer(), nullable=False),
+        sa.Column("server_errors", sa.Integer(), nullable=False),
+        sa.Column("user_errors", sa.Integer(), nullable=False),
+        sa.Column("latency_sum_ms", sa.Double(), nullable=False),
+        sa.Column("latency_max_ms", sa.Double(), nullable=False),
+        sa.Column("latency_histogram", _json(), nullable=False),
+    )
+    op.create_index("ix_workload_traffic_minute", "workload_traffic", ["minute"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_workload_traffic_minute", "workload_traffic")
+    op.drop_table("workload_traffic")
     op.drop_index("ix_deployment_rollouts_status", "deployment_rollouts")
     op.drop_index("ix_deployment_rollouts_deployment_id", "deployment_rollouts")
     op.drop_table("deployment_rollouts")
