@@ -152,6 +152,7 @@ class RolloutPromote(InputModel):
         False,
         description="Skip every remaining step: the candidate takes all traffic now. "
         "Otherwise the current pause or analysis ends and the next step begins.",
+        examples=[True],
     )
 
 

@@ -87,6 +87,7 @@ async def get_rollout(
     deployment_id: DeploymentId,
     rollout_id: RolloutId,
 ) -> RolloutPublic:
+    """Its status, the step running, the candidate's weight now, and its history."""
     await _deployment(session, deployment_id, principal, "read")
     return present_rollout(await rollouts.get_rollout(session, deployment_id, rollout_id))
 
@@ -130,6 +131,7 @@ async def resume_rollout(
     deployment_id: DeploymentId,
     rollout_id: RolloutId,
 ) -> RolloutPublic:
+    """Go on with the steps after a pause by a caller (409 if it is not paused)."""
     return await _control(
         session, principal, lifecycle, deployment_id, rollout_id, contract.UPDATE_RESUME
     )
