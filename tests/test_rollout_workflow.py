@@ -2,28 +2,35 @@
 activities under the contract's names that record what the workflow asks for: weights in
 order, pauses until promoted, controls refused (409) in the wrong state, an analysis that
 fails aborting with its figures, and the search attributes that show the step and weight.
+Their histories (one taken mid-pause) replay against the workflow code here, and with
+`WAPI_UPDATE_HISTORIES=1` are saved under tests/histories/deployment/ for tests/test_replay.py.
 (On real containers through the gateway: tests/e2e/test_rollouts.py.)"""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 from temporalio import activity
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import TypedSearchAttributes
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
-from temporalio.worker import Worker
+from temporalio.worker import Replayer, Worker
 
 from models.rollouts import AnalysisStep, PauseStep, RolloutStep
 from workflows import deployment_contract as dc
 from workflows import search_attributes as sa
 from workflows.common import INVALID_TRANSITION, supervision_queue
 from workflows.deployment import DeploymentWorkflow
+
+HISTORIES = Path(__file__).parent / "histories" / "deployment"
 
 
 @dataclass
@@ -153,6 +160,15 @@ async def until(check: Any, within: float = 60) -> None:
             await asyncio.sleep(0.2)
 
 
+async def keep(handle: WorkflowHandle[Any, Any], name: str) -> None:
+    """Replay the history so far against the workflow code; save it when asked to."""
+    history = await handle.fetch_history()
+    if os.environ.get("WAPI_UPDATE_HISTORIES"):
+        (HISTORIES / f"{name}.json").write_text(history.to_json())
+    replayer = Replayer(workflows=[DeploymentWorkflow], data_converter=pydantic_data_converter)
+    await replayer.replay_workflow(history)
+
+
 async def refused(call: Any) -> str:
     with pytest.raises(WorkflowUpdateFailedError) as caught:
         await call
@@ -177,6 +193,7 @@ async def test_weights_in_order_pause_until_promoted_then_all_traffic(
         return (await view(handle)).step == 1 and fakes.trail()[-1][0] == "pause_started"
 
     await until(waiting_at_pause)
+    await keep(handle, "rollout_mid_pause")  # a timer-less wait: nothing more until promoted
     now = await view(handle)
     assert (now.status, now.step_kind, now.weight) == ("progressing", "pause", 10)
     # Only one swap or rollout at a time; the controls answer in the rollout's state.
@@ -219,6 +236,7 @@ async def test_weights_in_order_pause_until_promoted_then_all_traffic(
     assert attributes.get(sa.WORKLOAD_ID) == "candidate"
     # The stable workload is retired once the traffic has settled.
     await until(lambda: _true(fakes.stopped == ["stable"]))
+    await keep(handle, "rollout_paused_promoted_completed")
 
 
 async def test_a_failed_analysis_aborts_with_its_figures_and_stops_the_candidate(
@@ -245,6 +263,7 @@ async def test_a_failed_analysis_aborts_with_its_figures_and_stops_the_candidate
     state = await handle.query(dc.QUERY_CURRENT, result_type=dc.DeploymentState)
     assert state.workload_id == "stable"
     await until(lambda: _true(fakes.stopped == ["candidate"]))
+    await keep(handle, "rollout_analysis_aborted")
 
 
 async def test_abort_puts_all_traffic_back_and_answers_once_it_is(
@@ -267,6 +286,8 @@ async def test_abort_puts_all_traffic_back_and_answers_once_it_is(
         dc.UPDATE_ROLLOUT, rollout([], "r2"), result_type=dc.RolloutView
     )
     assert again.rollout_id == "r2"
+    await until(lambda: _true(fakes.records[-1].event == "rollout_completed"))
+    await keep(handle, "rollout_aborted_then_swap_like")
 
 
 async def _true(value: bool) -> bool:
