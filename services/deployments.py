@@ -23,7 +23,7 @@ from catalog.tables import (
     utcnow,
 )
 from models.deployments import DeploymentCreate, DeploymentUpdate, HealthSettings
-from models.status import HealthStatus
+from models.status import ROLLOUT_ACTIVE, HealthStatus
 from services import access, events, sharing, traffic
 from services.api_keys import Principal
 from services.errors import ConflictError
@@ -306,7 +306,7 @@ async def forget_deployment(session: AsyncSession, deployment_id: str) -> None:
 
 
 async def deployments_of_workload(session: AsyncSession, workload_id: str) -> list[str]:
-    """Deployments that route to the workload now, or are swapping to it."""
+    """Deployments that route to the workload now, or are swapping or rolling out to it."""
     current = await session.scalars(
         select(Deployment.id).where(Deployment.workload_id == workload_id)
     )
@@ -315,4 +315,10 @@ async def deployments_of_workload(session: AsyncSession, workload_id: str) -> li
             DeploymentSwap.to_workload_id == workload_id, DeploymentSwap.status == "starting"
         )
     )
-    return sorted(set(current) | set(swapping))
+    rolling_out = await session.scalars(
+        select(DeploymentRollout.deployment_id).where(
+            DeploymentRollout.candidate_workload_id == workload_id,
+            DeploymentRollout.status.in_(ROLLOUT_ACTIVE),
+        )
+    )
+    return sorted(set(current) | set(swapping) | set(rolling_out))
