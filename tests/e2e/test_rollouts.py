@@ -16,13 +16,14 @@ from tests.e2e.conftest import Stack, eventually
 from tests.e2e.test_deployments import DEPLOYMENTS, deploy, running_workload, token_for
 from tests.e2e.test_workload_lifecycle import READY
 
-# The candidate's /cgi-bin/env answers 500 to every third call.
+# The candidate's /cgi-bin/env answers 500 to every third call (busybox httpd passes a CGI
+# answer that starts with a status line as it is; it ignores a `Status:` header).
 FLAKY = r"""
 cat > /www/cgi-bin/env <<'CGI'
 #!/bin/sh
-n=$(cat /tmp/calls 2>/dev/null || echo 0); n=$((n + 1)); echo "$n" > /tmp/calls
+n=$(cat /www/calls 2>/dev/null || echo 0); n=$((n + 1)); echo "$n" > /www/calls
 if [ $((n % 3)) -eq 0 ]; then
-  echo "Status: 500 Internal Server Error"; echo "Content-Type: text/plain"; echo ""
+  printf 'HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\n\r\n'
   echo "VERSION=3 failing"; exit 0
 fi
 echo "Content-Type: text/plain"; echo ""; env | sort
@@ -59,6 +60,11 @@ class Loop:
             await asyncio.sleep(0.1)
         self.phase = "between"
         return Counter(version for _, version in self.of(phase))
+
+
+def share(versions: Counter[str]) -> float:
+    """The candidate's share of the calls counted (a few more than asked: calls in flight)."""
+    return versions["2"] / sum(versions.values())
 
 
 async def rollout_of(stack: Stack, did: str, rid: str) -> dict[str, Any]:
@@ -126,9 +132,9 @@ async def test_ten_fifty_hundred_with_pauses_and_no_failed_call(stack: Stack) ->
     failures = [r for r in loop.results if r[1] != 200 or r[2] == "?"]
     assert failures == [], failures[:5]
     # One gateway process spreads calls without a session key exactly; a few points allowed.
-    assert abs(at_ten["2"] - 40) <= 12, at_ten
-    assert abs(at_fifty["2"] - 200) <= 12, at_fifty
-    assert at_hundred == Counter({"2": 100}), at_hundred
+    assert set(at_ten) == {"1", "2"} and abs(share(at_ten) - 0.10) <= 0.03, at_ten
+    assert set(at_fifty) == {"1", "2"} and abs(share(at_fifty) - 0.50) <= 0.03, at_fifty
+    assert set(at_hundred) == {"2"}, at_hundred
     deployment = (await stack.api.get(f"{DEPLOYMENTS}{did}/")).json()
     assert deployment["workloadId"] == v2
     rollout = await rollout_of(stack, did, rid)
@@ -187,11 +193,12 @@ async def test_a_failing_candidate_is_aborted_by_analysis_and_stable_loses_nothi
             loop.stop.set()
             await asyncio.gather(*callers)
 
-    assert rollout["status"] == "aborted" and rollout["weight"] == 0, rollout
+    seen = Counter((version, status) for _, status, version in loop.results)
+    assert rollout["status"] == "aborted" and rollout["weight"] == 0, (rollout["history"], seen)
     reason = rollout["reason"]
     assert reason.startswith("step 1: analysis failed: error rate "), reason
     assert "> maxErrorRate 5.00%" in reason and "measured: candidate " in reason, reason
-    assert after == Counter({"1": 100}), after
+    assert set(after) == {"1"}, after
     on_stable = [status for _, status, version in loop.results if version == "1"]
     assert on_stable and set(on_stable) == {200}
     on_candidate = Counter(status for _, status, version in loop.results if version == "3")
