@@ -10,8 +10,10 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import httpx
 import pytest
+from aiohttp import web
 from sqlalchemy import delete
 
 from api.gateway.split import Spreader, session_key, sticky_side
@@ -21,6 +23,21 @@ from tests.support.gateway_world import World, sqlite_world
 from tests.support.ports import free_port
 from tests.support.upstream import aiohttp_server, answering
 from tests.test_gateway_processes import one_client_per_process, version
+
+
+def speaking(name: str) -> web.Application:
+    """A WebSocket replica that answers every message with its name."""
+
+    async def session(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for message in ws:
+            if message.type == aiohttp.WSMsgType.TEXT:
+                await ws.send_str(f"{name}: {message.data}")
+        return ws
+
+    return answering(session, method="GET")
+
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -140,3 +157,26 @@ async def test_two_gateway_processes_split_by_weight_and_keep_sessions(
             gateway.stop()
     log = (tmp_path / "gateway.log").read_text()
     assert "Traceback" not in log, log
+
+
+async def test_a_websocket_session_stays_where_its_handshake_went(world: World) -> None:
+    async with (
+        aiohttp_server(speaking("v1")) as v1,
+        aiohttp_server(speaking("v2")) as v2,
+        world.gateway(w1=[v1], w2=[v2]) as running,
+        aiohttp.ClientSession(headers={"Authorization": f"Bearer {world.token}"}) as client,
+    ):
+        url = running.url.replace("http", "ws") + world.path(rest="/chat")
+        await split(world, 100)
+        await asyncio.sleep(1.5)  # the route table follows
+        async with client.ws_connect(url) as early:
+            await early.send_str("hi")
+            assert (await early.receive_str()) == "v2: hi"
+            await split(world, 0, "aborted")
+            await asyncio.sleep(1.5)
+            async with client.ws_connect(url) as late:
+                await late.send_str("hi")
+                assert (await late.receive_str()) == "v1: hi"
+            # The session opened at 100 % is still on the candidate.
+            await early.send_str("still")
+            assert (await early.receive_str()) == "v2: still"

@@ -110,6 +110,9 @@ async def test_ten_fifty_hundred_with_pauses_and_no_failed_call(stack: Stack) ->
             rid = created.json()["id"]
             assert created.json()["stableWorkloadId"] == v1
             await at_step(stack, did, rid, 1)
+            during = (await stack.api.get(f"{DEPLOYMENTS}{did}/")).json()
+            assert (during["rollout"]["id"], during["rollout"]["weight"]) == (rid, 10)
+            assert during["workloadId"] == v1 and during["status"] == "running"
             at_ten = await loop.measure("10", 400)
             promote = f"{DEPLOYMENTS}{did}/rollouts/{rid}/promote/"
             assert (await stack.api.post(promote)).status_code == 200
@@ -136,7 +139,7 @@ async def test_ten_fifty_hundred_with_pauses_and_no_failed_call(stack: Stack) ->
     assert set(at_fifty) == {"1", "2"} and abs(share(at_fifty) - 0.50) <= 0.03, at_fifty
     assert set(at_hundred) == {"2"}, at_hundred
     deployment = (await stack.api.get(f"{DEPLOYMENTS}{did}/")).json()
-    assert deployment["workloadId"] == v2
+    assert deployment["workloadId"] == v2 and deployment["rollout"] is None
     rollout = await rollout_of(stack, did, rid)
     assert (rollout["weight"], rollout["finishedAt"] is not None) == (100, True)
     trail = [(line["event"], line["weight"]) for line in rollout["history"]]
