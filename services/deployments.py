@@ -51,7 +51,8 @@ async def deployable_workload(
     deployment_id: str | None = None,
 ) -> Workload:
     """The workload, if it may be deployed: the caller owns it (the deployment will start and
-    stop it), its artifact is registered, and no other deployment routes to it."""
+    stop it), its artifact is registered, and no other deployment routes to it or rolls out
+    to it."""
     await access.require_reference(session, "workload", workload_id, principal, "manage", loc)
     workload = await session.get(Workload, workload_id)
     assert workload is not None  # access.require found it
@@ -69,6 +70,17 @@ async def deployable_workload(
     if elsewhere:
         raise ConflictError(
             f"workload '{workload_id}' is already deployed by deployment '{elsewhere}'"
+        )
+    rolling_out = await session.scalar(
+        select(DeploymentRollout.deployment_id).where(
+            DeploymentRollout.candidate_workload_id == workload_id,
+            DeploymentRollout.status.in_(ROLLOUT_ACTIVE),
+            DeploymentRollout.deployment_id != deployment_id,
+        )
+    )
+    if rolling_out:
+        raise ConflictError(
+            f"workload '{workload_id}' is the candidate of a rollout of deployment '{rolling_out}'"
         )
     return workload
 

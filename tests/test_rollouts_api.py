@@ -172,3 +172,23 @@ async def test_workload_traffic_adds_up_every_process_and_minute(app: FastAPI) -
     async with app.state.context.sessions() as session:
         total = await traffic.workload_minutes(session, "w1", minute, minute)
     assert (total.requests, total.server_errors) == (4, 2)
+
+
+async def test_a_candidate_in_a_rollout_is_not_deployed_elsewhere_nor_deleted(
+    app: FastAPI, api: httpx.AsyncClient
+) -> None:
+    deployment_id, stable, candidate = await deployment_and_candidate(app)
+    async with app.state.context.sessions() as session, session.begin():
+        await rollouts.begin(
+            session, deployment_id=deployment_id, rollout_id="r1", stable=stable,
+            candidate=candidate, steps=[], options={}, actor="alice",
+        )  # fmt: skip
+    elsewhere = await api.post(
+        "/api/v2/console/deployments/", json={"name": "other", "workloadId": candidate}
+    )
+    assert elsewhere.status_code == 409, elsewhere.text
+    assert f"rollout of deployment '{deployment_id}'" in elsewhere.json()["message"]
+    deleted = await api.delete(f"/api/v2/console/workloads/{candidate}/")
+    assert deleted.status_code == 409 and deployment_id in deleted.json()["message"]
+    shown = (await api.get(f"/api/v2/console/deployments/{deployment_id}/")).json()
+    assert (shown["rollout"]["id"], shown["rollout"]["status"]) == ("r1", "starting")
