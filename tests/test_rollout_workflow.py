@@ -37,6 +37,8 @@ HISTORIES = Path(__file__).parent / "histories" / "deployment"
 class Fakes:
     records: list[dc.RolloutRecordInput] = field(default_factory=list)
     stopped: list[str] = field(default_factory=list)
+    verdicts: list[dc.HealthVerdict] = field(default_factory=list)  # the monitor reports these
+    health: list[str] = field(default_factory=list)  # verdicts the workflow recorded
     analysis: dc.AnalyzeResult = field(
         default_factory=lambda: dc.AnalyzeResult(passed=True, summary="fine")
     )
@@ -70,7 +72,7 @@ class Fakes:
 
     @activity.defn(name=dc.ACTIVITY_RECORD_STATUS)
     async def record_status(self, input: dc.RecordDeploymentInput) -> None:
-        return None
+        self.health.append(f"{input.status} {input.event}")
 
     @activity.defn(name=dc.ACTIVITY_RECORD_EVENT)
     async def record_event(self, input: dc.DeploymentEventInput) -> None:
@@ -82,9 +84,10 @@ class Fakes:
 
     @activity.defn(name=dc.ACTIVITY_MONITOR)
     async def monitor(self, input: dc.MonitorInput) -> dc.MonitorResult:
-        while True:  # nothing to report: until cancelled
+        while not self.verdicts:  # nothing to report: until cancelled
             activity.heartbeat()
             await asyncio.sleep(0.2)
+        return dc.MonitorResult(status=self.verdicts.pop(0), reason="checked")
 
     def trail(self) -> list[tuple[str, str, int | None, int]]:
         return [(r.event, r.status, r.step, r.weight) for r in self.records]
@@ -292,3 +295,21 @@ async def test_abort_puts_all_traffic_back_and_answers_once_it_is(
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_health_is_still_monitored_while_a_rollout_waits(
+    fakes: Fakes, temporal_client: Client, task_queue: str
+) -> None:
+    handle = await deployment(temporal_client, task_queue)
+    steps = [RolloutStep(set_weight=10), RolloutStep(pause=PauseStep())]
+    await handle.execute_update(dc.UPDATE_ROLLOUT, rollout(steps), result_type=dc.RolloutView)
+
+    async def pausing() -> bool:
+        return bool(fakes.records) and fakes.records[-1].event == "pause_started"
+
+    await until(pausing)
+    fakes.verdicts.append("degraded")  # the running monitor reports it
+    await until(lambda: _true("degraded status_changed" in fakes.health))
+    state = await handle.query(dc.QUERY_CURRENT, result_type=dc.DeploymentState)
+    assert state.status == "degraded" and state.rollout is not None
+    assert (await view(handle)).step_kind == "pause"  # still waiting for its promotion

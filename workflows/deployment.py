@@ -8,7 +8,7 @@ are done and the rollback window is over. A candidate that does not run in time 
 The deployment's lifecycle status is not kept here: it is read from the workload traffic goes to.
 Rollouts (a candidate taking a growing share of traffic, step by step) have their Updates
 here, beside the swap's, and their steps in `workflows/rollout.py`; one swap or rollout at a
-time, and health is not monitored while one runs (as during a swap).
+time. Health is monitored during a rollout's pauses and analyses, not during a swap.
 
 The `monitor` activity runs on the supervision task queue (each worker takes at most its
 capacity of long activities); a monitor no worker takes in time is reported in an event and

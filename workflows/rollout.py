@@ -4,7 +4,9 @@ and analyse in order, and finally move all traffic to the candidate or back to s
 A mixin of `DeploymentWorkflow` (its Updates live there, beside the swap's): the rollout shares
 the deployment's state, lock and helpers, and a deployment runs one swap or rollout at a time.
 Every wait is a durable timer or a condition on state the Updates change, so a pause of days
-adds no history event while it waits and survives worker and Temporal restarts.
+adds no history event while it waits and survives worker and Temporal restarts. Health is
+checked meanwhile by the same long `monitor` activity as outside a rollout (one activity per
+day, or per change of verdict: no events while the verdict holds).
 """
 
 from __future__ import annotations
@@ -19,10 +21,17 @@ from temporalio.exceptions import ActivityError, CancelledError
 with workflow.unsafe.imports_passed_through():
     from models.rollouts import RolloutStep
     from models.status import RolloutStatus
-    from workflows.common import CATALOG_RETRY, HEARTBEAT_TIMEOUT, call_activity
+    from workflows.common import (
+        CATALOG_RETRY,
+        HEARTBEAT_TIMEOUT,
+        LONG_ACTIVITY_LEASE,
+        call_activity,
+        supervision_queue,
+    )
     from workflows.deployment_contract import (
         ACTIVITY_ANALYZE_ROLLOUT,
         ACTIVITY_ENSURE_WORKLOAD_STARTED,
+        ACTIVITY_MONITOR,
         ACTIVITY_RECORD_ROLLOUT,
         ACTIVITY_WAIT_RUNNING,
         AnalyzeInput,
@@ -30,6 +39,8 @@ with workflow.unsafe.imports_passed_through():
         DeploymentState,
         EnsureStartedResult,
         HealthVerdict,
+        MonitorInput,
+        MonitorResult,
         Retirement,
         RolloutRecordInput,
         RolloutState,
@@ -43,6 +54,8 @@ with workflow.unsafe.imports_passed_through():
 # Every gateway reloads its routes twice a second; after this, none sends to the old workload
 # and the requests it already had are done (the workload's own stop drains once more).
 TRAFFIC_SETTLE = timedelta(seconds=3)
+# A health monitor no worker takes in this time is tried again (outside a rollout: an event).
+MONITOR_START_WAIT = timedelta(minutes=5)
 
 
 def rollout_view(rollout: RolloutState | None) -> RolloutView:
@@ -155,12 +168,7 @@ class RolloutSteps:
             until = f"for {duration} s" if duration else "until promoted"
             await self._record_rollout(rollout, f"{what}_started", f"step {index}: {what} {until}")
         since = workflow.now()
-        # A durable timer: nothing is written to the history until it fires or an Update wakes it.
-        with contextlib.suppress(TimeoutError):
-            await workflow.wait_condition(
-                lambda: rollout.promote_step or not self._rollout_goes_on(rollout),
-                timeout=timedelta(seconds=duration) if duration else None,
-            )
+        await self._wait_watching_health(rollout, duration)
         promoted, rollout.promote_step = rollout.promote_step, False
         if step.analysis is None or not self._rollout_goes_on(rollout) or promoted:
             return
@@ -185,6 +193,46 @@ class RolloutSteps:
             elif rollout.aborted_by is None:
                 rollout.aborted_by = "analysis"
                 rollout.abort_reason = f"step {index}: analysis failed: {result.summary}"
+
+    async def _wait_watching_health(self, rollout: RolloutState, duration: int | None) -> None:
+        """Until `duration` is over (None: until woken) or an Update wakes the rollout, with
+        the health monitor running; a verdict it reports is recorded as outside a rollout."""
+        deadline = workflow.now() + timedelta(seconds=duration) if duration else None
+
+        def woken() -> bool:
+            return rollout.promote_step or not self._rollout_goes_on(rollout)
+
+        while not woken() and (deadline is None or workflow.now() < deadline):
+            monitor = workflow.start_activity(
+                ACTIVITY_MONITOR,
+                MonitorInput(deployment_id=self.state.deployment_id, status=self.state.status),
+                result_type=MonitorResult,
+                summary=f"monitor health during the rollout (now {self.state.status})",
+                task_queue=supervision_queue(workflow.info().task_queue),
+                schedule_to_start_timeout=MONITOR_START_WAIT,
+                start_to_close_timeout=LONG_ACTIVITY_LEASE,
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                retry_policy=CATALOG_RETRY,
+                cancellation_type=workflow.ActivityCancellationType.TRY_CANCEL,
+            )
+            # A durable timer: nothing is written to the history until it fires, the monitor
+            # reports a new verdict, or an Update wakes the rollout.
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    lambda handle=monitor: handle.done() or woken(),  # type: ignore[misc]
+                    timeout=None if deadline is None else deadline - workflow.now(),
+                )
+            if not monitor.done():
+                monitor.cancel()
+            try:
+                result: MonitorResult = await monitor
+            except ActivityError:
+                continue  # cancelled, or not taken in time: the next round checks again
+            if result.status != self.state.status and not self.state.deleting:
+                async with self._lock:
+                    await self._record(
+                        result.status, "status_changed", result.reason or result.status
+                    )
 
     async def _complete_rollout(self, rollout: RolloutState) -> None:
         async with self._lock:
