@@ -7,7 +7,7 @@ from typing import Any
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import column, insert, select, table, text
+from sqlalchemy import column, insert, inspect, select, table, text
 
 from catalog import database
 from catalog.tables import (
@@ -15,6 +15,7 @@ from catalog.tables import (
     ArtifactCollection,
     Base,
     Deployment,
+    DeploymentRollout,
     JSONType,
     Secret,
     UTCDateTime,
@@ -177,5 +178,60 @@ async def test_deployment_status_becomes_the_health_verdict(catalog_url: str) ->
             await conn.run_sync(to("0007"))
             back = await conn.execute(text("SELECT id, status FROM deployments ORDER BY id"))
             assert dict(tuple(row) for row in back) == {**old, "d4": "inactive"}
+    finally:
+        await engine.dispose()
+
+
+async def test_rollouts_table_comes_and_goes_with_0009(catalog_url: str) -> None:
+    """0009: rollouts and per-workload traffic get tables of their own; a downgrade to 0008
+    removes them and nothing else, and upgrading again gives an empty one that takes a
+    rollout."""
+    engine = database.create_engine(catalog_url)
+
+    def to_0008(connection: Any) -> None:
+        config = database.alembic_config(str(connection.engine.url))
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0008")
+
+    def tables(connection: Any) -> set[str]:
+        return set(inspect(connection).get_table_names())
+
+    try:
+        await database.migrate(engine)
+        async with engine.begin() as conn:
+            before = await conn.run_sync(tables)
+            await conn.run_sync(to_0008)
+            after = await conn.run_sync(tables)
+        assert before - after == {"deployment_rollouts", "workload_traffic"}
+        await database.migrate(engine)
+        sessions = database.create_sessionmaker(engine)
+        async with sessions() as session, session.begin():
+            session.add(ArtifactCollection(id="c1", name="c", type="generic", created_by="erin"))
+            await session.flush()
+            session.add(
+                Artifact(id="a1", name="a", type="generic", status="registered", version=1,
+                         collection_id="c1", spec={}, created_by="erin")
+            )  # fmt: skip
+            await session.flush()
+            session.add(
+                Workload(id="w1", name="w", artifact_id="a1", status="running", runtime={},
+                         created_by="erin")
+            )  # fmt: skip
+            await session.flush()
+            session.add(
+                Deployment(id="d1", name="d", workload_id="w1", health_status="unknown",
+                           health={}, created_by="erin")
+            )  # fmt: skip
+            await session.flush()
+            steps = [{"setWeight": 10}, {"pause": {}}]
+            session.add(
+                DeploymentRollout(id="r1", deployment_id="d1", stable_workload_id="w1",
+                                  candidate_workload_id="w2", steps=steps, status="starting",
+                                  options={}, history=[], requested_by="erin")
+            )  # fmt: skip
+        async with sessions() as session:
+            rollout = await session.get(DeploymentRollout, "r1")
+            assert rollout is not None
+            assert (rollout.steps, rollout.weight, rollout.current_step) == (steps, 0, None)
     finally:
         await engine.dispose()
