@@ -112,7 +112,9 @@ async def test_failing_liveness_probe_restarts_then_fails_naming_the_probe(
         await supervisor.close()
     assert watch.last is not None and watch.last.failure is not None
     assert "liveness probe of container 'main'" in watch.last.failure
-    assert "HTTP GET /ready on port 8080 returned 404" in watch.last.failure
+    # 404 once the server listens; on a loaded machine the first probe may come before it does.
+    assert "HTTP GET /ready on port 8080" in watch.last.failure
+    assert "returned 404" in watch.last.failure or "Connect call failed" in watch.last.failure
     assert watch.types().count("replica_restarted") == 3
     assert "container_exited" not in watch.types()  # stopped by us, not crashed
 
