@@ -157,11 +157,17 @@ async def test_exec_and_tcp_probes(
         liveness_probe=probe(tcpSocket={"port": 8080}),
     )
     supervisor = runtime.supervisor(plan(workload_id, main), {}, [])
+
+    def ready_and_live(observation: Observation) -> bool:
+        # The image has /www/ready before the server listens, so the first TCP probe may come
+        # too early; one failure is below the liveness threshold and must not restart anything.
+        probes = observation.replicas[0].probes
+        return ready()(observation) and "liveness" in probes and probes["liveness"].ok
+
     try:
-        watch = await tick_until(supervisor, ready())
+        watch = await tick_until(supervisor, ready_and_live)
         replica = watch.last.replicas[0] if watch.last else None
-        assert replica is not None
-        assert replica.probes["liveness"].ok, replica.probes
+        assert replica is not None and replica.restarts == 0
         assert "exited with code 0: ok" in replica.probes["readiness"].message
         # Readiness follows the exec probe: remove the file, then put it back.
         name = f"wapi-{workload_id}-default-0-g1-main"
