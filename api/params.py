@@ -16,6 +16,7 @@ BundleId = Annotated[
 ]
 WorkloadId = Annotated[str, Path(alias="workloadId", description="A workload id.", **_ID)]
 DeploymentId = Annotated[str, Path(alias="deploymentId", description="A deployment id.", **_ID)]
+RolloutId = Annotated[str, Path(alias="rolloutId", description="A rollout id.", **_ID)]
 TokenId = Annotated[str, Path(alias="tokenId", description="An invoke token id.", **_ID)]
 KeyId = Annotated[str, Path(alias="keyId", description="An API key id.", **_ID)]
 Search = Annotated[

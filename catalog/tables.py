@@ -38,6 +38,7 @@ from models.status import (
     DeploymentStatus,
     HealthStatus,
     ReplicaState,
+    RolloutStatus,
     SwapStatus,
     WorkloadStatus,
 )
@@ -283,6 +284,32 @@ class DeploymentSwap(Base):
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
+class DeploymentRollout(Base):
+    """A progressive move of a deployment's traffic to a candidate workload, step by step.
+    `weight` is the candidate's share of requests now, which every gateway reads; `history`
+    lists each step and decision as it happened."""
+
+    __tablename__ = "deployment_rollouts"
+
+    id: Mapped[str] = mapped_column(String(24), primary_key=True, default=new_id)
+    deployment_id: Mapped[str] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), index=True
+    )
+    stable_workload_id: Mapped[str] = mapped_column(String(24))
+    candidate_workload_id: Mapped[str] = mapped_column(String(24))
+    steps: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+    status: Mapped[RolloutStatus] = mapped_column(String(20), index=True)
+    current_step: Mapped[int | None] = mapped_column(Integer, default=None)
+    weight: Mapped[int] = mapped_column(Integer, default=0)
+    reason: Mapped[str | None] = mapped_column(Text, default=None)
+    options: Mapped[dict[str, Any]]
+    history: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+    requested_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
 class DeploymentEvent(Base):
     """Lifecycle events of a deployment: health changes, swaps, sharing, tokens."""
 
@@ -325,6 +352,23 @@ class DeploymentTraffic(Base):
     __tablename__ = "deployment_traffic"
 
     deployment_id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    minute: Mapped[datetime] = mapped_column(primary_key=True, index=True)
+    writer: Mapped[str] = mapped_column(String(40), primary_key=True)
+    requests: Mapped[int] = mapped_column(Integer)
+    server_errors: Mapped[int] = mapped_column(Integer)
+    user_errors: Mapped[int] = mapped_column(Integer)
+    latency_sum_ms: Mapped[float]
+    latency_max_ms: Mapped[float]
+    latency_histogram: Mapped[dict[str, Any]]
+
+
+class WorkloadTraffic(Base):
+    """Calls through deployments to one workload in one minute, as one gateway process
+    counted them: what a rollout's analysis compares (candidate against stable)."""
+
+    __tablename__ = "workload_traffic"
+
+    workload_id: Mapped[str] = mapped_column(String(24), primary_key=True)
     minute: Mapped[datetime] = mapped_column(primary_key=True, index=True)
     writer: Mapped[str] = mapped_column(String(40), primary_key=True)
     requests: Mapped[int] = mapped_column(Integer)

@@ -27,6 +27,7 @@ from models.deployments import (
     TokenCreated,
     TokenPublic,
 )
+from models.rollouts import RolloutCreate, RolloutPromote, RolloutPublic
 from models.stats import DeploymentStats, Resolution
 from models.status import DeploymentStatus, HealthStatus, WorkloadStatus
 from models.workloads import (
@@ -174,6 +175,40 @@ class Deployments(Sharing[Mode]):
         order_by: str | None = None,
     ) -> Page[SwapPublic]:
         """Newest first."""
+
+    @route("POST", "{id}/rollouts/")
+    def rollout(self, deployment_id: str, body: RolloutCreate | Body) -> RolloutPublic:
+        """Move traffic to another registered workload step by step (weights, pauses,
+        analyses); it answers with status `starting`."""
+
+    @listing("GET", "{id}/rollouts/")
+    def rollouts(
+        self,
+        deployment_id: str,
+        offset: int | None = None,
+        limit: int | None = None,
+        order_by: str | None = None,
+    ) -> Page[RolloutPublic]:
+        """Newest first."""
+
+    @route("GET", "{id}/rollouts/{rolloutId}/")
+    def get_rollout(self, deployment_id: str, rollout_id: str) -> RolloutPublic: ...
+
+    @route("POST", "{id}/rollouts/{rolloutId}/promote/")
+    def promote_rollout(
+        self, deployment_id: str, rollout_id: str, body: RolloutPromote | Body | None = None
+    ) -> RolloutPublic:
+        """On to the next step; with `{"full": true}`, straight to all traffic."""
+
+    @route("POST", "{id}/rollouts/{rolloutId}/pause/")
+    def pause_rollout(self, deployment_id: str, rollout_id: str) -> RolloutPublic: ...
+
+    @route("POST", "{id}/rollouts/{rolloutId}/resume/")
+    def resume_rollout(self, deployment_id: str, rollout_id: str) -> RolloutPublic: ...
+
+    @route("POST", "{id}/rollouts/{rolloutId}/abort/")
+    def abort_rollout(self, deployment_id: str, rollout_id: str) -> RolloutPublic:
+        """All traffic back on the stable workload; answered once it is."""
 
     @route("GET", "{id}/health/")
     def health(self, deployment_id: str, recent: int | None = None) -> DeploymentHealth: ...

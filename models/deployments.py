@@ -9,6 +9,7 @@ from pydantic import Field, StringConstraints
 
 from models.artifacts import Description, Name, ResourceId
 from models.common import CamelModel, InputModel, UserRef
+from models.rollouts import RolloutPublic
 from models.sharing import ShareRole
 from models.status import DeploymentStatus, HealthStatus, SwapStatus
 from models.workloads import Importance, WorkloadPublic
@@ -121,6 +122,11 @@ class DeploymentPublic(CamelModel):
     swap: SwapPublic | None = Field(
         description="The swap in progress: `starting` until traffic moves, `switched` while "
         "the previous workload is kept; null when none is."
+    )
+    rollout: RolloutPublic | None = Field(
+        None,
+        description="The rollout in progress (`starting`, `progressing` or `paused`), with "
+        "the candidate's weight now; null when none is.",
     )
     max_body_bytes: int | None = Field(
         description="Largest invoke request body; null: the gateway's default."

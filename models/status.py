@@ -21,4 +21,8 @@ DEPLOYMENT_STATUS_OF_WORKLOAD: dict[WorkloadStatus, DeploymentStatus] = {
 # workload is not running, or no check has run yet).
 HealthStatus = Literal["healthy", "degraded", "unknown"]
 SwapStatus = Literal["starting", "switched", "completed", "rolled_back", "cancelled"]
+# A rollout: `starting` until its candidate runs, `progressing` through its steps, `paused` by
+# a caller, then `completed` (traffic on the candidate) or `aborted` (traffic on stable).
+RolloutStatus = Literal["starting", "progressing", "paused", "completed", "aborted"]
+ROLLOUT_ACTIVE: tuple[RolloutStatus, ...] = ("starting", "progressing", "paused")
 ReplicaState = Literal["pending", "starting", "running", "crashed", "terminated"]

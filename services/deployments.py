@@ -16,13 +16,14 @@ from catalog.tables import (
     Artifact,
     Deployment,
     DeploymentEvent,
+    DeploymentRollout,
     DeploymentSwap,
     HealthCheck,
     Workload,
     utcnow,
 )
 from models.deployments import DeploymentCreate, DeploymentUpdate, HealthSettings
-from models.status import HealthStatus
+from models.status import ROLLOUT_ACTIVE, HealthStatus
 from services import access, events, sharing, traffic
 from services.api_keys import Principal
 from services.errors import ConflictError
@@ -50,7 +51,8 @@ async def deployable_workload(
     deployment_id: str | None = None,
 ) -> Workload:
     """The workload, if it may be deployed: the caller owns it (the deployment will start and
-    stop it), its artifact is registered, and no other deployment routes to it."""
+    stop it), its artifact is registered, and no other deployment routes to it or rolls out
+    to it."""
     await access.require_reference(session, "workload", workload_id, principal, "manage", loc)
     workload = await session.get(Workload, workload_id)
     assert workload is not None  # access.require found it
@@ -68,6 +70,17 @@ async def deployable_workload(
     if elsewhere:
         raise ConflictError(
             f"workload '{workload_id}' is already deployed by deployment '{elsewhere}'"
+        )
+    rolling_out = await session.scalar(
+        select(DeploymentRollout.deployment_id).where(
+            DeploymentRollout.candidate_workload_id == workload_id,
+            DeploymentRollout.status.in_(ROLLOUT_ACTIVE),
+            DeploymentRollout.deployment_id != deployment_id,
+        )
+    )
+    if rolling_out:
+        raise ConflictError(
+            f"workload '{workload_id}' is the candidate of a rollout of deployment '{rolling_out}'"
         )
     return workload
 
@@ -297,7 +310,7 @@ def consecutive_failures(checks: list[HealthCheck]) -> int:
 
 
 async def forget_deployment(session: AsyncSession, deployment_id: str) -> None:
-    for table in (HealthCheck, DeploymentEvent, DeploymentSwap):
+    for table in (HealthCheck, DeploymentEvent, DeploymentSwap, DeploymentRollout):
         await session.execute(delete(table).where(table.deployment_id == deployment_id))
     await sharing.forget(session, "deployment", deployment_id)
     await traffic.forget(session, deployment_id)
@@ -305,7 +318,7 @@ async def forget_deployment(session: AsyncSession, deployment_id: str) -> None:
 
 
 async def deployments_of_workload(session: AsyncSession, workload_id: str) -> list[str]:
-    """Deployments that route to the workload now, or are swapping to it."""
+    """Deployments that route to the workload now, or are swapping or rolling out to it."""
     current = await session.scalars(
         select(Deployment.id).where(Deployment.workload_id == workload_id)
     )
@@ -314,4 +327,10 @@ async def deployments_of_workload(session: AsyncSession, workload_id: str) -> li
             DeploymentSwap.to_workload_id == workload_id, DeploymentSwap.status == "starting"
         )
     )
-    return sorted(set(current) | set(swapping))
+    rolling_out = await session.scalars(
+        select(DeploymentRollout.deployment_id).where(
+            DeploymentRollout.candidate_workload_id == workload_id,
+            DeploymentRollout.status.in_(ROLLOUT_ACTIVE),
+        )
+    )
+    return sorted(set(current) | set(swapping) | set(rolling_out))

@@ -210,6 +210,29 @@ class DeploymentLifecycle(TemporalCalls):
     async def delete(self, ref: DeploymentRef, actor: str) -> deployment.DeploymentResult:
         return await self._update(ref, deployment.UPDATE_DELETE, deployment.ActorInput(actor=actor))
 
+    async def rollout(
+        self, ref: DeploymentRef, rollout: deployment.RolloutInput
+    ) -> deployment.RolloutView:
+        return await self._rollout_update(ref, deployment.UPDATE_ROLLOUT, rollout)
+
+    async def control_rollout(
+        self, ref: DeploymentRef, update: str, control: deployment.RolloutControlInput
+    ) -> deployment.RolloutView:
+        """`promote`, `pause`, `resume` or `abort` (the contract's `UPDATE_` name)."""
+        return await self._rollout_update(ref, update, control)
+
+    async def _rollout_update(
+        self, ref: DeploymentRef, update: str, arg: BaseModel
+    ) -> deployment.RolloutView:
+        return await self.update(
+            deployment.deployment_workflow_id(ref.id),
+            update,
+            arg,
+            deployment.RolloutView,
+            what=f"deployment '{ref.id}'",
+            restore=lambda: self.ensure_workflow(ref),
+        )
+
     async def _update(
         self, ref: DeploymentRef, update: str, arg: BaseModel
     ) -> deployment.DeploymentResult:

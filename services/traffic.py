@@ -1,5 +1,6 @@
-"""Per-minute traffic of each deployment, as the gateway measured it: calls, errors and a
-latency histogram, one catalog row per gateway process and minute, added up when read.
+"""Per-minute traffic of each deployment, and of each workload behind one, as the gateway
+measured it: calls, errors and a latency histogram, one catalog row per gateway process and
+minute, added up when read (the stats route reads deployments, a rollout's analysis workloads).
 
 Latencies go into log-scale buckets (bucket `i` holds latencies in (GAMMA^(i-1), GAMMA^i]
 microseconds), so a histogram stays small (a few dozen buckets in practice), histograms of
@@ -13,15 +14,16 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from catalog.tables import DeploymentTraffic
+from catalog.tables import DeploymentTraffic, WorkloadTraffic
 
+Per = Literal["deployment", "workload"]
 GAMMA: Final = 1.02
 _LOG_GAMMA: Final = math.log(GAMMA)
 
@@ -79,7 +81,7 @@ class Traffic:
             self.histogram[index] = self.histogram.get(index, 0) + count
 
     @classmethod
-    def of(cls, row: DeploymentTraffic) -> Traffic:
+    def of(cls, row: DeploymentTraffic | WorkloadTraffic) -> Traffic:
         return cls(
             requests=row.requests,
             server_errors=row.server_errors,
@@ -92,19 +94,23 @@ class Traffic:
 
 @dataclass(frozen=True)
 class MinuteOf:
-    """One process's count of one deployment's calls in one minute, so far."""
+    """One process's count of one deployment's (or workload's) calls in one minute, so far."""
 
-    deployment_id: str
+    key: str
     minute: datetime
     traffic: Traffic
 
 
-async def save(session: AsyncSession, writer: str, minutes: Iterable[MinuteOf]) -> None:
+async def save(
+    session: AsyncSession, writer: str, minutes: Iterable[MinuteOf], per: Per = "deployment"
+) -> None:
     """Write (or rewrite) `writer`'s rows for these minutes: a row holds the whole minute so
     far, so writing it again is harmless."""
+    table = DeploymentTraffic if per == "deployment" else WorkloadTraffic
+    key = f"{per}_id"
     values: list[dict[str, Any]] = [
         {
-            "deployment_id": m.deployment_id,
+            key: m.key,
             "minute": m.minute,
             "writer": writer,
             "requests": m.traffic.requests,
@@ -120,16 +126,14 @@ async def save(session: AsyncSession, writer: str, minutes: Iterable[MinuteOf]) 
         return
     dialect = session.get_bind().dialect.name
     insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
-    statement = insert(DeploymentTraffic).values(values)
+    statement = insert(table).values(values)
     replaced = {
         name: statement.excluded[name]
         for name in values[0]
-        if name not in ("deployment_id", "minute", "writer")
+        if name not in (key, "minute", "writer")
     }
     await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=["deployment_id", "minute", "writer"], set_=replaced
-        )
+        statement.on_conflict_do_update(index_elements=[key, "minute", "writer"], set_=replaced)
     )
 
 
@@ -147,8 +151,26 @@ async def minutes(
     return rows.all()
 
 
+async def workload_minutes(
+    session: AsyncSession, workload_id: str, since: datetime, end: datetime
+) -> Traffic:
+    """The workload's calls through deployments in the minutes [since, end], added up."""
+    rows = await session.scalars(
+        select(WorkloadTraffic).where(
+            WorkloadTraffic.workload_id == workload_id,
+            WorkloadTraffic.minute >= since,
+            WorkloadTraffic.minute <= end,
+        )
+    )
+    total = Traffic()
+    for row in rows:
+        total.add(Traffic.of(row))
+    return total
+
+
 async def prune(session: AsyncSession, before: datetime) -> None:
-    await session.execute(delete(DeploymentTraffic).where(DeploymentTraffic.minute < before))
+    for table in (DeploymentTraffic, WorkloadTraffic):
+        await session.execute(delete(table).where(table.minute < before))
 
 
 async def forget(session: AsyncSession, deployment_id: str) -> None:

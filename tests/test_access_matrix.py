@@ -269,6 +269,37 @@ async def swapping(stack: GovernedStack, caller: Caller, allowed: bool) -> Targe
     return target
 
 
+async def rollable(stack: GovernedStack, caller: Caller, allowed: bool) -> Target:
+    """As `swappable`, with steps: a rollout's access is a swap's."""
+    target = await swappable(stack, caller, allowed)
+    target.body = {**target.body, "steps": [{"setWeight": 10}, {"pause": {}}]}
+    return target
+
+
+def rolling_out(*, paused: bool = False, always: bool = False) -> Make:
+    """A deployment with a rollout in progress (its candidate never gets ready); `paused` by
+    its owner first. Made only for a caller let through, unless `always`: the others are
+    refused before the rollout is read."""
+
+    async def make(stack: GovernedStack, caller: Caller, allowed: bool) -> Target:
+        target = await shared("deployment", deployment)(stack, caller, allowed)
+        target.path["rolloutId"] = "0" * 24
+        if not (allowed or always):
+            return target
+        candidate = await stack.workload(never_ready=True)
+        rollouts = f"/api/v2/console/deployments/{target.path['id']}/rollouts/"
+        body = {"workloadId": candidate.id, "readyTimeoutSeconds": 3600, "steps": []}
+        answer = await stack.admin.post(rollouts, json=body)
+        assert answer.status_code == 202, answer.text
+        target.path["rolloutId"] = answer.json()["id"]
+        if paused:
+            answer = await stack.admin.post(f"{rollouts}{target.path['rolloutId']}/pause/")
+            assert answer.status_code == 200, answer.text
+        return target
+
+    return make
+
+
 async def with_token(stack: GovernedStack, caller: Caller, allowed: bool) -> Target:
     target = await shared("deployment", deployment)(stack, caller, allowed)
     made = await stack.admin.post(
@@ -377,6 +408,15 @@ CASES: list[Case] = [
     Case("POST", D + "{id}/swap/", swappable, 202, "editor", "manage"),
     Case("DELETE", D + "{id}/swap/", swapping, 202, "editor", "manage"),
     Case("GET", D + "{id}/swaps/", shared("deployment", deployment), 200, need="read"),
+    Case("POST", D + "{id}/rollouts/", rollable, 202, "editor", "manage"),
+    Case("GET", D + "{id}/rollouts/", shared("deployment", deployment), 200, need="read"),
+    Case("GET", D + "{id}/rollouts/{rolloutId}/", rolling_out(always=True), 200, need="read"),
+    Case("POST", D + "{id}/rollouts/{rolloutId}/promote/", rolling_out(), 200, "editor",
+         "manage"),
+    Case("POST", D + "{id}/rollouts/{rolloutId}/pause/", rolling_out(), 200, "editor", "manage"),
+    Case("POST", D + "{id}/rollouts/{rolloutId}/resume/", rolling_out(paused=True), 200,
+         "editor", "manage"),
+    Case("POST", D + "{id}/rollouts/{rolloutId}/abort/", rolling_out(), 200, "editor", "manage"),
     Case("GET", D + "{id}/health/", shared("deployment", deployment), 200, need="read"),
     Case("GET", D + "{id}/stats/", shared("deployment", deployment), 200, need="read"),
     Case("GET", D + "{id}/events/", shared("deployment", deployment), 200, need="read"),

@@ -67,6 +67,7 @@ async def ids(app: FastAPI, api: httpx.AsyncClient) -> dict[str, str]:
         "keyId": key.json()["id"],
         "secretId": secret.json()["id"],
         "bundleId": "cpu.small",  # one of the built-in bundles
+        "rolloutId": "0123456789abcdef01234567",  # refused before it would be looked up
     }
 
 

@@ -16,6 +16,7 @@ from catalog.tables import (
     ArtifactCollection,
     Base,
     Deployment,
+    DeploymentRollout,
     JSONType,
     Secret,
     UTCDateTime,
@@ -121,19 +122,11 @@ async def test_deployment_status_becomes_the_health_verdict(catalog_url: str) ->
     new words; `status` is then read from the workload (and 0007 gets the old words back)."""
     engine = database.create_engine(catalog_url)
 
-    def to(revision: str) -> Any:
-        def run(connection: Any) -> None:
-            config = database.alembic_config(str(connection.engine.url))
-            config.attributes["connection"] = connection
-            command.downgrade(config, revision)
-
-        return run
-
     old = {"d1": "active", "d2": "degraded", "d3": "inactive", "d4": "swapping"}
     try:
         await database.migrate(engine)
         async with engine.begin() as conn:
-            await conn.run_sync(to("0007"))
+            await conn.run_sync(downgrade_to("0007"))
         sessions = database.create_sessionmaker(engine)
         async with sessions() as session, session.begin():
             session.add(ArtifactCollection(id="c1", name="c", type="generic", created_by="erin"))
@@ -177,30 +170,83 @@ async def test_deployment_status_becomes_the_health_verdict(catalog_url: str) ->
             ("d4", "running", "unknown", "why"),
         ]
         async with engine.begin() as conn:
-            await conn.run_sync(to("0007"))
+            await conn.run_sync(downgrade_to("0007"))
             back = await conn.execute(text("SELECT id, status FROM deployments ORDER BY id"))
             assert dict(tuple(row) for row in back) == {**old, "d4": "inactive"}
     finally:
         await engine.dispose()
 
 
-async def test_gateway_demand_comes_and_goes_with_0009(catalog_url: str) -> None:
-    """0009 adds the table the gateways publish their load in; 0008 has none of it."""
-    engine = database.create_engine(catalog_url)
-
-    def to_0008(connection: Any) -> None:
+def downgrade_to(revision: str) -> Any:
+    def run(connection: Any) -> None:
         config = database.alembic_config(str(connection.engine.url))
         config.attributes["connection"] = connection
-        command.downgrade(config, "0008")
+        command.downgrade(config, revision)
 
-    def tables(connection: Any) -> set[str]:
-        return set(inspect(connection).get_table_names())
+    return run
 
+
+def table_names(connection: Any) -> set[str]:
+    return set(inspect(connection).get_table_names())
+
+
+async def test_rollouts_table_comes_and_goes_with_0009(catalog_url: str) -> None:
+    """0009: rollouts and per-workload traffic get tables of their own; a downgrade to 0008
+    removes them and nothing else, and upgrading again gives an empty one that takes a
+    rollout."""
+    engine = database.create_engine(catalog_url)
     try:
         await database.migrate(engine)
         async with engine.begin() as conn:
-            await conn.run_sync(to_0008)
-            assert "gateway_demand" not in await conn.run_sync(tables)
+            await conn.run_sync(downgrade_to("0009"))
+            before = await conn.run_sync(table_names)
+            await conn.run_sync(downgrade_to("0008"))
+            after = await conn.run_sync(table_names)
+        assert before - after == {"deployment_rollouts", "workload_traffic"}
+        await database.migrate(engine)
+        sessions = database.create_sessionmaker(engine)
+        async with sessions() as session, session.begin():
+            session.add(ArtifactCollection(id="c1", name="c", type="generic", created_by="erin"))
+            await session.flush()
+            session.add(
+                Artifact(id="a1", name="a", type="generic", status="registered", version=1,
+                         collection_id="c1", spec={}, created_by="erin")
+            )  # fmt: skip
+            await session.flush()
+            session.add(
+                Workload(id="w1", name="w", artifact_id="a1", status="running", runtime={},
+                         created_by="erin")
+            )  # fmt: skip
+            await session.flush()
+            session.add(
+                Deployment(id="d1", name="d", workload_id="w1", health_status="unknown",
+                           health={}, created_by="erin")
+            )  # fmt: skip
+            await session.flush()
+            steps = [{"setWeight": 10}, {"pause": {}}]
+            session.add(
+                DeploymentRollout(id="r1", deployment_id="d1", stable_workload_id="w1",
+                                  candidate_workload_id="w2", steps=steps, status="starting",
+                                  options={}, history=[], requested_by="erin")
+            )  # fmt: skip
+        async with sessions() as session:
+            rollout = await session.get(DeploymentRollout, "r1")
+            assert rollout is not None
+            assert (rollout.steps, rollout.weight, rollout.current_step) == (steps, 0, None)
+    finally:
+        await engine.dispose()
+
+
+async def test_gateway_demand_comes_and_goes_with_0010(catalog_url: str) -> None:
+    """0010 adds the table the gateways publish their load in; 0009 has none of it."""
+    engine = database.create_engine(catalog_url)
+    try:
+        await database.migrate(engine)
+        async with engine.begin() as conn:
+            before = await conn.run_sync(table_names)
+            await conn.run_sync(downgrade_to("0009"))
+            after = await conn.run_sync(table_names)
+        assert before - after == {"gateway_demand"}
         await database.migrate(engine)
         sessions = database.create_sessionmaker(engine)
         now = time.time()

@@ -7,8 +7,13 @@ names in the `*_contract` modules, so nothing outside `workflows/` imports a wor
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TypeVar
 
+from pydantic import BaseModel
+from temporalio import workflow
 from temporalio.common import RetryPolicy
+
+R = TypeVar("R")
 
 # `ApplicationError.type` of an Update rejected because of the entity's state (the API's 409).
 INVALID_TRANSITION = "InvalidTransition"
@@ -51,3 +56,22 @@ def supervision_queue(task_queue: str) -> str:
 def worker_queue(task_queue: str, worker: str) -> str:
     """The task queue only the worker named `worker` polls."""
     return f"{task_queue}-worker-{worker}"
+
+
+async def call_activity(
+    activity: str,
+    arg: BaseModel,
+    result_type: type[R] | None = None,
+    *,
+    summary: str | None = None,
+) -> R:
+    """An activity by name, from workflow code, retried while the catalog or Temporal is away."""
+    result: R = await workflow.execute_activity(
+        activity,
+        arg,
+        result_type=result_type,
+        summary=summary,
+        start_to_close_timeout=timedelta(minutes=2),
+        retry_policy=CATALOG_RETRY,
+    )
+    return result

@@ -6,6 +6,9 @@ zero-downtime swaps: start the candidate, wait until it runs, move traffic (one 
 that every gateway sees within a second), then stop the old workload once in-flight requests
 are done and the rollback window is over. A candidate that does not run in time is rolled back.
 The deployment's lifecycle status is not kept here: it is read from the workload traffic goes to.
+Rollouts (a candidate taking a growing share of traffic, step by step) have their Updates
+here, beside the swap's, and their steps in `workflows/rollout.py`; one swap or rollout at a
+time. Health is monitored during a rollout's pauses and analyses, not during a swap.
 
 The `monitor` activity runs on the supervision task queue (each worker takes at most its
 capacity of long activities); a monitor no worker takes in time is reported in an event and
@@ -22,9 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import timedelta
-from typing import TypeVar
 
-from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TimeoutType
@@ -40,7 +41,9 @@ with workflow.unsafe.imports_passed_through():
         LONG_ACTIVITY_LEASE,
         supervision_queue,
     )
+    from workflows.common import call_activity as _call
     from workflows.deployment_contract import (
+        ACTIVITY_BEGIN_ROLLOUT,
         ACTIVITY_BEGIN_SWAP,
         ACTIVITY_ENSURE_WORKLOAD_STARTED,
         ACTIVITY_FINISH_SWAP,
@@ -51,11 +54,18 @@ with workflow.unsafe.imports_passed_through():
         ACTIVITY_STOP_WORKLOAD,
         ACTIVITY_WAIT_RUNNING,
         QUERY_CURRENT,
+        QUERY_ROLLOUT,
+        UPDATE_ABORT,
         UPDATE_CANCEL_SWAP,
         UPDATE_DELETE,
+        UPDATE_PAUSE,
+        UPDATE_PROMOTE,
+        UPDATE_RESUME,
+        UPDATE_ROLLOUT,
         UPDATE_SWAP,
         WORKFLOW_TYPE,
         ActorInput,
+        BeginRolloutInput,
         BeginSwapInput,
         DeploymentEventInput,
         DeploymentIdInput,
@@ -68,6 +78,10 @@ with workflow.unsafe.imports_passed_through():
         MonitorResult,
         RecordDeploymentInput,
         Retirement,
+        RolloutControlInput,
+        RolloutInput,
+        RolloutState,
+        RolloutView,
         SwapInput,
         SwapRecordInput,
         SwapState,
@@ -75,13 +89,16 @@ with workflow.unsafe.imports_passed_through():
         WaitRunningResult,
         WorkloadTargetInput,
     )
-    from workflows.search_attributes import STATUS, SWAP_STATUS, WORKLOAD_ID, upsert
+    from workflows.rollout import TRAFFIC_SETTLE, RolloutSteps, rollout_view
+    from workflows.search_attributes import (
+        ROLLOUT_STATUS,
+        ROLLOUT_WEIGHT,
+        STATUS,
+        SWAP_STATUS,
+        WORKLOAD_ID,
+        upsert,
+    )
 
-R = TypeVar("R")
-
-# Every gateway reloads its routes twice a second; after this, none sends to the old workload
-# and the requests it already had are done (the workload's own stop drains once more).
-TRAFFIC_SETTLE = timedelta(seconds=3)
 # Monitor on the supervision queue, cancelled without waiting; a swap re-checked under the
 # lock; activity failures recorded instead of failing the workflow.
 SUPERVISION_PATCH = "supervision-queue-and-safe-swaps"
@@ -92,7 +109,7 @@ MONITOR_BACKOFF = timedelta(seconds=30)
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
-class DeploymentWorkflow:
+class DeploymentWorkflow(RolloutSteps):
     @workflow.init
     def __init__(self, input: DeploymentInput) -> None:
         self.state = input.state or DeploymentState(
@@ -105,7 +122,10 @@ class DeploymentWorkflow:
     @workflow.run
     async def run(self, input: DeploymentInput) -> None:
         while not self._deleting():
-            if self.state.swap is not None:
+            # No history before rollouts has one: this branch needs no patch.
+            if self.state.rollout is not None:
+                await self._run_rollout()
+            elif self.state.swap is not None:
                 await self._run_swap()
             else:
                 await self._monitor_once()
@@ -125,6 +145,10 @@ class DeploymentWorkflow:
     @workflow.query(name=QUERY_CURRENT)
     def current(self) -> DeploymentState:
         return self.state
+
+    @workflow.query(name=QUERY_ROLLOUT)
+    def rollout_state(self) -> RolloutView:
+        return rollout_view(self.state.rollout)
 
     # Updates
 
@@ -162,6 +186,7 @@ class DeploymentWorkflow:
     @swap.validator
     def _validate_swap(self, input: SwapInput) -> None:
         self._not_deleting()
+        self._no_rollout()
         if self.state.swap is not None:
             raise ApplicationError(
                 f"swap {self.state.swap.swap_id} to workload {self.state.swap.candidate} is in "
@@ -194,6 +219,161 @@ class DeploymentWorkflow:
         if self.state.swap.switching:
             raise ApplicationError(
                 "too late to cancel: traffic is moving to the candidate; swap back instead",
+                type=INVALID_TRANSITION,
+            )
+
+    # Rollouts (the steps run in `RolloutSteps`)
+
+    @workflow.update(name=UPDATE_ROLLOUT)
+    async def rollout(self, input: RolloutInput) -> RolloutView:
+        async with self._lock:
+            self._validate_rollout(input)  # again: another may have begun meanwhile
+            rollout = RolloutState(
+                rollout_id=input.rollout_id,
+                candidate=input.workload_id,
+                stable=self.state.workload_id,
+                steps=input.steps,
+                ready_timeout_seconds=input.ready_timeout_seconds,
+                keep_previous_seconds=input.keep_previous_seconds,
+                actor=input.actor,
+            )
+            await _call(
+                ACTIVITY_BEGIN_ROLLOUT,
+                BeginRolloutInput(
+                    deployment_id=self.state.deployment_id,
+                    rollout_id=input.rollout_id,
+                    stable_workload_id=self.state.workload_id,
+                    candidate_workload_id=input.workload_id,
+                    steps=input.steps,
+                    ready_timeout_seconds=input.ready_timeout_seconds,
+                    keep_previous_seconds=input.keep_previous_seconds,
+                    actor=input.actor,
+                ),
+                summary=f"begin rollout {input.rollout_id} to workload {input.workload_id}",
+            )
+            self.state.rollout = rollout
+            upsert({ROLLOUT_STATUS: "starting", ROLLOUT_WEIGHT: 0})
+        return rollout_view(rollout)
+
+    @rollout.validator
+    def _validate_rollout(self, input: RolloutInput) -> None:
+        self._not_deleting()
+        self._no_rollout()
+        if self.state.swap is not None:
+            raise ApplicationError(
+                f"swap {self.state.swap.swap_id} is in progress; cancel it first",
+                type=INVALID_TRANSITION,
+            )
+        if input.workload_id == self.state.workload_id:
+            raise ApplicationError(
+                f"workload {input.workload_id} already takes this deployment's traffic",
+                type=INVALID_TRANSITION,
+            )
+
+    @workflow.update(name=UPDATE_PROMOTE)
+    async def promote_rollout(self, input: RolloutControlInput) -> RolloutView:
+        rollout = self._controlled(input)
+        async with self._lock:
+            if input.full:
+                rollout.promote_full = True
+            else:
+                rollout.promote_step = True
+            if rollout.paused_by is not None:
+                rollout.paused_by = None
+                rollout.status = "progressing"
+            to = "all traffic to the candidate" if input.full else "on to the next step"
+            await self._record_rollout(
+                rollout, "promoted", f"promoted by {input.actor}: {to}", actor=input.actor
+            )
+        return rollout_view(rollout)
+
+    @promote_rollout.validator
+    def _validate_promote(self, input: RolloutControlInput) -> None:
+        self._controlled(input)
+
+    @workflow.update(name=UPDATE_PAUSE)
+    async def pause_rollout(self, input: RolloutControlInput) -> RolloutView:
+        rollout = self._controlled(input)
+        async with self._lock:
+            rollout.paused_by = input.actor
+            if rollout.status == "progressing":
+                rollout.status = "paused"
+            await self._record_rollout(
+                rollout,
+                "paused",
+                f"paused by {input.actor}: no further step until resumed",
+                actor=input.actor,
+            )
+        return rollout_view(rollout)
+
+    @pause_rollout.validator
+    def _validate_pause(self, input: RolloutControlInput) -> None:
+        rollout = self._controlled(input)
+        if rollout.paused_by is not None:
+            raise ApplicationError(
+                f"rollout {rollout.rollout_id} is already paused (by {rollout.paused_by})",
+                type=INVALID_TRANSITION,
+            )
+
+    @workflow.update(name=UPDATE_RESUME)
+    async def resume_rollout(self, input: RolloutControlInput) -> RolloutView:
+        rollout = self._controlled(input)
+        async with self._lock:
+            rollout.paused_by = None
+            if rollout.status == "paused":
+                rollout.status = "progressing"
+            await self._record_rollout(
+                rollout, "resumed", f"resumed by {input.actor}", actor=input.actor
+            )
+        return rollout_view(rollout)
+
+    @resume_rollout.validator
+    def _validate_resume(self, input: RolloutControlInput) -> None:
+        rollout = self._controlled(input)
+        if rollout.paused_by is None:
+            raise ApplicationError(
+                f"rollout {rollout.rollout_id} is {rollout.status}, not paused",
+                type=INVALID_TRANSITION,
+            )
+
+    @workflow.update(name=UPDATE_ABORT)
+    async def abort_rollout(self, input: RolloutControlInput) -> RolloutView:
+        rollout = self._controlled(input)
+        rollout.aborted_by = input.actor
+        rollout.abort_reason = f"aborted by {input.actor}"
+        # Answered once traffic is back on stable: the runner records it.
+        await workflow.wait_condition(lambda: self.state.rollout is not rollout)
+        return rollout_view(rollout)
+
+    @abort_rollout.validator
+    def _validate_abort(self, input: RolloutControlInput) -> None:
+        self._controlled(input)
+
+    def _controlled(self, input: RolloutControlInput) -> RolloutState:
+        """The rollout in progress that `input` names, if it still takes decisions."""
+        self._not_deleting()
+        rollout = self.state.rollout
+        if rollout is None or rollout.rollout_id != input.rollout_id:
+            raise ApplicationError(
+                f"rollout {input.rollout_id} is not in progress", type=INVALID_TRANSITION
+            )
+        if rollout.aborted_by is not None:
+            raise ApplicationError(
+                f"rollout {rollout.rollout_id} is being aborted", type=INVALID_TRANSITION
+            )
+        if rollout.promote_full:
+            raise ApplicationError(
+                f"rollout {rollout.rollout_id} is completing (promoted in full)",
+                type=INVALID_TRANSITION,
+            )
+        return rollout
+
+    def _no_rollout(self) -> None:
+        rollout = self.state.rollout
+        if rollout is not None:
+            raise ApplicationError(
+                f"rollout {rollout.rollout_id} to workload {rollout.candidate} is "
+                f"{rollout.status}; abort it first",
                 type=INVALID_TRANSITION,
             )
 
@@ -236,6 +416,7 @@ class DeploymentWorkflow:
                 lambda: (
                     handle.done()
                     or self.state.swap is not None
+                    or self.state.rollout is not None
                     or self.state.deleting
                     or self._continue_as_new_suggested()
                 ),
@@ -256,6 +437,7 @@ class DeploymentWorkflow:
         async with self._lock:
             if (
                 self.state.swap is None
+                and self.state.rollout is None
                 and not self.state.deleting
                 and result.status != self.state.status
             ):
@@ -277,7 +459,11 @@ class DeploymentWorkflow:
         if not _not_started_in_time(error):
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(
-                    lambda: self.state.swap is not None or self.state.deleting,
+                    lambda: (
+                        self.state.swap is not None
+                        or self.state.rollout is not None
+                        or self.state.deleting
+                    ),
                     timeout=MONITOR_BACKOFF,
                 )
 
@@ -481,25 +667,6 @@ class DeploymentWorkflow:
 
     def _continue_as_new_suggested(self) -> bool:
         return workflow.info().is_continue_as_new_suggested()
-
-
-async def _call(
-    activity: str,
-    arg: BaseModel,
-    result_type: type[R] | None = None,
-    *,
-    summary: str | None = None,
-) -> R:
-    """An activity by name, retried while the catalog or Temporal is away."""
-    result: R = await workflow.execute_activity(
-        activity,
-        arg,
-        result_type=result_type,
-        summary=summary,
-        start_to_close_timeout=timedelta(minutes=2),
-        retry_policy=CATALOG_RETRY,
-    )
-    return result
 
 
 def _not_started_in_time(error: ActivityError) -> bool:

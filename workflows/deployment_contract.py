@@ -8,7 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from models.status import HealthStatus
+from models.rollouts import AnalysisStep, RolloutStep
+from models.status import HealthStatus, RolloutStatus
 
 # The health verdict as histories carry it: `active`, `inactive` and `swapping` are how
 # histories recorded before migration 0008 say `healthy`, `unknown` and a swap in progress.
@@ -41,6 +42,15 @@ ACTIVITY_STOP_WORKLOAD = "deployment.stop_workload"
 ACTIVITY_MONITOR = "deployment.monitor"
 ACTIVITY_FORGET_DEPLOYMENT = "deployment.forget_deployment"
 ACTIVITY_RECORD_EVENT = "deployment.record_event"
+UPDATE_ROLLOUT = "rollout"
+UPDATE_PROMOTE = "rollout.promote"
+UPDATE_PAUSE = "rollout.pause"
+UPDATE_RESUME = "rollout.resume"
+UPDATE_ABORT = "rollout.abort"
+QUERY_ROLLOUT = "rollout_state"
+ACTIVITY_BEGIN_ROLLOUT = "deployment.begin_rollout"
+ACTIVITY_RECORD_ROLLOUT = "deployment.record_rollout"
+ACTIVITY_ANALYZE_ROLLOUT = "deployment.analyze_rollout"
 
 
 def deployment_workflow_id(deployment_id: str) -> str:
@@ -69,11 +79,34 @@ class Retirement(BaseModel):
     stop_at: datetime
 
 
+class RolloutState(BaseModel):
+    """A rollout in progress. `step` is the index of the step running (or next to run)."""
+
+    rollout_id: str
+    candidate: str
+    stable: str
+    steps: list[RolloutStep]
+    ready_timeout_seconds: int
+    keep_previous_seconds: int
+    actor: str
+    status: RolloutStatus = "starting"
+    step: int = 0
+    weight: int = 0
+    deadline: datetime | None = None
+    started_candidate: bool = False
+    paused_by: str | None = None
+    promote_step: bool = False
+    promote_full: bool = False
+    aborted_by: str | None = None
+    abort_reason: str | None = None
+
+
 class DeploymentState(BaseModel):
     deployment_id: str
     workload_id: str
     status: HealthVerdict = Field(description="The health verdict last recorded.")
     swap: SwapState | None = None
+    rollout: RolloutState | None = None
     retiring: list[Retirement] = Field(default_factory=list)
     deleting: bool = False
 
@@ -95,6 +128,32 @@ class SwapInput(BaseModel):
 
 class ActorInput(BaseModel):
     actor: str
+
+
+class RolloutInput(BaseModel):
+    rollout_id: str
+    workload_id: str
+    steps: list[RolloutStep]
+    ready_timeout_seconds: int
+    keep_previous_seconds: int
+    actor: str
+
+
+class RolloutControlInput(BaseModel):
+    rollout_id: str
+    actor: str
+    full: bool = Field(False, description="For promote: skip every remaining step.")
+
+
+class RolloutView(BaseModel):
+    """What the `rollout` query and the control Updates answer."""
+
+    rollout_id: str | None
+    status: RolloutStatus | None = None
+    step: int | None = None
+    step_kind: str | None = None
+    weight: int = 0
+    paused_by: str | None = None
 
 
 class DeploymentResult(BaseModel):
@@ -172,3 +231,43 @@ class EnsureStartedResult(BaseModel):
 
 class DeploymentIdInput(BaseModel):
     deployment_id: str
+
+
+class BeginRolloutInput(BaseModel):
+    deployment_id: str
+    rollout_id: str
+    stable_workload_id: str
+    candidate_workload_id: str
+    steps: list[RolloutStep]
+    ready_timeout_seconds: int
+    keep_previous_seconds: int
+    actor: str
+
+
+class RolloutRecordInput(BaseModel):
+    """A step or decision: the rollout's row, a line of its history, an event, an audit
+    record. `completed` also moves the deployment's traffic to the candidate for good."""
+
+    deployment_id: str
+    rollout_id: str
+    status: RolloutStatus
+    step: int | None
+    weight: int
+    event: str
+    message: str
+    actor: str = "system"
+    reason: str | None = None
+
+
+class AnalyzeInput(BaseModel):
+    deployment_id: str
+    candidate_workload_id: str
+    stable_workload_id: str
+    since: datetime
+    until: datetime
+    analysis: AnalysisStep
+
+
+class AnalyzeResult(BaseModel):
+    passed: bool
+    summary: str = Field(description="The figures measured, and the threshold crossed if any.")

@@ -2,14 +2,17 @@
 Temporal UI or CLI by what they are about: `WapiStatus = "errored" AND WapiArtifactId = "..."`.
 
 The API sets them when it starts a workflow (with a static summary, `user_metadata`), and the
-workflow keeps the ones that change (status, a deployment's current workload and swap) current
-on every transition. A Temporal server must have them registered (`wapi run` and the test suite
-start the dev server with `--search-attribute`; a cluster: docs/operations.md). With
+workflow keeps the ones that change (status, a deployment's current workload, swap, rollout)
+current on every transition. A Temporal server must have them registered (`wapi run` and the
+test suite start the dev server with `--search-attribute`; a cluster: docs/operations.md). With
 `WAPI_TEMPORAL_SEARCH_ATTRIBUTES=false` none are set, and a workflow started without them never
 upserts any (`indexed`), so the same code runs against a server that lacks them.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeKey, SearchAttributePair
@@ -25,6 +28,10 @@ ARTIFACT_ID = SearchAttributeKey.for_keyword("WapiArtifactId")
 COLLECTION_ID = SearchAttributeKey.for_keyword("WapiCollectionId")
 OWNER = SearchAttributeKey.for_keyword("WapiOwner")
 SWAP_STATUS = SearchAttributeKey.for_keyword("WapiSwapStatus")
+# A deployment's rollout: its status and the candidate's weight (the step: the rollout query).
+# The dev server's SQLite visibility takes at most 10 keyword attributes, hence an Int here.
+ROLLOUT_STATUS = SearchAttributeKey.for_keyword("WapiRolloutStatus")
+ROLLOUT_WEIGHT = SearchAttributeKey.for_int("WapiRolloutWeight")
 
 ALL: tuple[SearchAttributeKey[str], ...] = (
     WORKLOAD_ID,
@@ -35,12 +42,16 @@ ALL: tuple[SearchAttributeKey[str], ...] = (
     COLLECTION_ID,
     OWNER,
     SWAP_STATUS,
+    ROLLOUT_STATUS,
 )
+INTS: tuple[SearchAttributeKey[int], ...] = (ROLLOUT_WEIGHT,)
 
 
 def dev_server_args() -> list[str]:
     """`temporal server start-dev` arguments that register every attribute."""
-    return [arg for key in ALL for arg in ("--search-attribute", f"{key.name}=Keyword")]
+    keywords = [f"{key.name}=Keyword" for key in ALL]
+    ints = [f"{key.name}=Int" for key in INTS]
+    return [arg for spec in (*keywords, *ints) for arg in ("--search-attribute", spec)]
 
 
 def pairs(values: dict[SearchAttributeKey[str], str]) -> list[SearchAttributePair[str]]:
@@ -52,7 +63,7 @@ def indexed() -> bool:
     return workflow.info().typed_search_attributes.get(STATUS) is not None
 
 
-def upsert(values: dict[SearchAttributeKey[str], str]) -> None:
+def upsert(values: Mapping[SearchAttributeKey[Any], str | int]) -> None:
     """Keep the attributes current, in workflows started with them (replay-safe by a patch).
     Values they already have are left out: an unchanged status adds no history event."""
     if not indexed():

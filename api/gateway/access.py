@@ -22,7 +22,8 @@ from typing import Final, Literal, NamedTuple, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.gateway.credentials import Credentials
-from api.gateway.directory import ReplicaDirectory
+from api.gateway.directory import ReplicaDirectory, Split
+from api.gateway.split import HeaderLines, Spreader, session_key, sticky_side
 from api.gateway.ttl_cache import MISSING, Missing, TtlCache
 from models.audit import ActorKind
 from services import deployment_access, invoke_access
@@ -130,6 +131,7 @@ class Access:
             self._load_permission, ttl=ttl
         )
         self._digests: dict[bytes, str] = {}
+        self.spreader = Spreader()
 
     # ---- the hot path --------------------------------------------------------------------
 
@@ -160,9 +162,15 @@ class Access:
             raise CallerRefused(_refusal(kind), Caller(principal.username, "api_key"))
         return Caller(principal.username, "api_key")
 
-    def route(self, kind: Kind, target_id: str, caller: Caller) -> Decision:
-        """Where the call goes. Raises `Miss`, `ColdStart` (wait for a replica), or a
-        `DomainError` (404, 503) that is the answer."""
+    def route(
+        self,
+        kind: Kind,
+        target_id: str,
+        caller: Caller,
+        headers: HeaderLines = (),
+    ) -> Decision:
+        """Where the call goes (`headers`: for a rollout's session key). Raises `Miss`,
+        `ColdStart` (wait for a replica), or a `DomainError` (404, 503) that is the answer."""
         directory = self.directory
         if kind == "workload":
             if not _peek(directory.peek_exists, directory.exists, target_id):
@@ -173,6 +181,8 @@ class Access:
             if target is None:
                 raise NotFoundError("deployment", target_id)
             workload, limit = target.workload, target.max_body_bytes
+            if target.split is not None:
+                workload = self._side(target_id, target.workload, target.split, headers)
         addresses = _peek(directory.peek_ready, directory.addresses, workload)
         if not addresses:
             if directory.is_cold(workload):
@@ -202,6 +212,24 @@ class Access:
         raise UnavailableError(
             "the route table is changing too fast; try again", retry_after_seconds=1
         )
+
+    def _side(
+        self,
+        deployment_id: str,
+        stable: str,
+        split: Split,
+        headers: HeaderLines,
+    ) -> str:
+        """Stable or candidate, by weight; stable while the candidate has no ready replica
+        (a call is never sent where nothing answers)."""
+        key = session_key(headers)
+        if key is not None:
+            candidate = sticky_side(split.rollout, split.weight, key)
+        else:
+            candidate = self.spreader.candidate(deployment_id, split.weight)
+        if candidate and self.directory.routes.ready.get(split.candidate):
+            return split.candidate
+        return stable
 
     def _digest(self, secret: bytes) -> str:
         # sha256 costs about a microsecond; remembered for the few secrets that call all the

@@ -2,7 +2,8 @@
 
 A background task reloads one snapshot from the catalog twice a second: ready replica addresses
 per workload, every workload id, each deployment's current workload and body limit, and the
-running workloads scaled to zero (or starting from it), whose calls wait for a replica. A
+running workloads scaled to zero (or starting from it), whose calls wait for a replica, and the
+split of each rollout in progress (the candidate's weight). A
 request finds its answer there with a dict lookup, and a swap reaches every gateway process
 within a second. A miss (a deployment or a ready replica newer than the snapshot) reads that
 one key from the catalog, so what a client has just been told exists or is running takes
@@ -23,10 +24,19 @@ from sqlalchemy import Select, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.gateway.ttl_cache import Missing, TtlCache
-from catalog.tables import Deployment, Workload, WorkloadReplica
+from catalog.tables import Deployment, DeploymentRollout, Workload, WorkloadReplica
 from services.autoscaling import scales_to_zero
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """A rollout in progress: `weight` percent of calls go to `candidate`."""
+
+    rollout: str
+    candidate: str
+    weight: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +45,7 @@ class Target:
 
     workload: str
     max_body_bytes: int | None  # None: the gateway's default
+    split: Split | None = None
 
 
 @dataclass(frozen=True)
@@ -126,7 +137,8 @@ class ReplicaDirectory:
                     )
                 )
             ).first()
-        return Target(row[0], row[1]) if row else None
+            splits = await _splits(session, deployment_id) if row else {}
+        return Target(row[0], row[1], splits.get(deployment_id)) if row else None
 
     # ---- the snapshot ----------------------------------------------------------------------
 
@@ -147,8 +159,9 @@ class ReplicaDirectory:
                 if address:
                     ready[workload_id].append(address)
             workloads = frozenset(await session.scalars(select(Workload.id)))
+            splits = await _splits(session)
             deployments = {
-                deployment_id: Target(workload_id, max_body_bytes)
+                deployment_id: Target(workload_id, max_body_bytes, splits.get(deployment_id))
                 for deployment_id, workload_id, max_body_bytes in await session.execute(
                     select(Deployment.id, Deployment.workload_id, Deployment.max_body_bytes)
                 )
@@ -177,6 +190,23 @@ class ReplicaDirectory:
             except Exception as error:  # keep serving the last table while the catalog is away
                 log.warning("could not refresh the route table", extra={"error": str(error)})
             await asyncio.sleep(self.interval)
+
+
+async def _splits(session: AsyncSession, deployment_id: str | None = None) -> dict[str, Split]:
+    """The rollouts whose candidate takes calls now (a rollout's completion moves the
+    deployment itself, in the same transaction that ends the split)."""
+    statement = select(
+        DeploymentRollout.deployment_id,
+        DeploymentRollout.id,
+        DeploymentRollout.candidate_workload_id,
+        DeploymentRollout.weight,
+    ).where(DeploymentRollout.status.in_(("progressing", "paused")), DeploymentRollout.weight > 0)
+    if deployment_id is not None:
+        statement = statement.where(DeploymentRollout.deployment_id == deployment_id)
+    return {
+        deployment: Split(rollout, candidate, weight)
+        for deployment, rollout, candidate, weight in await session.execute(statement)
+    }
 
 
 def _ready_replicas() -> Select[str, str | None]:

@@ -185,7 +185,7 @@ class Exchange:
         access = self.gw.access
         try:
             self.caller = access.authorize(self.kind, self.target_id, self.authorization)
-            self.decision = access.route(self.kind, self.target_id, self.caller)
+            self.decision = access.route(self.kind, self.target_id, self.caller, self.headers)
         except Miss:
             self.spawn(self._slow_start())
             return
@@ -209,7 +209,9 @@ class Exchange:
                     lambda: access.authorize(kind, target_id, self.authorization)
                 )
             caller = self.caller
-            self.decision = await access.settled(lambda: access.route(kind, target_id, caller))
+            self.decision = await access.settled(
+                lambda: access.route(kind, target_id, caller, self.headers)
+            )
         except ColdStart as cold:
             await self._wait_for_replica(cold.workload)
             return
@@ -253,7 +255,9 @@ class Exchange:
         while True:
             await asyncio.sleep(COLD_START_POLL)
             try:
-                decision = await access.settled(lambda: access.route(kind, target_id, caller))
+                decision = await access.settled(
+                    lambda: access.route(kind, target_id, caller, self.headers)
+                )
                 if decision.addresses != refused:
                     return decision
             except ColdStart:
@@ -752,7 +756,8 @@ class Exchange:
         if self.counted and decision is not None:
             gw.demand.remove(decision.workload)
         if deployment is not None and self.counted and gw.traffic is not None:
-            gw.traffic.record(deployment, status, seconds)
+            workload = decision.workload if decision is not None else None
+            gw.traffic.record(deployment, status, seconds, workload)
         if gw.audit is not None:
             caller = self.caller
             actor, actor_kind = caller if caller is not None else ANONYMOUS

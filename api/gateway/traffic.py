@@ -1,6 +1,7 @@
-"""Per-minute traffic of each deployment into the catalog, for `GET .../stats/`.
+"""Per-minute traffic of each deployment into the catalog, for `GET .../stats/`, and of each
+workload behind a deployment, for a rollout's analysis (candidate against stable).
 
-A call through a deployment adds to this process's count of the current minute (`record`:
+A call through a deployment adds to this process's counts of the current minute (`record`:
 a few dict and list updates, no I/O). Every `flush_seconds` a background task rewrites this
 process's row of the minute for each deployment that had calls since the last write; when a
 minute ends, its rows are written a last time and forgotten. Each process writes rows of its
@@ -23,7 +24,7 @@ from typing import Final
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services import traffic
-from services.traffic import MinuteOf, Traffic
+from services.traffic import MinuteOf, Per, Traffic
 
 log = logging.getLogger(__name__)
 
@@ -43,18 +44,26 @@ class TrafficLog:
         self.retention = retention
         self.writer = f"{os.getpid()}-{os.urandom(8).hex()}"
         self.minute = self._minute_now()
-        self.current: dict[str, Traffic] = {}  # this minute's counts, by deployment
-        self.changed: set[str] = set()  # deployments with calls since the last write
-        self.ended: dict[tuple[str, datetime], Traffic] = {}  # past minutes not written yet
+        # This minute's counts, by deployment and by workload.
+        self.current: dict[tuple[Per, str], Traffic] = {}
+        self.changed: set[tuple[Per, str]] = set()  # counts with calls since the last write
+        self.ended: dict[tuple[tuple[Per, str], datetime], Traffic] = {}  # not written yet
         self._task: asyncio.Task[None] | None = None
         self._pruned = 0.0
 
-    def record(self, deployment: str, status: int, seconds: float) -> None:
-        counts = self.current.get(deployment)
+    def record(
+        self, deployment: str, status: int, seconds: float, workload: str | None = None
+    ) -> None:
+        self._add(("deployment", deployment), status, seconds)
+        if workload is not None:
+            self._add(("workload", workload), status, seconds)
+
+    def _add(self, key: tuple[Per, str], status: int, seconds: float) -> None:
+        counts = self.current.get(key)
         if counts is None:
-            counts = self.current[deployment] = Traffic()
+            counts = self.current[key] = Traffic()
         counts.add_call(status, seconds)
-        self.changed.add(deployment)
+        self.changed.add(key)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="traffic-log")
@@ -87,8 +96,8 @@ class TrafficLog:
         now = self._minute_now()
         if now == self.minute:
             return
-        for deployment in self.changed:
-            self.ended[(deployment, self.minute)] = self.current[deployment]
+        for key in self.changed:
+            self.ended[(key, self.minute)] = self.current[key]
         self.current, self.changed, self.minute = {}, set(), now
 
     async def flush(self) -> bool:
@@ -97,14 +106,16 @@ class TrafficLog:
         pending, self.changed = self.changed, set()
         ended = list(self.ended.items())
         # Copies: calls counted while the write is under way go into the next one.
-        rows = [MinuteOf(d, self.minute, _copy(self.current[d])) for d in pending]
-        rows += [MinuteOf(d, minute, counts) for (d, minute), counts in ended]
+        rows = [(k, MinuteOf(k[1], self.minute, _copy(self.current[k]))) for k in pending]
+        rows += [(k, MinuteOf(k[1], minute, counts)) for (k, minute), counts in ended]
         if not rows:
             return True
         written = False
         try:
             async with self.sessions() as session, session.begin():
-                await traffic.save(session, self.writer, rows)
+                for per in ("deployment", "workload"):
+                    mine = [row for (kind, _), row in rows if kind == per]
+                    await traffic.save(session, self.writer, mine, per)
             written = True
         except Exception:
             log.exception("deployment traffic not written; retrying at the next flush")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from fastapi import Request
 
+from api.presenters.rollouts import present_rollout
 from api.presenters.workloads import invoke_url
 from catalog.tables import (
     Deployment,
     DeploymentEvent,
+    DeploymentRollout,
     DeploymentSwap,
     HealthCheck,
 )
@@ -30,6 +32,7 @@ def present_deployment(
     role: ShareRole | None,
     swap: DeploymentSwap | None,
     workload: WorkloadPublic | None = None,
+    rollout: DeploymentRollout | None = None,
 ) -> DeploymentPublic:
     return DeploymentPublic(
         id=row.id,
@@ -47,6 +50,7 @@ def present_deployment(
             reason=row.health_reason,
         ),
         swap=present_swap(swap) if swap is not None else None,
+        rollout=present_rollout(rollout) if rollout is not None else None,
         role=role,
         creator=UserRef(username=row.created_by),
         created_at=row.created_at,

@@ -38,7 +38,7 @@ from models.deployments import (
 from models.sharing import ShareRole
 from models.status import DeploymentStatus, HealthStatus
 from models.workloads import WorkloadPublic
-from services import access, deployments
+from services import access, deployments, rollouts
 from services.api_keys import Principal
 from services.errors import UnavailableError
 from services.listing import PageRequest
@@ -111,6 +111,7 @@ async def list_deployments(
     ids = [row.id for row in rows]
     roles = await access.roles_of(session, "deployment", ids, principal)
     swaps = await deployments.swaps_in_progress(session, ids)
+    active = await rollouts.active_rollouts(session, ids)
     shown: dict[str, WorkloadPublic] = {}
     if workload_details:
         found = await deployments.readable_workloads(
@@ -126,7 +127,12 @@ async def list_deployments(
         total,
         page,
         lambda row: present_deployment(
-            request, row, roles.get(row.id), swaps.get(row.id), shown.get(row.workload_id)
+            request,
+            row,
+            roles.get(row.id),
+            swaps.get(row.id),
+            shown.get(row.workload_id),
+            active.get(row.id),
         ),
     )
 
@@ -145,7 +151,8 @@ async def get_deployment(
     request: Request, session: SessionDep, principal: Viewer, deployment_id: DeploymentId
 ) -> DeploymentPublic:
     """Status (`submitted`, `initializing`, `running`, `stopped`, `errored`: the lifecycle of
-    the workload traffic goes to), the health verdict, a swap in progress, the URL."""
+    the workload traffic goes to), the health verdict, a swap or rollout in progress, the
+    URL."""
     row, role = await _deployment(session, deployment_id, principal, "read")
     return await _present(request, session, row, role)
 
@@ -154,7 +161,8 @@ async def _present(
     request: Request, session: SessionDep, row: Deployment, role: ShareRole
 ) -> DeploymentPublic:
     swaps = await deployments.swaps_in_progress(session, [row.id])
-    return present_deployment(request, row, role, swaps.get(row.id))
+    active = await rollouts.active_rollouts(session, [row.id])
+    return present_deployment(request, row, role, swaps.get(row.id), rollout=active.get(row.id))
 
 
 @router.patch("/{deploymentId}/", summary="Edit a deployment")

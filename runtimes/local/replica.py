@@ -80,12 +80,16 @@ class Replica:
                 tracker.last = previous.get(kind)
                 self.trackers.append(tracker)
 
-    def keep_passing(self, member: Member) -> None:
+    def keep_passing(self, member: Member, last: dict[ProbeKind, ProbeResult]) -> None:
         """An adopted container that was ready: its startup and readiness probes count as
-        passing until they report otherwise (a failure threshold away)."""
+        passing until they report otherwise (a failure threshold away), and its `last`
+        results stay shown until then."""
         for tracker in self.trackers:
-            if tracker.container == member.plan.name and tracker.kind in ("startup", "readiness"):
+            if tracker.container != member.plan.name:
+                continue
+            if tracker.kind in ("startup", "readiness"):
                 tracker.passing = True
+            tracker.last = tracker.last or last.get(tracker.kind)
 
     def started_up(self, container: str) -> bool:
         """Whether the container's startup probe (if any) has passed."""

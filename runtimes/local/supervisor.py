@@ -18,7 +18,14 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from models.plan import RunPlan
-from runtimes.base import Observation, ReplicaStatus, RestartPolicy, RuntimeEvent
+from runtimes.base import (
+    Observation,
+    ProbeKind,
+    ProbeResult,
+    ReplicaStatus,
+    RestartPolicy,
+    RuntimeEvent,
+)
 from runtimes.cancellation import finish_if_cancelled
 from runtimes.local.containers import LABEL_NETWORK_OF, LABEL_ROLE, create_config
 from runtimes.local.engine import ContainerSummary, Engine, inspected_ports, inspected_summary
@@ -68,13 +75,14 @@ class LocalSupervisor:
         # Replicas that were ready when the last supervisor left them; an adopted running
         # container of one stays ready until its own probes say otherwise, so a rescale
         # (which starts a new supervisor) never takes the workload's replicas out of traffic.
-        self._were_ready: set[ReplicaKey] = set()
+        # Their last probe results are shown until the new probes report.
+        self._were_ready: dict[ReplicaKey, dict[ProbeKind, ProbeResult]] = {}
         for status in previous:  # restart counts survive a worker restart
             seen = ReplicaKey(plan.workload_id, status.generation, status.group, status.index)
             if replica := self._replicas.get(seen):
                 replica.restarts = status.restarts
                 if status.ready:
-                    self._were_ready.add(seen)
+                    self._were_ready[seen] = dict(status.probes)
         self._members: set[ContainerKey] = {
             m.key for r in self._replicas.values() for m in r.members
         }
@@ -257,8 +265,8 @@ class LocalSupervisor:
         if row.state == "running":
             if adopted:  # running before this supervisor existed: probe it from now on
                 replica.reset_probes(member, now)
-                if replica.key in self._were_ready:
-                    replica.keep_passing(member)
+                if (last := self._were_ready.get(replica.key)) is not None:
+                    replica.keep_passing(member, last if member is replica.primary else {})
                 if member is replica.primary:
                     await self._read_primary(replica, member)
             member.state = "running"

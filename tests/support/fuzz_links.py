@@ -1,8 +1,8 @@
 """The state an operation of the fuzz run (tests/test_api_fuzz.py) needs before a generated
 call of it can succeed, made through the API: the part OpenAPI links play in schemathesis's
 stateful testing. A swap needs a deployment and a second registered workload, cancelling one
-needs a swap in progress, revoking a token needs a token, deleting a workload one that no
-deployment routes to, starting one a stopped workload.
+needs a swap in progress (steering a rollout, a rollout in progress), revoking a token needs a
+token, deleting a workload one that no deployment routes to, starting one a stopped workload.
 
 Every call here is checked for a 5xx like the fuzz's own; its answers are not coverage.
 """
@@ -57,6 +57,17 @@ class Links:
             # A candidate that takes a minute to get ready keeps the swap in progress.
             slow = self._workload(command=["slow-start", "60"])
             self._post(f"{DEPLOYMENTS}{made['deploymentId']}/swap/", {"workloadId": slow})
+        if "{rolloutId}" in path:
+            # As for a swap: a slow candidate keeps the rollout in progress; resuming needs
+            # it paused.
+            slow = self._workload(command=["slow-start", "60"])
+            rollouts = f"{DEPLOYMENTS}{made['deploymentId']}/rollouts/"
+            steps = [{"setWeight": 10}, {"pause": {}}]
+            made["rolloutId"] = self._post(rollouts, {"workloadId": slow, "steps": steps})
+            if path.endswith("/resume/"):
+                self._checked(self.client.post(f"{rollouts}{made['rolloutId']}/pause/"))
+        if path.endswith("/rollouts/") and method == "post":
+            made["workloadId"] = self._workload()
         if "{keyId}" in path:
             body = {"name": "k", "username": f"u{uuid.uuid4().hex[:8]}", "role": "viewer"}
             made["keyId"] = self._post("/api/v2/apiKeys/", body)

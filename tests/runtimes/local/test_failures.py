@@ -112,7 +112,9 @@ async def test_failing_liveness_probe_restarts_then_fails_naming_the_probe(
         await supervisor.close()
     assert watch.last is not None and watch.last.failure is not None
     assert "liveness probe of container 'main'" in watch.last.failure
-    assert "HTTP GET /ready on port 8080 returned 404" in watch.last.failure
+    # 404 once the server listens; on a loaded machine the first probe may come before it does.
+    assert "HTTP GET /ready on port 8080" in watch.last.failure
+    assert "returned 404" in watch.last.failure or "Connect call failed" in watch.last.failure
     assert watch.types().count("replica_restarted") == 3
     assert "container_exited" not in watch.types()  # stopped by us, not crashed
 
@@ -155,11 +157,17 @@ async def test_exec_and_tcp_probes(
         liveness_probe=probe(tcpSocket={"port": 8080}),
     )
     supervisor = runtime.supervisor(plan(workload_id, main), {}, [])
+
+    def ready_and_live(observation: Observation) -> bool:
+        # The image has /www/ready before the server listens, so the first TCP probe may come
+        # too early; one failure is below the liveness threshold and must not restart anything.
+        probes = observation.replicas[0].probes
+        return ready()(observation) and "liveness" in probes and probes["liveness"].ok
+
     try:
-        watch = await tick_until(supervisor, ready())
+        watch = await tick_until(supervisor, ready_and_live)
         replica = watch.last.replicas[0] if watch.last else None
-        assert replica is not None
-        assert replica.probes["liveness"].ok, replica.probes
+        assert replica is not None and replica.restarts == 0
         assert "exited with code 0: ok" in replica.probes["readiness"].message
         # Readiness follows the exec probe: remove the file, then put it back.
         name = f"wapi-{workload_id}-default-0-g1-main"

@@ -119,6 +119,32 @@ async def test_a_second_supervisor_adopts_the_containers_of_the_first(
     assert [r.restarts for r in watch.last.replicas] == [4, 0]
 
 
+async def test_an_adopted_ready_replica_stays_ready_with_its_last_probe_results(
+    runtime: LocalRuntime, workload_id: str, test_image: str
+) -> None:
+    """A rescale or a worker restart starts a new supervisor: a replica that was ready stays
+    in traffic, showing its last readiness result, until its own probes say otherwise."""
+    the_plan = plan(
+        workload_id, container(test_image, "serve", readiness_probe=probe(path="/ready"))
+    )
+    first = runtime.supervisor(the_plan, {}, [])
+    try:
+        watch = await tick_until(first, lambda o: bool(o.replicas and o.replicas[0].probes))
+    finally:
+        await first.close()
+    assert watch.last is not None
+    [was] = watch.last.replicas
+    assert was.ready and was.probes["readiness"].ok
+
+    second = runtime.supervisor(the_plan, {}, [was])
+    try:
+        adopted = await second.tick()
+    finally:
+        await second.close()
+    [now] = adopted.replicas
+    assert now.ready and now.probes["readiness"].ok, now
+
+
 async def test_scaling_and_a_new_generation_remove_what_the_plan_no_longer_has(
     runtime: LocalRuntime, workload_id: str, test_image: str, docker: aiodocker.Docker
 ) -> None:
