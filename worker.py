@@ -35,6 +35,7 @@ from services.limits import Limits
 from services.refs import DeploymentRef, WorkloadRef
 from workflows.common import supervision_queue, worker_queue
 from workflows.deployment import DeploymentWorkflow
+from workflows.replacement import ReplacementWorkflow
 from workflows.workload import WorkloadWorkflow
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ def build_worker(
         Worker(
             client,
             task_queue=main_queue,
-            workflows=[WorkloadWorkflow, DeploymentWorkflow],
+            workflows=[WorkloadWorkflow, DeploymentWorkflow, ReplacementWorkflow],
             # The long ones too: workflows recorded before the supervision queue existed
             # still run theirs here.
             activities=activity_methods(catalog, supervision, deployment),

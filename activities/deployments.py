@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
 from activities.heartbeat import heartbeating
+from activities.replacements import ReplacementActivities
 from activities.rollouts import RolloutActivities
 from activities.slots import SupervisionSlots
 from catalog.database import create_read_sessionmaker
@@ -63,7 +64,7 @@ from workflows.deployment_contract import (
 )
 
 
-class DeploymentActivities(RolloutActivities):
+class DeploymentActivities(RolloutActivities, ReplacementActivities):
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],

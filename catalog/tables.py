@@ -37,6 +37,7 @@ from models.status import (
     ArtifactStatus,
     DeploymentStatus,
     HealthStatus,
+    ReplacementStatus,
     ReplicaState,
     RolloutStatus,
     SwapStatus,
@@ -307,6 +308,36 @@ class DeploymentRollout(Base):
     requested_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class WorkloadReplacement(Base):
+    """An in-place replacement of a workload's artifact: a candidate workload made from the new
+    artifact takes `weight` percent of the workload's own calls, step by step; at the end the
+    workload restarts on the new artifact and the candidate goes. `history` lists each step."""
+
+    __tablename__ = "workload_replacements"
+
+    id: Mapped[str] = mapped_column(String(24), primary_key=True, default=new_id)
+    workload_id: Mapped[str] = mapped_column(
+        ForeignKey("workloads.id", ondelete="CASCADE"), index=True
+    )
+    candidate_workload_id: Mapped[str] = mapped_column(String(24))
+    candidate_artifact_id: Mapped[str] = mapped_column(String(24))
+    previous_artifact_id: Mapped[str] = mapped_column(String(24))
+    runtime: Mapped[dict[str, Any] | None] = mapped_column(JSONType, default=None)
+    strategy: Mapped[str] = mapped_column(String(20), default="rolling")
+    config: Mapped[dict[str, Any]]
+    steps: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+    status: Mapped[ReplacementStatus] = mapped_column(String(20), index=True)
+    current_step: Mapped[int | None] = mapped_column(Integer, default=None)
+    weight: Mapped[int] = mapped_column(Integer, default=0)
+    message: Mapped[str | None] = mapped_column(Text, default=None)
+    history: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+    requested_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    switched_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
 
 

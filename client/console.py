@@ -27,6 +27,7 @@ from models.deployments import (
     TokenCreated,
     TokenPublic,
 )
+from models.replacements import ReplacementCreate, ReplacementPublic
 from models.rollouts import RolloutCreate, RolloutPromote, RolloutPublic
 from models.stats import DeploymentStats, Resolution
 from models.status import DeploymentStatus, HealthStatus, WorkloadStatus
@@ -122,6 +123,18 @@ class Workloads(Sharing[Mode]):
         follow: bool = True,
     ) -> Iterator[str]:
         """Log lines as containers write them, until the iterator is closed."""
+
+    @route("POST", "{id}/replacement/")
+    def replace(self, workload_id: str, body: ReplacementCreate | Body) -> ReplacementPublic:
+        """Move it onto another artifact in place (same id and endpoint), step by step."""
+
+    @route("GET", "{id}/replacement/")
+    def replacement(self, workload_id: str) -> ReplacementPublic:
+        """The replacement in progress (404 when none is)."""
+
+    @route("DELETE", "{id}/replacement/")
+    def cancel_replacement(self, workload_id: str) -> ReplacementPublic:
+        """Every call back on the old version; the new one removed."""
 
     invoke = invoking("/api/v2/endpoints/workloads/{workloadId}/{path}")
 

@@ -16,6 +16,7 @@ from pydantic import Field, model_validator
 from models.artifacts import ResourceId
 from models.common import CamelModel, InputModel, UserRef
 from models.status import RolloutStatus
+from models.workloads import WorkloadRuntime
 
 MAX_WAIT_SECONDS = 30 * 86400  # a pause or an analysis may last up to 30 days
 StepKind = Literal["setWeight", "pause", "analysis"]
@@ -102,10 +103,35 @@ class RolloutStep(InputModel):
         return "pause" if self.pause is not None else "analysis"
 
 
+def check_analyses_see_traffic(steps: list[RolloutStep]) -> None:
+    """An analysis needs the candidate to take some traffic before it."""
+    weight = 0
+    for index, step in enumerate(steps):
+        if step.set_weight is not None:
+            weight = step.set_weight
+        elif step.analysis is not None and weight == 0:
+            raise ValueError(
+                f"steps[{index}].analysis: the candidate takes no traffic yet; put a "
+                "setWeight step above 0 before it"
+            )
+
+
 class RolloutCreate(InputModel):
-    workload_id: ResourceId = Field(
-        description="The registered workload to move traffic to (the candidate).",
+    workload_id: ResourceId | None = Field(
+        None,
+        description="The registered workload to move traffic to (the candidate); or give "
+        "`artifactId` instead.",
         examples=["65f1c0ffee65f1c0ffee65f2"],
+    )
+    artifact_id: ResourceId | None = Field(
+        None,
+        description="A registered artifact to make the candidate from: a new workload you "
+        "own, with the stable workload's runtime unless `runtime` is given, started by the "
+        "rollout (and so stopped if it is aborted).",
+        examples=["65f1c0ffee65f1c0ffee65f3"],
+    )
+    runtime: WorkloadRuntime | None = Field(
+        None, description="With `artifactId`: the candidate's runtime (default: stable's)."
     )
     steps: list[RolloutStep] = Field(
         default_factory=list,
@@ -134,16 +160,16 @@ class RolloutCreate(InputModel):
     )
 
     @model_validator(mode="after")
+    def _one_candidate(self) -> Self:
+        if (self.workload_id is None) == (self.artifact_id is None):
+            raise ValueError("give exactly one of workloadId and artifactId")
+        if self.runtime is not None and self.artifact_id is None:
+            raise ValueError("runtime: only with artifactId (a new candidate's runtime)")
+        return self
+
+    @model_validator(mode="after")
     def _analysis_sees_traffic(self) -> Self:
-        weight = 0
-        for index, step in enumerate(self.steps):
-            if step.set_weight is not None:
-                weight = step.set_weight
-            elif step.analysis is not None and weight == 0:
-                raise ValueError(
-                    f"steps[{index}].analysis: the candidate takes no traffic yet; put a "
-                    "setWeight step above 0 before it"
-                )
+        check_analyses_see_traffic(self.steps)
         return self
 
 

@@ -25,4 +25,12 @@ SwapStatus = Literal["starting", "switched", "completed", "rolled_back", "cancel
 # a caller, then `completed` (traffic on the candidate) or `aborted` (traffic on stable).
 RolloutStatus = Literal["starting", "progressing", "paused", "completed", "aborted"]
 ROLLOUT_ACTIVE: tuple[RolloutStatus, ...] = ("starting", "progressing", "paused")
+# An in-place replacement of a workload's artifact: `initializing` until its candidate runs
+# (and is warmed up), `progressing` through its steps, `finalizing` while the candidate holds
+# all traffic and the workload restarts on the new artifact, then `completed`, `cancelled` or
+# `errored` (a failed analysis, or a candidate that did not run).
+ReplacementStatus = Literal[
+    "initializing", "progressing", "finalizing", "completed", "cancelled", "errored"
+]
+REPLACEMENT_ACTIVE: tuple[ReplacementStatus, ...] = ("initializing", "progressing", "finalizing")
 ReplicaState = Literal["pending", "starting", "running", "crashed", "terminated"]

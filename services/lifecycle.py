@@ -10,13 +10,14 @@ from typing import Self, TypeVar
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributeKey, TypedSearchAttributes, WorkflowIDConflictPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from config.settings import Settings
 from services.errors import ConflictError, UnavailableError
 from services.refs import DeploymentRef, WorkloadRef
 from workflows import deployment_contract as deployment
+from workflows import replacement_contract as replacement
 from workflows import search_attributes as attributes
 from workflows import workload_contract as workload
 from workflows.common import INVALID_TRANSITION
@@ -153,6 +154,44 @@ class WorkloadLifecycle(TemporalCalls):
     async def delete(self, ref: WorkloadRef, actor: str) -> workload.TransitionResult:
         return await self._update(
             ref, workload.UPDATE_DELETE, workload.TransitionInput(actor=actor)
+        )
+
+    async def start_replacement(self, state: replacement.ReplacementState) -> None:
+        """Start the replacement's workflow; one per workload at a time (409 otherwise)."""
+        try:
+            await self.call(
+                lambda: self.client.start_workflow(
+                    replacement.WORKFLOW_TYPE,
+                    replacement.ReplacementInput(state=state),
+                    id=replacement.replacement_workflow_id(state.workload_id),
+                    task_queue=self.task_queue,
+                    id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                    search_attributes=self._indexed(
+                        {attributes.WORKLOAD_ID: state.workload_id, attributes.OWNER: state.actor}
+                    ),
+                    static_summary=f"replacement {state.replacement_id} of workload "
+                    f"{state.workload_id}",
+                    static_details=f"Move workload {state.workload_id} onto artifact "
+                    f"{state.artifact_id} in place; the new version runs as workload "
+                    f"{state.candidate} until the workload takes it over.",
+                )
+            )
+        except WorkflowAlreadyStartedError:
+            raise ConflictError(
+                f"workload '{state.workload_id}' has a replacement in progress"
+            ) from None
+
+    async def cancel_replacement(self, workload_id: str, actor: str) -> replacement.ReplacementView:
+        async def restore() -> None:
+            raise ConflictError(f"workload '{workload_id}' has no replacement in progress")
+
+        return await self.update(
+            replacement.replacement_workflow_id(workload_id),
+            replacement.UPDATE_CANCEL,
+            replacement.CancelInput(actor=actor),
+            replacement.ReplacementView,
+            what=f"the replacement of workload '{workload_id}'",
+            restore=restore,
         )
 
     async def _update(

@@ -21,6 +21,7 @@ from catalog.tables import (
     ArtifactCollection,
     Workload,
     WorkloadEvent,
+    WorkloadReplacement,
     WorkloadReplica,
     utcnow,
 )
@@ -322,7 +323,7 @@ async def record_status(
 
 async def forget_workload(session: AsyncSession, workload_id: str) -> None:
     """Delete every catalog row of a workload (its draft artifact stays, like any artifact)."""
-    for table in (WorkloadReplica, WorkloadEvent):
+    for table in (WorkloadReplica, WorkloadEvent, WorkloadReplacement):
         await session.execute(delete(table).where(table.workload_id == workload_id))
     await session.execute(delete(Workload).where(Workload.id == workload_id))
     await sharing.forget(session, "workload", workload_id)

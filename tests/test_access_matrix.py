@@ -151,6 +151,10 @@ def stopped(stack: GovernedStack) -> Awaitable[Any]:
     return stack.workload(status="stopped", ready=True)
 
 
+def running(stack: GovernedStack) -> Awaitable[Any]:
+    return stack.workload(status="running", ready=True)
+
+
 def submitted(stack: GovernedStack) -> Awaitable[Any]:
     return stack.workload(status="submitted")
 
@@ -300,6 +304,39 @@ def rolling_out(*, paused: bool = False, always: bool = False) -> Make:
     return make
 
 
+async def replaceable(stack: GovernedStack, caller: Caller, allowed: bool) -> Target:
+    """A running workload shared at the cell's role, and a registered artifact the caller
+    owns (whose container never gets ready) to replace its artifact with."""
+    target = await shared("workload", running)(stack, caller, allowed)
+    artifact = await stack.artifact(
+        registered=True, readinessProbe={"path": "/ready"}, command=["never-ready"]
+    )
+    await stack.grant("artifact", artifact.id, caller.username, "owner")
+    target.body = {"artifactId": artifact.id, "strategy": "rolling"}
+    return target
+
+
+def replacing(*, always: bool = False) -> Make:
+    """A running workload with a replacement in progress (its new version never gets ready),
+    made only for a caller let through unless `always`."""
+
+    async def make(stack: GovernedStack, caller: Caller, allowed: bool) -> Target:
+        target = await shared("workload", running)(stack, caller, allowed)
+        if not (allowed or always):
+            return target
+        artifact = await stack.artifact(
+            registered=True, readinessProbe={"path": "/ready"}, command=["never-ready"]
+        )
+        answer = await stack.admin.post(
+            f"/api/v2/console/workloads/{target.path['id']}/replacement/",
+            json={"artifactId": artifact.id, "strategy": "rolling"},
+        )
+        assert answer.status_code == 202, answer.text
+        return target
+
+    return make
+
+
 async def with_token(stack: GovernedStack, caller: Caller, allowed: bool) -> Target:
     target = await shared("deployment", deployment)(stack, caller, allowed)
     made = await stack.admin.post(
@@ -397,6 +434,9 @@ CASES: list[Case] = [
     Case("GET", W + "{id}/logs/", shared("workload", stopped), 200, need="read"),
     Case("GET", W + "{id}/logs/", workload_behind_deployment, 200, need="read",
          inherit=via_deployment, variant="behind a deployment shared with the caller"),
+    Case("POST", W + "{id}/replacement/", replaceable, 202, "editor", "manage"),
+    Case("GET", W + "{id}/replacement/", replacing(always=True), 200, need="read"),
+    Case("DELETE", W + "{id}/replacement/", replacing(), 202, "editor", "manage"),
     *sharing(W, "workload", stopped),
     # Deployments
     Case("POST", D, deployable, 201, "editor", "manage", reference=True),

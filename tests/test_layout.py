@@ -13,8 +13,9 @@ from activities import activity_methods
 from activities.deployments import DeploymentActivities
 from activities.supervision import SupervisionActivities
 from activities.workload_catalog import WorkloadCatalogActivities
-from workflows import deployment_contract, workload_contract
+from workflows import deployment_contract, replacement_contract, workload_contract
 from workflows.deployment import DeploymentWorkflow
+from workflows.replacement import ReplacementWorkflow
 from workflows.workload import WorkloadWorkflow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,6 +67,7 @@ def test_callers_use_the_names_the_workflows_declare() -> None:
     for cls, contract in (
         (WorkloadWorkflow, workload_contract),
         (DeploymentWorkflow, deployment_contract),
+        (ReplacementWorkflow, replacement_contract),
     ):
         definition = workflow._Definition.must_from_class(cls)
         assert definition.name == contract.WORKFLOW_TYPE
@@ -80,5 +82,9 @@ def test_the_worker_registers_every_activity_the_contracts_name() -> None:
     registered = {
         activity._Definition.must_from_callable(fn).name for fn in activity_methods(*instances)
     }
-    wanted = names(workload_contract, "ACTIVITY_") | names(deployment_contract, "ACTIVITY_")
+    wanted = (
+        names(workload_contract, "ACTIVITY_")
+        | names(deployment_contract, "ACTIVITY_")
+        | names(replacement_contract, "ACTIVITY_")
+    )
     assert registered == wanted

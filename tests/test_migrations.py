@@ -243,6 +243,7 @@ async def test_gateway_demand_comes_and_goes_with_0010(catalog_url: str) -> None
     try:
         await database.migrate(engine)
         async with engine.begin() as conn:
+            await conn.run_sync(downgrade_to("0010"))
             before = await conn.run_sync(table_names)
             await conn.run_sync(downgrade_to("0009"))
             after = await conn.run_sync(table_names)
@@ -255,5 +256,22 @@ async def test_gateway_demand_comes_and_goes_with_0010(catalog_url: str) -> None
         async with sessions() as session:
             loads = await demand.read(session, now)
         assert (loads["w"].in_flight, loads["w"].held, loads.reporters) == (2.5, 1, 1)
+    finally:
+        await engine.dispose()
+
+
+async def test_workload_replacements_come_and_go_with_0011(catalog_url: str) -> None:
+    """0011 adds the table of in-place replacements; 0010 has none of it."""
+    engine = database.create_engine(catalog_url)
+    try:
+        await database.migrate(engine)
+        async with engine.begin() as conn:
+            before = await conn.run_sync(table_names)
+            await conn.run_sync(downgrade_to("0010"))
+            after = await conn.run_sync(table_names)
+        assert before - after == {"workload_replacements"}
+        await database.migrate(engine)
+        async with engine.begin() as conn:
+            assert "workload_replacements" in await conn.run_sync(table_names)
     finally:
         await engine.dispose()

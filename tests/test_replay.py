@@ -10,6 +10,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from workflows.deployment import DeploymentWorkflow
+from workflows.replacement import ReplacementWorkflow
 from workflows.workload import WorkloadWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*/*.json"))
@@ -18,7 +19,7 @@ TEXTS = {path: path.read_text() for path in HISTORIES}
 
 def test_histories_are_committed() -> None:
     kinds = {path.parent.name for path in HISTORIES}
-    assert kinds == {"workload", "deployment"}
+    assert kinds == {"workload", "deployment", "replacement"}
     assert len(HISTORIES) >= 5
 
 
@@ -26,6 +27,7 @@ def test_histories_are_committed() -> None:
 async def test_replay(path: Path) -> None:
     history = WorkflowHistory.from_json(f"{path.parent.name}-{path.stem}", TEXTS[path])
     replayer = Replayer(
-        workflows=[WorkloadWorkflow, DeploymentWorkflow], data_converter=pydantic_data_converter
+        workflows=[WorkloadWorkflow, DeploymentWorkflow, ReplacementWorkflow],
+        data_converter=pydantic_data_converter,
     )
     await replayer.replay_workflow(history)

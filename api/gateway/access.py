@@ -169,13 +169,17 @@ class Access:
         caller: Caller,
         headers: HeaderLines = (),
     ) -> Decision:
-        """Where the call goes (`headers`: for a rollout's session key). Raises `Miss`,
-        `ColdStart` (wait for a replica), or a `DomainError` (404, 503) that is the answer."""
+        """Where the call goes (`headers`: for the session key of a rollout or a replacement).
+        Raises `Miss`, `ColdStart` (wait for a replica), or a `DomainError` (404, 503) that is
+        the answer."""
         directory = self.directory
         if kind == "workload":
             if not _peek(directory.peek_exists, directory.exists, target_id):
                 raise NotFoundError("workload", target_id)
             workload, limit = target_id, None
+            replacing = directory.routes.replacing.get(target_id)
+            if replacing is not None:
+                workload = self._side(target_id, target_id, replacing, headers)
         else:
             target = _peek(directory.peek_target, directory.deployment_target, target_id)
             if target is None:
@@ -215,7 +219,7 @@ class Access:
 
     def _side(
         self,
-        deployment_id: str,
+        route_id: str,
         stable: str,
         split: Split,
         headers: HeaderLines,
@@ -226,7 +230,7 @@ class Access:
         if key is not None:
             candidate = sticky_side(split.rollout, split.weight, key)
         else:
-            candidate = self.spreader.candidate(deployment_id, split.weight)
+            candidate = self.spreader.candidate(route_id, split.weight)
         if candidate and self.directory.routes.ready.get(split.candidate):
             return split.candidate
         return stable

@@ -3,7 +3,8 @@
 A background task reloads one snapshot from the catalog twice a second: ready replica addresses
 per workload, every workload id, each deployment's current workload and body limit, and the
 running workloads scaled to zero (or starting from it), whose calls wait for a replica, and the
-split of each rollout in progress (the candidate's weight). A
+split of each rollout in progress (the candidate's weight), and of each workload being
+replaced in place (the new version's weight). A
 request finds its answer there with a dict lookup, and a swap reaches every gateway process
 within a second. A miss (a deployment or a ready replica newer than the snapshot) reads that
 one key from the catalog, so what a client has just been told exists or is running takes
@@ -24,7 +25,13 @@ from sqlalchemy import Select, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.gateway.ttl_cache import Missing, TtlCache
-from catalog.tables import Deployment, DeploymentRollout, Workload, WorkloadReplica
+from catalog.tables import (
+    Deployment,
+    DeploymentRollout,
+    Workload,
+    WorkloadReplacement,
+    WorkloadReplica,
+)
 from services.autoscaling import scales_to_zero
 
 log = logging.getLogger(__name__)
@@ -55,6 +62,8 @@ class Routes:
     deployments: dict[str, Target] = field(default_factory=dict)
     # Running workloads that may scale to zero and have no ready replica: a call waits for one.
     cold: frozenset[str] = frozenset()
+    # Workloads being replaced in place: the new version takes `weight` percent of their calls.
+    replacing: dict[str, Split] = field(default_factory=dict)
 
 
 class ReplicaDirectory:
@@ -176,9 +185,12 @@ class ReplicaDirectory:
                 )
             )
             cold = frozenset(id_ for id_, runtime in waiting if scales_to_zero(runtime or {}))
+            replacing = await _replacement_splits(session)
         # One assignment: a request sees the old table or the new one, never a mix. Answers
         # read for misses are older than this snapshot, so they go.
-        self.routes = Routes({w: tuple(a) for w, a in ready.items()}, workloads, deployments, cold)
+        self.routes = Routes(
+            {w: tuple(a) for w, a in ready.items()}, workloads, deployments, cold, replacing
+        )
         for cache in (self._ready, self._exists, self._targets, self._zero):
             cache.clear()
         self.loaded = True
@@ -206,6 +218,26 @@ async def _splits(session: AsyncSession, deployment_id: str | None = None) -> di
     return {
         deployment: Split(rollout, candidate, weight)
         for deployment, rollout, candidate, weight in await session.execute(statement)
+    }
+
+
+async def _replacement_splits(session: AsyncSession) -> dict[str, Split]:
+    """The in-place replacements whose new version takes calls now (an errored one whose
+    workload did not restart keeps its weight: the new version keeps serving)."""
+    rows = await session.execute(
+        select(
+            WorkloadReplacement.workload_id,
+            WorkloadReplacement.id,
+            WorkloadReplacement.candidate_workload_id,
+            WorkloadReplacement.weight,
+        ).where(
+            WorkloadReplacement.status.in_(("progressing", "finalizing", "errored")),
+            WorkloadReplacement.weight > 0,
+        )
+    )
+    return {
+        workload: Split(replacement, candidate, weight)
+        for workload, replacement, candidate, weight in rows
     }
 
 

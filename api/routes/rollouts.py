@@ -9,16 +9,26 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, status
 
-from api.deps import DeploymentLifecycleDep, Editor, PageDep, SessionDep, Viewer
+from api.deps import (
+    BundlesDep,
+    DeploymentLifecycleDep,
+    Editor,
+    LifecycleDep,
+    LimitsDep,
+    PageDep,
+    SessionDep,
+    Viewer,
+)
 from api.pagination import page_of
 from api.params import DeploymentId, RolloutId
 from api.presenters.rollouts import present_rollout
-from catalog.tables import Deployment, new_id
+from catalog.tables import Deployment, Workload, new_id
 from models.common import Page
 from models.rollouts import RolloutCreate, RolloutPromote, RolloutPublic
-from services import access, deployments, rollouts
+from services import access, candidates, deployments, rollouts
 from services.api_keys import Principal
-from services.refs import DeploymentRef
+from services.errors import ConflictError, UnavailableError
+from services.refs import DeploymentRef, WorkloadRef
 from workflows import deployment_contract as contract
 
 router = APIRouter(prefix="/console/deployments", tags=["rollouts"])
@@ -31,6 +41,9 @@ async def create_rollout(
     request: Request,
     session: SessionDep,
     principal: Editor,
+    bundles: BundlesDep,
+    limits: LimitsDep,
+    workload_lifecycle: LifecycleDep,
     lifecycle: DeploymentLifecycleDep,
     deployment_id: DeploymentId,
     data: RolloutCreate,
@@ -39,29 +52,55 @@ async def create_rollout(
     sends that percent of requests to it, `pause` waits (for `durationSeconds`, or until
     promoted), `analysis` watches the candidate's calls and aborts the rollout if a threshold
     is crossed. After the last step the candidate takes all traffic and the stable workload is
-    stopped after `keepPreviousSeconds`. One swap or rollout at a time (409 otherwise)."""
+    stopped after `keepPreviousSeconds`. One swap or rollout at a time (409 otherwise).
+    With `artifactId` instead of `workloadId`, the candidate is a new workload made from that
+    registered artifact (yours, with the stable workload's runtime unless `runtime` is
+    given); the rollout starts it, and stops it if it is aborted."""
     row = await _deployment(session, deployment_id, principal, "manage")
+    made: WorkloadRef | None = None
+    if data.artifact_id is not None:
+        stable = await session.get(Workload, row.workload_id)
+        assert stable is not None  # a deployment always points at a workload
+        candidate = await candidates.create_candidate(
+            session,
+            artifact_id=data.artifact_id,
+            runtime=data.runtime,
+            template=stable,
+            principal=principal,
+            bundles=bundles,
+            limits=limits,
+            name=f"{row.name[:170]}-candidate",
+        )
+        candidate_id = candidate.id
+        made = WorkloadRef.of(candidate, await candidates.collection_of(session, candidate))
+        loc: tuple[str, ...] = ("body", "artifactId")
+    else:
+        assert data.workload_id is not None  # the model asks for one of the two
+        candidate_id, loc = data.workload_id, ("body", "workloadId")
     await deployments.deployable_workload(
-        session,
-        data.workload_id,
-        principal,
-        loc=("body", "workloadId"),
-        deployment_id=deployment_id,
+        session, candidate_id, principal, loc=loc, deployment_id=deployment_id
     )
     ref, rollout_id = DeploymentRef.of(row), new_id()
     await session.commit()
-    await lifecycle.rollout(
-        ref,
-        contract.RolloutInput(
-            rollout_id=rollout_id,
-            workload_id=data.workload_id,
-            steps=data.steps,
-            ready_timeout_seconds=data.ready_timeout_seconds,
-            keep_previous_seconds=data.keep_previous_seconds,
-            actor=principal.username,
-        ),
-    )
-    request.state.audit_summary = {"rolloutId": rollout_id, "toWorkloadId": data.workload_id}
+    try:
+        if made is not None:
+            await workload_lifecycle.ensure_workflow(made)
+        await lifecycle.rollout(
+            ref,
+            contract.RolloutInput(
+                rollout_id=rollout_id,
+                workload_id=candidate_id,
+                steps=data.steps,
+                ready_timeout_seconds=data.ready_timeout_seconds,
+                keep_previous_seconds=data.keep_previous_seconds,
+                actor=principal.username,
+            ),
+        )
+    except (ConflictError, UnavailableError):
+        if made is not None:  # nothing half-written: the candidate made for it goes
+            await candidates.discard(session, workload_lifecycle, made, principal.username)
+        raise
+    request.state.audit_summary = {"rolloutId": rollout_id, "toWorkloadId": candidate_id}
     # Written by the workflow before the Update returned.
     return present_rollout(await rollouts.get_rollout(session, deployment_id, rollout_id))
 
