@@ -39,6 +39,8 @@ class Fakes:
     stopped: list[str] = field(default_factory=list)
     verdicts: list[dc.HealthVerdict] = field(default_factory=list)  # the monitor reports these
     health: list[str] = field(default_factory=list)  # verdicts the workflow recorded
+    swaps: list[str] = field(default_factory=list)  # the swap records, in order
+    running: bool = True  # what waiting for the candidate answers
     analysis: dc.AnalyzeResult = field(
         default_factory=lambda: dc.AnalyzeResult(passed=True, summary="fine")
     )
@@ -64,6 +66,9 @@ class Fakes:
 
     @activity.defn(name=dc.ACTIVITY_WAIT_RUNNING)
     async def wait_running(self, input: dc.WaitRunningInput) -> dc.WaitRunningResult:
+        while not self.running:  # until cancelled
+            activity.heartbeat()
+            await asyncio.sleep(0.2)
         return dc.WaitRunningResult(running=True)
 
     @activity.defn(name=dc.ACTIVITY_STOP_WORKLOAD)
@@ -80,7 +85,11 @@ class Fakes:
 
     @activity.defn(name=dc.ACTIVITY_FINISH_SWAP)
     async def finish_swap(self, input: dc.SwapRecordInput) -> None:
-        return None
+        self.swaps.append(f"{input.status} {input.reason}")
+
+    @activity.defn(name=dc.ACTIVITY_BEGIN_SWAP)
+    async def begin_swap(self, input: dc.BeginSwapInput) -> None:
+        self.swaps.append(f"starting {input.to_workload_id}")
 
     @activity.defn(name=dc.ACTIVITY_MONITOR)
     async def monitor(self, input: dc.MonitorInput) -> dc.MonitorResult:
@@ -106,6 +115,7 @@ async def fakes(temporal_client: Client, task_queue: str) -> AsyncIterator[Fakes
         fakes.record_status,
         fakes.record_event,
         fakes.finish_swap,
+        fakes.begin_swap,
     ]
     async with (
         Worker(
@@ -313,3 +323,57 @@ async def test_health_is_still_monitored_while_a_rollout_waits(
     state = await handle.query(dc.QUERY_CURRENT, result_type=dc.DeploymentState)
     assert state.status == "degraded" and state.rollout is not None
     assert (await view(handle)).step_kind == "pause"  # still waiting for its promotion
+
+
+def swap(swap_id: str, to: str) -> dc.SwapInput:
+    return dc.SwapInput(
+        swap_id=swap_id, workload_id=to, ready_timeout_seconds=60, keep_previous_seconds=0,
+        actor="alice",
+    )  # fmt: skip
+
+
+async def test_a_swap_is_the_rollout_with_no_steps_recorded_as_a_swap(
+    fakes: Fakes, temporal_client: Client, task_queue: str
+) -> None:
+    handle = await deployment(temporal_client, task_queue)
+    await handle.execute_update(
+        dc.UPDATE_SWAP, swap("s1", "candidate"), result_type=dc.DeploymentResult
+    )
+
+    async def retired() -> bool:
+        return fakes.stopped == ["stable"]
+
+    await until(retired)
+    state = await handle.query(dc.QUERY_CURRENT, result_type=dc.DeploymentState)
+    assert (state.workload_id, state.swap, state.rollout) == ("candidate", None, None)
+    assert fakes.records == []  # no rollout row: the swap's own records
+    assert "unknown swap_switched" in fakes.health
+    await until(lambda: _true(len(fakes.swaps) == 3))
+    assert fakes.swaps == [
+        "starting candidate",
+        "switched traffic moved from stable to candidate",
+        "completed workload stable stopped",
+    ]
+    # One swap or rollout at a time, answered as before; a cancelled swap rolls back and
+    # stops the candidate it started.
+    fakes.running = False
+    await handle.execute_update(
+        dc.UPDATE_SWAP, swap("s2", "third"), result_type=dc.DeploymentResult
+    )
+    assert "swap s2 to workload third is in progress" in await refused(
+        handle.execute_update(dc.UPDATE_SWAP, swap("s3", "fourth"))
+    )
+    assert "swap s2 is in progress" in await refused(
+        handle.execute_update(dc.UPDATE_ROLLOUT, rollout([], "r9"))
+    )
+    assert "s2 is not in progress" in await refused(
+        handle.execute_update(dc.UPDATE_PROMOTE, control("s2"))
+    )
+    await handle.execute_update(
+        dc.UPDATE_CANCEL_SWAP, dc.ActorInput(actor="bob"), result_type=dc.DeploymentResult
+    )
+    assert fakes.swaps[-1] == "cancelled cancelled by bob"
+    assert fakes.stopped[-1] == "third"
+    state = await handle.query(dc.QUERY_CURRENT, result_type=dc.DeploymentState)
+    assert (state.workload_id, state.swap, state.rollout) == ("candidate", None, None)
+    await keep(handle, "swap_as_rollout_switched_then_cancelled")

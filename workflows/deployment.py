@@ -8,7 +8,9 @@ are done and the rollback window is over. A candidate that does not run in time 
 The deployment's lifecycle status is not kept here: it is read from the workload traffic goes to.
 Rollouts (a candidate taking a growing share of traffic, step by step) have their Updates
 here, beside the swap's, and their steps in `workflows/rollout.py`; one swap or rollout at a
-time. Health is monitored during a rollout's pauses and analyses, not during a swap.
+time. A swap is the default rollout (no steps): since SWAP_AS_ROLLOUT_PATCH it runs through
+the rollout's steps and is recorded as a swap (`_run_swap` below runs the swaps begun
+before). Health is monitored during a rollout's pauses and analyses, not during a swap.
 
 The `monitor` activity runs on the supervision task queue (each worker takes at most its
 capacity of long activities); a monitor no worker takes in time is reported in an event and
@@ -102,6 +104,8 @@ with workflow.unsafe.imports_passed_through():
 # Monitor on the supervision queue, cancelled without waiting; a swap re-checked under the
 # lock; activity failures recorded instead of failing the workflow.
 SUPERVISION_PATCH = "supervision-queue-and-safe-swaps"
+# A swap runs as the default rollout (`workflows/rollout.py`), recorded as a swap.
+SWAP_AS_ROLLOUT_PATCH = "swap-as-default-rollout"
 CAPACITY_WAIT = timedelta(seconds=20)
 CAPACITY_WAIT_AGAIN = timedelta(minutes=5)
 # After a monitor failed for another reason: wait before the next one.
@@ -167,6 +171,19 @@ class DeploymentWorkflow(RolloutSteps):
                 keep_previous_seconds=input.keep_previous_seconds,
                 actor=input.actor,
             )
+            if workflow.patched(SWAP_AS_ROLLOUT_PATCH):
+                # The default rollout: no steps, all traffic once the candidate runs. Set
+                # with the swap, so the main loop never takes it for an old-style swap.
+                self.state.rollout = RolloutState(
+                    rollout_id=input.swap_id,
+                    candidate=input.workload_id,
+                    stable=self.state.workload_id,
+                    steps=[],
+                    ready_timeout_seconds=input.ready_timeout_seconds,
+                    keep_previous_seconds=input.keep_previous_seconds,
+                    actor=input.actor,
+                    is_swap=True,
+                )
             await _call(
                 ACTIVITY_BEGIN_SWAP,
                 BeginSwapInput(
@@ -203,6 +220,9 @@ class DeploymentWorkflow(RolloutSteps):
     async def cancel_swap(self, input: ActorInput) -> DeploymentResult:
         assert self.state.swap is not None
         self.state.swap.cancelled_by = input.actor
+        rollout = self.state.rollout
+        if rollout is not None and rollout.is_swap:
+            rollout.aborted_by, rollout.abort_reason = input.actor, f"cancelled by {input.actor}"
         swap_id = self.state.swap.swap_id
         await workflow.wait_condition(
             lambda: self.state.swap is None or self.state.swap.swap_id != swap_id
@@ -353,7 +373,7 @@ class DeploymentWorkflow(RolloutSteps):
         """The rollout in progress that `input` names, if it still takes decisions."""
         self._not_deleting()
         rollout = self.state.rollout
-        if rollout is None or rollout.rollout_id != input.rollout_id:
+        if rollout is None or rollout.is_swap or rollout.rollout_id != input.rollout_id:
             raise ApplicationError(
                 f"rollout {input.rollout_id} is not in progress", type=INVALID_TRANSITION
             )
@@ -370,7 +390,7 @@ class DeploymentWorkflow(RolloutSteps):
 
     def _no_rollout(self) -> None:
         rollout = self.state.rollout
-        if rollout is not None:
+        if rollout is not None and not rollout.is_swap:  # a swap answers as a swap
             raise ApplicationError(
                 f"rollout {rollout.rollout_id} to workload {rollout.candidate} is "
                 f"{rollout.status}; abort it first",

@@ -99,6 +99,11 @@ class RolloutState(BaseModel):
     promote_full: bool = False
     aborted_by: str | None = None
     abort_reason: str | None = None
+    is_swap: bool = Field(
+        False,
+        description="A swap run as the default rollout (no steps: all traffic once the "
+        "candidate runs); its records are the swap's (`DeploymentState.swap`).",
+    )
 
 
 class DeploymentState(BaseModel):

@@ -3,6 +3,9 @@ and analyse in order, and finally move all traffic to the candidate or back to s
 
 A mixin of `DeploymentWorkflow` (its Updates live there, beside the swap's): the rollout shares
 the deployment's state, lock and helpers, and a deployment runs one swap or rollout at a time.
+A swap is the default rollout (no steps: all traffic once the candidate runs), run by the same
+steps here and recorded as a swap (since SWAP_AS_ROLLOUT_PATCH; swaps begun before it run
+the deployment workflow's own swap loop).
 Every wait is a durable timer or a condition on state the Updates change, so a pause of days
 adds no history event while it waits and survives worker and Temporal restarts. Health is
 checked meanwhile by the same long `monitor` activity as outside a rollout (one activity per
@@ -45,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
         RolloutRecordInput,
         RolloutState,
         RolloutView,
+        SwapState,
         WaitRunningInput,
         WaitRunningResult,
         WorkloadTargetInput,
@@ -84,6 +88,12 @@ class RolloutSteps:
     async def _stop_workload(self, workload_id: str) -> None:
         raise NotImplementedError
 
+    async def _switch(self, swap: SwapState) -> None:
+        raise NotImplementedError
+
+    async def _roll_back(self, swap: SwapState, reason: str) -> None:
+        raise NotImplementedError
+
     async def _run_rollout(self) -> None:
         rollout = self.state.rollout
         assert rollout is not None
@@ -98,6 +108,10 @@ class RolloutSteps:
             await self._run_step(rollout, rollout.step, rollout.steps[rollout.step])
             if rollout.aborted_by is None:
                 rollout.step += 1
+        if rollout.is_swap:
+            await self._end_swap(rollout)
+            self.state.rollout = None
+            return
         if self.state.deleting and rollout.aborted_by is None:
             rollout.aborted_by, rollout.abort_reason = "system", "the deployment is being deleted"
         if rollout.aborted_by is not None:
@@ -105,6 +119,23 @@ class RolloutSteps:
         else:
             await self._complete_rollout(rollout)
         self.state.rollout = None
+
+    async def _end_swap(self, rollout: RolloutState) -> None:
+        """A swap, the rollout with no steps: all traffic to the candidate at once (and the
+        old workload kept for its rollback window), or rolled back, recorded as a swap."""
+        swap = self.state.swap
+        assert swap is not None  # set with the rollout, cleared here
+        swap.started_candidate = swap.started_candidate or rollout.started_candidate
+        async with self._lock:
+            if rollout.aborted_by is None and not self.state.deleting:
+                swap.switching = True
+                await self._switch(swap)
+            else:
+                reason = rollout.abort_reason or "the candidate did not run"
+                if self.state.deleting and swap.cancelled_by is None:
+                    reason = "cancelled by deletion of the deployment"
+                await self._roll_back(swap, reason)
+            self.state.swap = None
 
     def _rollout_goes_on(self, rollout: RolloutState) -> bool:
         return rollout.aborted_by is None and not rollout.promote_full and not self.state.deleting
@@ -284,7 +315,10 @@ class RolloutSteps:
         reason: str | None = None,
     ) -> None:
         """One step or decision, durable in the catalog (row, history, event, audit) and shown
-        in the workflow's search attributes. Called under the lock."""
+        in the workflow's search attributes. Called under the lock. (A swap records itself
+        as a swap when it ends.)"""
+        if rollout.is_swap:
+            return
         status: RolloutStatus = rollout.status
         view = rollout_view(rollout)
         await call_activity(
