@@ -120,6 +120,13 @@ async def current_or_404(session: AsyncSession, workload_id: str) -> WorkloadRep
     return found
 
 
+async def get(session: AsyncSession, replacement_id: str) -> WorkloadReplacement:
+    row = await session.get(WorkloadReplacement, replacement_id)
+    if row is None:
+        raise NotFoundError("replacement", replacement_id)
+    return row
+
+
 async def record(
     session: AsyncSession,
     *,
@@ -153,9 +160,7 @@ async def record(
 
 async def hand_over(session: AsyncSession, replacement_id: str) -> None:
     """Point the (stopped) workload at the new artifact, and the new runtime if one was given."""
-    row = await session.get(WorkloadReplacement, replacement_id)
-    if row is None:
-        raise NotFoundError("replacement", replacement_id)
+    row = await get(session, replacement_id)
     workload = await workloads.get_workload(session, row.workload_id)
     workload.artifact_id = row.candidate_artifact_id
     if row.runtime is not None:

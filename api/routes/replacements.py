@@ -114,10 +114,8 @@ async def cancel_replacement(
     """Every call back on the old version at once and the new version removed (answered once
     it is); 409 once the new version takes every call and the workload is moving to it."""
     await access.require(session, "workload", workload_id, principal, "manage")
-    row = await replacements.current_or_404(session, workload_id)
+    replacement_id = (await replacements.current_or_404(session, workload_id)).id
     await session.commit()
     await lifecycle.cancel_replacement(workload_id, principal.username)
     session.expire_all()
-    found = await session.get(type(row), row.id)
-    assert found is not None  # kept with the workload
-    return present_replacement(found)
+    return present_replacement(await replacements.get(session, replacement_id))

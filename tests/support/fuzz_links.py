@@ -2,7 +2,8 @@
 call of it can succeed, made through the API: the part OpenAPI links play in schemathesis's
 stateful testing. A swap needs a deployment and a second registered workload, cancelling one
 needs a swap in progress (steering a rollout, a rollout in progress), revoking a token needs a
-token, deleting a workload one that no deployment routes to, starting one a stopped workload.
+token, deleting a workload one that no deployment routes to, starting one a stopped workload,
+replacing one's artifact a running workload (reading or cancelling it, a replacement).
 
 Every call here is checked for a 5xx like the fuzz's own; its answers are not coverage.
 """
@@ -68,6 +69,17 @@ class Links:
                 self._checked(self.client.post(f"{rollouts}{made['rolloutId']}/pause/"))
         if path.endswith("/rollouts/") and method == "post":
             made["workloadId"] = self._workload()
+        if path.endswith("/replacement/"):
+            # A running workload, and a new version that takes a minute to get ready (so
+            # the replacement stays in progress for reading and cancelling).
+            made["workloadId"] = self._workload()
+            self._wait(made["workloadId"], {"running"})
+            made["artifactId"] = self._artifact("registered", command=["slow-start", "60"])["id"]
+            if method != "post":
+                body = {"artifactId": made["artifactId"], "strategy": "rolling"}
+                self._checked(
+                    self.client.post(f"{WORKLOADS}{made['workloadId']}/replacement/", json=body)
+                )
         if "{keyId}" in path:
             body = {"name": "k", "username": f"u{uuid.uuid4().hex[:8]}", "role": "viewer"}
             made["keyId"] = self._post("/api/v2/apiKeys/", body)
@@ -100,9 +112,12 @@ class Links:
 
     def _stopped(self, workload_id: str) -> None:
         self._checked(self.client.post(f"{WORKLOADS}{workload_id}/stop/"))
+        self._wait(workload_id, {"stopped", "errored"})
+
+    def _wait(self, workload_id: str, statuses: set[str]) -> None:
         deadline = time.monotonic() + 120  # generous: a busy 2-core machine
-        while self._get(f"{WORKLOADS}{workload_id}/")["status"] not in {"stopped", "errored"}:
-            assert time.monotonic() < deadline, f"workload {workload_id} never stopped"
+        while self._get(f"{WORKLOADS}{workload_id}/")["status"] not in statuses:
+            assert time.monotonic() < deadline, f"workload {workload_id} never {statuses}"
             time.sleep(0.5)
 
     def _post(self, path: str, body: dict[str, Any]) -> str:
