@@ -758,6 +758,15 @@ class Exchange:
         if deployment is not None and self.counted and gw.traffic is not None:
             workload = decision.workload if decision is not None else None
             gw.traffic.record(deployment, status, seconds, workload)
+        elif (
+            kind == "workload"
+            and self.counted
+            and gw.traffic is not None
+            and decision is not None
+            and self.target_id in gw.access.directory.routes.replacing
+        ):
+            # A workload being replaced in place: its analysis compares both sides' calls.
+            gw.traffic.record_workload(decision.workload, status, seconds)
         if gw.audit is not None:
             caller = self.caller
             actor, actor_kind = caller if caller is not None else ANONYMOUS

@@ -58,6 +58,10 @@ class TrafficLog:
         if workload is not None:
             self._add(("workload", workload), status, seconds)
 
+    def record_workload(self, workload: str, status: int, seconds: float) -> None:
+        """A call of a workload's own endpoint (counted while it is being replaced)."""
+        self._add(("workload", workload), status, seconds)
+
     def _add(self, key: tuple[Per, str], status: int, seconds: float) -> None:
         counts = self.current.get(key)
         if counts is None:

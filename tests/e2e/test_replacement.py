@@ -1,6 +1,7 @@
 """In-place replacement end to end, on real containers under a continuous request loop on the
-workload's own endpoint: 50% then 100% to the new artifact, the workload restarted on it,
-with no failed call, and the workload's id and endpoint unchanged. A rollout whose candidate
+workload's own endpoint: 50% (with an analysis of both sides' calls) then 100% to the new
+artifact, the workload restarted on it, with no failed call, and the workload's id and
+endpoint unchanged. A rollout whose candidate
 is made from an artifact is checked here too: aborted, the candidate it made is stopped."""
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ async def test_a_replacement_moves_the_workload_fifty_then_all_with_no_failed_ca
         "artifactId": v2["id"],
         "strategy": "rolling",
         "config": {"warmupDurationMinutes": 0, "keepOldVersionMinutes": 0},
-        "steps": [{"setWeight": 50}, {"pause": {"durationSeconds": 12}}],
+        "steps": [
+            {"setWeight": 50},
+            {"analysis": {"durationSeconds": 12, "maxErrorRate": 0.05, "minRequests": 5}},
+        ],
     }
     loop = Loop(stack.invoke, f"/api/v2/endpoints/workloads/{v1}/cgi-bin/env")
     callers = [asyncio.create_task(loop.call()) for _ in range(4)]
@@ -48,7 +52,7 @@ async def test_a_replacement_moves_the_workload_fifty_then_all_with_no_failed_ca
             lambda: stack.api.get(replacement),
             lambda r: r.status_code != 200 or r.json()["currentStep"] == 1,
             120,
-            "replacement pausing at 50%",
+            "replacement analysing at 50%",
         )
         assert paused.json()["weight"] == 50, paused.text
         await asyncio.sleep(1.5)  # every gateway reloads its routes twice a second
@@ -78,6 +82,8 @@ async def test_a_replacement_moves_the_workload_fifty_then_all_with_no_failed_ca
     trail = [t for t in await event_types(stack, v1) if t.startswith("replacement_")]
     assert trail[0] == "replacement_requested" and trail[-1] == "replacement_completed"
     assert "replacement_switched" in trail and "replacement_handed_back" in trail
+    # The analysis read both sides' calls of the workload's own endpoint.
+    assert "replacement_analysis_passed" in trail
 
 
 async def test_a_rollout_from_an_artifact_stops_the_candidate_it_made_on_abort(
