@@ -19,6 +19,7 @@ from catalog.tables import Artifact, AuditEvent, Workload, WorkloadEvent, Worklo
 from models.artifacts import ArtifactCreate
 from models.deployments import DeploymentCreate
 from models.replacements import ReplacementCreate
+from models.status import ReplacementStatus
 from services import artifacts, deployments, replacements
 from tests.factories import ADMIN, artifact, registered_workload
 
@@ -191,12 +192,13 @@ async def test_steps_are_recorded_and_the_gateway_splits_the_workloads_calls(
             actor="alice",
         )
     directory = ReplicaDirectory(app.state.context.sessions)
-    for status, weight, event, split in [
+    trail: list[tuple[ReplacementStatus, int, str, int | None]] = [
         ("progressing", 50, "weight_set", 50),
         ("progressing", 50, "weight_set", 50),  # a retried activity: written once
         ("finalizing", 100, "switched", 100),
         ("finalizing", 0, "handed_back", None),
-    ]:
+    ]
+    for status, weight, event, split in trail:
         async with app.state.context.sessions() as session, session.begin():
             await replacements.record(
                 session, replacement_id=row.id, status=status, step=None, weight=weight,

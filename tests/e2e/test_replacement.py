@@ -7,7 +7,8 @@ is made from an artifact is checked here too: aborted, the candidate it made is 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+
+import httpx
 
 from tests.e2e.conftest import WORKLOADS, Stack, eventually
 from tests.e2e.test_deployments import (
@@ -48,7 +49,7 @@ async def test_a_replacement_moves_the_workload_fifty_then_all_with_no_failed_ca
             "initializing",
             before["artifact"]["id"],
         )
-        paused: dict[str, Any] = await eventually(
+        paused: httpx.Response = await eventually(
             lambda: stack.api.get(replacement),
             lambda r: r.status_code != 200 or r.json()["currentStep"] == 1,
             120,
