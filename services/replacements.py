@@ -112,6 +112,16 @@ async def current(session: AsyncSession, workload_id: str) -> WorkloadReplacemen
     return found
 
 
+async def refuse_while_replacing(session: AsyncSession, workload_id: str) -> None:
+    """409 for a stop or delete asked while the workload is being replaced."""
+    found = await current(session, workload_id)
+    if found is not None:
+        raise ConflictError(
+            f"workload '{workload_id}' is being replaced in place (replacement {found.id}, "
+            f"{found.status}); cancel the replacement first"
+        )
+
+
 async def current_or_404(session: AsyncSession, workload_id: str) -> WorkloadReplacement:
     """The replacement in progress (404 when none is, as in the public API)."""
     found = await current(session, workload_id)

@@ -228,3 +228,27 @@ async def test_steps_are_recorded_and_the_gateway_splits_the_workloads_calls(
         assert kinds[-3:] == [
             "replacement_weight_set", "replacement_switched", "replacement_handed_back",
         ]  # fmt: skip
+
+
+async def test_a_workload_being_replaced_is_neither_stopped_nor_deleted(
+    app: FastAPI, api: httpx.AsyncClient
+) -> None:
+    workload_id, _, new = await running_workload(app)
+    async with app.state.context.sessions() as session, session.begin():
+        candidate = await registered_workload(session, "candidate")
+        row = await replacements.begin(
+            session,
+            workload=await session.get_one(Workload, workload_id),
+            candidate=candidate,
+            data=ReplacementCreate.model_validate({"artifactId": new, "strategy": "rolling"}),
+            actor="alice",
+        )
+    shown = await api.get(url(workload_id))
+    assert (shown.status_code, shown.json()["id"]) == (200, row.id)
+    for answer in (
+        await api.post(f"/api/v2/console/workloads/{workload_id}/stop/"),
+        await api.delete(f"/api/v2/console/workloads/{workload_id}/"),
+        await api.post(url(workload_id), json={"artifactId": new, "strategy": "rolling"}),
+    ):
+        assert answer.status_code == 409, answer.text
+        assert "replace" in answer.json()["message"]

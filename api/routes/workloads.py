@@ -44,7 +44,7 @@ from models.workloads import (
     WorkloadScaling,
     WorkloadUpdate,
 )
-from services import access, deployments, workloads
+from services import access, deployments, replacements, workloads
 from services.api_keys import Principal
 from services.bundles import BundleCatalog
 from services.errors import ConflictError, UnavailableError
@@ -202,8 +202,9 @@ async def stop_workload(
     workload_id: WorkloadId,
 ) -> WorkloadOperation:
     """Stop and remove the containers (status `stopping`, then `stopped`); the workload and its
-    artifact are kept. A stopped workload answers 409."""
+    artifact are kept. A stopped workload, or one being replaced in place, answers 409."""
     ref = WorkloadRef.of(await _workload(session, workload_id, principal, "manage"))
+    await replacements.refuse_while_replacing(session, workload_id)
     await session.commit()
     result = await lifecycle.stop(ref, principal.username)
     return present_operation(request, workload_id, result.status)
@@ -216,11 +217,13 @@ async def delete_workload(
     session: SessionDep, principal: Editor, lifecycle: LifecycleDep, workload_id: WorkloadId
 ) -> None:
     """Remove its containers, its workflow and its records. Its artifact is kept. A workload
-    behind a deployment answers 409: swap it out or delete the deployment first."""
+    behind a deployment answers 409: swap it out or delete the deployment first; so does one
+    being replaced in place (cancel the replacement first)."""
     ref = WorkloadRef.of(await _workload(session, workload_id, principal, "manage"))
     deployed_by = await deployments.deployments_of_workload(session, workload_id)
     if deployed_by:
         raise ConflictError(f"workload '{workload_id}' is deployed by {deployed_by}")
+    await replacements.refuse_while_replacing(session, workload_id)
     await session.commit()
     await lifecycle.delete(ref, principal.username)
 
