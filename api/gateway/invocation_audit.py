@@ -98,7 +98,7 @@ class InvocationAudit:
             # One append, prepared beforehand: the transaction holds the catalog's write lock
             # (on SQLite, every other writer's too) for as short as possible.
             async with self.sessions() as session, session.begin():
-                await audit.append(session, self._unwritten)
+                await audit.append_prepared(session, self._unwritten)
         except Exception:
             self.metrics.count(self.metrics.audit, "failed_writes")
             log.exception("invoke audit batch not written; retrying at the next flush")

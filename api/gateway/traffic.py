@@ -24,7 +24,7 @@ from typing import Final
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services import traffic
-from services.traffic import MinuteOf, Per, Traffic
+from services.traffic import MinuteOf, Per, Traffic, bucket_of
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +54,16 @@ class TrafficLog:
     def record(
         self, deployment: str, status: int, seconds: float, workload: str | None = None
     ) -> None:
-        self._add(("deployment", deployment), status, seconds)
+        bucket = bucket_of(seconds)
+        self._add(("deployment", deployment), status, seconds, bucket)
         if workload is not None:
-            self._add(("workload", workload), status, seconds)
+            self._add(("workload", workload), status, seconds, bucket)
 
-    def _add(self, key: tuple[Per, str], status: int, seconds: float) -> None:
+    def _add(self, key: tuple[Per, str], status: int, seconds: float, bucket: int) -> None:
         counts = self.current.get(key)
         if counts is None:
             counts = self.current[key] = Traffic()
-        counts.add_call(status, seconds)
+        counts.add_call(status, seconds, bucket)
         self.changed.add(key)
 
     def start(self) -> None:
