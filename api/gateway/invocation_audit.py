@@ -139,12 +139,15 @@ def _entry(group: Group, calls: list[Call]) -> AuditEntry:
     # Whole microseconds: integers cost a fraction of floats to build and to encode.
     rows: list[list[int | str]] = []
     slowest = 0
+    paths: dict[bytes, str] = {}  # the calls of a record mostly share a few paths
     for call in calls:
         latency = int(call[10] * 1e6)
-        slowest = max(slowest, latency)
-        rows.append(
-            [int((call[9] - first) * 1e6), call[7].decode("latin-1"), _path(call[6]), latency]
-        )
+        if latency > slowest:
+            slowest = latency
+        path = paths.get(call[6])
+        if path is None:
+            path = paths[call[6]] = _path(call[6])
+        rows.append([int((call[9] - first) * 1e6), call[7].decode("latin-1"), path, latency])
     summary: dict[str, Any] = {
         "count": len(calls),
         "method": method.decode("latin-1"),

@@ -15,11 +15,13 @@ ids, so they are shown to an admin API key or the metrics token (`WAPI_METRICS_T
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import contextlib
 import json
 import logging
 import os
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Final
@@ -79,6 +81,8 @@ class GatewayMetrics:
         # on them has a series to watch before the first failure
         self.audit: dict[str, float] = {"recorded": 0, "dropped": 0, "failed_writes": 0}
         self.connections: dict[str, float] = {"client": 0, "upstream": 0}
+        self._saves = self._saved = 0
+        self._writing = threading.Lock()
 
     # ---- the hot path ---------------------------------------------------------------------
 
@@ -123,15 +127,28 @@ class GatewayMetrics:
 
     def save(self) -> None:
         """Write this process's counters where the other processes read them (atomically)."""
+        self._saves += 1
+        self._write(json.dumps(self.snapshot()), self._saves)
+
+    async def save_off_loop(self) -> None:
+        """`save`, with the file written in a thread: a slow disk does not hold the loop."""
+        self._saves += 1
+        await asyncio.to_thread(self._write, json.dumps(self.snapshot()), self._saves)
+
+    def _write(self, text: str, number: int) -> None:
         if self.directory is None:
             return
-        path = self.directory / f"{os.getpid()}.json"
-        temporary = path.with_suffix(".tmp")
-        try:
-            temporary.write_text(json.dumps(self.snapshot()))
-            temporary.replace(path)
-        except OSError as error:
-            log.warning("could not save gateway metrics", extra={"error": str(error)})
+        with self._writing:  # a save still in its thread never replaces a newer one
+            if number < self._saved:
+                return
+            self._saved = number
+            path = self.directory / f"{os.getpid()}.json"
+            temporary = path.with_suffix(".tmp")
+            try:
+                temporary.write_text(text)
+                temporary.replace(path)
+            except OSError as error:
+                log.warning("could not save gateway metrics", extra={"error": str(error)})
 
     def merged(self) -> dict[str, Any]:
         """This process's live counters plus every other process's last saved ones (of a
