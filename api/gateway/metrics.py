@@ -61,6 +61,8 @@ IN_FLIGHT: Final = 0
 ANSWERED: Final = 1  # 1xx..5xx at ANSWERED + 0..4
 BUCKET: Final = ANSWERED + len(STATUS_CLASSES)  # BUCKETS and +Inf
 SUM: Final = BUCKET + len(BUCKETS) + 1
+# Where a status counts, by its hundreds: below 200 as 1xx, from 500 up as 5xx.
+_ANSWERED_AT: Final = tuple(ANSWERED + min(max(hundreds, 1), 5) - 1 for hundreds in range(10))
 COUNTERS: Final = ("kinds", "deployments", "failures", "audit")  # series hold a gauge too
 GAUGES: Final = ("connections",)
 
@@ -101,7 +103,7 @@ class GatewayMetrics:
     ) -> None:
         """A call answered; per-deployment series count it only if it was `started`, so an
         unknown caller cannot add deployment ids of its choosing to them."""
-        answered = ANSWERED + min(max(status // 100, 1), 5) - 1
+        answered = _ANSWERED_AT[status // 100] if status < 1000 else ANSWERED + 4
         bucket = BUCKET + bisect.bisect_left(BUCKETS, seconds)
         series = self.kinds.get(kind) or self.kinds.setdefault(kind, _series())
         series[answered] += 1
