@@ -35,7 +35,7 @@ COLUMNS: Final = ["offsetUs", "requestId", "path", "latencyUs"]
 MAX_PATH: Final = 500
 SLICE: Final = 500  # calls grouped between two yields to the event loop
 # Records per append (a transaction): hashing and inserting them is one step of the event
-# loop, about 25 us a record, so a batch never holds the loop for long.
+# loop, some 30 us a record, so a batch never holds the loop for long.
 RECORDS_PER_APPEND: Final = 8
 
 # kind, target id, actor, actor kind, status, method, upstream target, request id, source ip,
