@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +29,28 @@ _UNAVAILABLE_SQLSTATES = ("08", "57P", "53")
 READ_ONLY = "wapi_read_only"
 
 
+class EncodedJSON(str):
+    """JSON text already encoded, for a JSON column: stored as it is, not encoded again
+    (the gateway's audit summaries are encoded once, for their hash)."""
+
+
+def _json_serializer(value: Any) -> str:
+    return value if isinstance(value, EncodedJSON) else json.dumps(value)
+
+
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """The catalog engine, with what each backend needs to be safe under concurrency."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_pre_ping=True, **kwargs)
+        return create_async_engine(
+            url, pool_pre_ping=True, json_serializer=_json_serializer, **kwargs
+        )
 
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+    engine = create_async_engine(
+        url, connect_args={"timeout": 30}, json_serializer=_json_serializer, **kwargs
+    )
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

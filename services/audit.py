@@ -12,11 +12,12 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, select, text
+from sqlalchemy import Select, Table, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from catalog.database import EncodedJSON
 from catalog.tables import AuditEvent
 from models.audit import AuditEntry, AuditVerification
 from services.listing import PageRequest, fetch_page
@@ -68,6 +69,7 @@ class Prepared:
     entry: AuditEntry
     before: bytes
     after: bytes
+    summary: bytes  # the summary's canonical JSON, the end of `after`: stored as it is
 
     def canonical(self, seq: int) -> bytes:
         return b'%s,"seq":%d,%s' % (self.before, seq, self.after)
@@ -76,9 +78,12 @@ class Prepared:
 def prepare(entry: AuditEntry) -> Prepared:
     record: dict[str, Any] = {name: getattr(entry, name) for name in HASHED_FIELDS}
     record["at"] = format_at(entry.at)
+    summary = _canonical_json(record.pop("summary"))
     before = {key: value for key, value in record.items() if key < "seq"}
     after = {key: value for key, value in record.items() if key > "seq"}
-    return Prepared(entry, _canonical_json(before)[:-1], _canonical_json(after)[1:])
+    # "summary" sorts after every other field: the last key of `after`, encoded once.
+    after_json = b'%s,"summary":%s}' % (_canonical_json(after)[1:-1], summary)
+    return Prepared(entry, _canonical_json(before)[:-1], after_json, summary)
 
 
 def _canonical_json(value: dict[str, Any]) -> bytes:
@@ -93,17 +98,7 @@ async def append(
     if not entries:
         return []
     ready = [entry if isinstance(entry, Prepared) else prepare(entry) for entry in entries]
-    connection = await session.connection()
-    if connection.dialect.name == "postgresql":
-        # Held until commit, so no other appender reads the tail before ours is written.
-        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": APPEND_LOCK})
-    # On SQLite the transaction began with BEGIN IMMEDIATE: we already hold the write lock.
-    tail = (
-        await session.execute(
-            select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
-        )
-    ).first()
-    seq, prev_hash = (tail.seq, tail.hash) if tail else (0, GENESIS)
+    seq, prev_hash = await _tail(session)
     rows: list[AuditEvent] = []
     for prepared in ready:
         seq += 1
@@ -115,6 +110,40 @@ async def append(
     session.add_all(rows)
     await session.flush()
     return rows
+
+
+async def append_prepared(session: AsyncSession, entries: Sequence[Prepared]) -> None:
+    """`append` for large batches (the gateway's): one multi-row INSERT and no ORM objects,
+    each summary stored as the JSON its hash was computed from, so it is encoded once."""
+    if not entries:
+        return
+    seq, prev_hash = await _tail(session)
+    rows: list[dict[str, Any]] = []
+    for prepared in entries:
+        seq += 1
+        digest = hashlib.sha256(prev_hash.encode() + b"\n" + prepared.canonical(seq)).hexdigest()
+        row = dict(prepared.entry)
+        row.update(seq=seq, prev_hash=prev_hash, hash=digest)
+        row["summary"] = EncodedJSON(prepared.summary.decode())
+        rows.append(row)
+        prev_hash = digest
+    # The table, not the ORM entity: a plain executemany, no ORM bulk-insert processing.
+    await session.execute(insert(cast(Table, AuditEvent.__table__)), rows)
+
+
+async def _tail(session: AsyncSession) -> tuple[int, str]:
+    """The last seq and hash of the chain, with the right to append after them."""
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        # Held until commit, so no other appender reads the tail before ours is written.
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": APPEND_LOCK})
+    # On SQLite the transaction began with BEGIN IMMEDIATE: we already hold the write lock.
+    tail = (
+        await session.execute(
+            select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
+        )
+    ).first()
+    return (tail.seq, tail.hash) if tail else (0, GENESIS)
 
 
 def _problem(row: AuditEvent, expected_seq: int, expected_prev: str) -> tuple[int, str] | None:

@@ -58,7 +58,8 @@ class Traffic:
     latency_max_ms: float = 0.0
     histogram: dict[int, int] = field(default_factory=dict)
 
-    def add_call(self, status: int, seconds: float) -> None:
+    def add_call(self, status: int, seconds: float, bucket: int | None = None) -> None:
+        """One call; `bucket` is `bucket_of(seconds)`, when the caller has it already."""
         self.requests += 1
         if status >= 500:
             self.server_errors += 1
@@ -68,7 +69,7 @@ class Traffic:
         self.latency_sum_ms += ms
         if ms > self.latency_max_ms:
             self.latency_max_ms = ms
-        index = bucket_of(seconds)
+        index = bucket_of(seconds) if bucket is None else bucket
         self.histogram[index] = self.histogram.get(index, 0) + 1
 
     def add(self, other: Traffic) -> None:

@@ -8,13 +8,16 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner
 
+from catalog import database
 from catalog.tables import AuditEvent
 from cli import app as cli_app
 from models.audit import AuditEntry
-from services.audit import canonical, prepare, record_hash
+from services.audit import append, append_prepared, canonical, prepare, record_hash
+from services.audit import verify as audit_verify
 from tests.factories import artifact
 from tests.test_audit import ARTIFACTS, VERIFY, rows, verify
 
@@ -130,3 +133,29 @@ def test_a_prepared_entry_hashes_as_its_row_does() -> None:
     )
     row = AuditEvent(seq=41, prev_hash="0" * 64, **dict(entry))
     assert prepare(entry).canonical(41) == canonical(row)
+
+
+async def test_a_prepared_batch_is_stored_as_it_was_hashed(catalog_engine: AsyncEngine) -> None:
+    """The gateway's batches (`append_prepared`: one INSERT, each summary's JSON encoded once,
+    for its hash, and stored as it is) follow records written one by one, and the chain
+    verifies on each backend, with the summaries read back as they were given."""
+    sessions = database.create_sessionmaker(catalog_engine)
+    summary: dict[str, Any] = {
+        "count": 2,
+        "calls": [[0, "a", "/x\u2028", 7]],
+        "é": {"z": 1, "a": []},
+    }
+    entries = [
+        AuditEntry(actor=f"a{index}", action="deployment.invoke", resource_type="deployment",
+                   resource_id="d1", status_code=200, summary=summary | {"n": index})
+        for index in range(3)
+    ]  # fmt: skip
+    async with sessions() as session, session.begin():
+        await append(session, [AuditEntry(actor="admin", action="x.create", resource_type="x")])
+    async with sessions() as session, session.begin():
+        await append_prepared(session, [prepare(entry) for entry in entries])
+    async with sessions() as session:
+        result = await audit_verify(session)
+        stored = (await session.scalars(select(AuditEvent).order_by(AuditEvent.seq))).all()
+    assert result.valid and result.checked == 4
+    assert [row.summary for row in stored[1:]] == [entry.summary for entry in entries]

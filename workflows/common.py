@@ -12,6 +12,8 @@ from typing import TypeVar
 from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, TimeoutType
+from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 R = TypeVar("R")
 
@@ -75,3 +77,17 @@ async def call_activity(
         retry_policy=CATALOG_RETRY,
     )
     return result
+
+
+def not_started_in_time(error: ActivityError) -> bool:
+    """No worker took the activity before its schedule-to-start timeout (none has room)."""
+    cause = error.cause
+    return isinstance(cause, ActivityTimeoutError) and cause.type == TimeoutType.SCHEDULE_TO_START
+
+
+def failure_message(error: ActivityError) -> str:
+    """The innermost message of an activity failure, for a status reason."""
+    cause = error.cause
+    while isinstance(cause, ActivityError) and cause.cause is not None:
+        cause = cause.cause
+    return str(getattr(cause, "message", None) or cause or error)

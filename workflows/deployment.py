@@ -30,8 +30,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TimeoutType
-from temporalio.exceptions import TimeoutError as ActivityTimeoutError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from models.status import SwapStatus
@@ -41,6 +40,8 @@ with workflow.unsafe.imports_passed_through():
         INVALID_TRANSITION,
         LOCKED_RUNTIME_LIMIT,
         LONG_ACTIVITY_LEASE,
+        failure_message,
+        not_started_in_time,
         supervision_queue,
     )
     from workflows.common import call_activity as _call
@@ -465,7 +466,7 @@ class DeploymentWorkflow(RolloutSteps):
 
     async def _monitor_failed(self, error: ActivityError) -> None:
         """Say why health is not being checked; the next round tries again."""
-        if _not_started_in_time(error):
+        if not_started_in_time(error):
             if self._waiting_for_capacity:
                 return
             self._waiting_for_capacity = True
@@ -474,9 +475,9 @@ class DeploymentWorkflow(RolloutSteps):
                 "long activities as WAPI_SUPERVISION_CAPACITY allows, or none is running"
             )
         else:
-            message = f"health monitoring failed: {_failure_message(error)}; retrying"
+            message = f"health monitoring failed: {failure_message(error)}; retrying"
         await self._event("monitor_waiting", message)
-        if not _not_started_in_time(error):
+        if not not_started_in_time(error):
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(
                     lambda: (
@@ -528,7 +529,7 @@ class DeploymentWorkflow(RolloutSteps):
             if not isinstance(error.cause, CancelledError):
                 if not patched:
                     raise
-                why = f"waiting for the candidate failed: {_failure_message(error)}"
+                why = f"waiting for the candidate failed: {failure_message(error)}"
                 outcome = WaitRunningResult(running=False, reason=why)
             else:
                 who = swap.cancelled_by or "deletion of the deployment"
@@ -649,7 +650,7 @@ class DeploymentWorkflow(RolloutSteps):
                 retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1)),
             )
         except ActivityError as error:
-            message = f"workload {workload_id} could not be stopped: {_failure_message(error)}"
+            message = f"workload {workload_id} could not be stopped: {failure_message(error)}"
             await self._event("workload_stop_failed", message)
 
     async def _event(self, event: str, message: str) -> None:
@@ -687,15 +688,3 @@ class DeploymentWorkflow(RolloutSteps):
 
     def _continue_as_new_suggested(self) -> bool:
         return workflow.info().is_continue_as_new_suggested()
-
-
-def _not_started_in_time(error: ActivityError) -> bool:
-    cause = error.cause
-    return isinstance(cause, ActivityTimeoutError) and cause.type == TimeoutType.SCHEDULE_TO_START
-
-
-def _failure_message(error: ActivityError) -> str:
-    cause = error.cause
-    while isinstance(cause, ActivityError) and cause.cause is not None:
-        cause = cause.cause
-    return str(getattr(cause, "message", None) or cause or error)

@@ -37,9 +37,7 @@ from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
     CancelledError,
-    TimeoutType,
 )
-from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from models.plan import RunPlan
@@ -51,6 +49,8 @@ with workflow.unsafe.imports_passed_through():
         LOCKED_RUNTIME_LIMIT,
         LONG_ACTIVITY_LEASE,
         RUNTIME_RETRY,
+        failure_message,
+        not_started_in_time,
         supervision_queue,
     )
     from workflows.search_attributes import STATUS, upsert
@@ -335,14 +335,10 @@ class WorkloadWorkflow:
         except ActivityError as error:
             if isinstance(error.cause, CancelledError):
                 return None
-            cause = error.cause
-            if (
-                isinstance(cause, ActivityTimeoutError)
-                and cause.type == TimeoutType.SCHEDULE_TO_START
-            ):
+            if not_started_in_time(error):
                 await self._capacity_lacking()
                 return None
-            return SuperviseResult(outcome="failed", reason=_failure_message(error))
+            return SuperviseResult(outcome="failed", reason=failure_message(error))
         return None if result.outcome == "released" else result
 
     async def _supervise_on_main_queue(self, plan: RunPlan) -> SuperviseResult | None:
@@ -365,7 +361,7 @@ class WorkloadWorkflow:
         except ActivityError as error:
             if isinstance(error.cause, CancelledError):
                 return None
-            return SuperviseResult(outcome="failed", reason=_failure_message(error))
+            return SuperviseResult(outcome="failed", reason=failure_message(error))
 
     def _supervise_input(self, plan: RunPlan) -> SuperviseInput:
         return SuperviseInput(
@@ -470,7 +466,7 @@ class WorkloadWorkflow:
             )
         except ActivityError as error:
             self.state.desired = "stopped"
-            reason = _failure_message(error)
+            reason = failure_message(error)
             await self._record("errored", "errored", reason, reason=reason)
             return False
         return True
@@ -564,7 +560,7 @@ class WorkloadWorkflow:
         except ActivityError as error:
             if not bounded:
                 raise
-            return _failure_message(error)
+            return failure_message(error)
         return None
 
     def _require(self, allowed: set[str], action: str) -> None:
@@ -617,15 +613,3 @@ async def _catalog(
         retry_policy=CATALOG_RETRY,
     )
     return result
-
-
-def _not_started_in_time(error: ActivityError) -> bool:
-    cause = error.cause
-    return isinstance(cause, ActivityTimeoutError) and cause.type == TimeoutType.SCHEDULE_TO_START
-
-
-def _failure_message(error: ActivityError) -> str:
-    cause = error.cause
-    while isinstance(cause, ActivityError) and cause.cause is not None:
-        cause = cause.cause
-    return str(getattr(cause, "message", None) or cause or error)

@@ -145,7 +145,10 @@ class Access:
             )
         if kind == "deployment" and secret.startswith(_TOKEN_PREFIX):
             credentials = self.credentials
-            owner = _peek(credentials.peek_token, credentials.tokens.get, self._digest(secret))
+            digest = self._digest(secret)
+            owner = credentials.tokens.peek(digest)
+            if isinstance(owner, Missing):
+                owner = _peek(credentials.peek_token, credentials.tokens.get, digest)
             if owner is None:
                 raise AuthenticationError("the invoke token is not valid")
             caller = Caller(f"token:{owner[1]}", "invoke_token")
@@ -181,13 +184,18 @@ class Access:
             if replacing is not None:
                 workload = self._side(target_id, target_id, replacing, headers)
         else:
-            target = _peek(directory.peek_target, directory.deployment_target, target_id)
+            # The snapshot first: one dict lookup is the whole cost of the usual call.
+            target = directory.routes.deployments.get(target_id) or _peek(
+                directory.peek_target, directory.deployment_target, target_id
+            )
             if target is None:
                 raise NotFoundError("deployment", target_id)
             workload, limit = target.workload, target.max_body_bytes
             if target.split is not None:
                 workload = self._side(target_id, target.workload, target.split, headers)
-        addresses = _peek(directory.peek_ready, directory.addresses, workload)
+        addresses = directory.routes.ready.get(workload) or _peek(
+            directory.peek_ready, directory.addresses, workload
+        )
         if not addresses:
             if directory.is_cold(workload):
                 raise ColdStart(workload)

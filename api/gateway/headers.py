@@ -158,13 +158,31 @@ _DROP_RE: Final = re.compile(
 )
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class ResponseHead:
     reason: bytes
     headers: bytes  # the kept header lines, each preceded by CRLF
     length: bytes | None  # Content-Length as sent
     chunked: bool
     has_request_id: bool
+
+
+_SCANNED: dict[bytes, ResponseHead] = {}
+_SCANNED_MAX: Final = 512  # heads remembered, of at most _SCANNED_BYTES each
+_SCANNED_BYTES: Final = 2048
+
+
+def scanned_response_head(block: bytes) -> ResponseHead:
+    """`scan_response_head`, remembered: a replica sends the same head for every call of the
+    same kind, the `Date` line changing once a second, so most heads were scanned already."""
+    head = _SCANNED.get(block)
+    if head is None:
+        if len(block) > _SCANNED_BYTES:
+            return scan_response_head(block)
+        if len(_SCANNED) >= _SCANNED_MAX:
+            _SCANNED.clear()
+        head = _SCANNED[block] = scan_response_head(block)
+    return head
 
 
 def scan_response_head(block: bytes) -> ResponseHead:

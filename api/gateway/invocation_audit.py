@@ -33,7 +33,10 @@ log = logging.getLogger(__name__)
 CALLS_PER_RECORD: Final = 200
 COLUMNS: Final = ["offsetUs", "requestId", "path", "latencyUs"]
 MAX_PATH: Final = 500
-SLICE: Final = 1000  # calls grouped between two yields to the event loop
+SLICE: Final = 500  # calls grouped between two yields to the event loop
+# Records per append (a transaction): hashing and inserting them is one step of the event
+# loop, some 30 us a record, so a batch never holds the loop for long.
+RECORDS_PER_APPEND: Final = 8
 
 # kind, target id, actor, actor kind, status, method, upstream target, request id, source ip,
 # wall-clock time, seconds taken
@@ -92,23 +95,24 @@ class InvocationAudit:
         """Write everything queued so far; False if the catalog refused (kept for later)."""
         if not self._unwritten:
             self._unwritten = await self._entries()
-        if not self._unwritten:
-            return True
-        try:
-            # One append, prepared beforehand: the transaction holds the catalog's write lock
-            # (on SQLite, every other writer's too) for as short as possible.
-            async with self.sessions() as session, session.begin():
-                await audit.append(session, self._unwritten)
-        except Exception:
-            self.metrics.count(self.metrics.audit, "failed_writes")
-            log.exception("invoke audit batch not written; retrying at the next flush")
-            return False
-        self.metrics.count(self.metrics.audit, "recorded", self._held())
-        self._unwritten = []
+        while self._unwritten:
+            batch = self._unwritten[:RECORDS_PER_APPEND]
+            try:
+                # A few records per transaction, prepared beforehand: each holds the catalog's
+                # write lock (on SQLite, every other writer's too) and the event loop for as
+                # short as possible.
+                async with self.sessions() as session, session.begin():
+                    await audit.append_prepared(session, batch)
+            except Exception:
+                self.metrics.count(self.metrics.audit, "failed_writes")
+                log.exception("invoke audit batch not written; retrying at the next flush")
+                return False
+            self.metrics.count(self.metrics.audit, "recorded", _calls(batch))
+            del self._unwritten[: len(batch)]
         return True
 
     def _held(self) -> int:
-        return sum(prepared.entry.summary["count"] for prepared in self._unwritten)
+        return _calls(self._unwritten)
 
     async def _entries(self) -> list[audit.Prepared]:
         """The queued calls as chain records, built (and their JSON encoded) a slice at a
@@ -127,24 +131,36 @@ class InvocationAudit:
             await asyncio.sleep(0)
         entries = []
         for key, calls in groups.items():
-            for start in range(0, len(calls), CALLS_PER_RECORD):
-                entries.append(audit.prepare(_entry(key, calls[start : start + CALLS_PER_RECORD])))
+            while calls:
+                entries.append(audit.prepare(_entry(key, calls[:CALLS_PER_RECORD])))
+                # Freed a record's worth at a time: thousands of calls freed at once (when
+                # this coroutine returned) held the loop for milliseconds.
+                del calls[:CALLS_PER_RECORD]
                 await asyncio.sleep(0)
         return entries
+
+
+def _calls(records: list[audit.Prepared]) -> int:
+    return sum(prepared.entry.summary["count"] for prepared in records)
 
 
 def _entry(group: Group, calls: list[Call]) -> AuditEntry:
     kind, target_id, actor, actor_kind, status, ip, method = group
     first = calls[0][9]
     # Whole microseconds: integers cost a fraction of floats to build and to encode.
-    rows: list[list[int | str]] = []
+    # Tuples, not lists: of plain values only, the collector stops tracking them at its first
+    # look, so thousands of rows waiting for their write cost no collector pass.
+    rows: list[tuple[int, str, str, int]] = []
     slowest = 0
+    paths: dict[bytes, str] = {}  # the calls of a record mostly share a few paths
     for call in calls:
         latency = int(call[10] * 1e6)
-        slowest = max(slowest, latency)
-        rows.append(
-            [int((call[9] - first) * 1e6), call[7].decode("latin-1"), _path(call[6]), latency]
-        )
+        if latency > slowest:
+            slowest = latency
+        path = paths.get(call[6])
+        if path is None:
+            path = paths[call[6]] = _path(call[6])
+        rows.append((int((call[9] - first) * 1e6), call[7].decode("latin-1"), path, latency))
     summary: dict[str, Any] = {
         "count": len(calls),
         "method": method.decode("latin-1"),

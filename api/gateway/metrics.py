@@ -15,11 +15,13 @@ ids, so they are shown to an admin API key or the metrics token (`WAPI_METRICS_T
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import contextlib
 import json
 import logging
 import os
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Final
@@ -59,6 +61,8 @@ IN_FLIGHT: Final = 0
 ANSWERED: Final = 1  # 1xx..5xx at ANSWERED + 0..4
 BUCKET: Final = ANSWERED + len(STATUS_CLASSES)  # BUCKETS and +Inf
 SUM: Final = BUCKET + len(BUCKETS) + 1
+# Where a status counts, by its hundreds: below 200 as 1xx, from 500 up as 5xx.
+_ANSWERED_AT: Final = tuple(ANSWERED + min(max(hundreds, 1), 5) - 1 for hundreds in range(10))
 COUNTERS: Final = ("kinds", "deployments", "failures", "audit")  # series hold a gauge too
 GAUGES: Final = ("connections",)
 
@@ -79,6 +83,8 @@ class GatewayMetrics:
         # on them has a series to watch before the first failure
         self.audit: dict[str, float] = {"recorded": 0, "dropped": 0, "failed_writes": 0}
         self.connections: dict[str, float] = {"client": 0, "upstream": 0}
+        self._saves = self._saved = 0
+        self._writing = threading.Lock()
 
     # ---- the hot path ---------------------------------------------------------------------
 
@@ -97,7 +103,7 @@ class GatewayMetrics:
     ) -> None:
         """A call answered; per-deployment series count it only if it was `started`, so an
         unknown caller cannot add deployment ids of its choosing to them."""
-        answered = ANSWERED + min(max(status // 100, 1), 5) - 1
+        answered = _ANSWERED_AT[status // 100] if status < 1000 else ANSWERED + 4
         bucket = BUCKET + bisect.bisect_left(BUCKETS, seconds)
         series = self.kinds.get(kind) or self.kinds.setdefault(kind, _series())
         series[answered] += 1
@@ -123,15 +129,28 @@ class GatewayMetrics:
 
     def save(self) -> None:
         """Write this process's counters where the other processes read them (atomically)."""
+        self._saves += 1
+        self._write(json.dumps(self.snapshot()), self._saves)
+
+    async def save_off_loop(self) -> None:
+        """`save`, with the file written in a thread: a slow disk does not hold the loop."""
+        self._saves += 1
+        await asyncio.to_thread(self._write, json.dumps(self.snapshot()), self._saves)
+
+    def _write(self, text: str, number: int) -> None:
         if self.directory is None:
             return
-        path = self.directory / f"{os.getpid()}.json"
-        temporary = path.with_suffix(".tmp")
-        try:
-            temporary.write_text(json.dumps(self.snapshot()))
-            temporary.replace(path)
-        except OSError as error:
-            log.warning("could not save gateway metrics", extra={"error": str(error)})
+        with self._writing:  # a save still in its thread never replaces a newer one
+            if number < self._saved:
+                return
+            self._saved = number
+            path = self.directory / f"{os.getpid()}.json"
+            temporary = path.with_suffix(".tmp")
+            try:
+                temporary.write_text(text)
+                temporary.replace(path)
+            except OSError as error:
+                log.warning("could not save gateway metrics", extra={"error": str(error)})
 
     def merged(self) -> dict[str, Any]:
         """This process's live counters plus every other process's last saved ones (of a

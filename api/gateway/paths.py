@@ -21,8 +21,25 @@ MAX_ID_BYTES: Final = 200  # ids are 24 characters; anything much longer cannot 
 _PLAIN: Final = re.compile(rb"/api/v2/endpoints/(workloads|deployments)/([^/?%]{1,200})(?=[/?]|$)")
 
 
+_ROUTES: dict[bytes, tuple[Kind, str, bytes] | None] = {}
+_ROUTES_MAX: Final = 1024  # targets remembered, of at most _ROUTES_BYTES each
+_ROUTES_BYTES: Final = 256
+
+
 def invoke_route(target: bytes) -> tuple[Kind, str, bytes] | None:
-    """(kind, id, what goes upstream) for an invoke path, or None for any other path."""
+    """(kind, id, what goes upstream) for an invoke path, or None for any other path.
+    Remembered for short targets: callers mostly send the same few over and over."""
+    if target in _ROUTES:
+        return _ROUTES[target]
+    route = _route(target)
+    if len(target) <= _ROUTES_BYTES:
+        if len(_ROUTES) >= _ROUTES_MAX:
+            _ROUTES.clear()
+        _ROUTES[target] = route
+    return route
+
+
+def _route(target: bytes) -> tuple[Kind, str, bytes] | None:
     plain = _PLAIN.match(target)
     if plain is not None:
         rest = target[plain.end() :]

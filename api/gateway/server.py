@@ -159,7 +159,7 @@ class Gateway:
                 self.sweep(time.monotonic())
             except Exception:  # a bug here must not stop the timeouts for good
                 log.exception("gateway sweep failed")
-            self.metrics.save()
+            await self.metrics.save_off_loop()
 
     def sweep(self, now: float) -> None:
         self.pools.sweep(now)

@@ -24,7 +24,7 @@ from typing import Final
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services import traffic
-from services.traffic import MinuteOf, Per, Traffic
+from services.traffic import MinuteOf, Per, Traffic, bucket_of
 
 log = logging.getLogger(__name__)
 
@@ -48,26 +48,37 @@ class TrafficLog:
         self.current: dict[tuple[Per, str], Traffic] = {}
         self.changed: set[tuple[Per, str]] = set()  # counts with calls since the last write
         self.ended: dict[tuple[tuple[Per, str], datetime], Traffic] = {}  # not written yet
+        # The counts a deployment's calls went to since the last write, already in `changed`:
+        # the usual call is one lookup by deployment id (its workload, its two counts).
+        self._counting: dict[str, tuple[str | None, Traffic, Traffic | None]] = {}
         self._task: asyncio.Task[None] | None = None
         self._pruned = 0.0
 
     def record(
         self, deployment: str, status: int, seconds: float, workload: str | None = None
     ) -> None:
-        self._add(("deployment", deployment), status, seconds)
-        if workload is not None:
-            self._add(("workload", workload), status, seconds)
+        counting = self._counting.get(deployment)
+        if counting is None or counting[0] != workload:
+            counting = self._counting[deployment] = (
+                workload,
+                self._counts(("deployment", deployment)),
+                self._counts(("workload", workload)) if workload is not None else None,
+            )
+        bucket = bucket_of(seconds)
+        counting[1].add_call(status, seconds, bucket)
+        if counting[2] is not None:
+            counting[2].add_call(status, seconds, bucket)
 
     def record_workload(self, workload: str, status: int, seconds: float) -> None:
         """A call of a workload's own endpoint (counted while it is being replaced)."""
-        self._add(("workload", workload), status, seconds)
+        self._counts(("workload", workload)).add_call(status, seconds, bucket_of(seconds))
 
-    def _add(self, key: tuple[Per, str], status: int, seconds: float) -> None:
+    def _counts(self, key: tuple[Per, str]) -> Traffic:
         counts = self.current.get(key)
         if counts is None:
             counts = self.current[key] = Traffic()
-        counts.add_call(status, seconds)
         self.changed.add(key)
+        return counts
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="traffic-log")
@@ -103,11 +114,13 @@ class TrafficLog:
         for key in self.changed:
             self.ended[(key, self.minute)] = self.current[key]
         self.current, self.changed, self.minute = {}, set(), now
+        self._counting = {}
 
     async def flush(self) -> bool:
         """Write the counts changed since the last write; False if the catalog refused."""
         self._roll()  # only here: the minute cannot change while a write is under way
         pending, self.changed = self.changed, set()
+        self._counting = {}  # calls from now on mark their counts changed again
         ended = list(self.ended.items())
         # Copies: calls counted while the write is under way go into the next one.
         rows = [(k, MinuteOf(k[1], self.minute, _copy(self.current[k]))) for k in pending]

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import httptools
 
-from api.gateway.headers import ResponseHead, scan_response_head
+from api.gateway.headers import ResponseHead, scanned_response_head
 
 if TYPE_CHECKING:
     from api.gateway.connection import ClientConnection
@@ -173,7 +173,7 @@ class UpstreamConnection(asyncio.Protocol):
         if status >= 200 or status == 101:
             self.awaiting_head = False
             self.head_buf = b""
-        self.head = scan_response_head(head)
+        self.head = scanned_response_head(head)
         exchange.on_response_head(status, self.parser.should_keep_alive(), self)
 
     def on_body(self, body: bytes) -> None:

@@ -140,7 +140,7 @@ def stack_settings(
         "temporal_address": temporal_address,
         "temporal_task_queue": task_queue,
         "docker_url": docker_url,
-        "ready_timeout_seconds": 15,
+        "ready_timeout_seconds": 30,  # container creation counts; slow on a busy machine
         "restart_backoff_seconds": 0.2,
         "restart_backoff_max_seconds": 1,
         "crash_loop_limit": 3,

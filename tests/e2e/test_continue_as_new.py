@@ -9,11 +9,10 @@ from typing import Any
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from tests.e2e.conftest import WORKLOADS, eventually, open_stack
-from tests.support.fixtures_temporal import TEMPORAL_BIN, dev_server_args
+from tests.support.fixtures_temporal import dev_server_args, start_dev_server
 from workflows import search_attributes as attributes
 
 THRESHOLD = 40
@@ -26,12 +25,10 @@ async def indexed_status(handle: WorkflowHandle[Any, Any]) -> tuple[str | None, 
 
 @pytest.fixture
 async def low_threshold_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(TEMPORAL_BIN),
-        data_converter=pydantic_data_converter,
-        dev_server_extra_args=dev_server_args(
+    env = await start_dev_server(
+        dev_server_args(
             "--dynamic-config-value", f"limit.historyCount.suggestContinueAsNew={THRESHOLD}"
-        ),
+        )
     )
     try:
         yield env

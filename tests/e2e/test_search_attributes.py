@@ -9,14 +9,12 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from tests.e2e.conftest import WORKLOADS, Stack, eventually, open_stack
 from tests.e2e.test_deployments import DEPLOYMENTS, deploy, running_workload, swap_status
-from tests.support.fixtures_temporal import TEMPORAL_BIN
-from tests.support.ports import free_port
+from tests.support.fixtures_temporal import start_dev_server
 from workflows import search_attributes as attributes
 
 
@@ -90,14 +88,8 @@ async def test_workflows_are_found_by_their_search_attributes(stack: Stack) -> N
 @pytest.fixture
 async def plain_server() -> AsyncIterator[WorkflowEnvironment]:
     """A dev server where no Wapi* attribute is registered (as a cluster may be)."""
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(TEMPORAL_BIN),
-        data_converter=pydantic_data_converter,
-        dev_server_extra_args=[
-            "--dynamic-config-value",
-            "frontend.enableUpdateWorkflowExecution=true",
-        ],
-        port=free_port(),
+    env = await start_dev_server(
+        ["--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true"]
     )
     try:
         yield env
