@@ -129,7 +129,7 @@ async def test_an_adopted_ready_replica_stays_ready_with_its_last_probe_results(
     )
     first = runtime.supervisor(the_plan, {}, [])
     try:
-        watch = await tick_until(first, lambda o: bool(o.replicas and o.replicas[0].probes))
+        watch = await tick_until(first, ready())
     finally:
         await first.close()
     assert watch.last is not None
