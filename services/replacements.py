@@ -5,8 +5,6 @@ the workload to the new artifact."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,7 +14,7 @@ from models.replacements import ReplacementCreate
 from models.status import REPLACEMENT_ACTIVE, ReplacementStatus
 from services import audit, deployments, workloads
 from services.errors import ConflictError, FieldProblem, InvalidInputError, NotFoundError
-from services.rollouts import SYSTEM_ACTORS, wire_steps
+from services.rollouts import SYSTEM_ACTORS, history_line, wire_steps
 
 ARTIFACT_LOC = ("body", "artifactId")
 
@@ -85,7 +83,7 @@ async def begin(
         steps=wire_steps(data.steps),
         status="initializing",
         weight=0,
-        history=[_line("requested", message, None, 0, actor)],
+        history=[history_line("requested", message, None, 0, actor)],
         requested_by=actor,
     )
     session.add(row)
@@ -153,7 +151,7 @@ async def record(
     row = await session.get(WorkloadReplacement, replacement_id)
     if row is None:
         return
-    line = _line(event, message, step, weight, actor)
+    line = history_line(event, message, step, weight, actor)
     if row.history and {**row.history[-1], "at": line["at"]} == line:
         return  # a retried activity: written already
     now = utcnow()
@@ -176,17 +174,6 @@ async def hand_over(session: AsyncSession, replacement_id: str) -> None:
     if row.runtime is not None:
         workload.runtime = row.runtime
     workload.updated_at = utcnow()
-
-
-def _line(event: str, message: str, step: int | None, weight: int, actor: str) -> dict[str, Any]:
-    return {
-        "at": utcnow().isoformat(),
-        "event": event,
-        "message": message,
-        "step": step,
-        "weight": weight,
-        "actor": actor,
-    }
 
 
 async def _note(

@@ -85,7 +85,7 @@ async def begin(
             status="starting",
             weight=0,
             options=options,
-            history=[_line("rollout_started", message, None, 0, actor)],
+            history=[history_line("rollout_started", message, None, 0, actor)],
             requested_by=actor,
         )
     )
@@ -110,7 +110,7 @@ async def record(
     row = await session.get(DeploymentRollout, rollout_id)
     if row is None:
         return
-    line = _line(event, message, step, weight, actor)
+    line = history_line(event, message, step, weight, actor)
     if row.history and {**row.history[-1], "at": line["at"]} == line:
         return  # a retried activity: written already
     now = utcnow()
@@ -174,7 +174,10 @@ def _figures(traffic: Traffic) -> str:
     )
 
 
-def _line(event: str, message: str, step: int | None, weight: int, actor: str) -> dict[str, Any]:
+def history_line(
+    event: str, message: str, step: int | None, weight: int, actor: str
+) -> dict[str, Any]:
+    """One line of a rollout's (or a replacement's) history."""
     return {
         "at": utcnow().isoformat(),
         "event": event,
