@@ -10,6 +10,7 @@ never one a managed container already publishes.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import socket
 import time
@@ -36,13 +37,19 @@ class HostPorts:
         self._known: set[int] = set()
         self._known_at = float("-inf")
         self._claims: dict[int, float] = {}
+        self._listing = asyncio.Lock()
 
     async def claim(self, count: int) -> list[int]:
         """`count` distinct ports that no container publishes and nothing listens on."""
+        # One list for a burst of creates, not one each. Why it matters: Podman opens every
+        # listed running container's network namespace and closes it only when its garbage
+        # collector runs, so a hundred creates each listing 300 containers ran it out of open
+        # files (`accept4: too many open files`) and it stopped answering.
+        async with self._listing:
+            if time.monotonic() - self._known_at > _REFRESH_SECONDS:
+                self._known = set(await self._published())
+                self._known_at = time.monotonic()
         now = time.monotonic()
-        if now - self._known_at > _REFRESH_SECONDS:
-            self._known = set(await self._published())
-            self._known_at = now
         self._claims = {port: at for port, at in self._claims.items() if now - at < _CLAIM_SECONDS}
         taken = self._known | set(self._claims)
         chosen: list[int] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 
 import pytest
@@ -39,3 +40,19 @@ async def test_a_claim_of_several_ports_has_no_duplicates() -> None:
     allocator = four_ports()
     chosen = await allocator.claim(4)
     assert sorted(chosen) == list(range(allocator.low, allocator.low + 4))
+
+
+async def test_a_burst_of_claims_lists_the_engine_once() -> None:
+    lists = 0
+
+    async def listed() -> list[int]:
+        nonlocal lists
+        lists += 1
+        await asyncio.sleep(0.05)  # the engine takes a while to answer
+        return []
+
+    low = free_port()
+    allocator = HostPorts(low, low + 999, published=listed)
+    claimed = await asyncio.gather(*(allocator.claim(1) for _ in range(50)))
+    assert lists == 1
+    assert len({port for ports in claimed for port in ports}) == 50
