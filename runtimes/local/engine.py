@@ -46,6 +46,10 @@ _tracer = trace.get_tracer(__name__)
 # Podman serves its own API beside Docker's; its version segment is required but not checked
 # beyond the major version.
 PODMAN_API = "v4.0.0"
+# Networks, containers created and started at once by one runtime. Why a bound: Podman does
+# these one at a time under its own locks, so a hundred sent together waited there past the
+# client's timeout and were retried into a pile; queued here they wait without a timeout.
+CONCURRENT_CHANGES = 4
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,7 @@ class Engine:
         self._client: aiodocker.Docker | None = None
         self._host_ports = HostPorts(*publish_ports, published=self._published_ports)
         self._images: set[str] = set()  # seen present; a create that misses one looks again
+        self._changes = asyncio.Semaphore(CONCURRENT_CHANGES)
 
     @property
     def _docker(self) -> aiodocker.Docker:
@@ -252,36 +257,34 @@ class Engine:
         """A bridge network of this name, created if missing. On Podman (its own API) it is
         `isolate`d: no traffic from other networks' containers reaches it. Docker isolates
         user-defined bridges from each other already."""
-        try:
-            await self._call(self._docker._query_json(f"networks/{name}"), "inspect network")
-            return
-        except aiodocker.DockerError as error:
-            if error.status != 404:
-                raise self._unavailable("inspect network", str(error)) from error
+        # Created without looking first: Podman answers an inspect of a network by reading
+        # every running container's network namespace, which a thousand workloads restarting
+        # turned into tens of thousands of open files.
         podman = {"name": name, "driver": "bridge", "options": {"isolate": "true"}}
         docker = {"Name": name, "Driver": "bridge", "CheckDuplicate": True, "Labels": labels}
         try:
-            try:
-                await self._call(
-                    self._docker._query_json(
-                        f"{PODMAN_API}/libpod/networks/create",
-                        method="POST",
-                        data=json.dumps(podman | {"labels": labels}),
-                        versioned_api=False,
-                    ),
-                    "create network",
-                )
-            except aiodocker.DockerError as error:
-                if error.status != 404:  # 404: not Podman
-                    raise
-                await self._call(
-                    self._docker._query_json(
-                        "networks/create", method="POST", data=json.dumps(docker)
-                    ),
-                    "create network",
-                )
+            async with self._changes:
+                try:
+                    await self._call(
+                        self._docker._query_json(
+                            f"{PODMAN_API}/libpod/networks/create",
+                            method="POST",
+                            data=json.dumps(podman | {"labels": labels}),
+                            versioned_api=False,
+                        ),
+                        "create network",
+                    )
+                except aiodocker.DockerError as error:
+                    if error.status != 404:  # 404: not Podman
+                        raise
+                    await self._call(
+                        self._docker._query_json(
+                            "networks/create", method="POST", data=json.dumps(docker)
+                        ),
+                        "create network",
+                    )
         except aiodocker.DockerError as error:
-            if error.status == 409 or "already" in error.message:  # a racing creator won
+            if error.status == 409 or "already" in error.message:  # made before, or by a racer
                 return
             raise StartFailedError(
                 f"the engine refused to create network '{name}': {error.message}"
@@ -311,7 +314,8 @@ class Engine:
         containers = self._docker.containers
         await self._choose_host_ports(config)
         try:
-            created = await self._call(containers.create(config, name=name), "create")
+            async with self._changes:
+                created = await self._call(containers.create(config, name=name), "create")
             return created.id
         except aiodocker.DockerError as error:
             if error.status == 409 or _NAME_IN_USE in error.message:
@@ -355,7 +359,8 @@ class Engine:
     async def start(self, container_id: str, name: str) -> None:
         """Start the container; a command that cannot run is a `StartFailedError`."""
         try:
-            await self._call(self._docker.containers.container(container_id).start(), "start")
+            async with self._changes:
+                await self._call(self._docker.containers.container(container_id).start(), "start")
         except aiodocker.DockerError as error:
             if error.status == 304:  # already running
                 return
