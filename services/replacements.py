@@ -14,7 +14,7 @@ from models.replacements import ReplacementCreate
 from models.status import REPLACEMENT_ACTIVE, ReplacementStatus
 from services import audit, deployments, workloads
 from services.errors import ConflictError, FieldProblem, InvalidInputError, NotFoundError
-from services.rollouts import SYSTEM_ACTORS, history_line, wire_steps
+from services.rollouts import SYSTEM_ACTORS, history_line, repeats_last, wire_steps
 
 ARTIFACT_LOC = ("body", "artifactId")
 
@@ -152,8 +152,8 @@ async def record(
     if row is None:
         return
     line = history_line(event, message, step, weight, actor)
-    if row.history and {**row.history[-1], "at": line["at"]} == line:
-        return  # a retried activity: written already
+    if repeats_last(row.history, line):
+        return
     now = utcnow()
     row.status, row.current_step, row.weight, row.updated_at = status, step, weight, now
     row.history = [*row.history, line]

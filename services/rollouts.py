@@ -111,8 +111,8 @@ async def record(
     if row is None:
         return
     line = history_line(event, message, step, weight, actor)
-    if row.history and {**row.history[-1], "at": line["at"]} == line:
-        return  # a retried activity: written already
+    if repeats_last(row.history, line):
+        return
     now = utcnow()
     row.status, row.current_step, row.weight, row.updated_at = status, step, weight, now
     row.history = [*row.history, line]
@@ -172,6 +172,12 @@ def _figures(traffic: Traffic) -> str:
         f"{traffic.requests} calls, {traffic.server_errors} 5xx "
         f"({traffic.server_errors / traffic.requests:.2%}), p95 {p95:g} ms"
     )
+
+
+def repeats_last(history: list[dict[str, Any]], line: dict[str, Any]) -> bool:
+    """Whether `line` is the history's last line again, its time aside: a retried activity
+    recording what it recorded already."""
+    return bool(history) and {**history[-1], "at": line["at"]} == line
 
 
 def history_line(

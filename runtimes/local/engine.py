@@ -46,9 +46,9 @@ _tracer = trace.get_tracer(__name__)
 # Podman serves its own API beside Docker's; its version segment is required but not checked
 # beyond the major version.
 PODMAN_API = "v4.0.0"
-# Networks, containers created and started at once by one runtime. Why a bound: Podman does
-# these one at a time under its own locks, so a hundred sent together waited there past the
-# client's timeout and were retried into a pile; queued here they wait without a timeout.
+# At most this many network creates, container creates and starts in flight per runtime. Why:
+# Podman does them one at a time under its own locks, so a hundred sent together waited there
+# past the client's timeout and were retried into a pile; queued here they wait without one.
 CONCURRENT_CHANGES = 4
 
 
@@ -257,9 +257,9 @@ class Engine:
         """A bridge network of this name, created if missing. On Podman (its own API) it is
         `isolate`d: no traffic from other networks' containers reaches it. Docker isolates
         user-defined bridges from each other already."""
-        # Created without looking first: Podman answers an inspect of a network by reading
-        # every running container's network namespace, which a thousand workloads restarting
-        # turned into tens of thousands of open files.
+        # Created without looking first: Podman answers an inspect of a network by opening
+        # every running container's network namespace, and a wave of retried creates at 200
+        # containers turned that into tens of thousands of open files.
         podman = {"name": name, "driver": "bridge", "options": {"isolate": "true"}}
         docker = {"Name": name, "Driver": "bridge", "CheckDuplicate": True, "Labels": labels}
         try:
