@@ -105,8 +105,15 @@ async def bootstrap_catalog(
 ) -> None:
     """Migrate the schema and make sure an admin key exists."""
     await database.migrate(engine)
+    await create_first_admin_key(settings, sessions)
+
+
+async def create_first_admin_key(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> None:
     preset = settings.bootstrap_admin_key
     async with sessions() as session, session.begin():
+        await database.hold_startup_lock(session)
         where = await api_key_service.ensure_admin_key(
             session,
             preset=preset.get_secret_value() if preset else None,

@@ -91,6 +91,19 @@ def alembic_config(url: str) -> Config:
     return config
 
 
+# Several API processes may start at once on one PostgreSQL catalog: each startup step that
+# checks and then writes (migrating, creating the first admin key) holds this lock until its
+# transaction ends, so one does it and the others find it done. On SQLite, BEGIN IMMEDIATE
+# already serializes them.
+_STARTUP_LOCK = text("SELECT pg_advisory_xact_lock(7226361)")
+
+
+async def hold_startup_lock(session: AsyncSession) -> None:
+    """Serialize this transaction with every other process's startup step (see above)."""
+    if (await session.connection()).dialect.name == "postgresql":
+        await session.execute(_STARTUP_LOCK)
+
+
 async def migrate(engine: AsyncEngine) -> None:
     """Bring the catalog schema to the newest migration."""
     async with engine.begin() as conn:
@@ -99,8 +112,7 @@ async def migrate(engine: AsyncEngine) -> None:
 
 def _upgrade(connection: Any) -> None:
     if connection.dialect.name == "postgresql":
-        # Several API replicas may start at once; one migrates, the others wait for it.
-        connection.execute(text("SELECT pg_advisory_xact_lock(7226361)"))
+        connection.execute(_STARTUP_LOCK)
     config = alembic_config(str(connection.engine.url))
     config.attributes["connection"] = connection
     command.upgrade(config, "head")

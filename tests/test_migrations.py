@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -10,8 +11,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import column, insert, inspect, select, table, text
 
+from api.app import create_first_admin_key
 from catalog import database
 from catalog.tables import (
+    ApiKey,
     Artifact,
     ArtifactCollection,
     Base,
@@ -23,6 +26,7 @@ from catalog.tables import (
     Workload,
     utcnow,
 )
+from config.settings import Settings
 from services import demand
 from services.demand import DemandReport
 
@@ -275,3 +279,27 @@ async def test_workload_replacements_come_and_go_with_0011(catalog_url: str) -> 
             assert "workload_replacements" in await conn.run_sync(table_names)
     finally:
         await engine.dispose()
+
+
+async def test_processes_starting_together_make_one_admin_key(settings: Settings) -> None:
+    """API processes started at once on one catalog (the scale-out layout) all start: one
+    creates the first admin key, the others find it (its key is unique: a second insert
+    would fail that process's start)."""
+    engines = [database.create_engine(settings.catalog_url) for _ in range(8)]
+    try:
+        await database.migrate(engines[0])
+        for engine in engines:  # connected first, so that their transactions overlap
+            async with engine.connect():
+                pass
+        await asyncio.gather(
+            *(
+                create_first_admin_key(settings, database.create_sessionmaker(engine))
+                for engine in engines
+            )
+        )
+        async with engines[0].connect() as conn:
+            keys = (await conn.execute(select(ApiKey.role))).scalars().all()
+        assert keys == ["admin"]
+    finally:
+        for engine in engines:
+            await engine.dispose()
