@@ -11,7 +11,8 @@ service, all on this machine (as `wapi run` starts them). For each N (cumulative
 * Temporal history events per idle workload-hour, and catalog rows written by the worker,
   over the idle window (a sample of the workloads' histories);
 * a stop's latency (POST stop until the workload reads `stopped`) with N running, against
-  the same with 1 running, measured first.
+  the same with 1 running, measured first; and how much of it the engine took to remove the
+  containers and network (the `remove_containers` activity, read from the workflow history).
 
 The machine is shared: its load average is printed with the figures. If it cannot hold an
 N, the run says what failed and stops there.
@@ -38,7 +39,7 @@ from sqlalchemy import func, select
 from temporalio.client import Client
 
 from catalog.tables import WorkloadEvent, WorkloadReplica
-from workflows.workload_contract import workflow_id
+from workflows.workload_contract import ACTIVITY_REMOVE_CONTAINERS, workflow_id
 
 WORKLOADS = "/api/v2/console/workloads/"
 HISTORY_SAMPLE = 20
@@ -73,8 +74,9 @@ async def create_running(stack: Stack, count: int, wave: int, probe: dict[str, A
     return time.monotonic() - started
 
 
-async def stop_latency(stack: Stack, workload_id: str) -> float:
-    """POST stop until `stopped`; then start it again and wait until it runs."""
+async def stop_latency(stack: Stack, workload_id: str) -> tuple[float, float]:
+    """POST stop until `stopped`, and the removal's part of it; then start it again and wait
+    until it runs."""
     started = time.monotonic()
     response = await stack.api.post(f"{WORKLOADS}{workload_id}/stop/")
     response.raise_for_status()
@@ -83,9 +85,31 @@ async def stop_latency(stack: Stack, workload_id: str) -> float:
             break
         await asyncio.sleep(0.05)
     elapsed = time.monotonic() - started
+    assert stack.temporal is not None
+    removal = await last_removal_seconds(stack.temporal, workload_id)
     (await stack.api.post(f"{WORKLOADS}{workload_id}/start/")).raise_for_status()
     await stack.wait_running(workload_id, poll=0.5)
-    return elapsed
+    return elapsed, removal
+
+
+async def last_removal_seconds(client: Client, workload_id: str) -> float:
+    """How long the workflow's last `remove_containers` activity ran, scheduled to completed."""
+    history = await client.get_workflow_handle(workflow_id(workload_id)).fetch_history()
+    scheduled = {
+        event.event_id: event.event_time.ToDatetime()
+        for event in history.events
+        if event.HasField("activity_task_scheduled_event_attributes")
+        and event.activity_task_scheduled_event_attributes.activity_type.name
+        == ACTIVITY_REMOVE_CONTAINERS
+    }
+    durations = [
+        (event.event_time.ToDatetime() - scheduled[completed.scheduled_event_id]).total_seconds()
+        for event in history.events
+        if event.HasField("activity_task_completed_event_attributes")
+        and (completed := event.activity_task_completed_event_attributes).scheduled_event_id
+        in scheduled
+    ]
+    return durations[-1]
 
 
 async def history_lengths(client: Client, ids: list[str]) -> list[int]:
@@ -138,7 +162,7 @@ async def main(counts: list[int], wave: int, window: float, period: int) -> None
             row["until_all_run"] = took
             row["stop"] = [await stop_latency(stack, ids[index]) for index in (1, 2, 3)]
             row["load"] = os.getloadavg()
-            print_row(row, statistics.median(alone))
+            print_row(row, _median(alone, 0))
         expected = len(stack.created)
     print(f"  containers removed at teardown: {stack.leftovers} (expected {expected})")
 
@@ -174,17 +198,22 @@ async def measure_idle(
     return row
 
 
-def print_header(alone: list[float], window: float, period: int, wave: int) -> None:
+def print_header(alone: list[tuple[float, float]], window: float, period: int, wave: int) -> None:
     print("scale: N running workloads, one worker process, real containers (Podman)")
     print(f"  readiness probe GET /ready every {period} s; created in waves of {wave};")
     print(f"  each N idles {window:.0f} s before it is measured; CPU is % of one core")
     print("  all run: from the first create of the step to the last workload running;")
     print("  hist ev/wl-h: Temporal history events per idle workload per hour, from a sample")
     print(f"  of {HISTORY_SAMPLE}; catalog rows: events and replica rows the worker wrote")
-    print(f"  a stop with 1 running: median {statistics.median(alone):.2f} s {_list(alone)}")
+    print(
+        f"  a stop with 1 running: median {_median(alone, 0):.2f} s {_list(alone, 0)},"
+        f" of which removing its containers and network {_median(alone, 1):.2f} s"
+        f" {_list(alone, 1)}"
+    )
     print(
         "      N  all run   worker CPU  per 100  worker RSS  per 100  Temporal  Podman"
-        "  hist ev/wl-h  catalog rows  stop (median)  vs 1 running  load (1/5/15 min)",
+        "  hist ev/wl-h  catalog rows  stop (median)  vs 1 running  of it removing"
+        "  load (1/5/15 min)",
         flush=True,
     )
 
@@ -192,20 +221,25 @@ def print_header(alone: list[float], window: float, period: int, wave: int) -> N
 def print_row(row: dict[str, Any], alone: float) -> None:
     n = row["n"]
     per_100 = n / 100
-    stop = statistics.median(row["stop"])
+    stop = _median(row["stop"], 0)
     print(
         f"  {n:5d}  {row['until_all_run']:6.0f} s  {row['worker_cpu']:9.1f}%"
         f"  {row['worker_cpu'] / per_100:6.2f}%  {row['worker_rss'] / 2**20:7.0f} MB"
         f"  {row['worker_rss'] / 2**20 / per_100:5.0f} MB  {row['temporal_cpu']:7.1f}%"
         f"  {row['podman_cpu']:5.1f}%  {row['history_per_hour']:12.1f}"
         f"  {row['catalog_rows']:12d}  {stop:10.2f} s  {stop / alone:9.2f}x"
+        f"  {_median(row['stop'], 1):11.2f} s"
         f"  {'/'.join(f'{value:.1f}' for value in row['load'])}",
         flush=True,
     )
 
 
-def _list(values: list[float]) -> str:
-    return "[" + ", ".join(f"{value:.2f}" for value in values) + "]"
+def _median(pairs: list[tuple[float, float]], index: int) -> float:
+    return statistics.median(pair[index] for pair in pairs)
+
+
+def _list(pairs: list[tuple[float, float]], index: int) -> str:
+    return "[" + ", ".join(f"{pair[index]:.2f}" for pair in pairs) + "]"
 
 
 if __name__ == "__main__":
