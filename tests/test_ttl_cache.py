@@ -83,3 +83,21 @@ async def test_a_failed_lookup_keeps_the_last_answer() -> None:
 
 async def load_failing(key: str) -> str:
     raise ConnectionRefusedError
+
+
+async def test_an_answer_is_kept_as_long_as_its_value_says() -> None:
+    """The gateway keeps "no ready replica" for a moment only: a workload that has just
+    become ready must not be refused from an older memory."""
+    answers = iter(["", "ready", "other"])
+    calls: list[str] = []
+
+    async def load(key: str) -> str:
+        calls.append(key)
+        return next(answers)
+
+    cache: TtlCache[str, str] = TtlCache(load, ttl=10, ttl_of=lambda value: 10 if value else 0.02)
+    assert await cache.get("w") == "" and await cache.get("w") == ""  # kept for the moment
+    await asyncio.sleep(0.03)
+    assert await cache.get("w") == "ready"
+    await asyncio.sleep(0.03)
+    assert await cache.get("w") == "ready" and calls == ["w", "w"]

@@ -8,9 +8,11 @@ replaced in place (the new version's weight). A
 request finds its answer there with a dict lookup, and a swap reaches every gateway process
 within a second. A miss (a deployment or a ready replica newer than the snapshot) reads that
 one key from the catalog, so what a client has just been told exists or is running takes
-traffic at once; the answer, found or not, is kept until the next snapshot or for half a
-second, so a storm of calls to a stopped workload is one query per half second. (Who may call
-is `credentials.py`'s job.)
+traffic at once; the answer is kept until the next snapshot or for half a second. "No ready
+replica" is kept only for NO_REPLICA_MEMORY: long enough for the calls that waited on that
+lookup to read it, and a storm of calls to a stopped workload is at most a query per 50 ms,
+but a workload the API has just reported running (a restart can take less than half a second)
+is never answered 503 from a memory older than that. (Who may call is `credentials.py`'s job.)
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from catalog.tables import (
 from services.autoscaling import scales_to_zero
 
 log = logging.getLogger(__name__)
+
+NO_REPLICA_MEMORY = 0.05  # seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +79,11 @@ class ReplicaDirectory:
         self.routes = Routes()
         self.loaded = False  # the first snapshot has been read
         self._task: asyncio.Task[None] | None = None
-        self._ready: TtlCache[str, tuple[str, ...]] = TtlCache(self._load_ready, ttl=interval)
+        self._ready: TtlCache[str, tuple[str, ...]] = TtlCache(
+            self._load_ready,
+            ttl=interval,
+            ttl_of=lambda found: interval if found else min(interval, NO_REPLICA_MEMORY),
+        )
         self._exists: TtlCache[str, bool] = TtlCache(self._load_exists, ttl=interval)
         self._targets: TtlCache[str, Target | None] = TtlCache(self._load_target, ttl=interval)
         self._zero: TtlCache[str, bool] = TtlCache(self._load_scales_to_zero, ttl=interval)

@@ -34,10 +34,18 @@ MISSING = Missing()
 
 class TtlCache(Generic[K, V]):
     def __init__(
-        self, load: Callable[[K], Awaitable[V]], *, ttl: float = 0.5, size: int = 10_000
+        self,
+        load: Callable[[K], Awaitable[V]],
+        *,
+        ttl: float = 0.5,
+        size: int = 10_000,
+        ttl_of: Callable[[V], float] | None = None,
     ) -> None:
         self.load = load
         self.ttl = ttl
+        # How long to keep an answer, by its value, counted from when it arrived (default:
+        # `ttl` from when it was asked for).
+        self.ttl_of = ttl_of
         self.size = size
         self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
         self._loading: dict[K, asyncio.Future[V]] = {}
@@ -79,7 +87,8 @@ class TtlCache(Generic[K, V]):
             del self._loading[key]
         if generation != self._generation:
             return value  # a `forget` ran meanwhile: this answer may predate it, do not keep it
-        self._entries[key] = (now + self.ttl, value)
+        expires = now + self.ttl if self.ttl_of is None else time.monotonic() + self.ttl_of(value)
+        self._entries[key] = (expires, value)
         self._entries.move_to_end(key)
         while len(self._entries) > self.size:
             self._entries.popitem(last=False)

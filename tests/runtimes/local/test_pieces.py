@@ -17,6 +17,7 @@ from runtimes.local.logstream import demultiplex, parse_time
 from runtimes.local.naming import ContainerKey
 from runtimes.local.probes import Outcome, ProbeTracker
 from runtimes.local.runtime import LocalRuntime
+from runtimes.output import REASON_LINE_BYTES, REASON_LOG_CHARACTERS, last_lines
 from tests.runtimes.local.conftest import container, probe
 
 OK, BAD = Outcome(True, "fine"), Outcome(False, "broken")
@@ -115,6 +116,17 @@ async def test_a_long_line_is_cut_without_being_held_whole() -> None:
     ]
     assert lines[0].text.startswith("x" * 100) and lines[0].text.endswith("(2999821 more bytes)")
     assert lines[1].text == "short"
+
+
+def test_a_reason_quotes_the_newest_log_lines_within_its_bound() -> None:
+    """Five cut 3 MB lines (one per crash of a loop) do not make a reason of a kilobyte."""
+    cut = "x" * REASON_LINE_BYTES + "... (2999821 more bytes)"
+    quoted = last_lines(["older", *[cut] * 4, "newest"])
+    assert len(quoted) <= REASON_LOG_CHARACTERS and quoted.endswith(f"{cut} | newest")
+    assert "older" not in quoted
+    assert last_lines(["", "one", "  ", "two"]) == "one | two"
+    alone = last_lines(["y" * 5000])
+    assert alone.startswith("y" * REASON_LOG_CHARACTERS) and len(alone) < 700
 
 
 def test_engine_times() -> None:
