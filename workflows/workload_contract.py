@@ -123,6 +123,15 @@ class WorkloadIdInput(BaseModel):
     workload_id: str
 
 
+class RemoveContainersInput(BaseModel):
+    workload_id: str
+    keep_network: bool = Field(
+        False,
+        description="Keep what a restart reuses (the local runtime's network): a stop, "
+        "not a delete.",
+    )
+
+
 class RecordScaleInput(BaseModel):
     workload_id: str
     actor: str
