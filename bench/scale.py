@@ -12,7 +12,9 @@ service, all on this machine (as `wapi run` starts them). For each N (cumulative
   over the idle window (a sample of the workloads' histories);
 * a stop's latency (POST stop until the workload reads `stopped`) with N running, against
   the same with 1 running, measured first; and how much of it the engine took to remove the
-  containers and network (the `remove_containers` activity, read from the workflow history).
+  containers (the `remove_containers` activity, read from the workflow history; a stop keeps
+  the workload's network); then how long a start takes until it runs again, against the same
+  with 1 running.
 
 The machine is shared: its load average is printed with the figures. If it cannot hold an
 N, the run says what failed and stops there.
@@ -42,6 +44,7 @@ from catalog.tables import WorkloadEvent, WorkloadReplica
 from workflows.workload_contract import ACTIVITY_REMOVE_CONTAINERS, workflow_id
 
 WORKLOADS = "/api/v2/console/workloads/"
+Timings = tuple[float, float, float]  # a stop, the removal's part of it, the start after it
 HISTORY_SAMPLE = 20
 
 
@@ -74,9 +77,9 @@ async def create_running(stack: Stack, count: int, wave: int, probe: dict[str, A
     return time.monotonic() - started
 
 
-async def stop_latency(stack: Stack, workload_id: str) -> tuple[float, float]:
-    """POST stop until `stopped`, and the removal's part of it; then start it again and wait
-    until it runs."""
+async def stop_latency(stack: Stack, workload_id: str) -> Timings:
+    """POST stop until `stopped`, and the removal's part of it; then POST start until it runs
+    again."""
     started = time.monotonic()
     response = await stack.api.post(f"{WORKLOADS}{workload_id}/stop/")
     response.raise_for_status()
@@ -87,9 +90,10 @@ async def stop_latency(stack: Stack, workload_id: str) -> tuple[float, float]:
     elapsed = time.monotonic() - started
     assert stack.temporal is not None
     removal = await last_removal_seconds(stack.temporal, workload_id)
+    started = time.monotonic()
     (await stack.api.post(f"{WORKLOADS}{workload_id}/start/")).raise_for_status()
-    await stack.wait_running(workload_id, poll=0.5)
-    return elapsed, removal
+    await stack.wait_running(workload_id, poll=0.05)
+    return elapsed, removal, time.monotonic() - started
 
 
 async def last_removal_seconds(client: Client, workload_id: str) -> float:
@@ -162,7 +166,7 @@ async def main(counts: list[int], wave: int, window: float, period: int) -> None
             row["until_all_run"] = took
             row["stop"] = [await stop_latency(stack, ids[index]) for index in (1, 2, 3)]
             row["load"] = os.getloadavg()
-            print_row(row, _median(alone, 0))
+            print_row(row, alone)
         expected = len(stack.created)
     print(f"  containers removed at teardown: {stack.leftovers} (expected {expected})")
 
@@ -198,7 +202,7 @@ async def measure_idle(
     return row
 
 
-def print_header(alone: list[tuple[float, float]], window: float, period: int, wave: int) -> None:
+def print_header(alone: list[Timings], window: float, period: int, wave: int) -> None:
     print("scale: N running workloads, one worker process, real containers (Podman)")
     print(f"  readiness probe GET /ready every {period} s; created in waves of {wave};")
     print(f"  each N idles {window:.0f} s before it is measured; CPU is % of one core")
@@ -207,38 +211,38 @@ def print_header(alone: list[tuple[float, float]], window: float, period: int, w
     print(f"  of {HISTORY_SAMPLE}; catalog rows: events and replica rows the worker wrote")
     print(
         f"  a stop with 1 running: median {_median(alone, 0):.2f} s {_list(alone, 0)},"
-        f" of which removing its containers and network {_median(alone, 1):.2f} s"
-        f" {_list(alone, 1)}"
+        f" of which removing its containers {_median(alone, 1):.2f} s {_list(alone, 1)};"
+        f" starting it again: median {_median(alone, 2):.2f} s {_list(alone, 2)}"
     )
     print(
         "      N  all run   worker CPU  per 100  worker RSS  per 100  Temporal  Podman"
         "  hist ev/wl-h  catalog rows  stop (median)  vs 1 running  of it removing"
-        "  load (1/5/15 min)",
+        "  start again  vs 1 running  load (1/5/15 min)",
         flush=True,
     )
 
 
-def print_row(row: dict[str, Any], alone: float) -> None:
+def print_row(row: dict[str, Any], alone: list[Timings]) -> None:
     n = row["n"]
     per_100 = n / 100
-    stop = _median(row["stop"], 0)
+    stop, start = _median(row["stop"], 0), _median(row["stop"], 2)
     print(
         f"  {n:5d}  {row['until_all_run']:6.0f} s  {row['worker_cpu']:9.1f}%"
         f"  {row['worker_cpu'] / per_100:6.2f}%  {row['worker_rss'] / 2**20:7.0f} MB"
         f"  {row['worker_rss'] / 2**20 / per_100:5.0f} MB  {row['temporal_cpu']:7.1f}%"
         f"  {row['podman_cpu']:5.1f}%  {row['history_per_hour']:12.1f}"
-        f"  {row['catalog_rows']:12d}  {stop:10.2f} s  {stop / alone:9.2f}x"
-        f"  {_median(row['stop'], 1):11.2f} s"
+        f"  {row['catalog_rows']:12d}  {stop:10.2f} s  {stop / _median(alone, 0):9.2f}x"
+        f"  {_median(row['stop'], 1):11.2f} s  {start:8.2f} s  {start / _median(alone, 2):9.2f}x"
         f"  {'/'.join(f'{value:.1f}' for value in row['load'])}",
         flush=True,
     )
 
 
-def _median(pairs: list[tuple[float, float]], index: int) -> float:
+def _median(pairs: list[Timings], index: int) -> float:
     return statistics.median(pair[index] for pair in pairs)
 
 
-def _list(pairs: list[tuple[float, float]], index: int) -> str:
+def _list(pairs: list[Timings], index: int) -> str:
     return "[" + ", ".join(f"{pair[index]:.2f}" for pair in pairs) + "]"
 
 
