@@ -118,7 +118,7 @@ class SupervisedInput(BaseModel):
 
 
 class WorkloadIdInput(BaseModel):
-    """An activity call about one workload (withdraw, halt, remove, forget)."""
+    """An activity call about one workload (withdraw, halt, release, forget)."""
 
     workload_id: str
 
