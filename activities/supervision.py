@@ -27,7 +27,6 @@ from workflows.workload_contract import (
     ACTIVITY_REMOVE_CONTAINERS,
     ACTIVITY_SUPERVISE,
     SIGNAL_SUPERVISED,
-    RemoveContainersInput,
     SupervisedInput,
     SuperviseInput,
     SuperviseResult,
@@ -170,8 +169,8 @@ class SupervisionActivities:
         await self.runtime.halt(input.workload_id)
 
     @activity.defn(name=ACTIVITY_REMOVE_CONTAINERS)
-    async def remove_containers(self, input: RemoveContainersInput) -> int:
-        return await self.runtime.remove(input.workload_id, keep_network=input.keep_network)
+    async def remove_containers(self, input: WorkloadIdInput) -> int:
+        return await self.runtime.remove(input.workload_id)
 
     async def _tick(self, plan: RunPlan, supervisor: Supervisor) -> Observation:
         tick = asyncio.ensure_future(supervisor.tick())

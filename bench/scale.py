@@ -12,9 +12,8 @@ service, all on this machine (as `wapi run` starts them). For each N (cumulative
   over the idle window (a sample of the workloads' histories);
 * a stop's latency (POST stop until the workload reads `stopped`) with N running, against
   the same with 1 running, measured first; and how much of it the engine took to remove the
-  containers (the `remove_containers` activity, read from the workflow history; a stop keeps
-  the workload's network); then how long a start takes until it runs again, against the same
-  with 1 running.
+  containers and network (the `remove_containers` activity, read from the workflow history);
+  then how long a start takes until it runs again, against the same with 1 running.
 
 The machine is shared: its load average is printed with the figures. If it cannot hold an
 N, the run says what failed and stops there.
@@ -211,7 +210,8 @@ def print_header(alone: list[Timings], window: float, period: int, wave: int) ->
     print(f"  of {HISTORY_SAMPLE}; catalog rows: events and replica rows the worker wrote")
     print(
         f"  a stop with 1 running: median {_median(alone, 0):.2f} s {_list(alone, 0)},"
-        f" of which removing its containers {_median(alone, 1):.2f} s {_list(alone, 1)};"
+        f" of which removing its containers and network {_median(alone, 1):.2f} s"
+        f" {_list(alone, 1)};"
         f" starting it again: median {_median(alone, 2):.2f} s {_list(alone, 2)}"
     )
     print(

@@ -133,12 +133,8 @@ class Runtime(Protocol):
         """Stop every container of the workload but keep them, so their logs stay readable."""
         ...
 
-    async def remove(
-        self, workload_id: str, *, keep_generation: int | None = None, keep_network: bool = False
-    ) -> int:
-        """Remove the workload's containers (all, or all but one generation); return how many.
-        Removing all also removes the workload's network, unless `keep_network` (a stop: the
-        restart reuses it)."""
+    async def remove(self, workload_id: str, *, keep_generation: int | None = None) -> int:
+        """Remove the workload's containers (all, or all but one generation); return how many."""
         ...
 
     def logs(

@@ -77,7 +77,7 @@ class Activities:
         return None
 
     @activity.defn(name=wc.ACTIVITY_REMOVE_CONTAINERS)
-    async def remove_containers(self, input: wc.RemoveContainersInput) -> int:
+    async def remove_containers(self, input: wc.WorkloadIdInput) -> int:
         self.calls.append(("remove", input.workload_id))
         return 0
 

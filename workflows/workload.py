@@ -75,7 +75,6 @@ with workflow.unsafe.imports_passed_through():
         RecordScaleInput,
         RecordStatusInput,
         RecordStatusResult,
-        RemoveContainersInput,
         ScaleInput,
         SupervisedInput,
         SuperviseInput,
@@ -477,7 +476,7 @@ class WorkloadWorkflow:
             if self.state.desired != "stopped" or self.state.status != "stopping":
                 return
             await self._drain()
-            if failure := await self._containers(ACTIVITY_REMOVE_CONTAINERS, keep_network=True):
+            if failure := await self._containers(ACTIVITY_REMOVE_CONTAINERS):
                 reason = f"the containers could not be removed: {failure}; stop again to retry"
                 await self._record("errored", "stop_failed", reason, reason=reason)
                 return
@@ -545,20 +544,14 @@ class WorkloadWorkflow:
         upsert({STATUS: status})
         return result.exists
 
-    async def _containers(self, activity: str, *, keep_network: bool = False) -> str | None:
-        """Halt or remove the containers (a stop keeps the network its restart reuses); None
-        when done, else why not (after retries for LOCKED_RUNTIME_LIMIT: the lock is held)."""
+    async def _containers(self, activity: str) -> str | None:
+        """Halt or remove the containers; None when done, else why not (after retries for
+        LOCKED_RUNTIME_LIMIT: the lock is held)."""
         bounded = workflow.patched(SUPERVISION_PATCH)
-        workload_id = self.state.workload_id
-        arg: BaseModel = (
-            RemoveContainersInput(workload_id=workload_id, keep_network=keep_network)
-            if activity == ACTIVITY_REMOVE_CONTAINERS
-            else WorkloadIdInput(workload_id=workload_id)
-        )
         try:
             await workflow.execute_activity(
                 activity,
-                arg,
+                WorkloadIdInput(workload_id=self.state.workload_id),
                 summary=_CONTAINER_SUMMARIES.get(activity),
                 start_to_close_timeout=timedelta(minutes=5),
                 schedule_to_close_timeout=LOCKED_RUNTIME_LIMIT if bounded else None,

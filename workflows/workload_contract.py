@@ -118,18 +118,9 @@ class SupervisedInput(BaseModel):
 
 
 class WorkloadIdInput(BaseModel):
-    """An activity call about one workload (withdraw, halt, release, forget)."""
+    """An activity call about one workload (withdraw, halt, remove, release, forget)."""
 
     workload_id: str
-
-
-class RemoveContainersInput(BaseModel):
-    workload_id: str
-    keep_network: bool = Field(
-        False,
-        description="Keep what a restart reuses (the local runtime's network): a stop, "
-        "not a delete.",
-    )
 
 
 class RecordScaleInput(BaseModel):

@@ -102,11 +102,8 @@ class KubernetesRuntime:
                 except NotFound:
                     continue  # removed meanwhile: halted enough
 
-    async def remove(
-        self, workload_id: str, *, keep_generation: int | None = None, keep_network: bool = False
-    ) -> int:
-        """Delete the workload's objects (all, or those not of `keep_generation`); there is no
-        network of its own to keep."""
+    async def remove(self, workload_id: str, *, keep_generation: int | None = None) -> int:
+        """Delete the workload's objects (all, or those not of `keep_generation`)."""
         labels = manifests.workload_labels(workload_id)
         removed = 0
         for kind in _REMOVAL_ORDER:

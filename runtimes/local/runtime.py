@@ -72,13 +72,8 @@ class LocalRuntime:
         running = [row for row in rows if row.state in ("running", "paused", "created")]
         await asyncio.gather(*(self._engine.stop(row.id, self._grace) for row in running))
 
-    async def remove(
-        self, workload_id: str, *, keep_generation: int | None = None, keep_network: bool = False
-    ) -> int:
-        """Remove the workload's containers (all, or all but `keep_generation`), and with all
-        of them its network unless `keep_network`. (A stop keeps it: with hundreds of
-        workloads running, Podman's delete of one network took seconds, as did its create
-        at the next start.)"""
+    async def remove(self, workload_id: str, *, keep_generation: int | None = None) -> int:
+        """Remove the workload's containers (all, or all but `keep_generation`)."""
         rows = await self._engine.list_containers(workload_id)
         doomed = [
             row
@@ -90,7 +85,7 @@ class LocalRuntime:
         primaries = [row for row in doomed if row.labels.get(LABEL_ROLE) == "primary"]
         for batch in (sidecars, primaries):
             await asyncio.gather(*(self._engine.remove(row.id) for row in batch))
-        if keep_generation is None and not keep_network:
+        if keep_generation is None:  # the workload is gone: so is its network
             await self._engine.remove_network(network_name(workload_id))
         return len(doomed)
 

@@ -8,7 +8,6 @@ import time
 import aiodocker
 
 from runtimes.base import LABEL_WORKLOAD
-from runtimes.local.naming import network_name
 from tests.e2e.conftest import WORKLOADS, Stack, eventually
 
 READY = {"path": "/ready", "periodSeconds": 1}
@@ -151,30 +150,6 @@ async def test_delete_removes_containers_rows_and_workflow(stack: Stack) -> None
     assert await containers_of(stack, wid) == []
     description = await stack.temporal.get_workflow_handle(f"workload-{wid}").describe()
     assert description.status is not None and description.status.name == "COMPLETED"
-
-
-async def network_exists(stack: Stack, workload_id: str) -> bool:
-    docker = aiodocker.Docker(url=stack.settings.docker_url)
-    try:
-        await docker._query_json(f"networks/{network_name(workload_id)}")
-        return True
-    except aiodocker.DockerError as error:
-        assert error.status == 404, error
-        return False
-    finally:
-        await docker.close()
-
-
-async def test_a_stopped_workload_keeps_its_network_until_deleted(stack: Stack) -> None:
-    """A stop removes the containers but keeps the workload's network for its restart
-    (creating and removing one costs seconds on a busy engine); a delete removes it."""
-    wid = (await stack.create())["id"]
-    await stack.wait_status(wid, "running")
-    assert (await stack.api.post(f"{WORKLOADS}{wid}/stop/")).status_code == 202
-    await stack.wait_status(wid, "stopped")
-    assert await containers_of(stack, wid) == [] and await network_exists(stack, wid)
-    assert (await stack.api.delete(f"{WORKLOADS}{wid}/")).status_code == 204
-    assert await containers_of(stack, wid) == [] and not await network_exists(stack, wid)
 
 
 async def test_killed_container_is_restarted_and_recorded(stack: Stack) -> None:
