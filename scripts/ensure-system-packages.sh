@@ -9,6 +9,9 @@ have() { command -v "$1" >/dev/null 2>&1; }
 
 have podman || need+=(podman)
 have runc || need+=(runc)
+# deploy/local/containers.conf picks netavark as Podman's network backend.
+[ -x /usr/lib/podman/netavark ] || need+=(netavark)
+[ -x /usr/lib/podman/aardvark-dns ] || need+=(aardvark-dns)
 # The demo image (deploy/local/demo-image) is built offline from busybox-static.
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
