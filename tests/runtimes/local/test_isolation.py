@@ -6,7 +6,7 @@ What keeps a container away from the host's loopback services (Temporal, the API
 database): it is in a network namespace of its own on its workload's bridge (never the host's),
 and it holds no capability at all, so it can neither send raw packets nor route 127.0.0.0/8
 out of its namespace (the bridge accepts such packets once a port is published on 127.0.0.1:
-CNI's portmap sets route_localnet on it).
+the engine's port forwarding, netavark's or CNI's portmap, sets route_localnet on it).
 """
 
 from __future__ import annotations
