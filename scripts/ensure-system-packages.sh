@@ -12,6 +12,8 @@ have runc || need+=(runc)
 # deploy/local/containers.conf picks netavark as Podman's network backend.
 [ -x /usr/lib/podman/netavark ] || need+=(netavark)
 [ -x /usr/lib/podman/aardvark-dns ] || need+=(aardvark-dns)
+# Netavark writes its firewall rules with the iptables command (CNI's plugins pulled it in).
+[ -x /usr/sbin/iptables ] || need+=(iptables)
 # The demo image (deploy/local/demo-image) is built offline from busybox-static.
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
