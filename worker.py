@@ -27,6 +27,7 @@ from config import logging as wapi_logging
 from config.settings import Settings
 from runtimes.base import Runtime
 from runtimes.factory import build_runtime
+from runtimes.local.host_limits import neighbour_table_warning
 from services import temporal, tracing, worker_health
 from services.bundles import BundleCatalog
 from services.keyring import load_keyring
@@ -177,6 +178,10 @@ async def run(settings: Settings) -> None:
                 "WAPI_DOCKER_URL is not set; `wapi run` sets it, or point it at Docker"
             )
         stack.push_async_callback(runtime.close)
+        if settings.runtime == "local" and (
+            warning := neighbour_table_warning(settings.supervision_capacity)
+        ):
+            log.warning(warning)
         client = await connect(settings)
         worker = build_worker(
             client,

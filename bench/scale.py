@@ -201,6 +201,11 @@ async def measure_idle(
     return row
 
 
+def neighbour_thresholds() -> str:
+    base = Path("/proc/sys/net/ipv4/neigh/default")
+    return "/".join((base / f"gc_thresh{level}").read_text().strip() for level in (1, 2, 3))
+
+
 def print_header(alone: list[Timings], window: float, period: int, wave: int) -> None:
     print("scale: N running workloads, one worker process, real containers (Podman)")
     print(f"  readiness probe GET /ready every {period} s; created in waves of {wave};")
@@ -208,6 +213,8 @@ def print_header(alone: list[Timings], window: float, period: int, wave: int) ->
     print("  all run: from the first create of the step to the last workload running;")
     print("  hist ev/wl-h: Temporal history events per idle workload per hour, from a sample")
     print(f"  of {HISTORY_SAMPLE}; catalog rows: events and replica rows the worker wrote")
+    # Each running workload's bridge adds a neighbour entry; past gc_thresh3 the kernel drops them.
+    print(f"  host neighbour table (gc_thresh1/2/3): {neighbour_thresholds()}")
     print(
         f"  a stop with 1 running: median {_median(alone, 0):.2f} s {_list(alone, 0)},"
         f" of which removing its containers and network {_median(alone, 1):.2f} s"
