@@ -13,11 +13,17 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from temporalio import activity
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateStage,
+)
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
@@ -171,6 +177,10 @@ async def stopped_workload(client: Client, task_queue: str) -> WorkflowHandle[An
         wc.WorkloadInput(workload_id=workload_id, status="stopped"),
         id=wc.workflow_id(workload_id),
         task_queue=task_queue,
+        # Status records are local activities, run inside a workflow task: an Update sent
+        # while one is held reaches the workflow when the SDK heartbeats that task, at 80% of
+        # this timeout (default 10 s), and so meets the lock held.
+        task_timeout=timedelta(seconds=1),
     )
 
 
@@ -210,10 +220,14 @@ async def test_a_stop_sent_during_a_start_follows_it(
     handle = await stopped_workload(temporal_client, task_queue)
     actor = wc.TransitionInput(actor="alice")
     start = await held(fakes, handle, wc.UPDATE_START, actor)
-    stop = asyncio.ensure_future(outcome(handle.execute_update(wc.UPDATE_STOP, actor)))
-    await asyncio.sleep(1)
+    # Accepted while the start still holds the lock (its record is held).
+    stop = await asyncio.wait_for(
+        handle.start_update(wc.UPDATE_STOP, actor, wait_for_stage=WorkflowUpdateStage.ACCEPTED),
+        10,
+    )
+    assert not fakes.release.is_set()
     fakes.release.set()
-    assert (await outcome(start), await stop) == ("ok", "ok")
+    assert (await outcome(start), await outcome(stop.result())) == ("ok", "ok")
     await _eventually(lambda: current(handle), lambda s: s.status == "stopped")
     events = [event for _, event, _ in fakes.of("status")]
     assert events == ["starting", "stop_requested", "stopped"], events

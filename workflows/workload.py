@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from temporalio import workflow
@@ -95,6 +95,12 @@ DRAIN_PATCH = "drain-before-removing-containers"
 # Supervision on its own queue, released on its worker's queue; Updates re-checked under the
 # lock; runtime calls under the lock bounded.
 SUPERVISION_PATCH = "supervision-queue-release-and-safe-updates"
+# Status records and the plan run as local activities: in the worker that runs the workflow
+# task, with no round trip through the Temporal server (about 30 ms less each on the way to
+# `running`). Both are a short catalog transaction; see `_catalog` for what a slow one costs.
+LOCAL_CATALOG_PATCH = "status-and-plan-as-local-activities"
+# A local activity's retries are made in the worker up to this backoff, then on a timer.
+LOCAL_RETRIES = timedelta(seconds=2)
 # How long a supervision waits for a worker with room before the workload says so; then it
 # keeps waiting, in longer rounds (a waiting task is taken as soon as a slot frees anyway).
 CAPACITY_WAIT = timedelta(seconds=20)
@@ -455,14 +461,14 @@ class WorkloadWorkflow:
             self.state.desired = "deleted"
             return False
         try:
-            self.state.plan = await workflow.execute_activity(
+            self.state.plan = await _catalog(
                 ACTIVITY_PREPARE_PLAN,
                 PreparePlanInput(workload_id=self.state.workload_id, generation=generation),
-                result_type=RunPlan,
+                RunPlan,
                 summary=f"plan generation {generation}: images, replicas, ports, secrets",
-                start_to_close_timeout=timedelta(seconds=30),
-                schedule_to_close_timeout=LOCKED_RUNTIME_LIMIT,
+                local=workflow.patched(LOCAL_CATALOG_PATCH),
                 retry_policy=RUNTIME_RETRY,
+                schedule_to_close_timeout=LOCKED_RUNTIME_LIMIT,
             )
         except ActivityError as error:
             self.state.desired = "stopped"
@@ -538,6 +544,7 @@ class WorkloadWorkflow:
             ),
             RecordStatusResult,
             summary=f"record {status}: {event}",
+            local=workflow.patched(LOCAL_CATALOG_PATCH),
         )
         self.state.status = status
         self.state.reason = reason
@@ -602,14 +609,28 @@ async def _catalog(
     result_type: type[R] | None = None,
     *,
     summary: str | None = None,
+    local: bool = False,
+    retry_policy: RetryPolicy = CATALOG_RETRY,
+    schedule_to_close_timeout: timedelta | None = None,
 ) -> R:
-    """A catalog write (or read) by activity name; retried until the database answers."""
-    result: R = await workflow.execute_activity(
-        activity,
-        arg,
-        result_type=result_type,
-        summary=summary,
-        start_to_close_timeout=timedelta(seconds=30),
-        retry_policy=CATALOG_RETRY,
-    )
+    """A catalog write (or read) by activity name; retried until the database answers (by
+    default).
+
+    A `local` one runs in this worker within the workflow task. Why that is safe only for a
+    short transaction: while it runs, the task stays open and new Updates and signals wait
+    (the SDK hands them over when it heartbeats the task, every 8 s); retries further apart
+    than LOCAL_RETRIES wait on a timer instead, with the task closed."""
+    options: dict[str, Any] = {
+        "result_type": result_type,
+        "summary": summary,
+        "start_to_close_timeout": timedelta(seconds=30),
+        "schedule_to_close_timeout": schedule_to_close_timeout,
+        "retry_policy": retry_policy,
+    }
+    if local:
+        result: R = await workflow.execute_local_activity(
+            activity, arg, local_retry_threshold=LOCAL_RETRIES, **options
+        )
+    else:
+        result = await workflow.execute_activity(activity, arg, **options)
     return result
