@@ -213,7 +213,7 @@ def print_header(alone: list[Timings], window: float, period: int, wave: int) ->
     print("  all run: from the first create of the step to the last workload running;")
     print("  hist ev/wl-h: Temporal history events per idle workload per hour, from a sample")
     print(f"  of {HISTORY_SAMPLE}; catalog rows: events and replica rows the worker wrote")
-    # Each running workload's bridge adds a neighbour entry; past gc_thresh3 the kernel drops them.
+    # Each running workload's bridge holds a neighbour entry; past gc_thresh2 they overflow.
     print(f"  host neighbour table (gc_thresh1/2/3): {neighbour_thresholds()}")
     print(
         f"  a stop with 1 running: median {_median(alone, 0):.2f} s {_list(alone, 0)},"
