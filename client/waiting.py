@@ -1,4 +1,5 @@
-"""Waiting for a lifecycle to get somewhere: polls with a deadline, shared by both clients.
+"""Waiting for a lifecycle to get somewhere: polls (soon at first, then every `interval`) with
+a deadline, shared by both clients.
 
 A condition looks at one reading and says whether it is there yet; it raises `WaitFailedError`
 for a state the resource cannot leave by itself (an errored workload will not become running),
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import TypeVar
 
 from client.errors import WaitFailedError, WaitTimeoutError
@@ -86,6 +87,20 @@ def swap_finishes(statuses: Iterable[SwapStatus]) -> Condition[SwapPublic]:
     return check
 
 
+# The first look again comes this soon, and each pause is half as long again, up to the
+# caller's interval. Why: a workload on a local engine runs about a quarter second after its
+# POST; polling once a second from the start would make every wait take a second.
+FIRST_PAUSE = 0.05
+
+
+def pauses(interval: float) -> Iterator[float]:
+    """The pauses between polls: FIRST_PAUSE, growing by half, at most `interval`."""
+    pause = min(FIRST_PAUSE, interval)
+    while True:
+        yield pause
+        pause = min(pause * 1.5, interval)
+
+
 def wait_sync(
     fetch: Callable[[], T],
     done: Condition[T],
@@ -95,6 +110,7 @@ def wait_sync(
     on_poll: OnPoll[T] = None,
 ) -> T:
     deadline = time.monotonic() + timeout
+    pause = pauses(interval)
     while True:
         value = fetch()
         if on_poll is not None:
@@ -104,7 +120,7 @@ def wait_sync(
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise WaitTimeoutError(what, timeout, value)
-        time.sleep(min(interval, remaining))
+        time.sleep(min(next(pause), remaining))
 
 
 async def wait_async(
@@ -116,6 +132,7 @@ async def wait_async(
     on_poll: OnPoll[T] = None,
 ) -> T:
     deadline = time.monotonic() + timeout
+    pause = pauses(interval)
     while True:
         value = await fetch()
         if on_poll is not None:
@@ -125,4 +142,4 @@ async def wait_async(
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise WaitTimeoutError(what, timeout, value)
-        await asyncio.sleep(min(interval, remaining))
+        await asyncio.sleep(min(next(pause), remaining))

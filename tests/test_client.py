@@ -6,6 +6,8 @@ Lifecycle helpers (`wait_until`, swaps, logs, invoke) run against real container
 
 from __future__ import annotations
 
+import itertools
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -23,6 +25,7 @@ from client import (
     RetryPolicy,
     UnavailableError,
 )
+from client.waiting import FIRST_PAUSE, pauses, wait_sync
 from models.artifacts import ArtifactCreate
 from models.secrets import SecretCreate
 from tests import factories
@@ -165,3 +168,19 @@ def test_a_post_whose_answer_was_lost_is_not_sent_again() -> None:
         with pytest.raises(ConnectionFailedError):
             wapi.workloads.get("w1")
     assert sent == ["POST", "GET", "GET", "GET"]
+
+
+def test_a_wait_looks_again_soon_then_every_interval() -> None:
+    first = list(itertools.islice(pauses(1.0), 10))
+    assert first[0] == FIRST_PAUSE
+    assert all(later > earlier for earlier, later in itertools.pairwise(first[:9]))
+    assert first[-1] == 1.0  # capped at the interval
+    assert list(itertools.islice(pauses(0.01), 3)) == [0.01, 0.01, 0.01]
+
+
+def test_a_wait_on_a_quick_change_returns_within_the_first_pauses() -> None:
+    readings = iter(["submitted", "initializing", "running"])
+    started = time.monotonic()
+    seen = wait_sync(lambda: next(readings), lambda s: s == "running", "it", 10, 1.0)
+    assert seen == "running"
+    assert time.monotonic() - started < 1.0  # two pauses of 50 and 75 ms, not two seconds
