@@ -50,6 +50,7 @@ from services.autoscaler import Autoscaler
 from services.bundles import BundleCatalog
 from services.lifecycle import WorkloadLifecycle
 from services.limits import Limits
+from services.status_watch import StatusWatch
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +162,9 @@ def create_app(
             audit_writer = AuditWriter(sessions, registry=app.state.metrics.registry)
             await audit_writer.start()
             stack.push_async_callback(audit_writer.stop)
+            status_watch = StatusWatch(reads)
+            status_watch.start()
+            stack.push_async_callback(status_watch.stop)
             runtime = build_runtime(settings)
             if runtime is not None:
                 stack.push_async_callback(runtime.close)
@@ -176,6 +180,7 @@ def create_app(
                 runtime=runtime,
                 credentials=Credentials(reads),
                 audit=audit_writer,
+                status_watch=status_watch,
             )
             if settings.autoscaler_enabled:
                 autoscaler = Autoscaler(

@@ -13,6 +13,7 @@ from runtimes.base import Runtime
 from services.audit_writer import AuditWriter
 from services.bundles import BundleCatalog
 from services.limits import Limits
+from services.status_watch import StatusWatch
 
 
 @dataclass
@@ -26,3 +27,4 @@ class AppContext:
     runtime: Runtime | None
     credentials: Credentials
     audit: AuditWriter
+    status_watch: StatusWatch

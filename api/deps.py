@@ -20,6 +20,7 @@ from services.errors import AuthenticationError, PermissionDeniedError, Precondi
 from services.lifecycle import DeploymentLifecycle, TemporalCalls, WorkloadLifecycle
 from services.limits import Limits
 from services.listing import PageRequest
+from services.status_watch import StatusWatch
 
 T = TypeVar("T", bound=TemporalCalls)
 
@@ -58,6 +59,13 @@ async def get_limits(context: ContextDep) -> Limits:
 
 
 LimitsDep = Annotated[Limits, Depends(get_limits)]
+
+
+async def get_status_watch(context: ContextDep) -> StatusWatch:
+    return context.status_watch
+
+
+StatusWatchDep = Annotated[StatusWatch, Depends(get_status_watch)]
 
 
 def _temporal_calls(context: AppContext, kind: type[T]) -> T:

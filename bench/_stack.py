@@ -121,21 +121,31 @@ class Stack:
         self.created.add(workload_id)
         return workload_id
 
-    async def status(self, workload_id: str) -> dict[str, Any]:
-        response = await self.api.get(f"{WORKLOADS}{workload_id}/")
+    async def status(self, workload_id: str, *, hold: float = 0.0) -> dict[str, Any]:
+        """The workload; with `hold`, the server answers when it runs or errs, or after that
+        many seconds (`waitForStatus`)."""
+        params: dict[str, float | list[str]] = {}
+        if hold:
+            params = {"waitForStatus": ["running", "errored"], "waitSeconds": hold}
+        response = await self.api.get(f"{WORKLOADS}{workload_id}/", params=params)
         response.raise_for_status()
         found: dict[str, Any] = response.json()
         return found
 
-    async def wait_running(self, workload_id: str, *, poll: float, within: float = 120) -> None:
+    async def wait_running(
+        self, workload_id: str, *, poll: float, within: float = 120, held: bool = False
+    ) -> None:
+        """A reading every `poll` seconds; `held`: each held by the server for that long,
+        as the client library's waits are, instead of a pause in between."""
         deadline = time.monotonic() + within
         while time.monotonic() < deadline:
-            workload = await self.status(workload_id)
+            workload = await self.status(workload_id, hold=poll if held else 0.0)
             if workload["status"] == "running":
                 return
             if workload["status"] == "errored":
                 raise RuntimeError(f"workload errored: {workload.get('statusReason')}")
-            await asyncio.sleep(poll)
+            if not held:
+                await asyncio.sleep(poll)
         raise RuntimeError(f"workload {workload_id} not running after {within} s")
 
     async def events(self, workload_id: str) -> list[dict[str, Any]]:

@@ -1,10 +1,12 @@
 """Time to running: the control plane against starting the same container directly.
 
 Control plane: `POST /api/v2/console/workloads/` (inline artifact, the demo image's `serve`,
-readiness probe `GET /ready`) until `GET` shows `running`. Direct: the same container through
-the Docker API (a bridge network of its own, then the create body the local runtime sends:
-that network, published port, limits, environment, labels), started, and `/ready` polled until
-200. Both are polled at the same interval; runs alternate so drift hits both alike. The API
+readiness probe `GET /ready`) until `GET` shows `running`, read two ways: polled (a `GET`,
+then a pause of `--poll`), and held (each `GET` names `waitForStatus`, so the server answers
+when the status is written, or after `--poll`; what the client library's waits do). Direct:
+the same container through the Docker API (a bridge network of its own, then the create body
+the local runtime sends: that network, published port, limits, environment, labels), started,
+and `/ready` polled until 200. Runs rotate their order so drift hits all three alike. The API
 runs in a process of its own, as in production.
 """
 
@@ -44,13 +46,15 @@ def _parse(timestamp: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-async def control_plane_once(stack: Stack, poll: float) -> tuple[float, dict[str, float], float]:
+async def control_plane_once(
+    stack: Stack, poll: float, *, held: bool
+) -> tuple[float, dict[str, float], float]:
     """Seconds until `running`, the offset of each lifecycle event from the POST, and the
     seconds the DELETE that cleans up took (not part of the measurement)."""
     posted_at = datetime.now(UTC)
     started = time.perf_counter()
     workload_id = await stack.create(f"ttr-{uuid.uuid4().hex[:6]}", READY_PROBE)
-    await stack.wait_running(workload_id, poll=poll)
+    await stack.wait_running(workload_id, poll=poll, held=held)
     elapsed = time.perf_counter() - started
     offsets = {SEEN: (datetime.now(UTC) - posted_at).total_seconds()}
     for event in await stack.events(workload_id):
@@ -105,34 +109,40 @@ async def main(runs: int, poll: float) -> None:
         httpx.AsyncClient(trust_env=False, timeout=2) as http,
     ):
         version = (await docker.version()).get("Version", "?")
-        await control_plane_once(stack, poll)  # warm-up: imports, workflow cache, image
+        await control_plane_once(stack, poll, held=True)  # warm-up: imports, cache, image
         await direct_once(docker, http, stack.image, poll)
-        plane: list[float] = []
-        direct: list[float] = []
+        times: dict[str, list[float]] = {"polled": [], "held": [], "direct": []}
         offsets: list[dict[str, float]] = []
         deletes: list[float] = []
-        for index in range(runs):
-            if index % 2 == 0:
-                elapsed, seen, deleted = await control_plane_once(stack, poll)
-                direct.append(await direct_once(docker, http, stack.image, poll))
-            else:
-                direct.append(await direct_once(docker, http, stack.image, poll))
-                elapsed, seen, deleted = await control_plane_once(stack, poll)
-            plane.append(elapsed)
+
+        async def plane(held: bool) -> None:
+            elapsed, seen, deleted = await control_plane_once(stack, poll, held=held)
+            times["held" if held else "polled"].append(elapsed)
             offsets.append(seen)
             deletes.append(deleted)
+
+        async def direct() -> None:
+            times["direct"].append(await direct_once(docker, http, stack.image, poll))
+
+        order = [lambda: plane(False), lambda: plane(True), direct]
+        for index in range(runs):
+            for run in order[index % 3 :] + order[: index % 3]:
+                await run()
 
     print("time to running: control plane against the same container started directly")
     print(f"  engine: Podman {version} (Docker API service), image {stack.image}")
     print("  readiness probe GET /ready periodSeconds 1 (the API's minimum); the first probe")
     print("  runs when the engine reports the container started, and until it first passes a")
     print("  failure is retried sooner (50 ms, growing by half) within that first period")
-    print(f"  both sides polled every {poll:g} s; {runs} runs after 1 discarded warm-up pair")
-    print(f"  control plane  {summary(plane)}")
-    print(f"  direct         {summary(direct)}")
-    ratio = statistics.median(plane) / statistics.median(direct)
-    print(f"  ratio control-plane/direct (medians): {ratio:.2f}x")
-    print("  where the control plane's time goes (median offset from the POST):")
+    print(f"  a reading every {poll:g} s; {runs} runs of each after 1 discarded warm-up")
+    print(f"  control plane, polled  {summary(times['polled'])}")
+    print(f"  control plane, held    {summary(times['held'])}")
+    print(f"  direct                 {summary(times['direct'])}")
+    direct_median = statistics.median(times["direct"])
+    for side in ("polled", "held"):
+        ratio = statistics.median(times[side]) / direct_median
+        print(f"  ratio control plane ({side})/direct (medians): {ratio:.2f}x")
+    print("  where the control plane's time goes (median offset from the POST, both ways):")
     previous = 0.0
     for label, kind in PHASES:
         at = statistics.median(o[kind] for o in offsets if kind in o)

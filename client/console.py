@@ -7,7 +7,7 @@ the helpers that poll: `wait_until`, `wait_for_swap` and `watch_events`.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -67,7 +67,14 @@ class Workloads(Sharing[Mode]):
     ) -> Page[WorkloadPublic]: ...
 
     @route("GET", "{id}/")
-    def get(self, workload_id: str) -> WorkloadPublic: ...
+    def get(
+        self,
+        workload_id: str,
+        wait_for_status: Sequence[WorkloadStatus] | None = None,
+        wait_seconds: float | None = None,
+    ) -> WorkloadPublic:
+        """With `wait_for_status`, the server answers once the status is one of them, or after
+        `wait_seconds` (default 20, at most 30)."""
 
     @route("PATCH", "{id}/")
     def update(self, workload_id: str, body: WorkloadUpdate | Body) -> WorkloadPublic:

@@ -12,6 +12,7 @@ from client.console import Deployments, Workloads
 from client.errors import WaitFailedError
 from client.operations import Async, Sync
 from client.waiting import (
+    SETTLED_WORKLOAD,
     OnPoll,
     all_ready,
     deployment_reaches,
@@ -59,6 +60,11 @@ def _swap_in(page: Page[SwapPublic], deployment_id: str, swap_id: str) -> SwapPu
     raise WaitFailedError(f"swap {swap_id}", f"not among deployment {deployment_id}'s swaps", None)
 
 
+def _news(statuses: tuple[WorkloadStatus, ...]) -> list[WorkloadStatus]:
+    """The statuses a held reading answers on: those waited for and those it cannot leave."""
+    return sorted({*statuses, *SETTLED_WORKLOAD})
+
+
 class SyncWorkloads(Workloads[Sync]):
     def wait_until(
         self,
@@ -70,9 +76,13 @@ class SyncWorkloads(Workloads[Sync]):
     ) -> WorkloadPublic:
         """Poll until the workload's status is one of `statuses` (default `running`); raises
         `WaitFailedError` when it settles elsewhere (errored, stopped) and `WaitTimeoutError`."""
-        done = workload_reaches(statuses or ("running",))
-        what = f"workload {workload_id} to be {'/'.join(statuses or ('running',))}"
-        return wait_sync(lambda: self.get(workload_id), done, what, timeout, interval, on_poll)
+        wanted = statuses or ("running",)
+        what = f"workload {workload_id} to be {'/'.join(wanted)}"
+
+        def fetch(hold: float) -> WorkloadPublic:
+            return self.get(workload_id, _news(wanted), hold)
+
+        return wait_sync(fetch, workload_reaches(wanted), what, timeout, interval, on_poll)
 
     def wait_until_ready(
         self,
@@ -88,8 +98,11 @@ class SyncWorkloads(Workloads[Sync]):
         def done(workload: WorkloadPublic) -> bool:
             return running(workload) and all_ready(workload, self.replicas(workload_id))
 
+        def fetch(hold: float) -> WorkloadPublic:
+            return self.get(workload_id, _news(("running",)), hold)
+
         what = f"every replica of workload {workload_id} to be ready"
-        return wait_sync(lambda: self.get(workload_id), done, what, timeout, interval, on_poll)
+        return wait_sync(fetch, done, what, timeout, interval, on_poll)
 
     def watch_events(
         self, workload_id: str, interval: float = 1.0
@@ -107,11 +120,13 @@ class AsyncWorkloads(Workloads[Async]):
         interval: float = 1.0,
         on_poll: OnPoll[WorkloadPublic] = None,
     ) -> WorkloadPublic:
-        done = workload_reaches(statuses or ("running",))
-        what = f"workload {workload_id} to be {'/'.join(statuses or ('running',))}"
-        return await wait_async(
-            lambda: self.get(workload_id), done, what, timeout, interval, on_poll
-        )
+        wanted = statuses or ("running",)
+        what = f"workload {workload_id} to be {'/'.join(wanted)}"
+
+        async def fetch(hold: float) -> WorkloadPublic:
+            return await self.get(workload_id, _news(wanted), hold)
+
+        return await wait_async(fetch, workload_reaches(wanted), what, timeout, interval, on_poll)
 
     async def wait_until_ready(
         self,
@@ -123,8 +138,8 @@ class AsyncWorkloads(Workloads[Async]):
     ) -> WorkloadPublic:
         running = workload_reaches(("running",))
 
-        async def fetch() -> tuple[WorkloadPublic, bool]:
-            workload = await self.get(workload_id)
+        async def fetch(hold: float) -> tuple[WorkloadPublic, bool]:
+            workload = await self.get(workload_id, _news(("running",)), hold)
             ready = running(workload) and all_ready(workload, await self.replicas(workload_id))
             return workload, ready
 
@@ -156,7 +171,7 @@ class SyncDeployments(Deployments[Sync]):
         wanted = statuses or ("running",)
         what = f"deployment {deployment_id} to be {'/'.join(wanted)}"
         return wait_sync(
-            lambda: self.get(deployment_id),
+            lambda _hold: self.get(deployment_id),
             deployment_reaches(wanted),
             what,
             timeout,
@@ -177,7 +192,7 @@ class SyncDeployments(Deployments[Sync]):
         `WaitFailedError` when it rolled back or was cancelled instead."""
         done = swap_finishes(statuses or ("completed",))
         return wait_sync(
-            lambda: _swap_in(self.swaps(deployment_id, limit=20), deployment_id, swap_id),
+            lambda _hold: _swap_in(self.swaps(deployment_id, limit=20), deployment_id, swap_id),
             done,
             f"swap {swap_id} of deployment {deployment_id}",
             timeout,
@@ -205,7 +220,7 @@ class AsyncDeployments(Deployments[Async]):
         wanted = statuses or ("running",)
         what = f"deployment {deployment_id} to be {'/'.join(wanted)}"
         return await wait_async(
-            lambda: self.get(deployment_id),
+            lambda _hold: self.get(deployment_id),
             deployment_reaches(wanted),
             what,
             timeout,
@@ -222,7 +237,7 @@ class AsyncDeployments(Deployments[Async]):
         interval: float = 1.0,
         on_poll: OnPoll[SwapPublic] = None,
     ) -> SwapPublic:
-        async def fetch() -> SwapPublic:
+        async def fetch(_hold: float) -> SwapPublic:
             return _swap_in(await self.swaps(deployment_id, limit=20), deployment_id, swap_id)
 
         done = swap_finishes(statuses or ("completed",))

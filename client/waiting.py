@@ -91,6 +91,12 @@ def swap_finishes(statuses: Iterable[SwapStatus]) -> Condition[SwapPublic]:
 # caller's interval. Why: a workload on a local engine runs about a quarter second after its
 # POST; polling once a second from the start would make every wait take a second.
 FIRST_PAUSE = 0.05
+# The longest a reading may be held by the server (a workload's `waitSeconds` allows 30).
+MAX_HOLD = 20.0
+
+# A reading, given how long the server may hold it until there is news (0: answer at once).
+# A fetch whose server cannot wait ignores it; the pause is then spent here instead.
+Fetch = Callable[[float], T]
 
 
 def pauses(interval: float) -> Iterator[float]:
@@ -101,8 +107,15 @@ def pauses(interval: float) -> Iterator[float]:
         pause = min(pause * 1.5, interval)
 
 
+def _holds(deadline: float, interval: float) -> Iterator[float]:
+    """How long each reading may take: 0 for the first, then the pauses, within the deadline."""
+    yield 0.0
+    for pause in pauses(min(interval, MAX_HOLD)):
+        yield max(0.0, min(pause, deadline - time.monotonic()))
+
+
 def wait_sync(
-    fetch: Callable[[], T],
+    fetch: Fetch[T],
     done: Condition[T],
     what: str,
     timeout: float,
@@ -110,21 +123,22 @@ def wait_sync(
     on_poll: OnPoll[T] = None,
 ) -> T:
     deadline = time.monotonic() + timeout
-    pause = pauses(interval)
-    while True:
-        value = fetch()
+    for hold in _holds(deadline, interval):
+        asked = time.monotonic()
+        value = fetch(hold)
         if on_poll is not None:
             on_poll(value)
         if done(value):
             return value
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        if time.monotonic() >= deadline:
             raise WaitTimeoutError(what, timeout, value)
-        time.sleep(min(next(pause), remaining))
+        # Readings at most one per `hold`: what the server did not wait, the client does.
+        time.sleep(max(0.0, asked + hold - time.monotonic()))
+    raise AssertionError("unreachable: the holds never end")
 
 
 async def wait_async(
-    fetch: Callable[[], Awaitable[T]],
+    fetch: Fetch[Awaitable[T]],
     done: Condition[T],
     what: str,
     timeout: float,
@@ -132,14 +146,14 @@ async def wait_async(
     on_poll: OnPoll[T] = None,
 ) -> T:
     deadline = time.monotonic() + timeout
-    pause = pauses(interval)
-    while True:
-        value = await fetch()
+    for hold in _holds(deadline, interval):
+        asked = time.monotonic()
+        value = await fetch(hold)
         if on_poll is not None:
             on_poll(value)
         if done(value):
             return value
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        if time.monotonic() >= deadline:
             raise WaitTimeoutError(what, timeout, value)
-        await asyncio.sleep(min(next(pause), remaining))
+        await asyncio.sleep(max(0.0, asked + hold - time.monotonic()))
+    raise AssertionError("unreachable: the holds never end")

@@ -16,7 +16,9 @@ token to revoke), a few times, each on fresh state.
 What is adjusted, and why: `replicaCount` is capped at 2 (a 2-core machine runs the
 containers) and images not from `localhost` are refused by the registry allow-list (a pull
 would leave loopback); logs are not followed (`follow=true` on a running workload is an
-endless stream by design; tests/runtimes/local/test_logs.py follows them). Invoke routes
+endless stream by design; tests/runtimes/local/test_logs.py follows them); a workload `GET`
+waits at most half a second for the status it names (`waitSeconds` up to 30 would make the
+run minutes longer; tests/test_status_wait.py waits). Invoke routes
 are not in this run: on the API they always answer 421 (the gateway serves them;
 tests/test_gateway_*.py).
 
@@ -236,6 +238,11 @@ def _call(live: Live, data: st.DataObject, operation: Any, links: Links | None =
             case.path_parameters = {**(case.path_parameters or {}), parameter.name: chosen}
     if case.query and str(case.query.get("follow")).lower() == "true":
         case.query["follow"] = "false"  # see the top: a followed log of a running workload
+    if case.query and "waitForStatus" in case.query:
+        held = case.query.get("waitSeconds")
+        # See the top; what the API refuses (a negative, not a number) stays, to be refused.
+        if held is None or (isinstance(held, int | float) and held > 0.5):
+            case.query["waitSeconds"] = 0.5
     if mode is GenerationMode.POSITIVE:
         if case.body is not None:
             case.body = _adjust(case.body, live, rnd, made)

@@ -181,6 +181,6 @@ def test_a_wait_looks_again_soon_then_every_interval() -> None:
 def test_a_wait_on_a_quick_change_returns_within_the_first_pauses() -> None:
     readings = iter(["submitted", "initializing", "running"])
     started = time.monotonic()
-    seen = wait_sync(lambda: next(readings), lambda s: s == "running", "it", 10, 1.0)
+    seen = wait_sync(lambda _hold: next(readings), lambda s: s == "running", "it", 10, 1.0)
     assert seen == "running"
     assert time.monotonic() - started < 1.0  # two pauses of 50 and 75 ms, not two seconds

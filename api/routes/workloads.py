@@ -20,6 +20,7 @@ from api.deps import (
     LimitsDep,
     PageDep,
     SessionDep,
+    StatusWatchDep,
     Viewer,
 )
 from api.pagination import page_of
@@ -52,6 +53,10 @@ from services.refs import WorkloadRef
 from services.workloads import WorkloadFilter
 
 router = APIRouter(prefix="/console/workloads", tags=["workloads"])
+
+# Under the usual 60 s of proxies and load balancers between a client and the API.
+MAX_WAIT_SECONDS = 30
+DEFAULT_WAIT_SECONDS = 20
 
 
 async def _present(
@@ -138,12 +143,35 @@ async def get_workload(
     session: SessionDep,
     principal: Viewer,
     bundles: BundlesDep,
+    watch: StatusWatchDep,
     workload_id: WorkloadId,
+    wait_for_status: Annotated[
+        list[WorkloadStatus] | None,
+        Query(
+            alias="waitForStatus",
+            description="Answer once the status is one of these (repeat the parameter for "
+            "several) or the workload is gone, or after `waitSeconds`. Not in the public "
+            "Workload API: its clients poll.",
+        ),
+    ] = None,
+    wait_seconds: Annotated[
+        float,
+        Query(
+            alias="waitSeconds",
+            ge=0,
+            le=MAX_WAIT_SECONDS,
+            description="The longest the answer waits for `waitForStatus`.",
+        ),
+    ] = DEFAULT_WAIT_SECONDS,
 ) -> WorkloadPublic:
     """Its status (and `statusReason` when errored), artifact, runtime and invoke endpoint."""
-    return await _present(
-        request, session, await _workload(session, workload_id, principal, "read"), bundles
-    )
+    row = await _workload(session, workload_id, principal, "read")
+    if wait_for_status and row.status not in wait_for_status:
+        await session.commit()  # no transaction held while waiting
+        await watch.wait(workload_id, wait_for_status, wait_seconds)
+        session.expire_all()
+        row = await _workload(session, workload_id, principal, "read")  # read access again
+    return await _present(request, session, row, bundles)
 
 
 @router.patch("/{workloadId}/", summary="Edit a workload")
