@@ -135,11 +135,12 @@ class Stack:
     async def wait_running(
         self, workload_id: str, *, poll: float, within: float = 120, held: bool = False
     ) -> None:
-        """A reading every `poll` seconds; `held`: each held by the server for that long,
-        as the client library's waits are, instead of a pause in between."""
+        """A reading every `poll` seconds; `held`: readings the server holds until the workload
+        runs or errs (at most 30 s each), as the client library's waits are."""
         deadline = time.monotonic() + within
         while time.monotonic() < deadline:
-            workload = await self.status(workload_id, hold=poll if held else 0.0)
+            hold = min(30.0, deadline - time.monotonic()) if held else 0.0
+            workload = await self.status(workload_id, hold=hold)
             if workload["status"] == "running":
                 return
             if workload["status"] == "errored":

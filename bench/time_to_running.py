@@ -2,8 +2,8 @@
 
 Control plane: `POST /api/v2/console/workloads/` (inline artifact, the demo image's `serve`,
 readiness probe `GET /ready`) until `GET` shows `running`, read two ways: polled (a `GET`,
-then a pause of `--poll`), and held (each `GET` names `waitForStatus`, so the server answers
-when the status is written, or after `--poll`; what the client library's waits do). Direct:
+then a pause of `--poll`), and held (one `GET` naming `waitForStatus`: the server answers
+when the status is written, as it does for the client library's and `wapi`'s waits). Direct:
 the same container through the Docker API (a bridge network of its own, then the create body
 the local runtime sends: that network, published port, limits, environment, labels), started,
 and `/ready` polled until 200. Runs rotate their order so drift hits all three alike. The API
@@ -112,13 +112,14 @@ async def main(runs: int, poll: float) -> None:
         await control_plane_once(stack, poll, held=True)  # warm-up: imports, cache, image
         await direct_once(docker, http, stack.image, poll)
         times: dict[str, list[float]] = {"polled": [], "held": [], "direct": []}
-        offsets: list[dict[str, float]] = []
+        offsets: dict[str, list[dict[str, float]]] = {"polled": [], "held": []}
         deletes: list[float] = []
 
         async def plane(held: bool) -> None:
             elapsed, seen, deleted = await control_plane_once(stack, poll, held=held)
-            times["held" if held else "polled"].append(elapsed)
-            offsets.append(seen)
+            side = "held" if held else "polled"
+            times[side].append(elapsed)
+            offsets[side].append(seen)
             deletes.append(deleted)
 
         async def direct() -> None:
@@ -134,7 +135,7 @@ async def main(runs: int, poll: float) -> None:
     print("  readiness probe GET /ready periodSeconds 1 (the API's minimum); the first probe")
     print("  runs when the engine reports the container started, and until it first passes a")
     print("  failure is retried sooner (50 ms, growing by half) within that first period")
-    print(f"  a reading every {poll:g} s; {runs} runs of each after 1 discarded warm-up")
+    print(f"  polled every {poll:g} s, or held; {runs} runs of each after 1 discarded warm-up")
     print(f"  control plane, polled  {summary(times['polled'])}")
     print(f"  control plane, held    {summary(times['held'])}")
     print(f"  direct                 {summary(times['direct'])}")
@@ -142,12 +143,16 @@ async def main(runs: int, poll: float) -> None:
     for side in ("polled", "held"):
         ratio = statistics.median(times[side]) / direct_median
         print(f"  ratio control plane ({side})/direct (medians): {ratio:.2f}x")
-    print("  where the control plane's time goes (median offset from the POST, both ways):")
-    previous = 0.0
+    print("  where the control plane's time goes (median offset from the POST):")
+    print(f"    {'':<34} {'polled':>17} {'held':>17}")
+    previous = {"polled": 0.0, "held": 0.0}
     for label, kind in PHASES:
-        at = statistics.median(o[kind] for o in offsets if kind in o)
-        print(f"    {label:<34} {at:6.3f} s  (+{at - previous:.3f})")
-        previous = at
+        cells = []
+        for side in ("polled", "held"):
+            at = statistics.median(o[kind] for o in offsets[side] if kind in o)
+            cells.append(f"{at:6.3f} s (+{at - previous[side]:.3f})")
+            previous[side] = at
+        print(f"    {label:<34} {cells[0]:>17} {cells[1]:>17}")
 
     print(f"  aside, cleanup not measured above: DELETE of a running workload {summary(deletes)}")
     print(f"  containers left for the teardown to remove: {stack.leftovers} (expected 0)")

@@ -82,7 +82,9 @@ class SyncWorkloads(Workloads[Sync]):
         def fetch(hold: float) -> WorkloadPublic:
             return self.get(workload_id, _news(wanted), hold)
 
-        return wait_sync(fetch, workload_reaches(wanted), what, timeout, interval, on_poll)
+        return wait_sync(
+            fetch, workload_reaches(wanted), what, timeout, interval, on_poll, held=True
+        )
 
     def wait_until_ready(
         self,
@@ -102,6 +104,7 @@ class SyncWorkloads(Workloads[Sync]):
             return self.get(workload_id, _news(("running",)), hold)
 
         what = f"every replica of workload {workload_id} to be ready"
+        # Not `held`: replicas made ready by a scale are no status change; looks come soon.
         return wait_sync(fetch, done, what, timeout, interval, on_poll)
 
     def watch_events(
@@ -126,7 +129,9 @@ class AsyncWorkloads(Workloads[Async]):
         async def fetch(hold: float) -> WorkloadPublic:
             return await self.get(workload_id, _news(wanted), hold)
 
-        return await wait_async(fetch, workload_reaches(wanted), what, timeout, interval, on_poll)
+        return await wait_async(
+            fetch, workload_reaches(wanted), what, timeout, interval, on_poll, held=True
+        )
 
     async def wait_until_ready(
         self,

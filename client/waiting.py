@@ -9,6 +9,7 @@ so a script learns at once instead of at the deadline.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import TypeVar
@@ -107,10 +108,12 @@ def pauses(interval: float) -> Iterator[float]:
         pause = min(pause * 1.5, interval)
 
 
-def _holds(deadline: float, interval: float) -> Iterator[float]:
-    """How long each reading may take: 0 for the first, then the pauses, within the deadline."""
+def _holds(deadline: float, interval: float, held: bool) -> Iterator[float]:
+    """How long each reading may take: 0 for the first, then the pauses (all of `interval`
+    when the server holds readings: it answers at once on news anyway), within the deadline."""
     yield 0.0
-    for pause in pauses(min(interval, MAX_HOLD)):
+    longest = min(interval, MAX_HOLD)
+    for pause in itertools.repeat(longest) if held else pauses(longest):
         yield max(0.0, min(pause, deadline - time.monotonic()))
 
 
@@ -121,9 +124,12 @@ def wait_sync(
     timeout: float,
     interval: float,
     on_poll: OnPoll[T] = None,
+    *,
+    held: bool = False,
 ) -> T:
+    """`held`: `fetch` has the server hold its reading until there is news."""
     deadline = time.monotonic() + timeout
-    for hold in _holds(deadline, interval):
+    for hold in _holds(deadline, interval, held):
         asked = time.monotonic()
         value = fetch(hold)
         if on_poll is not None:
@@ -144,9 +150,11 @@ async def wait_async(
     timeout: float,
     interval: float,
     on_poll: OnPoll[T] = None,
+    *,
+    held: bool = False,
 ) -> T:
     deadline = time.monotonic() + timeout
-    for hold in _holds(deadline, interval):
+    for hold in _holds(deadline, interval, held):
         asked = time.monotonic()
         value = await fetch(hold)
         if on_poll is not None:

@@ -184,3 +184,20 @@ def test_a_wait_on_a_quick_change_returns_within_the_first_pauses() -> None:
     seen = wait_sync(lambda _hold: next(readings), lambda s: s == "running", "it", 10, 1.0)
     assert seen == "running"
     assert time.monotonic() - started < 1.0  # two pauses of 50 and 75 ms, not two seconds
+
+
+@pytest.mark.parametrize(
+    ("held", "expected"), [(False, [0.0, FIRST_PAUSE, FIRST_PAUSE * 1.5]), (True, [0.0, 0.2, 0.2])]
+)
+def test_a_wait_asks_the_server_to_hold_its_readings(held: bool, expected: list[float]) -> None:
+    """The first reading answers at once; a server that holds readings is asked for the whole
+    interval (it answers on news anyway), one that may not get growing pauses."""
+    readings = iter(["submitted", "initializing", "running"])
+    holds: list[float] = []
+
+    def fetch(hold: float) -> str:
+        holds.append(hold)
+        return next(readings)
+
+    assert wait_sync(fetch, lambda s: s == "running", "it", 10, 0.2, held=held) == "running"
+    assert holds == pytest.approx(expected, abs=0.01)
