@@ -50,7 +50,7 @@ from services.autoscaler import Autoscaler
 from services.bundles import BundleCatalog
 from services.lifecycle import WorkloadLifecycle
 from services.limits import Limits
-from services.status_watch import StatusWatch
+from services.status_watch import StatusWatch, status_reader
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ def create_app(
             audit_writer = AuditWriter(sessions, registry=app.state.metrics.registry)
             await audit_writer.start()
             stack.push_async_callback(audit_writer.stop)
-            status_watch = StatusWatch(reads)
+            status_watch = StatusWatch(status_reader(engine, reads))
             status_watch.start()
             stack.push_async_callback(status_watch.stop)
             runtime = build_runtime(settings)

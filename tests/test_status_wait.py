@@ -15,7 +15,7 @@ from catalog.tables import Workload
 from client import AsyncClient
 from models.status import WorkloadStatus
 from services import workloads
-from services.status_watch import StatusWatch
+from services.status_watch import CatalogStatuses, StatusWatch
 from tests.conftest import ADMIN_KEY, client_for
 from tests.factories import registered_workload
 
@@ -145,7 +145,7 @@ async def test_many_waits_end_with_their_writes(app: FastAPI, api: httpx.AsyncCl
 async def test_a_full_watch_answers_at_once(app: FastAPI) -> None:
     """Beyond its capacity a process does not hold more requests: they answer as a plain
     GET would, and the client polls."""
-    watch = StatusWatch(app.state.context.sessions, capacity=1)
+    watch = StatusWatch(CatalogStatuses(app.state.context.sessions), capacity=1)
     watch.start()
     first_id, second_id = await _workload(app), await _workload(app)
     try:
