@@ -105,7 +105,10 @@ class SupervisionActivities:
         )
         pending: list[RuntimeEvent] = [started]
         released = asyncio.ensure_future(claim.released.wait())
-        announcing: asyncio.Task[None] | None = None
+        # A starting supervision announces itself after its first tick, so the containers
+        # need not wait for the signal nor share the CPU with what it sets off; one of running
+        # containers at once, so a stop right after `running` finds it (ANNOUNCE_WAIT).
+        announcing = None if input.wait_for_ready else asyncio.create_task(self._announce())
         due = True
         try:
             while not claim.released.is_set():
@@ -122,8 +125,6 @@ class SupervisionActivities:
                         return SuperviseResult(outcome="failed", reason=self._still_starting())
                     await recorder.store(observation, pending)
                     pending = []
-                    # After the first tick: the containers need not wait for the signal, nor
-                    # share the CPU with what it sets off.
                     announcing = announcing or asyncio.create_task(self._announce())
                     if observation.failure:
                         return SuperviseResult(outcome="failed", reason=observation.failure)

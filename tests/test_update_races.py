@@ -10,6 +10,7 @@ races through the API on real containers are in tests/e2e/test_concurrent_update
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 from models.plan import ContainerPlan, GroupPlan, RunPlan
+from tests.support.histories import keep, replay
 from workflows import deployment_contract as dc
 from workflows import workload_contract as wc
 from workflows.common import INVALID_TRANSITION, supervision_queue
@@ -44,6 +46,14 @@ class Activities:
     hold: asyncio.Event = field(default_factory=asyncio.Event)
     release: asyncio.Event = field(default_factory=asyncio.Event)
     holding: asyncio.Event = field(default_factory=asyncio.Event)
+    own_queue: str = ""  # where a supervision says it may be released, as a worker's
+    # Cleared: a supervision of running containers waits before announcing itself.
+    may_announce: asyncio.Event = field(default_factory=asyncio.Event)
+    supervising: asyncio.Event = field(default_factory=asyncio.Event)
+    released: dict[str, asyncio.Event] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.may_announce.set()
 
     async def _gate(self) -> None:
         if self.hold.is_set():
@@ -71,12 +81,39 @@ class Activities:
 
     @activity.defn(name=wc.ACTIVITY_SUPERVISE)
     async def supervise(self, input: wc.SuperviseInput) -> wc.SuperviseResult:
+        """As the real one: ready at once; then it says where it runs and keeps the workload
+        until released there (or cancelled, which reaches it with a heartbeat)."""
         self.calls.append(("supervise", input.plan.generation))
         if input.wait_for_ready:
             return wc.SuperviseResult(outcome="ready")
-        while True:  # until cancelled
+        released = self.released[input.plan.workload_id] = asyncio.Event()
+        self.supervising.set()
+        await self.may_announce.wait()
+        info = activity.info()
+        await (
+            activity.client()
+            .get_workflow_handle(info.workflow_id or "")
+            .signal(
+                wc.SIGNAL_SUPERVISED,
+                wc.SupervisedInput(
+                    activity_id=info.activity_id,
+                    attempt=info.attempt,
+                    worker="fake",
+                    task_queue=self.own_queue,
+                ),
+            )
+        )
+        while not released.is_set():
             activity.heartbeat()
-            await asyncio.sleep(0.2)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(released.wait(), 0.2)
+        return wc.SuperviseResult(outcome="released")
+
+    @activity.defn(name=wc.ACTIVITY_RELEASE_SUPERVISION)
+    async def release_supervision(self, input: wc.WorkloadIdInput) -> int:
+        self.calls.append(("release", input.workload_id))
+        self.released[input.workload_id].set()
+        return 1
 
     @activity.defn(name=wc.ACTIVITY_WITHDRAW_REPLICAS)
     async def withdraw_replicas(self, input: wc.WorkloadIdInput) -> None:
@@ -122,7 +159,7 @@ class Activities:
 
 @pytest.fixture
 async def fakes(temporal_client: Client, task_queue: str) -> AsyncIterator[Activities]:
-    fakes = Activities()
+    fakes = Activities(own_queue=f"{task_queue}-own")
     methods: list[Callable[..., Any]] = [
         fakes.record_status,
         fakes.record_scale,
@@ -146,6 +183,7 @@ async def fakes(temporal_client: Client, task_queue: str) -> AsyncIterator[Activ
             task_queue=supervision_queue(task_queue),
             activities=[fakes.supervise, fakes.monitor],
         ),
+        Worker(temporal_client, task_queue=fakes.own_queue, activities=[fakes.release_supervision]),
     ):
         yield fakes
 
@@ -274,6 +312,28 @@ async def test_two_stops_stop_once(
     await _eventually(lambda: current(handle), lambda s: s.status == "stopped")
     assert [e for _, e, _ in fakes.of("status")].count("stop_requested") == 1
     assert len(fakes.of("remove")) == 1
+
+
+async def test_a_stop_right_after_running_releases_the_supervision(
+    fakes: Activities, temporal_client: Client, task_queue: str
+) -> None:
+    """A stop that reaches the workflow before its new supervision has said where it runs
+    waits for that, and ends it on its worker; it does not cancel it, which the supervision
+    learns only with a heartbeat (up to 8 s later)."""
+    handle = await stopped_workload(temporal_client, task_queue)
+    actor = wc.TransitionInput(actor="alice")
+    fakes.may_announce.clear()
+    await handle.execute_update(wc.UPDATE_START, actor)
+    await asyncio.wait_for(fakes.supervising.wait(), 30)  # running, supervised, not announced
+    stop = await handle.start_update(
+        wc.UPDATE_STOP, actor, wait_for_stage=WorkflowUpdateStage.ACCEPTED
+    )
+    fakes.may_announce.set()
+    await asyncio.wait_for(stop.result(), 30)
+    await _eventually(lambda: current(handle), lambda s: s.status == "stopped")
+    assert fakes.of("release") == [(await current(handle)).workload_id]
+    history = await handle.fetch_history()
+    await replay(keep(history, "workload", "stop_right_after_running"))
 
 
 async def test_two_swaps_sent_together_swap_once(

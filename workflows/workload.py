@@ -110,6 +110,11 @@ CAPACITY_WAIT_AGAIN = timedelta(minutes=5)
 RELEASE_REACH = timedelta(seconds=5)
 RELEASE_LIMIT = timedelta(minutes=5)  # an image pull under way finishes first
 RELEASE_SETTLE = timedelta(seconds=10)
+# A supervision says where it runs as soon as it starts (a starting one after creating its
+# containers); a stop that comes first waits this long for that, since a cancellation
+# instead reaches the supervision only with its next heartbeat, up to 8 s later.
+ANNOUNCE_WAIT = timedelta(seconds=2)
+ANNOUNCE_WAIT_PATCH = "release-waits-for-the-supervision-to-announce-itself"
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -386,8 +391,14 @@ class WorkloadWorkflow:
     async def _release(self, handle: workflow.ActivityHandle[SuperviseResult]) -> None:
         """End the supervision now through its worker's own queue; if that worker does not
         answer, cancel it (the cancellation completes with a heartbeat, or its timeout)."""
+        if self._supervised is None and workflow.patched(ANNOUNCE_WAIT_PATCH):
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    lambda: self._supervised is not None or handle.done(),
+                    timeout=ANNOUNCE_WAIT,
+                )
         where = self._supervised
-        if where is not None and where.task_queue:
+        if where is not None and where.task_queue and not handle.done():
             try:
                 await workflow.execute_activity(
                     ACTIVITY_RELEASE_SUPERVISION,

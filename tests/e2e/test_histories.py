@@ -7,35 +7,18 @@ not guarded with `workflow.patched` fails there.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Replayer
 
 from tests.e2e.conftest import WORKLOADS, Stack, eventually
 from tests.e2e.test_deployments import DEPLOYMENTS, deploy, running_workload, swap_status
 from tests.e2e.test_workload_lifecycle import READY
-from workflows.deployment import DeploymentWorkflow
-from workflows.workload import WorkloadWorkflow
-
-HISTORIES = Path(__file__).parents[1] / "histories"
+from tests.support import histories
+from tests.support.histories import replay
 
 
 async def keep(stack: Stack, workflow_id: str, kind: str, name: str) -> WorkflowHistory:
     history = await stack.temporal.get_workflow_handle(workflow_id).fetch_history()
-    if os.environ.get("WAPI_UPDATE_HISTORIES"):
-        (HISTORIES / kind).mkdir(parents=True, exist_ok=True)
-        (HISTORIES / kind / f"{name}.json").write_text(history.to_json())
-    return history
-
-
-async def replay(history: WorkflowHistory) -> None:
-    replayer = Replayer(
-        workflows=[WorkloadWorkflow, DeploymentWorkflow], data_converter=pydantic_data_converter
-    )
-    await replayer.replay_workflow(history)
+    return histories.keep(history, kind, name)
 
 
 async def test_workload_histories_replay(stack: Stack) -> None:
