@@ -99,6 +99,8 @@ SUPERVISION_PATCH = "supervision-queue-release-and-safe-updates"
 # task, with no round trip through the Temporal server (about 30 ms less each on the way to
 # `running`). Both are a short catalog transaction; see `_catalog` for what a slow one costs.
 LOCAL_CATALOG_PATCH = "status-and-plan-as-local-activities"
+# A new generation's plan is prepared while its `initializing` is recorded, not after.
+PLAN_BESIDE_RECORD_PATCH = "plan-beside-the-initializing-record"
 # A local activity's retries are made in the worker up to this backoff, then on a timer.
 LOCAL_RETRIES = timedelta(seconds=2)
 # How long a supervision waits for a worker with room before the workload says so; then it
@@ -465,28 +467,38 @@ class WorkloadWorkflow:
         self.state.generation += 1
         self.state.initializing_since = workflow.now()
         generation = self.state.generation
+        planning: asyncio.Task[RunPlan] | None = None
+        if workflow.patched(PLAN_BESIDE_RECORD_PATCH):
+            # The plan reads the artifact and the runtime, not the status: both at once.
+            planning = asyncio.create_task(self._plan(generation))
         if not await self._record(
             "initializing", "starting", f"starting generation {generation}", actor
         ):
+            if planning is not None:
+                with contextlib.suppress(ActivityError):  # it found the workload gone too
+                    await planning
             self._gone = True
             self.state.desired = "deleted"
             return False
         try:
-            self.state.plan = await _catalog(
-                ACTIVITY_PREPARE_PLAN,
-                PreparePlanInput(workload_id=self.state.workload_id, generation=generation),
-                RunPlan,
-                summary=f"plan generation {generation}: images, replicas, ports, secrets",
-                local=workflow.patched(LOCAL_CATALOG_PATCH),
-                retry_policy=RUNTIME_RETRY,
-                schedule_to_close_timeout=LOCKED_RUNTIME_LIMIT,
-            )
+            self.state.plan = await (planning or self._plan(generation))
         except ActivityError as error:
             self.state.desired = "stopped"
             reason = failure_message(error)
             await self._record("errored", "errored", reason, reason=reason)
             return False
         return True
+
+    async def _plan(self, generation: int) -> RunPlan:
+        return await _catalog(
+            ACTIVITY_PREPARE_PLAN,
+            PreparePlanInput(workload_id=self.state.workload_id, generation=generation),
+            RunPlan,
+            summary=f"plan generation {generation}: images, replicas, ports, secrets",
+            local=workflow.patched(LOCAL_CATALOG_PATCH),
+            retry_policy=RUNTIME_RETRY,
+            schedule_to_close_timeout=LOCKED_RUNTIME_LIMIT,
+        )
 
     async def _finish_stop(self) -> None:
         async with self._lock:
