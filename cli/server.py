@@ -25,18 +25,11 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def api() -> None:
         """Serve the management API on WAPI_API_HOST:WAPI_API_PORT."""
-        import uvicorn
+        from api.serving import ApiServer
 
         settings = Settings()
         wapi_logging.configure(settings.log_level)
-        uvicorn.run(
-            "api.app:create_app",
-            factory=True,
-            host=settings.api_host,
-            port=settings.api_port,
-            log_config=None,
-            proxy_headers=False,
-        )
+        ApiServer.for_settings(settings).run()
 
     @app.command()
     def gateway(

@@ -116,6 +116,14 @@ class StatusWatch:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="status-watch")
 
+    def release_all(self) -> None:
+        """Answer every waiting request now, and every later one at once (the API stops)."""
+        self._capacity = 0
+        for entries in self._waiting.values():
+            for _, found in entries:
+                if not found.done():
+                    found.set_result(None)
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()

@@ -5,7 +5,10 @@ PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 from collections.abc import Mapping
+from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
@@ -13,11 +16,13 @@ from sqlalchemy import update
 
 from catalog.tables import Workload
 from client import AsyncClient
+from config.settings import Settings
 from models.status import WorkloadStatus
 from services import workloads
 from services.status_watch import CatalogStatuses, StatusWatch
 from tests.conftest import ADMIN_KEY, client_for
 from tests.factories import registered_workload
+from tests.support.processes import ApiProcess
 
 WORKLOADS = "/api/v2/console/workloads/"
 Params = Mapping[str, str | float | list[str]]
@@ -186,3 +191,37 @@ async def test_the_client_holds_its_readings_on_the_server(app: FastAPI) -> None
     assert held and all(
         p.get_list("waitForStatus") == ["errored", "running", "stopped"] for p in held
     )
+
+
+async def test_a_stopping_api_answers_its_held_reads(
+    app: FastAPI, settings: Settings, tmp_path: Path
+) -> None:
+    """`wapi api` on SIGTERM answers a GET still waiting for a status (30 s here) at once,
+    with the status as it is, and exits."""
+    workload_id = await _workload(app)
+    unreachable = settings.model_copy(update={"temporal_address": "127.0.0.1:1"})
+    api = ApiProcess(unreachable, tmp_path / "api.log")
+    api.start()
+    try:
+        headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        async with httpx.AsyncClient(base_url=api.url, headers=headers, timeout=60) as http:
+            async with asyncio.timeout(60):
+                while True:
+                    with contextlib.suppress(httpx.TransportError):
+                        if (await http.get("/healthz")).status_code == 200:
+                            break
+                    await asyncio.sleep(0.1)
+            params: Params = {"waitForStatus": "running", "waitSeconds": 30}
+            held = asyncio.create_task(http.get(f"{WORKLOADS}{workload_id}/", params=params))
+            await asyncio.sleep(1)  # the GET is waiting
+            assert not held.done()
+            assert api.process is not None
+            api.process.terminate()
+            async with asyncio.timeout(10):
+                response = await held
+            assert response.status_code == 200
+            assert response.json()["status"] == "submitted"
+            exit_code = await asyncio.to_thread(api.process.wait, 20)
+            assert exit_code in (0, -signal.SIGTERM)  # uvicorn raises the signal again
+    finally:
+        api.kill()
