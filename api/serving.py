@@ -13,8 +13,9 @@ from config.settings import Settings
 
 class ApiServer(uvicorn.Server):
     """On SIGTERM a `GET` waiting for a status answers at once with what it would show at its
-    end, instead of holding the stop up to 30 s or being cut off with a 500; what still runs
-    after the grace period (a followed log has no end) is cut off then."""
+    end, instead of holding the stop up to 30 s. Other calls get as long as a lifecycle change
+    may take (`update_timeout_seconds`, and a margin); what still runs then (a followed log
+    has no end) is cut off."""
 
     def __init__(self, app: FastAPI, config: uvicorn.Config) -> None:
         super().__init__(config)
@@ -29,7 +30,7 @@ class ApiServer(uvicorn.Server):
             port=settings.api_port,
             log_config=None,
             proxy_headers=False,
-            timeout_graceful_shutdown=5,
+            timeout_graceful_shutdown=int(settings.update_timeout_seconds) + 5,
         )
         return cls(app, config)
 
