@@ -175,6 +175,11 @@ def _learn(live: Live, path: str, answer: Any) -> None:
                 live.ids[reference].append(value)
 
 
+# A workload comes from an artifact id or an inline artifact; a rollout's candidate is a
+# workload or one made from an artifact: one of each pair, never both.
+ONE_SOURCE = [("artifactId", "artifact"), ("workloadId", "artifactId")]
+
+
 def _adjust(body: Any, live: Live, rnd: random.Random, links: dict[str, str] | None) -> Any:
     """Live ids and the test image in some places (all, with links: the ids made for the
     call); replica counts capped (see the top)."""
@@ -184,11 +189,13 @@ def _adjust(body: Any, live: Live, rnd: random.Random, links: dict[str, str] | N
         return body
     odds = 0.8 if links is None else 1.0
     adjusted = {}
-    if "artifactId" in body and "artifact" in body:
-        # The field examples, combined, name both sources of a workload, which is a 422 by
-        # design; keep one of them (the linked one, with links).
-        dropped = "artifact" if links else rnd.choice(["artifactId", "artifact"])
-        body = {k: v for k, v in body.items() if k != dropped}
+    for pair in ONE_SOURCE:
+        if all(key in body for key in pair):
+            # The field examples, combined, name both sources, which is a 422 by design;
+            # keep one of them (the linked one, with links).
+            kept = next((key for key in pair if links and key in links), None)
+            kept = kept or rnd.choice(pair)
+            body = {k: v for k, v in body.items() if k == kept or k not in pair}
     for key, value in body.items():
         if links and key in links:
             value = links[key]
