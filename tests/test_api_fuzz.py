@@ -176,7 +176,7 @@ def _learn(live: Live, path: str, answer: Any) -> None:
 
 
 # A workload comes from an artifact id or an inline artifact; a rollout's candidate is a
-# workload or one made from an artifact: one of each pair, never both.
+# workload or one made from an artifact (with a runtime): one of each pair, never both.
 ONE_SOURCE = [("artifactId", "artifact"), ("workloadId", "artifactId")]
 
 
@@ -196,6 +196,8 @@ def _adjust(body: Any, live: Live, rnd: random.Random, links: dict[str, str] | N
             kept = next((key for key in pair if links and key in links), None)
             kept = kept or rnd.choice(pair)
             body = {k: v for k, v in body.items() if k == kept or k not in pair}
+    if "workloadId" in body and "runtime" in body:
+        body = {k: v for k, v in body.items() if k != "runtime"}  # a runtime needs an artifact
     for key, value in body.items():
         if links and key in links:
             value = links[key]
