@@ -65,9 +65,14 @@ class ReplicaRecorder:
             ]
 
     async def store(
-        self, observation: Observation, extra: list[RuntimeEvent] | None = None
-    ) -> None:
-        """Write what changed since the last call, with the observation's events and `extra`."""
+        self,
+        observation: Observation,
+        extra: list[RuntimeEvent] | None = None,
+        *,
+        running: int | None = None,
+    ) -> bool:
+        """Write what changed since the last call, with the observation's events and `extra`;
+        with `running`, that generation's `running` status too (True if the catalog has it)."""
         seen = {(r.group, r.index): r for r in observation.replicas}
         changed = [
             replica
@@ -76,8 +81,9 @@ class ReplicaRecorder:
         ]
         gone = [key for key in self._written if key not in seen]
         events = [*(extra or []), *observation.events]
-        if not (changed or gone or events or self._first):
-            return
+        if not (changed or gone or events or self._first or running is not None):
+            return False
+        recorded = False
         async with self.sessions() as session, session.begin():
             if self._first:
                 # Rows of replicas that no longer exist (older generations, scaled away).
@@ -96,13 +102,24 @@ class ReplicaRecorder:
                 await session.merge(self._row(replica))
             for event in events:
                 await workloads.add_event(
-                    session, self.workload_id, event.type, event.message, "runtime", event.details
+                    session,
+                    self.workload_id,
+                    event.type,
+                    event.message,
+                    "runtime",
+                    event.details,
+                    at=event.at,
+                )
+            if running is not None:
+                recorded = await workloads.record_running(
+                    session, self.workload_id, running, "all replicas are ready"
                 )
         self._first = False
         for key in gone:
             self._written.pop(key, None)
         for key, replica in seen.items():
             self._written[key] = _signature(replica)
+        return recorded
 
     def _row(self, replica: ReplicaStatus) -> WorkloadReplica:
         return WorkloadReplica(

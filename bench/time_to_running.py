@@ -36,7 +36,7 @@ PHASES = [
     ("workflow recorded initializing", "starting"),
     ("container created+started", "replica_started"),
     ("readiness probe passed", "replica_ready"),
-    ("workflow recorded running", "running"),
+    ("`running` recorded", "running"),
     ("status running seen by the client", SEEN),
 ]
 

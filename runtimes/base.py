@@ -12,7 +12,7 @@ Kubernetes runtime follows a watch of the workload's pods.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field
@@ -70,6 +70,7 @@ class RuntimeEvent(BaseModel):
     type: str = Field(examples=["replica_restarted"])
     message: str
     details: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
+    at: datetime = Field(default_factory=lambda: datetime.now(UTC), description="When seen.")
 
 
 class Observation(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -27,8 +28,11 @@ async def add(
     message: str,
     actor: str,
     details: dict[str, Any] | None = None,
+    at: datetime | None = None,
 ) -> None:
-    row = table(type=type, message=message, actor=actor, details=details or {}, created_at=utcnow())
+    row = table(
+        type=type, message=message, actor=actor, details=details or {}, created_at=at or utcnow()
+    )
     setattr(row, _subject(table).key, subject_id)
     session.add(row)
     await session.flush()

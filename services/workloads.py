@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog.tables import (
@@ -269,8 +269,9 @@ async def add_event(
     message: str,
     actor: str,
     details: dict[str, Any] | None = None,
+    at: datetime | None = None,
 ) -> None:
-    await events.add(session, WorkloadEvent, workload_id, type, message, actor, details)
+    await events.add(session, WorkloadEvent, workload_id, type, message, actor, details, at)
 
 
 async def list_events(
@@ -306,6 +307,11 @@ async def record_status(
     workload = await session.get(Workload, workload_id)
     if workload is None:
         return False
+    if status == "initializing" and (workload.status, workload.generation) == (
+        "running",
+        generation,
+    ):
+        status = "running"  # its supervision recorded it (`record_running`): no way back
     workload.status = status
     workload.status_reason = reason
     workload.generation = generation
@@ -319,6 +325,33 @@ async def record_status(
             delete(WorkloadReplica).where(WorkloadReplica.workload_id == workload_id)
         )
     return True
+
+
+async def record_running(
+    session: AsyncSession, workload_id: str, generation: int, message: str
+) -> bool:
+    """`running` for a generation whose replicas just became ready, written by its supervision
+    beside them, so no client waits for the workflow to hear of it. Only from `initializing`
+    of that generation: whatever the workflow recorded since (a stop) stays. True if the
+    catalog says `running` for the generation now (already so on a retried supervision)."""
+    now = utcnow()
+    changed = await session.execute(
+        update(Workload)
+        .where(
+            Workload.id == workload_id,
+            Workload.generation == generation,
+            Workload.status == "initializing",
+        )
+        .values(status="running", status_reason=None, status_changed_at=now, updated_at=now)
+    )
+    if changed.rowcount:  # type: ignore[attr-defined]
+        details = {"status": "running", "generation": generation}
+        await add_event(session, workload_id, "running", message, "system", details)
+        return True
+    current = await session.execute(
+        select(Workload.status, Workload.generation).where(Workload.id == workload_id)
+    )
+    return tuple(current.one_or_none() or ()) == ("running", generation)
 
 
 async def forget_workload(session: AsyncSession, workload_id: str) -> None:

@@ -52,6 +52,9 @@ class Activities:
     supervising: asyncio.Event = field(default_factory=asyncio.Event)
     released: dict[str, asyncio.Event] = field(default_factory=dict)
 
+    # Set: a starting supervision says it wrote `running` itself, as the real one does.
+    records_running: bool = False
+
     def __post_init__(self) -> None:
         self.may_announce.set()
 
@@ -85,7 +88,7 @@ class Activities:
         until released there (or cancelled, which reaches it with a heartbeat)."""
         self.calls.append(("supervise", input.plan.generation))
         if input.wait_for_ready:
-            return wc.SuperviseResult(outcome="ready")
+            return wc.SuperviseResult(outcome="ready", running_recorded=self.records_running)
         released = self.released[input.plan.workload_id] = asyncio.Event()
         self.supervising.set()
         await self.may_announce.wait()
@@ -334,6 +337,18 @@ async def test_a_stop_right_after_running_releases_the_supervision(
     assert fakes.of("release") == [(await current(handle)).workload_id]
     history = await handle.fetch_history()
     await replay(keep(history, "workload", "stop_right_after_running"))
+
+
+async def test_running_written_by_the_supervision_is_not_recorded_again(
+    fakes: Activities, temporal_client: Client, task_queue: str
+) -> None:
+    handle = await stopped_workload(temporal_client, task_queue)
+    fakes.records_running = True
+    await handle.execute_update(wc.UPDATE_START, wc.TransitionInput(actor="alice"))
+    await _eventually(lambda: current(handle), lambda s: s.status == "running")
+    assert [event for _, event, _ in fakes.of("status")] == ["starting"]
+    history = await handle.fetch_history()
+    await replay(keep(history, "workload", "running_by_supervision"))
 
 
 async def test_two_swaps_sent_together_swap_once(

@@ -117,6 +117,9 @@ RELEASE_SETTLE = timedelta(seconds=10)
 # instead reaches the supervision only with its next heartbeat, up to 8 s later.
 ANNOUNCE_WAIT = timedelta(seconds=2)
 ANNOUNCE_WAIT_PATCH = "release-waits-for-the-supervision-to-announce-itself"
+# A starting supervision writes `running` beside the ready replicas (only over `initializing`
+# of its generation); the workflow then records nothing more.
+RUNNING_BY_SUPERVISION_PATCH = "running-recorded-by-the-supervision"
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -452,7 +455,10 @@ class WorkloadWorkflow:
             if self.state.desired != "running":
                 return
             if result.outcome == "ready" and self.state.status == "initializing":
-                await self._record("running", "running", "all replicas are ready")
+                if result.running_recorded and workflow.patched(RUNNING_BY_SUPERVISION_PATCH):
+                    self._recorded("running")
+                else:
+                    await self._record("running", "running", "all replicas are ready")
             elif result.outcome == "failed":
                 self.state.desired = "stopped"
                 reason = result.reason or "the workload failed"
@@ -569,10 +575,14 @@ class WorkloadWorkflow:
             summary=f"record {status}: {event}",
             local=workflow.patched(LOCAL_CATALOG_PATCH),
         )
+        self._recorded(status, reason)
+        return result.exists
+
+    def _recorded(self, status: WorkloadStatus, reason: str | None = None) -> None:
+        """What the catalog now says, in the workflow's state and search attributes."""
         self.state.status = status
         self.state.reason = reason
         upsert({STATUS: status})
-        return result.exists
 
     async def _containers(self, activity: str) -> str | None:
         """Halt or remove the containers; None when done, else why not (after retries for

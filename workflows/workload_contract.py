@@ -106,6 +106,10 @@ class SuperviseInput(BaseModel):
 class SuperviseResult(BaseModel):
     outcome: Literal["ready", "failed", "released"]
     reason: str | None = None
+    running_recorded: bool = Field(
+        default=False,
+        description="The catalog says `running` (written beside the ready replicas).",
+    )
 
 
 class SupervisedInput(BaseModel):

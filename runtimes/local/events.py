@@ -30,8 +30,9 @@ RETRY_SECONDS = 1.0
 
 
 class Listener(Protocol):
-    def container_changed(self, container_id: str) -> None:
-        """An event named this container of the listener's workload."""
+    def container_changed(self, container_id: str, action: str) -> None:
+        """An event (`action`: start, die, ...) named this container of the listener's
+        workload."""
         ...
 
     def resync(self) -> None:
@@ -99,7 +100,7 @@ class EngineEvents:
         if event.action not in RELEVANT_ACTIONS:
             return
         for listener in list(self._listeners.get(event.workload_id, ())):
-            listener.container_changed(event.container_id)
+            listener.container_changed(event.container_id, event.action)
 
     def _resync_all(self) -> None:
         for listeners in list(self._listeners.values()):

@@ -98,11 +98,15 @@ class Replica:
         )
 
     def _answered(self, member: Member) -> bool:
-        return any(
-            t.passing and t.kind in ("startup", "readiness")
+        return any(t.passing for t in self.answering_probes(member))
+
+    def answering_probes(self, member: Member) -> list[ProbeTracker]:
+        """Its startup and readiness probes: one that passes proves the container runs."""
+        return [
+            t
             for t in self.trackers
-            if t.container == member.plan.name
-        )
+            if t.container == member.plan.name and t.kind in ("startup", "readiness")
+        ]
 
     def member(self, container: str) -> Member:
         return next(m for m in self.members if m.plan.name == container)

@@ -16,6 +16,7 @@ import contextlib
 import time
 from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 from models.plan import RunPlan
 from runtimes.base import (
@@ -95,6 +96,9 @@ class LocalSupervisor:
         self._view: dict[str, ContainerSummary] = {}
         self._stale = True  # list them all at the next tick
         self._dirty: set[str] = set()  # ids an engine event named since the last tick
+        # Probed primaries this supervisor started and inspected itself: their `start` event
+        # tells nothing new (an exit that follows has its own event).
+        self._own_starts: set[str] = set()
         self._events = events
         self._unsubscribe = events.subscribe(plan.workload_id, self)
 
@@ -104,12 +108,16 @@ class LocalSupervisor:
 
     # What the engine's event stream tells (`runtimes.local.events.Listener`)
 
-    def container_changed(self, container_id: str) -> None:
+    def container_changed(self, container_id: str, action: str) -> None:
+        if action == "start" and container_id in self._own_starts:
+            self._own_starts.discard(container_id)
+            return
         self._dirty.add(container_id)
         self._wake.set()
 
     def resync(self) -> None:
         self._stale = True
+        self._own_starts.clear()
         self._wake.set()
 
     async def wait(self, at_most: float) -> bool:
@@ -366,21 +374,33 @@ class LocalSupervisor:
 
     async def _start(self, replica: Replica, member: Member, now: float) -> None:
         assert member.id is not None
-        await self._engine.start(member.id, member.key.name)
-        # Running only once the engine says so (its `start` event, then an inspect): a
-        # process that exits at once must not look ready for a moment.
-        self._dirty.add(member.id)
+        # A primary with a probe that tells it runs: its inspect after the start is enough.
+        own = member is replica.primary and bool(replica.answering_probes(member))
+        if own:  # its event may come before `start` returns
+            self._own_starts.add(member.id)
+        try:
+            await self._engine.start(member.id, member.key.name)
+        except BaseException:
+            self._own_starts.discard(member.id)
+            raise
         member.state, member.down, member.exit_code = "started", False, None
         replica.reset_probes(member, now)
-        if member is replica.primary:
-            await self._read_primary(replica, member)
+        info = await self._read_primary(replica, member) if member is replica.primary else {}
+        if own and info:
+            self._view[member.id] = inspected_summary(info)
+        else:
+            # Running only once the engine says so (its `start` event, then an inspect), or
+            # a probe passes: a process that exits at once must not look ready for a moment.
+            self._own_starts.discard(member.id)
+            self._dirty.add(member.id)
 
-    async def _read_primary(self, replica: Replica, member: Member) -> None:
+    async def _read_primary(self, replica: Replica, member: Member) -> dict[str, Any]:
         """Host ports change on every start (Podman), and probes need them at once."""
         assert member.id is not None
         info = await self._engine.inspect(member.id) or {}
         replica.ports = inspected_ports(info)
         replica.started_at = parse_time(str((info.get("State") or {}).get("StartedAt", "")))
+        return info
 
     async def _run_probes(self, events: list[RuntimeEvent]) -> None:
         for run in self._prober.collect():

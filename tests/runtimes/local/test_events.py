@@ -19,7 +19,7 @@ class Heard:
         self.changed: list[str] = []
         self.resyncs = 0
 
-    def container_changed(self, container_id: str) -> None:
+    def container_changed(self, container_id: str, action: str) -> None:
         self.changed.append(container_id)
 
     def resync(self) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -235,7 +234,7 @@ async def test_environment_includes_plan_variables_and_resolved_secrets(
     )
     # The secret's value appears nowhere in what the runtime reports.
     assert watch.last is not None
-    reported = watch.last.model_dump_json() + json.dumps([e.model_dump() for _, e in watch.events])
+    reported = watch.last.model_dump_json() + "".join(e.model_dump_json() for _, e in watch.events)
     assert "s3cr3t-value" not in reported
 
 
