@@ -98,15 +98,11 @@ class Replica:
         )
 
     def _answered(self, member: Member) -> bool:
-        return any(t.passing for t in self.answering_probes(member))
-
-    def answering_probes(self, member: Member) -> list[ProbeTracker]:
-        """Its startup and readiness probes: one that passes proves the container runs."""
-        return [
-            t
+        return any(
+            t.passing and t.kind in ("startup", "readiness")
             for t in self.trackers
-            if t.container == member.plan.name and t.kind in ("startup", "readiness")
-        ]
+            if t.container == member.plan.name
+        )
 
     def member(self, container: str) -> Member:
         return next(m for m in self.members if m.plan.name == container)

@@ -375,7 +375,8 @@ class LocalSupervisor:
     async def _start(self, replica: Replica, member: Member, now: float) -> None:
         assert member.id is not None
         # A primary with a probe that tells it runs: its inspect after the start is enough.
-        own = member is replica.primary and bool(replica.answering_probes(member))
+        probed = member.plan.startup_probe or member.plan.readiness_probe
+        own = member is replica.primary and probed is not None
         if own:  # its event may come before `start` returns
             self._own_starts.add(member.id)
         try:
