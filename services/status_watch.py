@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+import time
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from typing import Protocol
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 # then polls as it would without the wait.
 CAPACITY = 1000
 _CHUNK = 500  # ids per query: well under any database's limit on bound parameters
+LOOK_SHARE_INVERSE = 4  # a pause of at least 4 times what the last look took
 
 
 class StatusReader(Protocol):
@@ -71,7 +73,7 @@ class SqliteStatuses:
     """A SQLite catalog file, read in the event loop (see the module docstring). In WAL mode
     a reader never waits for a writer."""
 
-    interval = 0.005
+    interval = 0.002
 
     def __init__(self, path: str) -> None:
         self._connection = sqlite3.connect(path, isolation_level=None)
@@ -160,6 +162,7 @@ class StatusWatch:
             if not self._waiting:
                 self._wake.clear()
                 await self._wake.wait()
+            began = time.perf_counter()
             try:
                 await self._look()
                 failing = False
@@ -168,7 +171,9 @@ class StatusWatch:
                 if not failing:
                     log.warning("cannot read workload statuses: %s", error)
                 failing = True
-            await asyncio.sleep(self._reader.interval)
+            # Looks take at most a fifth of the time, however many workloads are waited on.
+            took = time.perf_counter() - began
+            await asyncio.sleep(max(self._reader.interval, LOOK_SHARE_INVERSE * took))
 
     async def _look(self) -> None:
         ids = list(self._waiting)
