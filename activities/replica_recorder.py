@@ -98,7 +98,9 @@ class ReplicaRecorder:
                         WorkloadReplica.replica_index == index,
                     )
                 )
-            for replica in changed if not self._first else list(seen.values()):
+            if self._first:  # every row was deleted above
+                session.add_all(self._row(replica) for replica in seen.values())
+            for replica in changed if not self._first else []:
                 await session.merge(self._row(replica))
             for event in events:
                 await workloads.add_event(

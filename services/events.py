@@ -34,8 +34,7 @@ async def add(
         type=type, message=message, actor=actor, details=details or {}, created_at=at or utcnow()
     )
     setattr(row, _subject(table).key, subject_id)
-    session.add(row)
-    await session.flush()
+    session.add(row)  # written with the transaction's next flush, in the order added
 
 
 async def page(
