@@ -15,15 +15,18 @@ from models.spec import ArtifactSpec
 from models.workloads import WorkloadRuntime
 from services import workloads
 from services.bundles import BundleCatalog
+from services.errors import DomainError
 from services.limits import Limits
 from services.workload_runtime import build_plan
 from workflows.common import WORKLOAD_FAILED
 from workflows.workload_contract import (
+    ACTIVITY_BEGIN_GENERATION,
     ACTIVITY_FORGET_WORKLOAD,
     ACTIVITY_PREPARE_PLAN,
     ACTIVITY_RECORD_SCALE,
     ACTIVITY_RECORD_STATUS,
     ACTIVITY_WITHDRAW_REPLICAS,
+    BeginGenerationResult,
     PreparePlanInput,
     RecordScaleInput,
     RecordStatusInput,
@@ -49,16 +52,7 @@ class WorkloadCatalogActivities:
     @activity.defn(name=ACTIVITY_RECORD_STATUS)
     async def record_status(self, input: RecordStatusInput) -> RecordStatusResult:
         async with self.sessions() as session, session.begin():
-            exists = await workloads.record_status(
-                session,
-                input.workload_id,
-                status=input.status,
-                generation=input.generation,
-                reason=input.reason,
-                event=input.event,
-                message=input.message,
-                actor=input.actor,
-            )
+            exists = await _record(session, input)
         return RecordStatusResult(exists=exists)
 
     @activity.defn(name=ACTIVITY_RECORD_SCALE)
@@ -99,15 +93,34 @@ class WorkloadCatalogActivities:
             # flight finish, before the supervisor removes the containers.
             await asyncio.sleep(SCALE_DOWN_DRAIN_SECONDS)
 
+    @activity.defn(name=ACTIVITY_BEGIN_GENERATION)
+    async def begin_generation(self, input: RecordStatusInput) -> BeginGenerationResult:
+        """Record `initializing` (`input`) and plan that generation, in one transaction: one
+        local activity on the way to the containers instead of two."""
+        async with self.sessions() as session, session.begin():
+            if not await _record(session, input):
+                return BeginGenerationResult(exists=False)
+            try:
+                plan = await self._plan(session, input.workload_id, input.generation)
+            except ApplicationError as error:  # the status stays recorded
+                return BeginGenerationResult(exists=True, failure=error.message)
+            except DomainError as error:  # a bundle no longer configured, say: no retry fixes it
+                return BeginGenerationResult(exists=True, failure=str(error))
+        return BeginGenerationResult(exists=True, plan=plan)
+
     @activity.defn(name=ACTIVITY_PREPARE_PLAN)
     async def prepare_plan(self, input: PreparePlanInput) -> RunPlan:
-        """The artifact as it is now (a draft's latest edits), with the workload's runtime."""
+        """As recorded before `begin_generation`."""
         async with self.sessions() as session:
-            workload = await session.get(Workload, input.workload_id)
-            artifact = await session.get(Artifact, workload.artifact_id) if workload else None
+            return await self._plan(session, input.workload_id, input.generation)
+
+    async def _plan(self, session: AsyncSession, workload_id: str, generation: int) -> RunPlan:
+        """The artifact as it is now (a draft's latest edits), with the workload's runtime."""
+        workload = await session.get(Workload, workload_id)
+        artifact = await session.get(Artifact, workload.artifact_id) if workload else None
         if workload is None or artifact is None:
             raise ApplicationError(
-                f"workload '{input.workload_id}' or its artifact no longer exists",
+                f"workload '{workload_id}' or its artifact no longer exists",
                 type=WORKLOAD_FAILED,
                 non_retryable=True,
             )
@@ -118,8 +131,8 @@ class WorkloadCatalogActivities:
                 f"image {refused[0].msg}", type=WORKLOAD_FAILED, non_retryable=True
             )
         return build_plan(
-            input.workload_id,
-            input.generation,
+            workload_id,
+            generation,
             spec,
             WorkloadRuntime.model_validate(workload.runtime),
             self.bundles,
@@ -140,3 +153,16 @@ class WorkloadCatalogActivities:
     async def forget_workload(self, input: WorkloadIdInput) -> None:
         async with self.sessions() as session, session.begin():
             await workloads.forget_workload(session, input.workload_id)
+
+
+async def _record(session: AsyncSession, input: RecordStatusInput) -> bool:
+    return await workloads.record_status(
+        session,
+        input.workload_id,
+        status=input.status,
+        generation=input.generation,
+        reason=input.reason,
+        event=input.event,
+        message=input.message,
+        actor=input.actor,
+    )

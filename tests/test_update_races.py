@@ -37,6 +37,12 @@ from workflows.deployment import DeploymentWorkflow
 from workflows.workload import WorkloadWorkflow
 
 
+def _plan(workload_id: str, generation: int) -> RunPlan:
+    main = ContainerPlan(name="main", image="img", primary=True, port=8080)
+    group = GroupPlan(name="default", replicas=1, containers=[main])
+    return RunPlan(workload_id=workload_id, generation=generation, groups=[group])
+
+
 @dataclass
 class Activities:
     """Stand-ins that record their calls; `hold` makes the next status or scale record wait
@@ -76,11 +82,12 @@ class Activities:
         await self._gate()
         self.calls.append(("scale", input.replicas))
 
-    @activity.defn(name=wc.ACTIVITY_PREPARE_PLAN)
-    async def prepare_plan(self, input: wc.PreparePlanInput) -> RunPlan:
-        main = ContainerPlan(name="main", image="img", primary=True, port=8080)
-        group = GroupPlan(name="default", replicas=1, containers=[main])
-        return RunPlan(workload_id=input.workload_id, generation=input.generation, groups=[group])
+    @activity.defn(name=wc.ACTIVITY_BEGIN_GENERATION)
+    async def begin_generation(self, input: wc.RecordStatusInput) -> wc.BeginGenerationResult:
+        await self.record_status(input)
+        return wc.BeginGenerationResult(
+            exists=True, plan=_plan(input.workload_id, input.generation)
+        )
 
     @activity.defn(name=wc.ACTIVITY_SUPERVISE)
     async def supervise(self, input: wc.SuperviseInput) -> wc.SuperviseResult:
@@ -166,7 +173,7 @@ async def fakes(temporal_client: Client, task_queue: str) -> AsyncIterator[Activ
     methods: list[Callable[..., Any]] = [
         fakes.record_status,
         fakes.record_scale,
-        fakes.prepare_plan,
+        fakes.begin_generation,
         fakes.withdraw_replicas,
         fakes.remove_containers,
         fakes.record_deployment,

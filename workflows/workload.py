@@ -55,6 +55,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.search_attributes import STATUS, upsert
     from workflows.workload_contract import (
+        ACTIVITY_BEGIN_GENERATION,
         ACTIVITY_FORGET_WORKLOAD,
         ACTIVITY_HALT_CONTAINERS,
         ACTIVITY_PREPARE_PLAN,
@@ -71,6 +72,7 @@ with workflow.unsafe.imports_passed_through():
         UPDATE_START,
         UPDATE_STOP,
         WORKFLOW_TYPE,
+        BeginGenerationResult,
         PreparePlanInput,
         RecordScaleInput,
         RecordStatusInput,
@@ -120,6 +122,8 @@ ANNOUNCE_WAIT_PATCH = "release-waits-for-the-supervision-to-announce-itself"
 # A starting supervision writes `running` beside the ready replicas (only over `initializing`
 # of its generation); the workflow then records nothing more.
 RUNNING_BY_SUPERVISION_PATCH = "running-recorded-by-the-supervision"
+# `initializing` recorded and the plan prepared in one local activity (one transaction).
+BEGIN_IN_ONE_PATCH = "initializing-and-plan-in-one-local-activity"
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -473,6 +477,8 @@ class WorkloadWorkflow:
         self.state.generation += 1
         self.state.initializing_since = workflow.now()
         generation = self.state.generation
+        if workflow.patched(BEGIN_IN_ONE_PATCH):
+            return await self._begin_in_one(actor)
         planning: asyncio.Task[RunPlan] | None = None
         if workflow.patched(PLAN_BESIDE_RECORD_PATCH):
             # The plan reads the artifact and the runtime, not the status: both at once.
@@ -493,6 +499,32 @@ class WorkloadWorkflow:
             reason = failure_message(error)
             await self._record("errored", "errored", reason, reason=reason)
             return False
+        return True
+
+    async def _begin_in_one(self, actor: str) -> bool:
+        generation = self.state.generation
+        # Retried until the catalog answers, as any status record; what no retry can fix
+        # comes back as `failure`.
+        begun = await _catalog(
+            ACTIVITY_BEGIN_GENERATION,
+            self._status_input(
+                "initializing", "starting", f"starting generation {generation}", actor
+            ),
+            BeginGenerationResult,
+            summary=f"record initializing; plan generation {generation}",
+            local=True,
+        )
+        if not begun.exists:
+            self._gone = True
+            self.state.desired = "deleted"
+            return False
+        self._recorded("initializing")
+        if begun.plan is None:
+            self.state.desired = "stopped"
+            reason = begun.failure or "the generation could not be planned"
+            await self._record("errored", "errored", reason, reason=reason)
+            return False
+        self.state.plan = begun.plan
         return True
 
     async def _plan(self, generation: int) -> RunPlan:
@@ -562,21 +594,31 @@ class WorkloadWorkflow:
     ) -> bool:
         result = await _catalog(
             ACTIVITY_RECORD_STATUS,
-            RecordStatusInput(
-                workload_id=self.state.workload_id,
-                status=status,
-                generation=self.state.generation,
-                actor=actor,
-                event=event,
-                message=message,
-                reason=reason,
-            ),
+            self._status_input(status, event, message, actor, reason),
             RecordStatusResult,
             summary=f"record {status}: {event}",
             local=workflow.patched(LOCAL_CATALOG_PATCH),
         )
         self._recorded(status, reason)
         return result.exists
+
+    def _status_input(
+        self,
+        status: WorkloadStatus,
+        event: str,
+        message: str,
+        actor: str,
+        reason: str | None = None,
+    ) -> RecordStatusInput:
+        return RecordStatusInput(
+            workload_id=self.state.workload_id,
+            status=status,
+            generation=self.state.generation,
+            actor=actor,
+            event=event,
+            message=message,
+            reason=reason,
+        )
 
     def _recorded(self, status: WorkloadStatus, reason: str | None = None) -> None:
         """What the catalog now says, in the workflow's state and search attributes."""

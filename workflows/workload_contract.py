@@ -24,6 +24,7 @@ SIGNAL_SUPERVISED = "supervised"
 ACTIVITY_RECORD_STATUS = "record_status"
 ACTIVITY_RECORD_SCALE = "record_scale"
 ACTIVITY_PREPARE_PLAN = "prepare_plan"
+ACTIVITY_BEGIN_GENERATION = "begin_generation"
 ACTIVITY_WITHDRAW_REPLICAS = "withdraw_replicas"
 ACTIVITY_FORGET_WORKLOAD = "forget_workload"
 ACTIVITY_SUPERVISE = "supervise"
@@ -90,6 +91,14 @@ class RecordStatusInput(BaseModel):
 
 class RecordStatusResult(BaseModel):
     exists: bool = Field(description="False when the workload row is gone (deleted meanwhile).")
+
+
+class BeginGenerationResult(BaseModel):
+    """`initializing` recorded and the generation planned, in one transaction."""
+
+    exists: bool = Field(description="False when the workload row is gone (deleted meanwhile).")
+    plan: RunPlan | None = None
+    failure: str | None = Field(None, description="Why the generation cannot be planned.")
 
 
 class PreparePlanInput(BaseModel):

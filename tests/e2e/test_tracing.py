@@ -104,7 +104,7 @@ async def create_and_invoke(stack: Stack, collector: Collector) -> None:
     assert {
         "RunWorkflow:WorkloadWorkflow",
         "RunActivity:record_status",
-        "RunActivity:prepare_plan",
+        "RunActivity:begin_generation",
         "container engine: create",
     } <= whole
 
