@@ -100,8 +100,9 @@ class ReplicaRecorder:
                 )
             if self._first:  # every row was deleted above
                 session.add_all(self._row(replica) for replica in seen.values())
-            for replica in changed if not self._first else []:
-                await session.merge(self._row(replica))
+            else:
+                for replica in changed:
+                    await session.merge(self._row(replica))
             for event in events:
                 await workloads.add_event(
                     session,

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from catalog.tables import Workload, WorkloadReplica
 from models.artifacts import ArtifactCreate
-from models.workloads import WorkloadCreate
+from models.workloads import InlineArtifact, WorkloadCreate
 from services import artifacts, workloads
 from services.api_keys import Principal
 from services.bundles import BundleCatalog
@@ -56,4 +56,14 @@ async def registered_workload(session: AsyncSession, name: str = "w") -> Workloa
     )
     return await workloads.create_workload(
         session, WorkloadCreate(name=name, artifact_id=made.id), ADMIN, BundleCatalog.load()
+    )
+
+
+async def inline_workload(session: AsyncSession, name: str = "w") -> Workload:
+    """A workload of its own draft artifact, written in `session`."""
+    return await workloads.create_workload(
+        session,
+        WorkloadCreate(name=name, artifact=InlineArtifact.model_validate({"spec": spec()})),
+        ADMIN,
+        BundleCatalog.load(),
     )

@@ -11,11 +11,10 @@ from temporalio.testing import ActivityEnvironment
 from activities.workload_catalog import WorkloadCatalogActivities
 from catalog import database
 from catalog.tables import Workload, WorkloadEvent
-from models.workloads import InlineArtifact, WorkloadCreate
 from services import workloads
 from services.bundles import BundleCatalog
 from services.limits import Limits
-from tests.factories import ADMIN, spec
+from tests.factories import inline_workload
 from workflows.workload_contract import RecordStatusInput
 
 
@@ -36,12 +35,7 @@ async def test_initializing_is_recorded_with_the_plan_or_why_there_is_none(
 ) -> None:
     sessions = database.create_sessionmaker(catalog_engine)
     async with sessions() as session, session.begin():
-        created = await workloads.create_workload(
-            session,
-            WorkloadCreate(name="w", artifact=InlineArtifact.model_validate({"spec": spec()})),
-            ADMIN,
-            BundleCatalog.load(),
-        )
+        created = await inline_workload(session)
     # The allow-list may change after the artifact was written: the plan then refuses it.
     registries = ("registry.example.com",) if allowed else ("elsewhere.example.com",)
     activities = WorkloadCatalogActivities(
@@ -70,12 +64,7 @@ async def test_initializing_is_recorded_with_the_plan_or_why_there_is_none(
 async def test_a_workload_deleted_meanwhile_is_reported_gone(catalog_engine: AsyncEngine) -> None:
     sessions = database.create_sessionmaker(catalog_engine)
     async with sessions() as session, session.begin():
-        created = await workloads.create_workload(
-            session,
-            WorkloadCreate(name="w", artifact=InlineArtifact.model_validate({"spec": spec()})),
-            ADMIN,
-            BundleCatalog.load(),
-        )
+        created = await inline_workload(session)
     async with sessions() as session, session.begin():
         await workloads.forget_workload(session, created.id)
     activities = WorkloadCatalogActivities(sessions, BundleCatalog.load())

@@ -24,14 +24,12 @@ from catalog import database
 from catalog.tables import WorkloadEvent
 from config.settings import Settings
 from models.plan import ContainerPlan, GroupPlan, RunPlan
-from models.workloads import InlineArtifact, WorkloadCreate
 from runtimes.base import Observation, ReplicaStatus, RuntimeEvent
 from runtimes.errors import RuntimeUnavailableError
 from runtimes.local import LocalRuntime
 from services import workloads
-from services.bundles import BundleCatalog
 from services.keyring import load_keyring
-from tests.factories import ADMIN, spec
+from tests.factories import inline_workload
 from tests.support.ports import free_port
 from workflows.workload_contract import SuperviseInput
 
@@ -56,12 +54,7 @@ async def test_unreachable_engine_is_retried_and_reported(
 ) -> None:
     sessions = database.create_sessionmaker(catalog_engine)
     async with sessions() as session, session.begin():
-        created = await workloads.create_workload(
-            session,
-            WorkloadCreate(name="w", artifact=InlineArtifact.model_validate({"spec": spec()})),
-            ADMIN,
-            BundleCatalog.load(),
-        )
+        created = await inline_workload(session)
     runtime = LocalRuntime(f"unix://{tmp_path / 'no-engine.sock'}")
     activities = SupervisionActivities(
         sessions, runtime, load_keyring(Settings(state_dir=tmp_path))
@@ -164,12 +157,7 @@ async def test_an_image_pull_counts_against_the_ready_timeout(
 async def _workload_at(sessions: async_sessionmaker[AsyncSession], *statuses: str) -> str:
     """A new workload whose generation 1 went through `statuses` (each recorded once)."""
     async with sessions() as session, session.begin():
-        created = await workloads.create_workload(
-            session,
-            WorkloadCreate(name="w", artifact=InlineArtifact.model_validate({"spec": spec()})),
-            ADMIN,
-            BundleCatalog.load(),
-        )
+        created = await inline_workload(session)
     for status in dict.fromkeys(statuses):
         async with sessions() as session, session.begin():
             await workloads.record_status(
@@ -254,12 +242,7 @@ async def test_a_late_initializing_record_does_not_undo_running(
     while its supervision writes `running`: the status stays `running`."""
     sessions = database.create_sessionmaker(catalog_engine)
     async with sessions() as session, session.begin():
-        created = await workloads.create_workload(
-            session,
-            WorkloadCreate(name="w", artifact=InlineArtifact.model_validate({"spec": spec()})),
-            ADMIN,
-            BundleCatalog.load(),
-        )
+        created = await inline_workload(session)
 
     async def initializing(event: str, generation: int = 1) -> str:
         async with sessions() as session, session.begin():
