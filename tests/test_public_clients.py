@@ -401,11 +401,11 @@ async def test_5_deployment_status_is_the_lifecycle(
     activities = DeploymentActivities(sessions, cast(Any, None))
 
     async def workload_is(
-        workload_id: str, status: WorkloadStatus, reason: str | None = None
+        workload_id: str, status: WorkloadStatus, reason: str | None = None, generation: int = 1
     ) -> None:
         async with sessions() as session, session.begin():
             await workloads.record_status(
-                session, workload_id, status=status, generation=1, reason=reason,
+                session, workload_id, status=status, generation=generation, reason=reason,
                 event=status, message=status, actor="system",
             )  # fmt: skip
 
@@ -462,12 +462,13 @@ async def test_5_deployment_status_is_the_lifecycle(
     )
     assert (await api.get(url)).json()["swap"] is None
 
-    # A client waiting on a deployment whose workload errors gives up with the reason.
-    await workload_is(workload, "initializing")
+    # A client waiting on a deployment whose workload errors gives up with the reason (a new
+    # generation: one that ran never goes back to `initializing`).
+    await workload_is(workload, "initializing", generation=2)
     seen = []
     waiting = asyncio.create_task(wait_for_running(api, url, seen))
     await asyncio.sleep(0.3)
-    await workload_is(workload, "errored", "replica default-0 exited with code 1")
+    await workload_is(workload, "errored", "replica default-0 exited with code 1", generation=2)
     reason = rf"workload {workload} is errored: replica default-0 exited"
     with pytest.raises(RuntimeError, match=reason):
         await asyncio.wait_for(waiting, 60)
@@ -482,5 +483,5 @@ async def test_5_deployment_status_is_the_lifecycle(
     for order in ("status", "-status", "healthStatus", "-healthStatus"):
         ordered = await api.get(DEPLOYMENTS, params={"orderBy": order})
         assert ordered.status_code == 200 and ordered.json()["totalCount"] == 1, ordered.text
-    await workload_is(workload, "stopping")
+    await workload_is(workload, "stopping", generation=2)
     assert (await api.get(url)).json()["status"] == "stopped"
